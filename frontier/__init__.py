@@ -1,0 +1,26 @@
+"""frontier: find how far a language model's MLPs can be pruned before it breaks.
+
+Importing this package is cheap: torch and transformers are imported only by the
+submodules that need them, so ``frontier --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from frontier.errors import FrontierError
+from frontier.plan import Plan
+
+__version__ = "0.1.0"
+__all__ = ["FrontierError", "Plan", "__version__", "load_model"]
+
+if TYPE_CHECKING:
+    from frontier.models import load_model
+
+
+def __getattr__(name: str) -> Any:
+    if name == "load_model":
+        from frontier.models import load_model
+
+        return load_model
+    raise AttributeError(f"module 'frontier' has no attribute {name!r}")

@@ -1,0 +1,93 @@
+"""Pure functions on projection weights: neuron views and physically smaller copies.
+
+A *neuron* is one unit of the MLP's hidden width: an output row of every up
+projection (gate and up, or the two halves of a fused gate_up) and an input column of
+the down projection. These functions never modify their inputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from frontier.arch._adapter import WeightLayout
+
+
+def neuron_count(down: nn.Module, layout: WeightLayout) -> int:
+    w = down.weight
+    return int(w.shape[0] if layout is WeightLayout.CONV1D else w.shape[1])
+
+
+def down_vectors(down: nn.Module, layout: WeightLayout) -> torch.Tensor:
+    """[I, H]: row j is what neuron j writes to the residual stream per unit activation."""
+    w = down.weight.detach()
+    return w if layout is WeightLayout.CONV1D else w.t()
+
+
+def up_vectors(up: nn.Module, layout: WeightLayout, *, fused: bool) -> list[torch.Tensor]:
+    """[I, H] per input path of the neurons (two for a fused gate_up)."""
+    w = up.weight.detach()
+    w = w.t() if layout is WeightLayout.CONV1D else w
+    if fused:
+        half = w.shape[0] // 2
+        return [w[:half], w[half:]]
+    return [w]
+
+
+def _clone_shell(module: nn.Module) -> Any:
+    """A new module of the same class sharing nothing mutable with ``module``.
+
+    ``copy.copy`` would share ``_parameters``/``_modules`` dicts with the original,
+    so replacing a weight on the copy would also replace it on the original.
+    """
+    cls = type(module)
+    new = cls.__new__(cls)
+    new.__dict__.update(module.__dict__)
+    for key, value in module.__dict__.items():
+        if isinstance(value, dict):  # _parameters, _buffers, _modules, hook dicts
+            new.__dict__[key] = value.copy()
+    return new
+
+
+def shrink_up(
+    up: nn.Module, keep: torch.Tensor, layout: WeightLayout, *, fused: bool
+) -> nn.Module:
+    """Copy of ``up`` producing only neurons ``keep`` (sorted int64 indices)."""
+    if fused:
+        half = up.weight.shape[1 if layout is WeightLayout.CONV1D else 0] // 2
+        keep = torch.cat([keep, keep + half])
+    new = _clone_shell(up)
+    dim = 1 if layout is WeightLayout.CONV1D else 0
+    new.weight = nn.Parameter(up.weight.detach().index_select(dim, keep), requires_grad=False)
+    if getattr(up, "bias", None) is not None:
+        new.bias = nn.Parameter(up.bias.detach().index_select(0, keep), requires_grad=False)
+    if layout is WeightLayout.CONV1D:
+        new.nf = int(keep.numel())
+    else:
+        new.out_features = int(keep.numel())
+    return new  # type: ignore[no-any-return]
+
+
+def shrink_down(
+    down: nn.Module,
+    keep: torch.Tensor,
+    layout: WeightLayout,
+    *,
+    bias_delta: torch.Tensor | None = None,
+) -> nn.Module:
+    """Copy of ``down`` reading only neurons ``keep``; ``bias_delta`` is added to its bias.
+
+    A bias is created when ``bias_delta`` is given and the projection had none.
+    """
+    new = _clone_shell(down)
+    dim = 0 if layout is WeightLayout.CONV1D else 1
+    new.weight = nn.Parameter(down.weight.detach().index_select(dim, keep), requires_grad=False)
+    if layout is WeightLayout.LINEAR:
+        new.in_features = int(keep.numel())
+    bias = getattr(down, "bias", None)
+    if bias_delta is not None:
+        base = bias.detach() if bias is not None else torch.zeros_like(bias_delta)
+        new.bias = nn.Parameter(base + bias_delta.to(base.dtype), requires_grad=False)
+    return new  # type: ignore[no-any-return]
