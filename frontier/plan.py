@@ -23,7 +23,7 @@ def round_width(keep: float, full: int, *, multiple: int, floor: int) -> int:
         raise FrontierError(f"keep ratio must be in [0, 1], got {keep}")
     if keep >= 1.0:
         return full
-    width = int(round(keep * full / multiple)) * multiple
+    width = round(keep * full / multiple) * multiple
     return max(min(width, full), min(floor, full))
 
 
@@ -46,9 +46,7 @@ class Plan:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "full", tuple(int(f) for f in self.full))
         if len(self.widths) != len(self.full) or not self.widths:
-            raise FrontierError(
-                f"plan has {len(self.widths)} widths for {len(self.full)} layers"
-            )
+            raise FrontierError(f"plan has {len(self.widths)} widths for {len(self.full)} layers")
         if self.multiple < 1 or self.floor < 1:
             raise FrontierError("plan multiple and floor must be positive")
         for i, (w, f) in enumerate(zip(self.widths, self.full, strict=True)):

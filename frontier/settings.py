@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def home() -> Path:
-    """The cache root: ``$FRONTIER_HOME``, else ``$XDG_CACHE_HOME/frontier``, else ``~/.cache/frontier``."""
+    """The cache root: ``$FRONTIER_HOME``, else ``$XDG_CACHE_HOME/frontier``, else
+    ``~/.cache/frontier``."""
     env = os.environ.get("FRONTIER_HOME")
     if env:
         return Path(env).expanduser()

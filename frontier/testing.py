@@ -32,14 +32,22 @@ TINY_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
         {**_COMMON, **_ATTN, "intermediate_size": WIDTH, "head_dim": 8},
     ),
     "phi3": ("Phi3Config", {**_COMMON, **_ATTN, "intermediate_size": WIDTH, "pad_token_id": 0}),
-    "gpt2": ("GPT2Config", {"vocab_size": VOCAB, "n_embd": HIDDEN, "n_layer": LAYERS,
-                            "n_head": 4, "n_inner": WIDTH}),
-    "opt": ("OPTConfig", {**_COMMON, "num_attention_heads": 4, "ffn_dim": WIDTH,
-                          "word_embed_proj_dim": HIDDEN}),
-    "gpt_neox": ("GPTNeoXConfig", {**_COMMON, "num_attention_heads": 4,
-                                   "intermediate_size": WIDTH}),
-    "falcon": ("FalconConfig", {**_COMMON, "num_attention_heads": 4, "ffn_hidden_size": WIDTH,
-                                "bias": True}),
+    "gpt2": (
+        "GPT2Config",
+        {"vocab_size": VOCAB, "n_embd": HIDDEN, "n_layer": LAYERS, "n_head": 4, "n_inner": WIDTH},
+    ),
+    "opt": (
+        "OPTConfig",
+        {**_COMMON, "num_attention_heads": 4, "ffn_dim": WIDTH, "word_embed_proj_dim": HIDDEN},
+    ),
+    "gpt_neox": (
+        "GPTNeoXConfig",
+        {**_COMMON, "num_attention_heads": 4, "intermediate_size": WIDTH},
+    ),
+    "falcon": (
+        "FalconConfig",
+        {**_COMMON, "num_attention_heads": 4, "ffn_hidden_size": WIDTH, "bias": True},
+    ),
 }
 
 _SPECIAL_IDS = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}

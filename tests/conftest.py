@@ -15,3 +15,11 @@ def _seed() -> None:
     import torch
 
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smollm2():  # type: ignore[no-untyped-def]
+    """The real SmolLM2-135M-Instruct (provisioned from PyPI into FRONTIER_HOME once)."""
+    from frontier.models import load_model
+
+    return load_model("smollm2-135m")

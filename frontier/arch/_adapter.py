@@ -92,7 +92,8 @@ class MLPHandle:
     adapter: MLPAdapter
 
     def get(self, name: str) -> nn.Module:
-        return getattr(self.container, name)  # type: ignore[no-any-return]
+        module: nn.Module = getattr(self.container, name)
+        return module
 
     def set(self, name: str, module: nn.Module) -> None:
         setattr(self.container, name, module)
@@ -138,7 +139,9 @@ def supported_model_types() -> list[str]:
 
 _GATED = ("gate_proj", "up_proj")
 for _t in ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text"):
-    register_adapter(MLPAdapter(_t, "model.layers", "mlp", _GATED, "down_proj", "intermediate_size"))
+    register_adapter(
+        MLPAdapter(_t, "model.layers", "mlp", _GATED, "down_proj", "intermediate_size")
+    )
 # A multimodal Gemma 3: only the text decoder's MLPs are pruned.
 register_adapter(
     MLPAdapter(
@@ -153,14 +156,25 @@ register_adapter(
 )
 register_adapter(
     MLPAdapter(
-        "phi3", "model.layers", "mlp", ("gate_up_proj",), "down_proj", "intermediate_size",
+        "phi3",
+        "model.layers",
+        "mlp",
+        ("gate_up_proj",),
+        "down_proj",
+        "intermediate_size",
         fused_gate_up=True,
     )
 )
 register_adapter(
     MLPAdapter(
-        "gpt2", "transformer.h", "mlp", ("c_fc",), "c_proj", "n_inner",
-        layout=WeightLayout.CONV1D, down_bias=True,
+        "gpt2",
+        "transformer.h",
+        "mlp",
+        ("c_fc",),
+        "c_proj",
+        "n_inner",
+        layout=WeightLayout.CONV1D,
+        down_bias=True,
     )
 )
 register_adapter(
@@ -168,13 +182,22 @@ register_adapter(
 )
 register_adapter(
     MLPAdapter(
-        "gpt_neox", "gpt_neox.layers", "mlp", ("dense_h_to_4h",), "dense_4h_to_h",
-        "intermediate_size", down_bias=True,
+        "gpt_neox",
+        "gpt_neox.layers",
+        "mlp",
+        ("dense_h_to_4h",),
+        "dense_4h_to_h",
+        "intermediate_size",
+        down_bias=True,
     )
 )
 register_adapter(
     MLPAdapter(
-        "falcon", "transformer.h", "mlp", ("dense_h_to_4h",), "dense_4h_to_h",
+        "falcon",
+        "transformer.h",
+        "mlp",
+        ("dense_h_to_4h",),
+        "dense_4h_to_h",
         "ffn_hidden_size",
     )
 )

@@ -15,18 +15,18 @@ from torch import nn
 from frontier.arch._adapter import WeightLayout
 
 
-def neuron_count(down: nn.Module, layout: WeightLayout) -> int:
+def neuron_count(down: Any, layout: WeightLayout) -> int:
     w = down.weight
     return int(w.shape[0] if layout is WeightLayout.CONV1D else w.shape[1])
 
 
-def down_vectors(down: nn.Module, layout: WeightLayout) -> torch.Tensor:
+def down_vectors(down: Any, layout: WeightLayout) -> torch.Tensor:
     """[I, H]: row j is what neuron j writes to the residual stream per unit activation."""
     w = down.weight.detach()
     return w if layout is WeightLayout.CONV1D else w.t()
 
 
-def up_vectors(up: nn.Module, layout: WeightLayout, *, fused: bool) -> list[torch.Tensor]:
+def up_vectors(up: Any, layout: WeightLayout, *, fused: bool) -> list[torch.Tensor]:
     """[I, H] per input path of the neurons (two for a fused gate_up)."""
     w = up.weight.detach()
     w = w.t() if layout is WeightLayout.CONV1D else w
@@ -51,9 +51,7 @@ def _clone_shell(module: nn.Module) -> Any:
     return new
 
 
-def shrink_up(
-    up: nn.Module, keep: torch.Tensor, layout: WeightLayout, *, fused: bool
-) -> nn.Module:
+def shrink_up(up: Any, keep: torch.Tensor, layout: WeightLayout, *, fused: bool) -> nn.Module:
     """Copy of ``up`` producing only neurons ``keep`` (sorted int64 indices)."""
     if fused:
         half = up.weight.shape[1 if layout is WeightLayout.CONV1D else 0] // 2
@@ -67,11 +65,11 @@ def shrink_up(
         new.nf = int(keep.numel())
     else:
         new.out_features = int(keep.numel())
-    return new  # type: ignore[no-any-return]
+    return new
 
 
 def shrink_down(
-    down: nn.Module,
+    down: Any,
     keep: torch.Tensor,
     layout: WeightLayout,
     *,
@@ -90,4 +88,4 @@ def shrink_down(
     if bias_delta is not None:
         base = bias.detach() if bias is not None else torch.zeros_like(bias_delta)
         new.bias = nn.Parameter(base + bias_delta.to(base.dtype), requires_grad=False)
-    return new  # type: ignore[no-any-return]
+    return new

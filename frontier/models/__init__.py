@@ -1,13 +1,6 @@
 """Loading models from anywhere: a built-in alias, a local folder, a .gguf file or a hub id."""
 
+from frontier.models._load import load_model
 from frontier.models._loaded import LoadedModel, fingerprint_model
 
 __all__ = ["LoadedModel", "fingerprint_model", "load_model"]
-
-
-def __getattr__(name: str) -> object:
-    if name == "load_model":
-        from frontier.models._load import load_model
-
-        return load_model
-    raise AttributeError(name)

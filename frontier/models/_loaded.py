@@ -52,7 +52,7 @@ class LoadedModel:
         return self._fingerprint
 
 
-def fingerprint_model(model: nn.Module) -> str:
+def fingerprint_model(model: Any) -> str:
     h = hashlib.blake2b(digest_size=16)
     config = model.config.to_dict()
     for volatile in ("_name_or_path", "transformers_version", "dtype", "torch_dtype"):

@@ -1,0 +1,1 @@
+"""Data: text for calibration and perplexity (``text``), benchmark mirrors (``mirror``)."""

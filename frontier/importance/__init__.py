@@ -1,0 +1,20 @@
+"""Per-neuron importance scores from calibration data, cached on disk.
+
+Use :func:`compute_scores`; criteria are registered in ``CRITERIA`` (magnitude,
+activation, fluctuation, random).
+"""
+
+from frontier.importance._criteria import CRITERIA, Criterion, get_criterion, register_criterion
+from frontier.importance._scores import Scores, compute_scores
+from frontier.importance._stats import ActivationStats, collect_stats
+
+__all__ = [
+    "CRITERIA",
+    "ActivationStats",
+    "Criterion",
+    "Scores",
+    "collect_stats",
+    "compute_scores",
+    "get_criterion",
+    "register_criterion",
+]

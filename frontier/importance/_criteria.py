@@ -1,0 +1,101 @@
+"""Importance criteria: one score per MLP neuron per layer, higher = keep.
+
+Each criterion is a plain function of the layer handles and (when it needs them) the
+calibration activation statistics, registered in :data:`CRITERIA`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from frontier.arch import MLPHandle
+from frontier.arch._weights import down_vectors, up_vectors
+from frontier.errors import FrontierError
+from frontier.importance._stats import ActivationStats
+
+ScoreFn = Callable[[Sequence[MLPHandle], ActivationStats | None], list[torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    fn: ScoreFn
+    needs_calibration: bool
+    description: str
+
+
+CRITERIA: dict[str, Criterion] = {}
+
+
+def register_criterion(
+    name: str, *, needs_calibration: bool, description: str
+) -> Callable[[ScoreFn], ScoreFn]:
+    def wrap(fn: ScoreFn) -> ScoreFn:
+        CRITERIA[name] = Criterion(name, fn, needs_calibration, description)
+        return fn
+
+    return wrap
+
+
+def get_criterion(name: str) -> Criterion:
+    try:
+        return CRITERIA[name]
+    except KeyError:
+        raise FrontierError(
+            f"unknown importance criterion {name!r}; known: {', '.join(sorted(CRITERIA))}"
+        ) from None
+
+
+def _down_norm(h: MLPHandle) -> torch.Tensor:
+    return down_vectors(h.down_module, h.adapter.layout).float().norm(dim=1).double()
+
+
+@register_criterion(
+    "magnitude",
+    needs_calibration=False,
+    description="weights only: ||down column|| times the norms of the neuron's up rows",
+)
+def magnitude(handles: Sequence[MLPHandle], _stats: ActivationStats | None) -> list[torch.Tensor]:
+    out = []
+    for h in handles:
+        score = _down_norm(h)
+        for up in h.up_modules:
+            for rows in up_vectors(up, h.adapter.layout, fused=h.adapter.fused_gate_up):
+                score = score * rows.float().norm(dim=1).double()
+        out.append(score)
+    return out
+
+
+@register_criterion(
+    "activation",
+    needs_calibration=True,
+    description="Wanda-style: mean |activation| at the down input times ||down column||",
+)
+def activation(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    assert stats is not None
+    return [stats.abs_mean[h.index] * _down_norm(h) for h in handles]
+
+
+@register_criterion(
+    "fluctuation",
+    needs_calibration=True,
+    description="FLAP-style: activation variance times ||down column||^2",
+)
+def fluctuation(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    assert stats is not None
+    return [stats.var[h.index] * _down_norm(h).square() for h in handles]
+
+
+@register_criterion(
+    "random",
+    needs_calibration=False,
+    description="uniform random scores (seed 0): the baseline every criterion must beat",
+)
+def random_scores(
+    handles: Sequence[MLPHandle], _stats: ActivationStats | None
+) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return [torch.rand(h.width, generator=gen, dtype=torch.float64) for h in handles]

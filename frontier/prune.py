@@ -1,0 +1,96 @@
+"""One-shot pruning: score a model, apply one plan, measure perplexity before and after."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from frontier.data.text import TextSource, token_windows
+from frontier.importance import compute_scores
+from frontier.models import LoadedModel
+from frontier.plan import Plan
+from frontier.surgery import Pruner, count_mlp_parameters, count_parameters
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    """Which text the importance scores are computed on."""
+
+    text: str = "wiki-sample"
+    n_tokens: int = 16384
+    seq_len: int = 512
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    plan: Plan
+    criterion: str
+    ppl_before: float
+    ppl_after: float
+    params_before: int
+    params_after: int
+    mlp_before: int
+    mlp_after: int
+    seconds: dict[str, float]
+    protocol: dict[str, Any]
+
+    @property
+    def ppl_ratio(self) -> float:
+        return self.ppl_after / self.ppl_before
+
+
+def prune_once(
+    lm: LoadedModel,
+    keep: float,
+    *,
+    criterion: str = "activation",
+    calibration: CalibrationSpec | None = None,
+    eval_tokens: int = 4096,
+    compensate: bool = False,
+) -> PruneResult:
+    """Keep ``keep`` of every layer's MLP neurons and report perplexity on report text."""
+    from objectives.perplexity import Perplexity
+
+    cal = calibration or CalibrationSpec()
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    cal_tokens = token_windows(
+        TextSource(cal.text),
+        "calibration",
+        lm.tokenizer,
+        n_tokens=cal.n_tokens,
+        seq_len=min(cal.seq_len, lm.max_length),
+    )
+    scores = compute_scores(lm, criterion, cal_tokens, batch_size=cal.batch_size)
+    times["scores"] = time.perf_counter() - t
+    ppl = Perplexity(text=cal.text, role="report", n_tokens=eval_tokens)
+    t = time.perf_counter()
+    ppl.prepare(lm)
+    times["baseline"] = time.perf_counter() - t
+    pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
+    plan = Plan.uniform(keep, pruner.full)
+    params, mlp = count_parameters(lm.model), count_mlp_parameters(lm.model)
+    with pruner.pruned(plan, compensate=compensate):
+        t = time.perf_counter()
+        m = ppl.evaluate(lm)
+        times["pruned_eval"] = time.perf_counter() - t
+        params_after, mlp_after = count_parameters(lm.model), count_mlp_parameters(lm.model)
+    assert m.raw is not None and m.baseline is not None
+    return PruneResult(
+        plan=plan,
+        criterion=criterion,
+        ppl_before=m.baseline,
+        ppl_after=m.raw,
+        params_before=params,
+        params_after=params_after,
+        mlp_before=mlp,
+        mlp_after=mlp_after,
+        seconds=times,
+        protocol={
+            "calibration": scores.calibration,
+            "evaluation": ppl.protocol(),
+            "scores_from_cache": scores.from_cache,
+        },
+    )

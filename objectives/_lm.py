@@ -1,0 +1,64 @@
+"""Shared forward passes over fixed token windows, memory-bounded for large vocabularies."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+from frontier import settings
+from frontier._io import write_json_atomic
+
+# Logits of a batch are [batch, seq_len, vocab] fp32; keep each batch under this size.
+LOGITS_BUDGET_BYTES = 1 << 30
+
+
+def batch_size_for(seq_len: int, vocab: int, requested: int | None = None) -> int:
+    fit = max(1, LOGITS_BUDGET_BYTES // (seq_len * vocab * 4))
+    return max(1, min(fit, requested)) if requested else fit
+
+
+@torch.inference_mode()
+def window_logits(
+    model: Any, ids: torch.Tensor, *, batch_size: int | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (fp32 logits [b, T-1, V] predicting positions 1.., their targets [b, T-1])."""
+    device = next(model.parameters()).device
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    bs = batch_size_for(ids.shape[1], vocab, batch_size)
+    for start in range(0, ids.shape[0], bs):
+        chunk = ids[start : start + bs].to(device)
+        logits = model(input_ids=chunk, use_cache=False).logits[:, :-1].float()
+        yield logits, chunk[:, 1:]
+
+
+def mean_nll(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) -> float:
+    """Mean next-token negative log-likelihood (nats) over every window's positions 1..T-1."""
+    total = 0.0
+    count = 0
+    for logits, targets in window_logits(model, ids, batch_size=batch_size):
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        )
+        total += float(loss)
+        count += targets.numel()
+    return total / count
+
+
+def cached_baseline(kind: str, key: dict[str, Any], compute: Any) -> Any:
+    """A baseline figure of the unpruned model, cached as JSON under $FRONTIER_HOME."""
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
+    path = settings.home() / "baselines" / f"{kind}-{digest}.json"
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                return data["value"]
+        except (OSError, ValueError, KeyError):
+            pass  # corrupted: recompute and overwrite
+    value = compute()
+    write_json_atomic(path, {"key": key, "value": value})
+    return value

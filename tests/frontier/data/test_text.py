@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontier.data.text import ROLES, WIKI_LABEL, TextSource, token_windows
+from frontier.errors import FrontierError
+from frontier.testing import tiny_tokenizer
+
+
+def test_wiki_sample_roles_are_disjoint_and_cover_everything() -> None:
+    src = TextSource()
+    parts = {r: src.documents(r) for r in ROLES}
+    assert all(parts.values())
+    sets = {r: set(d) for r, d in parts.items()}
+    assert not sets["calibration"] & sets["search"]
+    assert not sets["calibration"] & sets["report"]
+    assert not sets["search"] & sets["report"]
+    assert sum(len(p) for p in parts.values()) > 2000
+    assert "not WikiText-2" in src.label == WIKI_LABEL
+
+
+def test_file_source_and_windows(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join(f"document number {i} " * 20 for i in range(30)))
+    src = TextSource(f"file:{path}")
+    tok = tiny_tokenizer()
+    ts = token_windows(src, "search", tok, n_tokens=64, seq_len=16)
+    assert tuple(ts.ids.shape) == (4, 16)
+    again = token_windows(src, "search", tok, n_tokens=64, seq_len=16)
+    assert again.fingerprint == ts.fingerprint
+    other = token_windows(src, "report", tok, n_tokens=64, seq_len=16)
+    assert other.fingerprint != ts.fingerprint
+    with pytest.raises(FrontierError, match="fewer than"):
+        token_windows(src, "search", tok, n_tokens=10**7, seq_len=16)
+
+
+def test_bad_sources_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(FrontierError, match="unknown text source"):
+        TextSource("nope").documents("search")
+    tiny = tmp_path / "tiny.txt"
+    tiny.write_text("only one document")
+    with pytest.raises(FrontierError, match="at least 3"):
+        TextSource(f"file:{tiny}").documents("search")

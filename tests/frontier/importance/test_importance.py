@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from frontier.arch import adapter_for
+from frontier.data.text import TokenSet
+from frontier.errors import FrontierError
+from frontier.importance import CRITERIA, collect_stats, compute_scores, get_criterion
+from frontier.testing import TINY_CONFIGS, tiny_loaded
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+
+
+def _tokens(n: int = 4, seq: int = 16) -> TokenSet:
+    ids = torch.randint(0, 300, (n, seq), generator=torch.Generator().manual_seed(3))
+    return TokenSet(ids, "random ids", "calibration", seq, f"rand-{n}-{seq}")
+
+
+def test_stats_match_a_manual_pass() -> None:
+    lm = tiny_loaded("llama")
+    adapter = adapter_for(lm.model.config)
+    tokens = _tokens()
+    seen: list[torch.Tensor] = []
+    h = adapter.handles(lm.model)[1]
+    hook = h.down_module.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach()))
+    with torch.no_grad():
+        lm.model(input_ids=tokens.ids)
+    hook.remove()
+    x = seen[0].reshape(-1, 64).double()
+    stats = collect_stats(lm.model, adapter, tokens.ids, batch_size=3)
+    assert stats.tokens == tokens.ids.numel()
+    assert torch.allclose(stats.mean[1], x.mean(0), atol=1e-6)
+    assert torch.allclose(stats.abs_mean[1], x.abs().mean(0), atol=1e-6)
+    assert torch.allclose(stats.var[1], x.var(0, unbiased=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("criterion", sorted(CRITERIA))
+@pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
+def test_every_criterion_scores_every_family(criterion: str, model_type: str) -> None:
+    lm = tiny_loaded(model_type)
+    scores = compute_scores(lm, criterion, _tokens(2, 8))
+    assert len(scores.per_layer) == 3
+    for s in scores.per_layer:
+        assert s.shape == (64,) and torch.isfinite(s).all() and (s >= 0).all()
+    assert scores.criterion == criterion
+
+
+def test_activation_score_is_abs_mean_times_down_norm() -> None:
+    lm = tiny_loaded("gpt2")  # Conv1D layout: down vectors are rows
+    scores = compute_scores(lm, "activation", _tokens())
+    assert scores.stats is not None
+    c_proj = lm.model.transformer.h[0].mlp.c_proj.weight
+    expected = scores.stats.abs_mean[0] * c_proj.double().norm(dim=1)
+    assert torch.allclose(scores.per_layer[0], expected, rtol=1e-5)
+
+
+def test_calibration_is_cached_and_shared_across_criteria(tmp_path: Path) -> None:
+    lm = tiny_loaded("llama")
+    first = compute_scores(lm, "activation", _tokens())
+    assert not first.from_cache
+    files = list((tmp_path / "importance").glob("*.safetensors"))
+    assert len(files) == 1
+    second = compute_scores(lm, "fluctuation", _tokens())
+    assert second.from_cache
+    again = compute_scores(lm, "activation", _tokens())
+    assert all(torch.equal(a, b) for a, b in zip(first.per_layer, again.per_layer, strict=True))
+    # A different calibration set is a different cache entry.
+    compute_scores(lm, "activation", _tokens(2, 16))
+    assert len(list((tmp_path / "importance").glob("*.safetensors"))) == 2
+
+
+def test_corrupted_cache_is_recomputed_with_a_warning(tmp_path: Path) -> None:
+    lm = tiny_loaded("llama")
+    first = compute_scores(lm, "activation", _tokens())
+    (path,) = (tmp_path / "importance").glob("*.safetensors")
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.warns(UserWarning, match="corrupted importance cache"):
+        again = compute_scores(lm, "activation", _tokens())
+    assert not again.from_cache
+    assert all(torch.equal(a, b) for a, b in zip(first.per_layer, again.per_layer, strict=True))
+
+
+def test_weight_only_criteria_need_no_calibration_and_others_do() -> None:
+    lm = tiny_loaded("llama")
+    assert compute_scores(lm, "magnitude", None).stats is None
+    with pytest.raises(FrontierError):
+        compute_scores(lm, "activation", None)
+    with pytest.raises(FrontierError, match="known: activation"):
+        get_criterion("nope")

@@ -1,0 +1,157 @@
+"""Exactness of plan application on tiny random models of every supported family."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from frontier.arch import adapter_for
+from frontier.arch._weights import WeightLayout
+from frontier.errors import FrontierError
+from frontier.plan import Plan
+from frontier.surgery import Pruner, Selection, count_mlp_parameters, count_parameters
+from frontier.testing import TINY_CONFIGS, tiny_model
+
+FAMILIES = sorted(TINY_CONFIGS)
+IDS = torch.tensor([[1, 17, 33, 5, 99, 250, 7, 8, 42, 3], [4, 4, 200, 31, 2, 90, 11, 6, 8, 1]])
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def _scores(model: torch.nn.Module, seed: int = 1) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    widths = adapter_for(model.config).full_widths(model)
+    return [torch.rand(w, generator=gen) for w in widths]
+
+
+def _zeroed(model: torch.nn.Module, selection: Selection) -> torch.nn.Module:
+    """A deep copy whose dropped neurons write nothing (down-projection inputs zeroed)."""
+    ref = copy.deepcopy(model)
+    adapter = adapter_for(ref.config)
+    with torch.no_grad():
+        for h, keep in zip(adapter.handles(ref), selection.kept, strict=True):
+            dropped = torch.ones(h.width, dtype=torch.bool)
+            dropped[keep] = False
+            w = h.down_module.weight
+            if adapter.layout is WeightLayout.CONV1D:
+                w[dropped, :] = 0
+            else:
+                w[:, dropped] = 0
+    return ref
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_keep_all_is_identical(model_type: str) -> None:
+    model = tiny_model(model_type)
+    before = _logits(model)
+    pruner = Pruner(model, _scores(model))
+    with pruner.pruned(pruner.dense_plan()):
+        assert torch.equal(_logits(model), before)
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_pruned_equals_zeroed_neurons(model_type: str) -> None:
+    model = tiny_model(model_type)
+    pruner = Pruner(model, _scores(model))
+    plan = Plan.from_ratios([0.5, 0.25, 0.875], pruner.full)
+    reference = _logits(_zeroed(model, pruner.select(plan)))
+    with pruner.pruned(plan):
+        pruned = _logits(model)
+    assert torch.allclose(pruned, reference, atol=1e-5, rtol=0)
+    # and pruning really changed the output
+    assert not torch.allclose(pruned, _logits(model), atol=1e-3)
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_parameter_counts_are_exact(model_type: str) -> None:
+    model = tiny_model(model_type)
+    adapter = adapter_for(model.config)
+    hidden = model.config.get_text_config().hidden_size
+    total, mlp = count_parameters(model), count_mlp_parameters(model)
+    pruner = Pruner(model, _scores(model))
+    plan = Plan.from_ratios([0.5, 0.25, 0.875], pruner.full)
+    n_up = 2 if adapter.fused_gate_up else len(adapter.up)
+    up_bias = getattr(adapter.handles(model)[0].up_modules[0], "bias", None) is not None
+    per_neuron = (n_up + 1) * hidden + (n_up if up_bias else 0)
+    removed = sum(f - w for f, w in zip(plan.full, plan.widths, strict=True)) * per_neuron
+    with pruner.pruned(plan):
+        assert count_mlp_parameters(model) == mlp - removed
+        assert count_parameters(model) == total - removed
+    assert count_parameters(model) == total
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_restore_is_bit_identical_and_originals_untouched(model_type: str) -> None:
+    model = tiny_model(model_type)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modules_before = {n: m for n, m in model.named_modules()}
+    before = _logits(model)
+    pruner = Pruner(model, _scores(model))
+    pruner.apply(Plan.uniform(0.5, pruner.full))
+    # The swapped-in modules are new objects; the originals still have full shapes.
+    for name, module in modules_before.items():
+        if hasattr(module, "weight") and module.weight is not None:
+            assert module.weight.shape == state[f"{name}.weight"].shape
+    pruner.restore()
+    after = model.state_dict()
+    assert state.keys() == after.keys()
+    assert all(torch.equal(state[k], after[k]) for k in state)
+    assert dict(model.named_modules()).keys() == modules_before.keys()
+    assert all(dict(model.named_modules())[n] is m for n, m in modules_before.items())
+    assert torch.equal(_logits(model), before)
+
+
+def test_keeps_top_scored_in_original_order() -> None:
+    model = tiny_model("llama")
+    scores = [torch.arange(64, dtype=torch.float32).flip(0)] * 3  # neuron 0 most important
+    pruner = Pruner(model, scores)
+    sel = pruner.select(Plan.uniform(0.25, pruner.full))
+    assert sel.to_lists()[0] == list(range(16))
+    shuffled = torch.randperm(64).float()
+    sel = Pruner(model, [shuffled] * 3).select(Plan.uniform(0.5, pruner.full))
+    expected = sorted(torch.argsort(shuffled, descending=True)[:32].tolist())
+    assert sel.to_lists()[1] == expected
+
+
+def test_bias_compensation_adds_dropped_mean_contribution() -> None:
+    model = tiny_model("llama")
+    pruner0 = Pruner(model, _scores(model))
+    means = [torch.randn(64) for _ in range(3)]
+    pruner = Pruner(model, _scores(model), mean_activation=means)
+    plan = Plan.uniform(0.5, pruner.full)
+    with pruner.pruned(plan, compensate=True) as sel:
+        down = pruner.handles[0].down_module
+        original = pruner._originals[0]["down_proj"]  # type: ignore[index]
+        dropped = torch.ones(64, dtype=torch.bool)
+        dropped[sel.kept[0]] = False
+        expected = original.weight[:, dropped] @ means[0][dropped]
+        assert torch.allclose(down.bias, expected, atol=1e-6)
+    assert pruner.handles[0].down_module.bias is None
+    with pytest.raises(FrontierError):
+        pruner0.apply(plan, compensate=True)
+
+
+def test_apply_twice_without_restore_is_refused() -> None:
+    model = tiny_model("llama")
+    pruner = Pruner(model, _scores(model))
+    pruner.apply(Plan.uniform(0.5, pruner.full))
+    with pytest.raises(RuntimeError):
+        pruner.apply(Plan.uniform(0.5, pruner.full))
+    pruner.restore()
+
+
+def test_selection_round_trip_and_validation() -> None:
+    model = tiny_model("gpt2")
+    pruner = Pruner(model, _scores(model))
+    sel = pruner.select(Plan.from_ratios([0.5, 0.25, 1.0], pruner.full))
+    again = Selection.from_lists(sel.plan, sel.to_lists())
+    assert all(torch.equal(a, b) for a, b in zip(sel.kept, again.kept, strict=True))
+    with pytest.raises(FrontierError):
+        Selection.from_lists(sel.plan, [[0, 0] + list(range(2, 32))] + sel.to_lists()[1:])
+    with pytest.raises(FrontierError):
+        pruner.select(Plan.uniform(0.5, [32, 32, 32]))
