@@ -10,10 +10,13 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontier import __version__
 from frontier.errors import FrontierError
+
+if TYPE_CHECKING:
+    from frontier.search.spec import StudySpec
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -29,6 +32,13 @@ def _quiet_libraries() -> None:
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
+    import logging
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("lm-eval", "lm_eval", "datasets"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _console() -> Any:
@@ -99,6 +109,179 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- find / worker / pareto / show ---------------------------------------------------
+_SPEC_FLAGS = {
+    # flag dest -> StudySpec field
+    "model": "model",
+    "slo": "slos",
+    "study": "study",
+    "storage": "storage",
+    "trust_remote_code": "trust_remote_code",
+    "criterion": "criterion",
+    "compensate": "compensate",
+    "calibration_tokens": "calibration_tokens",
+    "text": "text",
+    "search_metric": "search_metric",
+    "search_tokens": "search_tokens",
+    "report_tokens": "report_tokens",
+    "seq_len": "seq_len",
+    "tasks": "tasks",
+    "task_docs": "task_docs",
+    "report_docs": "report_docs",
+    "min_keep": "min_keep",
+    "max_keep": "max_keep",
+    "step": "step",
+    "groups": "groups",
+    "sampler": "sampler",
+    "trials": "trials",
+    "timeout": "timeout",
+    "seed": "seed",
+    "warm_start": "warm_start",
+    "threads": "threads",
+}
+
+
+def spec_from_args(args: argparse.Namespace) -> StudySpec:
+    from pathlib import Path
+
+    from frontier.search.spec import StudySpec
+
+    given = {
+        f: getattr(args, d) for d, f in _SPEC_FLAGS.items() if getattr(args, d, None) is not None
+    }
+    if "tasks" in given:
+        given["tasks"] = [t.strip() for t in ",".join(given["tasks"]).split(",") if t.strip()]
+    if args.spec:
+        return StudySpec.from_toml(Path(args.spec), **given)
+    return StudySpec.from_dict(given, where="arguments")
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    from frontier import settings
+    from frontier.search.display import LiveProgress
+    from frontier.search.find import find
+
+    _quiet_libraries()
+    spec = spec_from_args(args)
+    settings.set_threads(spec.threads)
+    con = _console()
+    live = LiveProgress(con, spec.trials)
+    con.print(
+        f"[bold]frontier find[/] {spec.model}: SLOs {' AND '.join(spec.slos)}; "
+        f"study '{spec.study_name}' in {spec.storage_url}"
+    )
+    try:
+        result = find(
+            spec,
+            progress=_progress,
+            callbacks=[live],
+            on_start=lambda study, _ctx: live.start(study),
+        )
+    finally:
+        live.stop()
+    con.print(f"ran {result.ran} trial(s) in {result.seconds:.0f} s")
+    return _print_outcome(result.study, con)
+
+
+def _print_outcome(study: Any, con: Any) -> int:
+    from frontier.search.display import pareto_table
+    from frontier.search.results import chosen_row, nearest_row, rows
+    from frontier.search.storage import stored_spec
+
+    spec = stored_spec(study)
+    con.print(
+        pareto_table(
+            f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
+            rows(study),
+            list(spec.tasks),
+        )
+    )
+    chosen = chosen_row(study)
+    if chosen is not None:
+        f = chosen.final or chosen.search
+        con.print(
+            f"[bold green]chosen point: trial {chosen.number}[/]: "
+            f"{100 * (chosen.mlp_removed or 0):.1f}% of MLP parameters removed, "
+            f"{100 * (chosen.params_removed or 0):.1f}% of all parameters; "
+            f"ppl ratio {f.get('ppl_ratio')} on held-out text"
+        )
+        con.print(f"export it with: frontier export {study.study_name} {chosen.number} --out DIR")
+        return 0
+    near = nearest_row(study)
+    con.print(
+        "[bold red]no trial meets every SLO[/]"
+        + (
+            f"; nearest: trial {near.number} ({100 * (near.mlp_removed or 0):.1f}% MLP removed, "
+            f"search figures {near.search}, {near.note or ''})"
+            if near
+            else "; no trial measured"
+        )
+    )
+    return 3
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from frontier import settings
+    from frontier.search.find import worker
+
+    _quiet_libraries()
+    settings.set_threads(args.threads)
+    ran = worker(
+        args.study, args.storage, trials=args.trials, timeout=args.timeout, progress=_progress
+    )
+    print(f"worker finished: ran {ran} trial(s)")
+    return 0
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from frontier.search.spec import StudySpec
+    from frontier.search.storage import load_existing
+
+    url = args.storage or StudySpec(study=args.study).storage_url
+    return load_existing(args.study, url)
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    import json
+
+    from frontier.search.display import pareto_table
+    from frontier.search.results import rows
+    from frontier.search.storage import stored_spec
+
+    study = _open(args)
+    found = rows(study, all_trials=args.all)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
+        return 0
+    title = f"{'all trials' if args.all else 'Pareto set'} of '{study.study_name}' (* = chosen)"
+    _console().print(pareto_table(title, found, list(stored_spec(study).tasks)))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    import json
+
+    from frontier.search.display import widths_bars
+    from frontier.search.results import trial_row
+
+    r = trial_row(_open(args), args.trial)
+    con = _console()
+    con.print(
+        f"[bold]trial {r.number}[/] ({r.state}{', chosen' if r.chosen else ''}"
+        f"{', Pareto' if r.pareto else ''}{', ' + r.warm_start if r.warm_start else ''})"
+    )
+    if r.note:
+        con.print(f"note: {r.note}")
+    con.print("search-time figures: " + json.dumps(r.search, default=str))
+    if r.final:
+        con.print("final figures:       " + json.dumps(r.final, default=str))
+    if r.plan is not None:
+        con.print(r.plan.describe())
+    for line in widths_bars(r):
+        con.print(line, highlight=False)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frontier",
@@ -139,6 +322,98 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--calibration-tokens", type=_positive_int, default=16384)
     prune.add_argument("--eval-tokens", type=_positive_int, default=4096)
     prune.set_defaults(handler=cmd_prune)
+
+    find = sub.add_parser("find", help="search per-layer keep ratios under SLOs")
+    find.add_argument("--spec", help="TOML study specification (flags override it)")
+    find.add_argument(
+        "--model",
+        default=None,
+        help="alias, local folder, .gguf file or hub id (default: smollm2-135m)",
+    )
+    find.add_argument(
+        "--slo",
+        action="append",
+        default=None,
+        help="e.g. 'ppl<2.0', 'arc_easy>=90%%', 'params<=80%%' (repeat to AND)",
+    )
+    find.add_argument("--study", default=None, help="study name (default: the model's name)")
+    find.add_argument(
+        "--storage",
+        default=None,
+        help="Optuna storage URL (default sqlite:///studies/STUDY.db; "
+        "postgresql://..., journal:PATH)",
+    )
+    find.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=None,
+        help="total trials of the study (a resumed study runs only the rest)",
+    )
+    find.add_argument("--timeout", type=float, default=None, help="wall-time limit, seconds")
+    find.add_argument("--sampler", choices=["tpe", "nsga2", "gp", "random"], default=None)
+    find.add_argument("--seed", type=int, default=None)
+    find.add_argument(
+        "--tasks",
+        action="append",
+        default=None,
+        help="lm-eval tasks, comma-separated (e.g. arc_easy,hellaswag)",
+    )
+    find.add_argument(
+        "--task-docs",
+        type=_positive_int,
+        default=None,
+        help="documents per task at search time (seeded random subset)",
+    )
+    find.add_argument(
+        "--report-docs",
+        type=_positive_int,
+        default=None,
+        help="documents per task for the final report (disjoint from search)",
+    )
+    find.add_argument("--criterion", default=None)
+    find.add_argument("--compensate", action="store_true", default=None)
+    find.add_argument("--calibration-tokens", type=_positive_int, default=None)
+    find.add_argument(
+        "--text", default=None, help="evaluation text: wiki-sample, file:PATH or hf:NAME[:CONFIG]"
+    )
+    find.add_argument("--search-metric", choices=["ppl", "kl"], default=None)
+    find.add_argument("--search-tokens", type=_positive_int, default=None)
+    find.add_argument("--report-tokens", type=_positive_int, default=None)
+    find.add_argument("--seq-len", type=_positive_int, default=None)
+    find.add_argument("--min-keep", type=_fraction, default=None)
+    find.add_argument("--max-keep", type=_fraction, default=None)
+    find.add_argument("--step", type=_fraction, default=None)
+    find.add_argument(
+        "--groups",
+        type=_positive_int,
+        default=None,
+        help="tie contiguous layers into this many groups",
+    )
+    find.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None)
+    find.add_argument("--trust-remote-code", action="store_true", default=None)
+    find.add_argument("--threads", type=_positive_int, default=None)
+    find.set_defaults(handler=cmd_find)
+
+    worker = sub.add_parser("worker", help="join a running study from another process/machine")
+    worker.add_argument("study")
+    worker.add_argument("--storage", required=True, help="the study's Optuna storage URL")
+    worker.add_argument("--trials", type=_positive_int, default=None)
+    worker.add_argument("--timeout", type=float, default=None)
+    worker.add_argument("--threads", type=_positive_int, default=None)
+    worker.set_defaults(handler=cmd_worker)
+
+    pareto = sub.add_parser("pareto", help="show a study's Pareto set")
+    pareto.add_argument("study")
+    pareto.add_argument("--storage", default=None)
+    pareto.add_argument("--all", action="store_true", help="every trial, not only the Pareto set")
+    pareto.add_argument("--json", action="store_true")
+    pareto.set_defaults(handler=cmd_pareto)
+
+    show = sub.add_parser("show", help="show one trial: metrics and per-layer widths")
+    show.add_argument("study")
+    show.add_argument("trial", type=int)
+    show.add_argument("--storage", default=None)
+    show.set_defaults(handler=cmd_show)
     return p
 
 

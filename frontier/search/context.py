@@ -1,0 +1,143 @@
+"""Everything a worker needs to evaluate trials, built once from a spec."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from frontier.data.text import TextSource, token_windows
+from frontier.importance import Scores, compute_scores
+from frontier.models import LoadedModel, load_model
+from frontier.search.space import Space
+from frontier.search.spec import StudySpec
+from frontier.surgery import Pruner
+from objectives import Objective, create
+from objectives.slo import SLO, parse_slos
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class SearchContext:
+    spec: StudySpec
+    lm: LoadedModel
+    scores: Scores
+    pruner: Pruner
+    space: Space
+    slos: tuple[SLO, ...]
+    cheap: Objective
+    size: Objective
+    tasks: Objective | None
+    seconds: dict[str, float] = field(default_factory=dict)
+    _report: dict[str, Objective] = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.spec.fingerprint(self.lm.fingerprint)
+
+    def report_objectives(self) -> dict[str, Objective]:
+        """Final-report objectives on held-out text and report documents (built on first use)."""
+        if not self._report:
+            spec = self.spec
+            ppl = create(
+                "ppl",
+                text=spec.text,
+                role="report",
+                n_tokens=spec.report_tokens,
+                seq_len=spec.seq_len,
+            )
+            ppl.prepare(self.lm)
+            self._report["ppl"] = ppl
+            if spec.tasks:
+                tasks = _tasks_objective(spec, role="report")
+                tasks.prepare(self.lm)
+                self._report["tasks"] = tasks
+        return self._report
+
+    def baseline(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, obj in (("search_" + self.spec.search_metric, self.cheap), ("size", self.size)):
+            out[key] = _baseline_of(obj, self.lm)
+        if self.tasks is not None:
+            out["search_tasks"] = _baseline_of(self.tasks, self.lm)
+        return out
+
+
+def _baseline_of(obj: Objective, lm: LoadedModel) -> dict[str, Any]:
+    m = obj.evaluate(lm)
+    return {"value": m.value, "raw": m.raw, "baseline": m.baseline, "details": m.details}
+
+
+def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
+    n_docs = spec.task_docs if role == "search" else spec.report_docs
+    return create(
+        "tasks",
+        tasks=list(spec.tasks),
+        n_docs=n_docs,
+        role=role,
+        seed=spec.seed,
+        batch_size=spec.task_batch_size,
+    )
+
+
+def known_tasks() -> list[str] | None:
+    try:
+        from frontier.data.mirror import TASKS
+    except ImportError:
+        return None
+    return list(TASKS)
+
+
+def build_context(spec: StudySpec, *, progress: Progress | None = None) -> SearchContext:
+    say = progress or (lambda _m: None)
+    seconds: dict[str, float] = {}
+    slos = parse_slos(spec.slos, known_tasks=list(spec.tasks) or None)
+    for slo in slos:
+        if slo.needs == "tasks" and not spec.tasks:
+            from frontier.errors import FrontierError
+
+            raise FrontierError(f"SLO '{slo}' needs task accuracy; add --tasks {slo.metric}")
+    t = time.perf_counter()
+    lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code, progress=progress)
+    seconds["load"] = time.perf_counter() - t
+    say(f"calibrating importance scores ({spec.criterion}, {spec.calibration_tokens} tokens)")
+    t = time.perf_counter()
+    calibration = token_windows(
+        TextSource(spec.calibration_text),
+        "calibration",
+        lm.tokenizer,
+        n_tokens=spec.calibration_tokens,
+        seq_len=min(spec.calibration_seq_len, lm.max_length),
+    )
+    scores = compute_scores(lm, spec.criterion, calibration)
+    seconds["calibration"] = time.perf_counter() - t
+    pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
+    space = Space.build(
+        pruner.full,
+        lo=spec.min_keep,
+        hi=spec.max_keep,
+        step=spec.step,
+        groups=spec.groups,
+        multiple=spec.multiple,
+    )
+    say("measuring the unpruned model")
+    t = time.perf_counter()
+    if spec.search_metric == "ppl":
+        cheap = create(
+            "ppl", text=spec.text, role="search", n_tokens=spec.search_tokens, seq_len=spec.seq_len
+        )
+    else:
+        cheap = create(
+            "kl", text=spec.text, role="search", n_tokens=spec.search_tokens, seq_len=spec.seq_len
+        )
+    cheap.prepare(lm)
+    size = create("params")
+    size.prepare(lm)
+    tasks = None
+    if spec.tasks:
+        tasks = _tasks_objective(spec, role="search")
+        tasks.prepare(lm)
+    seconds["baseline"] = time.perf_counter() - t
+    return SearchContext(spec, lm, scores, pruner, space, slos, cheap, size, tasks, seconds)

@@ -1,0 +1,112 @@
+"""Rich renderings of studies: the live progress line, the Pareto table, a trial's widths."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from frontier.search import storage as st
+from frontier.search.results import TrialRow
+
+
+def _pct(x: Any) -> str:
+    return "-" if x is None else f"{100 * float(x):.1f}%"
+
+
+def _num(x: Any, fmt: str = ".3f") -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    return format(float(x), fmt)
+
+
+def pareto_table(title: str, rows: list[TrialRow], tasks: list[str]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in (
+        "trial",
+        "MLP removed",
+        "params removed",
+        "ppl ratio (search)",
+        "ppl ratio (final)",
+    ):
+        table.add_column(col, justify="right")
+    for task in tasks:
+        table.add_column(f"{task} acc (ret.)", justify="right")
+    table.add_column("feasible")
+    table.add_column("note")
+    for r in rows:
+        src = r.final or r.search
+        cells = [
+            f"{'*' if r.chosen else ''}{r.number}",
+            _pct(r.mlp_removed),
+            _pct(r.params_removed),
+            _num(r.search.get("ppl_ratio", r.search.get("kl"))),
+            _num(r.final.get("ppl_ratio")) if r.final else "-",
+        ]
+        for task in tasks:
+            d = (src.get("tasks") or {}).get(task)
+            cells.append("-" if not d else f"{d['acc']:.3f} ({_pct(d.get('retained'))})")
+        feasible = r.final.get("feasible") if r.final else r.feasible
+        cells.append("yes" if feasible else "no")
+        cells.append(r.warm_start or r.note or "")
+        table.add_row(*cells, style="bold" if r.chosen else None)
+    return table
+
+
+def widths_bars(row: TrialRow, width: int = 40) -> list[str]:
+    if row.plan is None:
+        return ["(no plan recorded)"]
+    lines = []
+    for i, (w, f) in enumerate(zip(row.plan.widths, row.plan.full, strict=True)):
+        n = round(width * w / f)
+        lines.append(f"layer {i:3d} {'█' * n}{'·' * (width - n)} {w:5d}/{f} ({100 * w / f:5.1f}%)")
+    return lines
+
+
+class LiveProgress:
+    """Optuna callback drawing trials done and left, best feasible compression, ETA."""
+
+    def __init__(self, console: Console, total: int) -> None:
+        self.total = total
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]trials"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self.task: Any = None
+        self.started = time.perf_counter()
+        self.ran = 0
+
+    def start(self, study: optuna.Study) -> None:
+        done = st.n_finished(study)
+        self.task = self.progress.add_task("", total=self.total, completed=done, status="")
+        self.progress.start()
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.ran += 1
+        done = st.n_finished(study)
+        per = (time.perf_counter() - self.started) / self.ran
+        best = None
+        for t in study.best_trials:
+            mlp = t.user_attrs.get("frontier:search", {}).get("mlp_kept")
+            if mlp is not None and (best is None or 1 - mlp > best):
+                best = 1 - mlp
+        status = f"{per:5.1f} s/trial  best feasible: " + (
+            f"{100 * best:.1f}% MLP removed" if best is not None else "none yet"
+        )
+        self.progress.update(self.task, completed=done, status=status)

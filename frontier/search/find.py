@@ -1,0 +1,249 @@
+"""``find``: run (or resume) a study, re-measure its Pareto set on held-out data, choose."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from frontier.errors import FrontierError
+from frontier.plan import Plan
+from frontier.search import storage as st
+from frontier.search.context import Progress, SearchContext, build_context
+from frontier.search.space import warm_start_plans
+from frontier.search.spec import StudySpec
+from frontier.search.trial import (
+    ATTR_FINAL,
+    ATTR_PLAN,
+    ATTR_WARM,
+    TrialFailed,
+    record,
+    run_trial,
+    trial_metrics,
+)
+
+TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
+
+
+@dataclass(frozen=True)
+class FindResult:
+    study: optuna.Study
+    chosen: FrozenTrial | None
+    nearest: FrozenTrial | None
+    ran: int
+    seconds: float
+
+
+Direction = Literal["minimize", "maximize"]
+
+
+def directions(spec: StudySpec) -> list[Direction]:
+    # fraction of parameters kept, ppl ratio or KL
+    out: list[Direction] = ["minimize", "minimize"]
+    if spec.tasks:
+        out.append("maximize")  # mean retained task accuracy
+    return out
+
+
+def open_study(ctx: SearchContext) -> optuna.Study:
+    spec = ctx.spec
+    storage = st.open_storage(spec.storage_url)
+    sampler = st.make_sampler(spec.sampler, spec.seed)
+    study = optuna.create_study(
+        study_name=spec.study_name,
+        storage=storage,
+        sampler=sampler,
+        directions=directions(spec),
+        load_if_exists=True,
+    )
+    st.check_fingerprint(study, spec, ctx.fingerprint)
+    if st.ATTR_FINGERPRINT not in study.user_attrs:
+        st.initialise(study, spec, ctx.fingerprint, ctx.lm.fingerprint)
+        study.set_user_attr(st.ATTR_BASELINE, ctx.baseline())
+        study.set_user_attr(st.ATTR_PROTOCOL, protocol(ctx))
+        if spec.warm_start:
+            for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer):
+                study.enqueue_trial(
+                    ctx.space.params_for(plan),
+                    user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
+                )
+    return study
+
+
+def protocol(ctx: SearchContext) -> dict[str, Any]:
+    import lm_eval
+    import torch
+    import transformers
+
+    spec = ctx.spec
+    out: dict[str, Any] = {
+        "model": ctx.lm.name,
+        "model_fingerprint": ctx.lm.fingerprint,
+        "criterion": spec.criterion,
+        "calibration": ctx.scores.calibration,
+        "search_metric": ctx.cheap.protocol(),
+        "slos": list(spec.slos),
+        "sampler": spec.sampler,
+        "seed": spec.seed,
+        "search_space": {
+            "min_keep": spec.min_keep,
+            "max_keep": spec.max_keep,
+            "step": spec.step,
+            "groups": ctx.space.n_groups,
+            "multiple": spec.multiple,
+        },
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "optuna": optuna.__version__,
+            "lm_eval": getattr(lm_eval, "__version__", "unknown"),
+        },
+        "threads": torch.get_num_threads(),
+    }
+    if ctx.tasks is not None:
+        out["tasks_search"] = ctx.tasks.protocol()
+    return out
+
+
+def optimize(
+    ctx: SearchContext,
+    study: optuna.Study,
+    *,
+    trials: int,
+    timeout: float | None,
+    callbacks: list[TrialCallback] | None = None,
+) -> int:
+    """Run trials until the study has ``trials`` finished ones (all workers) or time is up."""
+    remaining = trials - st.n_finished(study)
+    if remaining <= 0:
+        return 0
+    before = st.n_finished(study)
+    study.optimize(
+        lambda trial: run_trial(ctx, trial),
+        n_trials=remaining,
+        timeout=timeout,
+        catch=(TrialFailed,),
+        callbacks=[st.StopAfter(trials), *(callbacks or [])],
+        gc_after_trial=False,
+    )
+    return st.n_finished(study) - before
+
+
+def final_record(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
+    """A trial's final (held-out) figures; kept on the study, since finished trials are
+    immutable in Optuna storages."""
+    rec = study.user_attrs.get(f"{ATTR_FINAL}:{trial.number}")
+    return rec if isinstance(rec, dict) else None
+
+
+def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | None = None) -> None:
+    """Measure the feasible Pareto set on held-out text and the report documents."""
+    say = progress or (lambda _m: None)
+    targets = list(study.best_trials)
+    nearest = nearest_trial(study)
+    if not targets and nearest is not None:
+        targets = [nearest]
+    todo = [t for t in targets if final_record(study, t) is None]
+    if not todo:
+        return
+    say(f"re-measuring {len(todo)} Pareto trial(s) on held-out text and report documents")
+    objs = ctx.report_objectives()
+    if st.ATTR_BASELINE + ":report" not in study.user_attrs:
+        base: dict[str, Any] = {k: {"raw": o.evaluate(ctx.lm).raw} for k, o in objs.items()}
+        base["protocol"] = {k: o.protocol() for k, o in objs.items()}
+        study.set_user_attr(st.ATTR_BASELINE + ":report", base)
+    for t in todo:
+        plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
+        with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
+            size = ctx.size.evaluate(ctx.lm)
+            ppl = objs["ppl"].evaluate(ctx.lm)
+            tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
+        rec = record(size, ppl, tasks)
+        metrics = trial_metrics(size, ppl, tasks)
+        violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
+        # the KL SLO has no report-fidelity counterpart; keep its search-time verdict
+        for s in ctx.slos:
+            if violations[str(s)] is None:
+                violations[str(s)] = t.constraints.get(str(s))
+        rec["violations"] = violations
+        rec["feasible"] = all(v is not None and v <= 0 for v in violations.values())
+        study.set_user_attr(f"{ATTR_FINAL}:{t.number}", rec)
+
+
+def _total_violation(t: FrozenTrial) -> float:
+    return sum(max(v, 0.0) for v in t.constraints.values())
+
+
+def nearest_trial(study: optuna.Study) -> FrozenTrial | None:
+    """The measured trial closest to meeting every SLO (smallest summed violation)."""
+    trials = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        if t.constraints
+    ]
+    if not trials:
+        return None
+    return min(trials, key=lambda t: (_total_violation(t), t.number))
+
+
+def choose(study: optuna.Study) -> FrozenTrial | None:
+    """The feasible Pareto trial with the fewest parameters, ties to the lower ppl ratio.
+
+    Feasibility is judged on the final (held-out) figures where they exist, so a plan
+    that only met the SLOs on the search-time sample is not chosen.
+    """
+    best = []
+    for t in study.best_trials:
+        final = final_record(study, t)
+        if final is not None and not final.get("feasible", False):
+            continue
+        ppl = (final or {}).get("ppl_ratio", t.values[1])
+        ppl = math.inf if not isinstance(ppl, (int, float)) else ppl
+        best.append((t.values[0], ppl, t.number, t))
+    return min(best, key=lambda x: x[:3])[3] if best else None
+
+
+def find(
+    spec: StudySpec,
+    *,
+    progress: Progress | None = None,
+    callbacks: list[TrialCallback] | None = None,
+    on_start: Callable[[optuna.Study, SearchContext], None] | None = None,
+) -> FindResult:
+    """Run the study ``spec`` describes (resuming it if it exists) and choose a point."""
+    start = time.perf_counter()
+    ctx = build_context(spec, progress=progress)
+    study = open_study(ctx)
+    if on_start is not None:
+        on_start(study, ctx)
+    ran = optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
+    finalize(ctx, study, progress=progress)
+    chosen = choose(study)
+    nearest = None if chosen is not None else nearest_trial(study)
+    return FindResult(study, chosen, nearest, ran, time.perf_counter() - start)
+
+
+def worker(
+    study_name: str,
+    storage_url: str,
+    *,
+    trials: int | None = None,
+    timeout: float | None = None,
+    progress: Progress | None = None,
+    callbacks: list[TrialCallback] | None = None,
+) -> int:
+    """Join a study: its settings come from the storage, not from this worker's flags."""
+    study0 = st.load_existing(study_name, storage_url)
+    spec = st.stored_spec(study0).replace(study=study_name, storage=storage_url)
+    ctx = build_context(spec, progress=progress)
+    if ctx.lm.fingerprint != study0.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+        raise FrontierError(
+            f"this worker's copy of {spec.model} has other weights than the study's model"
+        )
+    study = open_study(ctx)
+    return optimize(ctx, study, trials=trials or spec.trials, timeout=timeout, callbacks=callbacks)

@@ -1,0 +1,159 @@
+"""The study specification: everything that decides what a study measures, as one value.
+
+A spec comes from CLI flags or a TOML file (``frontier find --spec studies/x.toml``; flags
+override the file; an unknown key is an error). The fields that change what is measured
+form the study's fingerprint: a study refuses to continue under a different one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import tomllib
+
+from frontier.errors import FrontierError
+
+SamplerName = Literal["tpe", "nsga2", "gp", "random"]
+SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "gp", "random")
+# Fields that say how long or where a study runs, not what it measures.
+EXECUTION_FIELDS = frozenset({"study", "storage", "trials", "timeout", "threads", "sampler"})
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """What to search, how to measure it, and the SLOs that make a point acceptable."""
+
+    model: str = "smollm2-135m"
+    slos: tuple[str, ...] = ("ppl<2.0",)
+    study: str | None = None
+    storage: str | None = None
+    trust_remote_code: bool = False
+    # importance scores
+    criterion: str = "activation"
+    compensate: bool = False
+    calibration_text: str = "wiki-sample"
+    calibration_tokens: int = 16384
+    calibration_seq_len: int = 512
+    # evaluation text (search-time and final report use disjoint parts)
+    text: str = "wiki-sample"
+    search_metric: Literal["ppl", "kl"] = "ppl"
+    search_tokens: int = 2048
+    report_tokens: int = 16384
+    seq_len: int | None = None
+    # lm-eval tasks
+    tasks: tuple[str, ...] = ()
+    task_docs: int = 100
+    report_docs: int | None = 500
+    task_batch_size: int = 16
+    # search space
+    min_keep: float = 0.2
+    max_keep: float = 1.0
+    step: float = 0.025
+    groups: int | None = None
+    multiple: int = 8
+    # budget and sampler
+    sampler: SamplerName = "tpe"
+    trials: int = 100
+    timeout: float | None = None
+    seed: int = 0
+    warm_start: bool = True
+    threads: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "slos", tuple(self.slos))
+        object.__setattr__(self, "tasks", tuple(self.tasks))
+        if self.sampler not in SAMPLERS:
+            raise FrontierError(f"unknown sampler {self.sampler!r}; use {', '.join(SAMPLERS)}")
+        if self.search_metric not in ("ppl", "kl"):
+            raise FrontierError(f"search_metric must be ppl or kl, got {self.search_metric!r}")
+        if not 0 < self.min_keep <= self.max_keep <= 1:
+            raise FrontierError(
+                f"need 0 < min_keep <= max_keep <= 1 (got {self.min_keep}, {self.max_keep})"
+            )
+        if self.min_keep < self.max_keep and not 0 < self.step <= self.max_keep - self.min_keep:
+            raise FrontierError(f"step {self.step} does not fit in [min_keep, max_keep]")
+        for name in (
+            "calibration_tokens",
+            "search_tokens",
+            "report_tokens",
+            "trials",
+            "task_docs",
+            "multiple",
+            "calibration_seq_len",
+        ):
+            if getattr(self, name) < 1:
+                raise FrontierError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.groups is not None and self.groups < 1:
+            raise FrontierError(f"groups must be positive, got {self.groups}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise FrontierError(f"timeout must be positive, got {self.timeout}")
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> StudySpec:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise FrontierError(f"cannot read spec {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise FrontierError(f"spec {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(
+            {**data, **{k: v for k, v in overrides.items() if v is not None}}, where=str(path)
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, where: str = "spec") -> StudySpec:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise FrontierError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+            )
+        data = dict(data)
+        if isinstance(data.get("slos"), str):
+            data["slos"] = [data["slos"]]
+        if isinstance(data.get("tasks"), str):
+            data["tasks"] = [t for t in data["tasks"].split(",") if t]
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise FrontierError(f"{where}: {exc}") from None
+
+    def replace(self, **changes: Any) -> StudySpec:
+        return dataclasses.replace(self, **changes)
+
+    # -- identity ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out.pop("extra")
+        out["slos"], out["tasks"] = list(self.slos), list(self.tasks)
+        return out
+
+    def measured_settings(self) -> dict[str, Any]:
+        """The fields that change what a trial measures (the fingerprint's content)."""
+        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+
+    def fingerprint(self, model_fingerprint: str) -> str:
+        payload = json.dumps(
+            {**self.measured_settings(), "model_fingerprint": model_fingerprint}, sort_keys=True
+        )
+        return hashlib.blake2b(payload.encode(), digest_size=10).hexdigest()
+
+    @property
+    def study_name(self) -> str:
+        if self.study:
+            return self.study
+        base = Path(self.model).name if Path(self.model).exists() else self.model
+        return base.replace("/", "--").removesuffix(".gguf")
+
+    @property
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage
+        return f"sqlite:///studies/{self.study_name}.db"

@@ -1,0 +1,137 @@
+"""One trial: apply the plan, measure cheaply, measure tasks only where it can matter.
+
+Staging: every trial gets the cheap signal (perplexity or KL on a small token set) and
+its size. Task accuracy is measured only for trials that meet every cheap SLO and are
+not dominated on (size, cheap signal) by a feasible trial already measured; the others
+are recorded as PRUNED ("screened") with their cheap figures and constraint values, so
+they never enter the Pareto set and no accuracy is invented for them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from frontier.plan import Plan
+from frontier.search.context import SearchContext
+from objectives import Measurement
+from objectives.slo import TaskScore, TrialMetrics
+
+ATTR_PLAN = "frontier:plan"
+ATTR_WARM = "frontier:warm_start"
+ATTR_SEARCH = "frontier:search"
+ATTR_FINAL = "frontier:final"
+ATTR_TIMING = "frontier:timing"
+ATTR_SCREENED = "frontier:screened"
+ATTR_FAILED = "frontier:failed"
+
+
+class TrialFailed(Exception):
+    """The pruned model produced NaN: recorded as a failed trial; the search goes on."""
+
+
+def trial_metrics(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> TrialMetrics:
+    task_scores: dict[str, TaskScore] = {}
+    if tasks is not None:
+        for name, d in tasks.details.get("tasks", tasks.details).items():
+            if isinstance(d, dict) and "acc" in d:
+                task_scores[name] = TaskScore(acc=float(d["acc"]), baseline=d.get("baseline"))
+    return TrialMetrics(
+        ppl_ratio=cheap.value if cheap.name == "ppl" else None,
+        kl=cheap.value if cheap.name == "kl" else None,
+        params_kept=size.value,
+        mlp_kept=float(size.details["mlp_kept_fraction"]),
+        tasks=task_scores,
+    )
+
+
+def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> dict[str, Any]:
+    """The JSON stored with a trial (search-time or final figures)."""
+    out: dict[str, Any] = {
+        "params_kept": size.value,
+        "mlp_kept": size.details["mlp_kept_fraction"],
+        "total_params": size.raw,
+        cheap.name + "_ratio" if cheap.name == "ppl" else cheap.name: _finite(cheap.value),
+    }
+    if cheap.name == "ppl":
+        out["ppl"] = _finite(cheap.raw)
+        out["nll"] = _finite(cheap.details.get("nll"))
+    if tasks is not None:
+        out["tasks"] = tasks.details.get("tasks", tasks.details)
+        out["mean_retained"] = _finite(tasks.value)
+        out["mean_acc"] = _finite(tasks.raw)
+    return out
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def plan_for(ctx: SearchContext, trial: optuna.Trial) -> Plan:
+    plan = ctx.space.suggest(trial)  # records the (possibly enqueued) parameters
+    exact = trial.user_attrs.get(ATTR_PLAN)
+    if trial.user_attrs.get(ATTR_WARM) and isinstance(exact, dict):
+        return Plan.from_dict(exact)
+    return plan
+
+
+def _dominated(study: optuna.Study, params: float, cheap: float) -> bool:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.values is None or any(v > 0 for v in t.constraints.values()):
+            continue
+        p, c = t.values[0], t.values[1]
+        if p <= params and c <= cheap and (p < params or c < cheap):
+            return True
+    return False
+
+
+def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
+    start = time.perf_counter()
+    plan = plan_for(ctx, trial)
+    trial.set_user_attr(ATTR_PLAN, plan.to_dict())
+    forward = 0.0
+    tasks_m: Measurement | None = None
+    screened: str | None = None
+    t = time.perf_counter()
+    with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
+        surgery = time.perf_counter() - t
+        size = ctx.size.evaluate(ctx.lm)
+        t = time.perf_counter()
+        cheap = ctx.cheap.evaluate(ctx.lm)
+        forward += time.perf_counter() - t
+        if math.isnan(cheap.value):
+            trial.set_user_attr(ATTR_FAILED, f"{cheap.name} is NaN")
+            raise TrialFailed(f"trial {trial.number}: {cheap.name} is NaN")
+        metrics = trial_metrics(size, cheap, None)
+        cheap_slos = [s for s in ctx.slos if s.needs != "tasks"]
+        violated = [str(s) for s in cheap_slos if (s.violation(metrics) or 0.0) > 0]
+        if ctx.tasks is not None:
+            if violated:
+                screened = "violates " + ", ".join(violated)
+            elif _dominated(trial.study, size.value, cheap.value):
+                screened = f"dominated on size and {cheap.name}"
+            else:
+                t = time.perf_counter()
+                tasks_m = ctx.tasks.evaluate(ctx.lm)
+                forward += time.perf_counter() - t
+    total = time.perf_counter() - start
+    trial.set_user_attr(ATTR_SEARCH, record(size, cheap, tasks_m))
+    trial.set_user_attr(ATTR_TIMING, {"total": total, "forward": forward, "surgery": surgery})
+    metrics = trial_metrics(size, cheap, tasks_m)
+    for slo in ctx.slos:
+        v = slo.violation(metrics)
+        if v is not None:
+            trial.set_constraint(str(slo), v)
+    if screened is not None:
+        trial.set_user_attr(ATTR_SCREENED, screened)
+        raise optuna.TrialPruned(screened)
+    values: tuple[float, ...] = (size.value, cheap.value)
+    if tasks_m is not None:
+        values = (*values, tasks_m.value)
+    return values

@@ -1,0 +1,143 @@
+"""End-to-end studies on a tiny random model: run, resume, report, infeasible."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from frontier.cli import main
+from frontier.errors import FrontierError
+from frontier.search.find import choose, find
+from frontier.search.results import rows
+from frontier.search.spec import StudySpec
+from frontier.search.storage import load_existing, n_finished
+
+SMALL = dict(
+    calibration_tokens=512,
+    calibration_seq_len=64,
+    search_tokens=256,
+    report_tokens=512,
+    seq_len=64,
+    multiple=4,
+)
+
+
+def _spec(folder: Path, tmp_path: Path, **kw: object) -> StudySpec:
+    base = dict(
+        model=str(folder),
+        slos=("ppl<1.5",),
+        trials=12,
+        study="s",
+        storage=f"sqlite:///{tmp_path}/studies/s.db",
+        **SMALL,
+    )
+    base.update(kw)
+    return StudySpec.from_dict(base)
+
+
+def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) -> None:
+    result = find(_spec(tiny_folder, tmp_path))
+    study = result.study
+    assert result.ran == 12 and n_finished(study) == 12
+    pareto = study.best_trials
+    assert pareto, "a feasible Pareto set"
+    assert result.chosen is not None
+    assert result.chosen.number in {t.number for t in pareto}
+    # the chosen point is the feasible Pareto trial with the fewest parameters
+    feasible = [r for r in rows(study) if r.final and r.final["feasible"]]
+    assert result.chosen.values[0] == min(r.search["params_kept"] for r in feasible)
+    # every Pareto trial was re-measured on held-out text
+    for r in rows(study):
+        assert r.final is not None and r.final["ppl_ratio"] is not None
+    # warm starts ran first: uniform plans among the first trials
+    first = study.trials[0]
+    assert first.user_attrs["frontier:warm_start"].startswith("uniform-")
+
+
+def test_interrupted_study_resumes_with_finished_trials_intact(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    spec = _spec(tiny_folder, tmp_path, trials=10)
+
+    def interrupt_after_4(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        if n_finished(study) >= 4:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        find(spec, callbacks=[interrupt_after_4])
+    study = load_existing("s", spec.storage_url)
+    before = {t.number: (t.params, t.values) for t in study.trials if t.state.is_finished()}
+    assert len(before) == 4
+    result = find(spec)
+    assert result.ran == 6
+    after = result.study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+    assert len(after) == 10
+    for t in after:
+        if t.number in before:
+            assert (t.params, t.values) == before[t.number]
+    # rerunning a finished study runs nothing more
+    assert find(spec).ran == 0
+
+
+def test_resume_with_other_settings_is_refused(tiny_folder: Path, tmp_path: Path) -> None:
+    find(_spec(tiny_folder, tmp_path, trials=3))
+    with pytest.raises(FrontierError, match=r"other settings \(slos"):
+        find(_spec(tiny_folder, tmp_path, trials=3, slos=("ppl<1.2",)))
+
+
+def test_seeded_study_is_reproducible(tiny_folder: Path, tmp_path: Path) -> None:
+    a = find(_spec(tiny_folder, tmp_path, trials=14, study="a", warm_start=False))
+    b = find(_spec(tiny_folder, tmp_path, trials=14, study="b", warm_start=False))
+    assert [t.params for t in a.study.trials] == [t.params for t in b.study.trials]
+    assert [t.values for t in a.study.trials] == [t.values for t in b.study.trials]
+
+
+def test_cli_infeasible_exits_non_zero_with_nearest_trial(
+    tiny_folder: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        [
+            "find",
+            "--model",
+            str(tiny_folder),
+            "--slo",
+            "params<=20%",
+            "--trials",
+            "5",
+            "--search-tokens",
+            "256",
+            "--report-tokens",
+            "512",
+            "--seq-len",
+            "64",
+            "--calibration-tokens",
+            "512",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 3
+    assert "no trial meets every SLO" in out and "nearest: trial" in out
+    assert (tmp_path / "studies" / "tiny-llama.db").is_file()
+    assert choose(load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")) is None
+
+
+def test_cli_pareto_and_show(
+    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = _spec(tiny_folder, tmp_path, trials=6)
+    chosen = find(spec).chosen
+    assert chosen is not None
+    assert main(["pareto", "s", "--storage", spec.storage_url, "--json"]) == 0
+    assert f'"trial": {chosen.number}' in capsys.readouterr().out
+    assert main(["show", "s", str(chosen.number), "--storage", spec.storage_url]) == 0
+    out = capsys.readouterr().out
+    assert "layer   0" in out and "chosen" in out
+    assert main(["show", "s", "999", "--storage", spec.storage_url]) == 2
+    assert "has no trial 999" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frontier.errors import FrontierError
+from frontier.search.space import Space, global_threshold_plan, warm_start_plans
+from frontier.search.spec import StudySpec
+
+
+def test_toml_spec_with_overrides_and_unknown_keys(tmp_path: Path) -> None:
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'model = "gemma3-270m"\nslos = ["ppl<2.0", "arc_easy>=90%"]\n'
+        'tasks = ["arc_easy"]\ntrials = 50\n'
+    )
+    spec = StudySpec.from_toml(path, trials=7)
+    assert spec.model == "gemma3-270m" and spec.trials == 7 and spec.tasks == ("arc_easy",)
+    path.write_text('model = "x"\ntrails = 5\n')
+    with pytest.raises(FrontierError, match=r"unknown key.*trails"):
+        StudySpec.from_toml(path)
+    path.write_text("model = [")
+    with pytest.raises(FrontierError, match="not valid TOML"):
+        StudySpec.from_toml(path)
+
+
+def test_fingerprint_ignores_budget_but_not_measurement() -> None:
+    a = StudySpec()
+    assert a.fingerprint("m") == a.replace(trials=999, timeout=5.0, sampler="random").fingerprint(
+        "m"
+    )
+    assert a.fingerprint("m") != a.replace(search_tokens=4096).fingerprint("m")
+    assert a.fingerprint("m") != a.fingerprint("other-model")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_keep": 0.0},
+        {"min_keep": 0.9, "max_keep": 0.5},
+        {"sampler": "cma"},
+        {"trials": 0},
+        {"step": 2.0},
+        {"search_metric": "acc"},
+    ],
+)
+def test_bad_specs_are_one_line_errors(bad: dict[str, object]) -> None:
+    with pytest.raises(FrontierError):
+        StudySpec.from_dict(bad)
+
+
+def test_space_groups_and_warm_starts() -> None:
+    import torch
+
+    space = Space.build([64] * 6, lo=0.25, hi=1.0, step=0.05, groups=3, multiple=8)
+    plan = space.plan([0.5, 0.75, 1.0])
+    assert plan.widths == (32, 32, 48, 48, 64, 64)
+    assert space.params_for(plan) == {"keep_00": 0.5, "keep_01": 0.75, "keep_02": 1.0}
+    scores = [torch.rand(64) * (i + 1) for i in range(6)]
+    g = global_threshold_plan(scores, space, 0.7)
+    assert abs(g.kept_fraction - 0.7) < 0.1
+    assert len({p.widths for _, p in warm_start_plans(space, scores)}) == len(
+        warm_start_plans(space, scores)
+    )
