@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from frontier import __version__
 from frontier.errors import FrontierError
@@ -72,6 +72,31 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
     _quiet_libraries()
     print(pull(args.name, progress=_progress))
+    return 0
+
+
+# -- data ---------------------------------------------------------------------------
+def cmd_data_mirror(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frontier.data.mirror import build_mirror, read_manifest
+
+    _quiet_libraries()
+    tasks = [t for t in ",".join(args.tasks or []).split(",") if t] or None
+    path = build_mirror(
+        Path(args.dest) if args.dest else None, tasks=tasks, force=args.force, progress=_progress
+    )
+    manifest = read_manifest(path) or {}
+    con = _console()
+    con.print(f"benchmark mirror at {path}")
+    for task, info in sorted((manifest.get("task_docs") or {}).items()):
+        docs = info.get("docs") if isinstance(info, dict) else info
+        if isinstance(docs, dict):  # a group: total over its subtasks
+            docs = f"{sum(docs.values())} in {len(docs)} subtasks"
+        split = info.get("split", "") if isinstance(info, dict) else ""
+        con.print(f"  {task:16s} {docs} documents {split}")
+    if manifest.get("truthfulqa"):
+        con.print(f"  note: {manifest['truthfulqa']}")
     return 0
 
 
@@ -180,7 +205,21 @@ def cmd_find(args: argparse.Namespace) -> int:
     finally:
         live.stop()
     con.print(f"ran {result.ran} trial(s) in {result.seconds:.0f} s")
-    return _print_outcome(result.study, con)
+    code = _print_outcome(result.study, con)
+    if args.report_dir != "none":
+        out = _write_report(result.study, args.report_dir)
+        con.print(f"report: {out}")
+    return code
+
+
+def _write_report(study: Any, out_dir: str | None) -> Any:
+    from pathlib import Path
+
+    from frontier.report import write_report
+    from frontier.search.summary import summarize
+
+    out = Path(out_dir) if out_dir else Path("studies") / "results" / study.study_name
+    return write_report(summarize(study), out)
 
 
 def _print_outcome(study: Any, con: Any) -> int:
@@ -282,6 +321,63 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- fit / report / compare -----------------------------------------------------------
+def cmd_fit(args: argparse.Namespace) -> int:
+    from frontier.laws import fit_study
+    from frontier.search.summary import summarize
+
+    summary = summarize(_open(args))
+    stage: Literal["search", "final"] = "search" if args.all or not summary.final else "final"
+    fits = fit_study(summary, x=args.x, stage=stage)
+    con = _console()
+    con.print(
+        f"[bold]{summary.name}[/]: fits on "
+        + (
+            "every trial's search-time figures"
+            if stage == "search"
+            else f"the {len(summary.final)} Pareto points' held-out figures"
+        )
+        + f"; r = fraction of {'MLP' if args.x == 'mlp' else 'all'} parameters removed"
+    )
+    con.print(fits.describe(), highlight=False)
+    for fit in (fits.loss_quadratic, fits.loss_power, *fits.tasks.values(), fits.retention):
+        if fit is not None:
+            con.print("  " + fit.describe(), highlight=False)
+    chosen = summary.chosen
+    for limit in fits.limits:
+        line = "  " + limit.describe()
+        if chosen is not None:
+            removed = chosen.mlp_removed if args.x == "mlp" else chosen.params_removed
+            line += f" (search chose {100 * removed:.1f}%)"
+        con.print(line, highlight=False)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    study = _open(args)
+    print(_write_report(study, args.out))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frontier.compare import compare
+    from frontier.search.spec import StudySpec
+    from frontier.search.storage import load_existing
+    from frontier.search.summary import summarize
+
+    summaries = []
+    for name in args.studies:
+        url = args.storage or StudySpec(study=name).storage_url
+        summaries.append(summarize(load_existing(name, url)))
+    result = compare(summaries, Path(args.out))
+    con = _console()
+    con.print(result.describe())
+    con.print(f"{result.markdown}\n{result.chart}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frontier",
@@ -300,6 +396,17 @@ def build_parser() -> argparse.ArgumentParser:
     pull = models.add_parser("pull", help="fetch, check and convert an alias into the cache")
     pull.add_argument("name")
     pull.set_defaults(handler=cmd_models_pull)
+
+    data = sub.add_parser("data", help="benchmark data").add_subparsers(
+        dest="data_command", required=True, metavar="ACTION"
+    )
+    mirror = data.add_parser("mirror", help="build the offline lm-eval benchmark mirror")
+    mirror.add_argument("--dest", default=None, help="default: $FRONTIER_HOME/data/lmeval")
+    mirror.add_argument(
+        "--tasks", action="append", default=None, help="only these benchmarks (comma-separated)"
+    )
+    mirror.add_argument("--force", action="store_true", help="rebuild even if present")
+    mirror.set_defaults(handler=cmd_data_mirror)
 
     prune = sub.add_parser("prune", help="prune every layer to one keep ratio and measure it")
     _model_args(prune)
@@ -392,6 +499,11 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--no-warm-start", dest="warm_start", action="store_false", default=None)
     find.add_argument("--trust-remote-code", action="store_true", default=None)
     find.add_argument("--threads", type=_positive_int, default=None)
+    find.add_argument(
+        "--report-dir",
+        default=None,
+        help="where the report goes (default studies/results/STUDY; 'none' skips)",
+    )
     find.set_defaults(handler=cmd_find)
 
     worker = sub.add_parser("worker", help="join a running study from another process/machine")
@@ -414,6 +526,34 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("trial", type=int)
     show.add_argument("--storage", default=None)
     show.set_defaults(handler=cmd_show)
+
+    fit = sub.add_parser("fit", help="fit the compression laws to a study")
+    fit.add_argument("study")
+    fit.add_argument("--storage", default=None)
+    fit.add_argument(
+        "--all",
+        action="store_true",
+        help="fit every trial's search-time figures, not only the Pareto set's",
+    )
+    fit.add_argument(
+        "--x",
+        choices=["mlp", "params"],
+        default="mlp",
+        help="r = fraction of MLP (default) or of all parameters removed",
+    )
+    fit.set_defaults(handler=cmd_fit)
+
+    report = sub.add_parser("report", help="write a study's Markdown report and pictures")
+    report.add_argument("study")
+    report.add_argument("--storage", default=None)
+    report.add_argument("--out", default=None, help="default studies/results/STUDY")
+    report.set_defaults(handler=cmd_report)
+
+    cmp_ = sub.add_parser("compare", help="compare several studies (models) in one chart")
+    cmp_.add_argument("studies", nargs="+")
+    cmp_.add_argument("--storage", default=None, help="one storage URL for all the studies")
+    cmp_.add_argument("--out", required=True)
+    cmp_.set_defaults(handler=cmd_compare)
     return p
 
 

@@ -82,12 +82,19 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
     )
 
 
-def known_tasks() -> list[str] | None:
-    try:
-        from frontier.data.mirror import TASKS
-    except ImportError:
-        return None
-    return list(TASKS)
+def check_tasks(tasks: tuple[str, ...], progress: Progress) -> None:
+    """Unknown task names are one-line errors; the offline mirror is built if missing."""
+    from frontier.data.mirror import TASKS, build_mirror
+    from frontier.errors import FrontierError
+
+    unknown = [t for t in tasks if t not in TASKS and not t.startswith("mmlu_")]
+    if unknown:
+        raise FrontierError(
+            f"unknown task(s) {', '.join(unknown)}; available offline: {', '.join(TASKS)} "
+            "(and mmlu_<subject>)"
+        )
+    base = sorted({"mmlu" if t.startswith("mmlu_") else t for t in tasks})
+    build_mirror(tasks=base, progress=progress)
 
 
 def build_context(spec: StudySpec, *, progress: Progress | None = None) -> SearchContext:
@@ -99,6 +106,8 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
             from frontier.errors import FrontierError
 
             raise FrontierError(f"SLO '{slo}' needs task accuracy; add --tasks {slo.metric}")
+    if spec.tasks:
+        check_tasks(spec.tasks, say)
     t = time.perf_counter()
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code, progress=progress)
     seconds["load"] = time.perf_counter() - t

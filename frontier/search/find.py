@@ -154,7 +154,7 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     say(f"re-measuring {len(todo)} Pareto trial(s) on held-out text and report documents")
     objs = ctx.report_objectives()
     if st.ATTR_BASELINE + ":report" not in study.user_attrs:
-        base: dict[str, Any] = {k: {"raw": o.evaluate(ctx.lm).raw} for k, o in objs.items()}
+        base: dict[str, Any] = {k: o.evaluate(ctx.lm).to_dict() for k, o in objs.items()}
         base["protocol"] = {k: o.protocol() for k, o in objs.items()}
         study.set_user_attr(st.ATTR_BASELINE + ":report", base)
     for t in todo:

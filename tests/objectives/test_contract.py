@@ -13,6 +13,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from frontier.data.mirror import build_mirror
 from frontier.plan import Plan
 from frontier.surgery import Pruner
 from frontier.testing import tiny_loaded
@@ -24,7 +25,9 @@ FACTORIES: dict[str, Callable[[], Objective]] = {
     "speed": lambda: create("speed", prompt_tokens=16, new_tokens=4, repeats=2, warmup=1),
     "ppl": lambda: create("ppl", n_tokens=256, seq_len=64),
     "kl": lambda: create("kl", n_tokens=256, seq_len=64, top_k=16),
-    # "tasks": lambda: create("tasks", ...),
+    "tasks": lambda: create(
+        "tasks", tasks=["arc_easy"], n_docs=4, mirror=str(build_mirror(tasks=["arc_easy"]))
+    ),
 }
 
 # Objectives measured with a clock: repeat evaluations differ, so only positivity is

@@ -1,0 +1,400 @@
+"""lm-eval task accuracy, as the share of the unpruned model's accuracy that is retained.
+
+The model is evaluated in memory through lm-eval's own ``HFLM`` wrapper and task
+objects, so prompts, scoring and metrics are exactly lm-eval's; only the choice of
+documents is ours. The wrapper and the tasks are built once in :meth:`prepare`; the
+pruning engine changes the weights in place and the same wrapper sees the change.
+
+Documents: each task's evaluation documents are put in a seeded random order (per
+subtask for groups such as ``mmlu``). The first ``search_pool`` of that order (at most
+half the documents) are the only ones the search may use; ``role="search"`` takes the
+first ``n_docs`` of them, ``role="report"`` takes ``n_docs`` from after the pool. Search
+and report documents are therefore always disjoint, whatever ``n_docs`` each uses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import json
+import logging
+import random
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+from unittest import mock
+
+from frontier.errors import FrontierError
+from frontier.models import LoadedModel
+from objectives._base import Measurement, Objective, register
+from objectives._lm import cached_baseline
+
+Role = Literal["search", "report"]
+
+# Documents per task reserved for the search (capped at half of each task's documents).
+SEARCH_POOL = 250
+# lm-eval's fewshot seed default in simple_evaluate; used so fewshot prompts match its CLI.
+FEWSHOT_SEED = 1234
+
+# The metric each task is reported with in lm-eval's own leaderboards / papers: length-
+# normalised accuracy where the answer choices differ in length (Open LLM Leaderboard v1
+# convention), plain accuracy where the choices are single letters/words or a fixed target.
+STANDARD_METRIC: dict[str, str] = {
+    "arc_easy": "acc_norm",
+    "arc_challenge": "acc_norm",
+    "hellaswag": "acc_norm",
+    "piqa": "acc_norm",
+    "mmlu": "acc",
+    "winogrande": "acc",
+    "boolq": "acc",
+    "truthfulqa_mc1": "acc",
+    "truthfulqa_mc2": "acc",
+    "lambada_openai": "acc",
+}
+
+
+# --------------------------------------------------------------------------- documents
+
+
+def doc_order(task: str, n: int, seed: int) -> list[int]:
+    """A seeded permutation of ``range(n)``, stable across runs, Python versions and hosts."""
+    order = list(range(n))
+    random.Random(f"frontier-docs:{seed}:{task}").shuffle(order)
+    return order
+
+
+def search_pool_size(n: int, search_pool: int) -> int:
+    """How many of a task's ``n`` documents are reserved for the search."""
+    return min(search_pool, n // 2)
+
+
+def select_docs(
+    task: str, n: int, *, role: Role, n_docs: int | None, seed: int, search_pool: int = SEARCH_POOL
+) -> list[int]:
+    """Sorted document indices of ``task`` (of ``n``) for ``role``; see the module docstring."""
+    if n_docs is not None and n_docs <= 0:
+        raise FrontierError(f"n_docs must be positive, got {n_docs}")
+    order = doc_order(task, n, seed)
+    pool = search_pool_size(n, search_pool)
+    chosen = order[:pool] if role == "search" else order[pool:]
+    if n_docs is not None:
+        chosen = chosen[:n_docs]
+    if not chosen:
+        raise FrontierError(
+            f"{task}: no documents left for role {role!r} ({n} documents, search pool {pool})"
+        )
+    # Sorted: lm-eval maps logged doc ids through the samples list in dataset order.
+    return sorted(chosen)
+
+
+def select_subtasks(group: str, names: Sequence[str], k: int | None, seed: int) -> list[str]:
+    """A seeded choice of ``k`` of a group's subtasks (all of them when ``k`` is None)."""
+    if k is None or k >= len(names):
+        return sorted(names)
+    if k <= 0:
+        raise FrontierError(f"subtasks must be positive, got {k}")
+    return sorted(random.Random(f"frontier-subtasks:{seed}:{group}").sample(sorted(names), k))
+
+
+# --------------------------------------------------------------------------- objective
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence lm-eval's per-call info logs and datasets' progress bars, then restore them."""
+    import datasets
+    import lm_eval.api.task
+    from tqdm import tqdm
+
+    loggers = [logging.getLogger(n) for n in ("lm_eval", "datasets", "transformers")]
+    levels = [log.level for log in loggers]
+    bars_were_on = not datasets.utils.are_progress_bars_disabled()
+    for log in loggers:
+        log.setLevel(logging.ERROR)
+    datasets.utils.disable_progress_bars()
+    # Task.build_all_requests draws a progress bar per task per call, with no switch.
+    with mock.patch.object(lm_eval.api.task, "tqdm", functools.partial(tqdm, disable=True)):
+        try:
+            yield
+        finally:
+            for log, level in zip(loggers, levels, strict=True):
+                log.setLevel(level)
+            if bars_were_on:
+                datasets.utils.enable_progress_bars()
+
+
+@register
+class TaskAccuracy(Objective):
+    """Mean over tasks of (accuracy now / accuracy of the unpruned model).
+
+    ``tasks`` are lm-eval task or group names; each is scored with its standard metric
+    (:data:`STANDARD_METRIC`, else ``acc``). ``n_docs`` documents per task (per subtask
+    of a group), ``None`` for all of the role's documents. ``subtasks`` evaluates only a
+    seeded choice of that many subtasks of each group (e.g. 10 MMLU subjects).
+    ``mirror`` is the offline benchmark mirror (default location when None) unless
+    ``use_hub``. ``num_fewshot`` overrides the tasks' defaults (0 for all served here).
+    """
+
+    name = "tasks"
+    direction = "maximize"
+
+    def __init__(
+        self,
+        tasks: Sequence[str] = ("arc_easy",),
+        n_docs: int | None = 100,
+        role: Role = "search",
+        seed: int = 0,
+        batch_size: int = 8,
+        mirror: str | Path | None = None,
+        use_hub: bool = False,
+        subtasks: int | None = None,
+        search_pool: int = SEARCH_POOL,
+        num_fewshot: int | None = None,
+    ) -> None:
+        if role not in ("search", "report"):
+            raise FrontierError(f"role must be 'search' or 'report', got {role!r}")
+        if isinstance(tasks, str):
+            tasks = [t for t in tasks.split(",") if t]
+        if not tasks:
+            raise FrontierError("the tasks objective needs at least one task")
+        self.tasks = list(dict.fromkeys(tasks))
+        self.n_docs = n_docs
+        self.role: Role = role
+        self.seed = seed
+        self.batch_size = batch_size
+        self.mirror = Path(mirror) if mirror is not None else None
+        self.use_hub = use_hub
+        self.subtasks = subtasks
+        self.search_pool = search_pool
+        self.num_fewshot = num_fewshot
+        self._lm: Any = None
+        self._model: Any = None
+        self._task_dict: dict[str, Any] | None = None
+        self._samples: dict[str, list[int]] = {}
+        self._leaves: dict[str, list[str]] = {}
+        self._metrics: dict[str, str] = {}
+        self._fewshot: dict[str, int] = {}
+        self._digest: str | None = None
+        self.baseline: dict[str, float] | None = None
+
+    # -- setup ----------------------------------------------------------------
+
+    def _load_tasks(self) -> None:
+        """Load the tasks once, choose subtasks and documents, fix few-shot settings."""
+        from frontier.data.mirror import task_manager
+
+        with _quiet():
+            tm = task_manager(self.mirror, use_hub=self.use_hub)
+            try:
+                loaded = tm.load(list(self.tasks))
+            except (KeyError, ValueError) as exc:
+                raise FrontierError(f"lm-eval cannot load tasks {self.tasks}: {exc}") from None
+        groups: dict[str, Any] = dict(loaded.get("groups", {}))
+        leaves_all: dict[str, Any] = dict(loaded["tasks"])
+        keep: dict[str, Any] = {}
+        for name in self.tasks:
+            if name in groups:
+                group = groups[name]
+                names = [t.task_name for t in group.get_all_tasks()]
+                chosen = select_subtasks(name, names, self.subtasks, self.seed)
+                _prune_group(group, set(chosen))
+                self._leaves[name] = chosen
+            elif name in leaves_all:
+                self._leaves[name] = [name]
+            else:
+                raise FrontierError(f"lm-eval loaded no task or group named {name!r}")
+            for leaf in self._leaves[name]:
+                keep[leaf] = leaves_all[leaf]
+        kept_groups = {g.name: g for g in _live_groups(groups, self.tasks)}
+        self._task_dict = {
+            "tasks": keep,
+            "groups": kept_groups,
+            "group_map": {g.name: g.child_names for g in kept_groups.values()},
+        }
+        with _quiet():
+            for leaf, task in keep.items():
+                n = len(task.eval_docs)
+                self._samples[leaf] = select_docs(
+                    leaf,
+                    n,
+                    role=self.role,
+                    n_docs=self.n_docs,
+                    seed=self.seed,
+                    search_pool=self.search_pool,
+                )
+                self._set_fewshot(task)
+                self._fewshot[leaf] = int(task.get_config("num_fewshot") or 0)
+        for name in self.tasks:
+            self._metrics[name] = _metric_for(name, [keep[leaf] for leaf in self._leaves[name]])
+        self._digest = self._docs_digest()
+
+    def _set_fewshot(self, task: Any) -> None:
+        # Same rule as lm_eval.simple_evaluate: a YAML that says 0 shots stays at 0.
+        current = task.get_config("num_fewshot")
+        if self.num_fewshot is not None and current != 0:
+            task.set_config(key="num_fewshot", value=self.num_fewshot)
+        elif current is None:
+            task.set_config(key="num_fewshot", value=0)
+        task.set_fewshot_seed(seed=FEWSHOT_SEED)
+
+    def _docs_digest(self) -> str:
+        """blake2b of every chosen document's index and content: the protocol's identity."""
+        assert self._task_dict is not None
+        h = hashlib.blake2b(digest_size=16)
+        for leaf in sorted(self._samples):
+            docs = self._task_dict["tasks"][leaf].eval_docs
+            h.update(json.dumps([leaf, self._samples[leaf]]).encode())
+            for i in self._samples[leaf]:
+                h.update(json.dumps(docs[i], sort_keys=True, default=str).encode())
+        return h.hexdigest()
+
+    def prepare(self, lm: LoadedModel) -> None:
+        """Build the task dict and the wrapper once; measure (or read) the baseline."""
+        if self._task_dict is None:
+            self._load_tasks()
+        self._wrap(lm)
+        key = {"protocol": self.protocol(), "model": lm.fingerprint}
+        self.baseline = dict(cached_baseline("tasks", key, lambda: self._accuracies()))
+
+    def _wrap(self, lm: LoadedModel) -> None:
+        if self._lm is not None and self._model is lm.model:
+            return
+        with _quiet():
+            from lm_eval.models.huggingface import HFLM
+
+            wrapper = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=self.batch_size)
+        # The evaluator calls these without disable_tqdm; progress bars per call are noise.
+        for method in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
+            setattr(wrapper, method, functools.partial(getattr(wrapper, method), disable_tqdm=True))
+        self._lm, self._model = wrapper, lm.model
+
+    # -- measuring ------------------------------------------------------------
+
+    def _accuracies(self) -> dict[str, float]:
+        """Each requested task's (or group's) standard metric for the model as it is now."""
+        from lm_eval.evaluator import evaluate
+
+        assert self._task_dict is not None and self._lm is not None
+        with _quiet():
+            out = evaluate(
+                lm=self._lm,
+                task_dict=self._task_dict,
+                samples=self._samples,
+                bootstrap_iters=0,
+                log_samples=False,
+            )
+        if out is None:
+            raise FrontierError("lm-eval returned no results (not rank 0?)")
+        results = out["results"]
+        accs: dict[str, float] = {}
+        for name in self.tasks:
+            key = f"{self._metrics[name]},none"
+            if key not in results.get(name, {}):
+                raise FrontierError(f"lm-eval gave no {key!r} for {name}")
+            accs[name] = float(results[name][key])
+        return accs
+
+    def evaluate(self, lm: LoadedModel) -> Measurement:
+        if self.baseline is None:
+            self.prepare(lm)
+        self._wrap(lm)
+        assert self.baseline is not None
+        accs = self._accuracies()
+        details: dict[str, Any] = {}
+        for name in self.tasks:
+            base = self.baseline[name]
+            details[name] = {
+                "metric": self._metrics[name],
+                "acc": accs[name],
+                "baseline": base,
+                "retained": _retained(accs[name], base),
+                "n_docs": sum(len(self._samples[leaf]) for leaf in self._leaves[name]),
+            }
+        return Measurement(
+            name=self.name,
+            value=_mean([d["retained"] for d in details.values()]),
+            direction=self.direction,
+            raw=_mean(list(accs.values())),
+            baseline=_mean(list(self.baseline.values())),
+            details=details,
+        )
+
+    def protocol(self) -> dict[str, Any]:
+        from frontier.data.mirror import TRUTHFULQA_SUBSET, _lm_eval_version
+
+        out: dict[str, Any] = {
+            "objective": self.name,
+            "metric": "mean over tasks of accuracy / unpruned accuracy "
+            "(1 + accuracy where the unpruned accuracy is 0)",
+            "lm_eval_version": _lm_eval_version(),
+            "tasks": list(self.tasks),
+            "role": self.role,
+            "seed": self.seed,
+            "search_pool": self.search_pool,
+            "n_docs_requested": self.n_docs,
+            "subtasks_requested": self.subtasks,
+            "batch_size": self.batch_size,
+            "data": "hub" if self.use_hub else "offline mirror",
+            "bootstrap_iters": 0,
+        }
+        if self._digest is not None:
+            out["metric_per_task"] = dict(self._metrics)
+            out["num_fewshot"] = dict(sorted(self._fewshot.items()))
+            out["docs"] = {leaf: len(idx) for leaf, idx in sorted(self._samples.items())}
+            out["subtasks"] = {n: self._leaves[n] for n in self.tasks if self._leaves[n] != [n]}
+            out["docs_digest"] = self._digest
+        if any(t.startswith("truthfulqa") for t in self.tasks) and not self.use_hub:
+            out["truthfulqa"] = TRUTHFULQA_SUBSET
+        return out
+
+    def doc_indices(self) -> dict[str, list[int]]:
+        """The chosen document indices per leaf task (as lm-eval's ``samples`` argument)."""
+        if self._task_dict is None:
+            self._load_tasks()
+        return {k: list(v) for k, v in self._samples.items()}
+
+
+def _prune_group(group: Any, keep: set[str]) -> None:
+    """Drop the subtasks not in ``keep`` from a group tree, and subgroups left empty."""
+    from lm_eval.api.group import Group
+
+    for child in list(group):
+        if isinstance(child, Group):
+            _prune_group(child, keep)
+            if not child.get_all_tasks():
+                group.pop(child.name)
+        elif child.task_name not in keep:
+            group.pop(child.task_name)
+
+
+def _live_groups(groups: dict[str, Any], requested: Sequence[str]) -> list[Any]:
+    out = []
+    for name in requested:
+        if name in groups:
+            out.append(groups[name])
+            out.extend(groups[name].get_all_groups())
+    return out
+
+
+def _metric_for(name: str, leaves: Sequence[Any]) -> str:
+    if name in STANDARD_METRIC:
+        return STANDARD_METRIC[name]
+    metrics = {m["metric"] for t in leaves for m in (t.config.metric_list or [])}
+    for candidate in ("acc_norm", "acc", "exact_match"):
+        if candidate in metrics:
+            return candidate
+    raise FrontierError(f"{name}: no accuracy-like metric among {sorted(metrics)}")
+
+
+def _retained(acc: float, base: float) -> float:
+    """acc / base. Where the unpruned model scored 0 (tiny or random models on a few
+    documents) the ratio is undefined; 1 + acc keeps it finite, 1 at the baseline, and
+    still rising with accuracy, so a search is neither stopped nor misled by it."""
+    if base > 0:
+        return acc / base
+    return 1.0 + acc
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)

@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import matplotlib.image
+import pytest
+
+from frontier.errors import FrontierError
+from frontier.laws import fit_study
+from frontier.plots import (
+    breaking_points,
+    plot_fits,
+    plot_pareto,
+    plot_retention,
+    plot_widths,
+    subtitle,
+    text_label,
+)
+from frontier.points import StudySummary, synthetic_summary
+
+
+@pytest.fixture(scope="module")
+def study() -> StudySummary:
+    return synthetic_summary(n_trials=30)
+
+
+def _check_png(path: Path, *, min_width: int = 500) -> tuple[int, int]:
+    assert path.exists() and path.suffix == ".png"
+    assert path.stat().st_size > 20_000  # a blank canvas is a few kB
+    img = matplotlib.image.imread(path)
+    h, w = img.shape[:2]
+    assert h >= 400 and w >= min_width
+    return h, w
+
+
+def test_pareto_has_two_panels_with_tasks_and_one_without(
+    study: StudySummary, tmp_path: Path
+) -> None:
+    out = plot_pareto(study, tmp_path / "pareto.png")
+    assert out == tmp_path / "pareto.png"
+    _, wide = _check_png(out)
+    no_tasks = synthetic_summary(n_trials=30, tasks={}, slos=("ppl<1.6",), final=False)
+    _, narrow = _check_png(plot_pareto(no_tasks, tmp_path / "sub" / "pareto1.png"))
+    assert wide > 1.6 * narrow
+
+
+def test_fits_plot(study: StudySummary, tmp_path: Path) -> None:
+    _check_png(plot_fits(study, fit_study(study), tmp_path / "fits.png"), min_width=1000)
+
+
+def test_fits_plot_survives_failed_fits(tmp_path: Path) -> None:
+    tiny = synthetic_summary(n_trials=2, final=False)
+    fits = fit_study(tiny, include_baseline=False)
+    assert not fits.loss_quadratic.ok
+    _check_png(plot_fits(tiny, fits, tmp_path / "fits.png"))
+
+
+def test_widths_plot_and_its_absence(study: StudySummary, tmp_path: Path) -> None:
+    _check_png(plot_widths(study, tmp_path / "widths.png"))
+    nothing = dataclasses.replace(
+        study,
+        points=tuple(dataclasses.replace(p, chosen=False) for p in study.points),
+        final=(),
+    )
+    with pytest.raises(FrontierError, match="no chosen point"):
+        plot_widths(nothing, tmp_path / "none.png")
+
+
+def test_retention_plot_orders_tasks_by_when_they_break(
+    study: StudySummary, tmp_path: Path
+) -> None:
+    fits = fit_study(study)
+    _check_png(plot_retention(study, fits, tmp_path / "retention.png"))
+    breaks = breaking_points(study, fits)
+    # arc_easy loses 0.45/0.70 of its accuracy per unit r, piqa only 0.25/0.72.
+    assert breaks["arc_easy"] is not None and breaks["piqa"] is not None
+    assert breaks["arc_easy"] < breaks["hellaswag"] < breaks["piqa"]  # type: ignore[operator]
+    no_tasks = synthetic_summary(n_trials=10, tasks={}, slos=("ppl<1.6",))
+    with pytest.raises(FrontierError, match="no task"):
+        plot_retention(no_tasks, fit_study(no_tasks), tmp_path / "r.png")
+
+
+def test_text_label_reads_the_protocol(study: StudySummary) -> None:
+    assert text_label({"text": "my text"}) == "my text"
+    assert text_label({"evaluation": {"source": "wiki", "role": "test"}}) == "wiki (test)"
+    assert text_label({}) == "evaluation text not recorded"
+    assert "wikitext" in subtitle(study) and study.model in subtitle(study)
