@@ -12,9 +12,10 @@ from frontier.errors import FrontierError
 from frontier.plan import Plan
 
 __version__ = "0.1.0"
-__all__ = ["FrontierError", "Plan", "__version__", "load_model"]
+__all__ = ["FrontierError", "Plan", "__version__", "load_model", "load_pruned"]
 
 if TYPE_CHECKING:
+    from frontier.export import load_pruned
     from frontier.models import load_model
 
 
@@ -23,4 +24,8 @@ def __getattr__(name: str) -> Any:
         from frontier.models import load_model
 
         return load_model
+    if name == "load_pruned":
+        from frontier.export import load_pruned
+
+        return load_pruned
     raise AttributeError(f"module 'frontier' has no attribute {name!r}")

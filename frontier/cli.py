@@ -321,6 +321,67 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export / apply -------------------------------------------------------------------
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frontier import settings
+    from frontier.search.export import export_trial
+
+    _quiet_libraries()
+    settings.set_threads(args.threads)
+    result = export_trial(
+        _open(args),
+        args.trial,
+        Path(args.out),
+        format=args.format,
+        dtype=args.dtype,
+        force=args.force,
+    )
+    _print_export(result)
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from frontier import settings
+    from frontier.export import apply_compression
+    from frontier.models import load_model
+
+    _quiet_libraries()
+    settings.set_threads(args.threads)
+    lm = load_model(args.model, trust_remote_code=args.trust_remote_code, progress=_progress)
+    result = apply_compression(
+        Path(args.config),
+        lm,
+        Path(args.out),
+        format=args.format,
+        dtype=args.dtype,
+        force=args.force,
+        check_source=not args.ignore_source,
+    )
+    _print_export(result)
+    return 0
+
+
+def _print_export(result: Any) -> None:
+    con = _console()
+    rec = result.record
+    con.print(
+        f"[bold]{result.path}[/]: {rec.export_format} checkpoint, {rec.dtype}, "
+        f"{result.weights_bytes / 1e6:.1f} MB of weights"
+    )
+    con.print(f"reload checked: max |logit difference| {result.max_abs_logit_diff:.2e}")
+    if rec.export_format == "heterogeneous":
+        con.print(
+            "load with frontier.load_pruned(DIR), or AutoModelForCausalLM.from_pretrained"
+            "(DIR, trust_remote_code=True)"
+        )
+    else:
+        con.print("load with AutoModelForCausalLM.from_pretrained(DIR)")
+
+
 # -- fit / report / compare -----------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
     from frontier.laws import fit_study
@@ -527,6 +588,27 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--storage", default=None)
     show.set_defaults(handler=cmd_show)
 
+    export = sub.add_parser("export", help="export a trial as a dense checkpoint")
+    export.add_argument("study")
+    export.add_argument("trial", type=int)
+    export.add_argument("--out", required=True)
+    export.add_argument("--storage", default=None)
+    _export_args(export)
+    export.set_defaults(handler=cmd_export)
+
+    apply = sub.add_parser("apply", help="rebuild an export from the original model")
+    apply.add_argument("--config", required=True, help="compression.json (or its folder)")
+    apply.add_argument("--model", required=True, help="the original model")
+    apply.add_argument("--out", required=True)
+    apply.add_argument("--trust-remote-code", action="store_true")
+    apply.add_argument(
+        "--ignore-source",
+        action="store_true",
+        help="apply even if the model's fingerprint differs from the record's",
+    )
+    _export_args(apply, keep_record_defaults=True)
+    apply.set_defaults(handler=cmd_apply)
+
     fit = sub.add_parser("fit", help="fit the compression laws to a study")
     fit.add_argument("study")
     fit.add_argument("--storage", default=None)
@@ -574,6 +656,21 @@ def _model_args(p: argparse.ArgumentParser) -> None:
         default=None,
         help="torch CPU threads (default: $FRONTIER_THREADS or torch's choice)",
     )
+
+
+def _export_args(p: argparse.ArgumentParser, *, keep_record_defaults: bool = False) -> None:
+    default_format = None if keep_record_defaults else "heterogeneous"
+    default_dtype = None if keep_record_defaults else "fp32"
+    p.add_argument(
+        "--format",
+        choices=["heterogeneous", "padded", "uniform"],
+        default=default_format,
+        help="heterogeneous (exact widths, needs its modeling file), padded "
+        "(stock config, zero-padded), uniform (stock, all layers equal)",
+    )
+    p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=default_dtype)
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
+    p.add_argument("--threads", type=_positive_int, default=None)
 
 
 def _fraction(text: str) -> float:

@@ -86,6 +86,7 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "model_fingerprint": ctx.lm.fingerprint,
         "criterion": spec.criterion,
         "calibration": ctx.scores.calibration,
+        "text": ctx.cheap.protocol().get("source"),
         "search_metric": ctx.cheap.protocol(),
         "slos": list(spec.slos),
         "sampler": spec.sampler,

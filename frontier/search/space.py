@@ -11,10 +11,20 @@ import torch
 
 from frontier.plan import Plan
 
+SHAPE_LO, SHAPE_HI, SHAPE_STEP = 0.5, 1.5, 0.05
+
 
 @dataclass(frozen=True)
 class Space:
-    """Keep ratios in [lo, hi] on a grid of ``step``, one per group of contiguous layers."""
+    """A keep budget and a relative shape per group of contiguous layers.
+
+    The sampler proposes ``keep`` (the mean keep ratio, on a grid of ``step`` in
+    [lo, hi]) and one ``shape_g`` multiplier in [0.5, 1.5] per group; group g keeps
+    ``keep * shape_g / mean(shape)``, clipped to [lo, hi]. Size and allocation are
+    separate parameters, so the sampler can learn how much to cut and where to cut it
+    independently; with one free ratio per group the total size is an average of many
+    draws and rarely reaches the extremes.
+    """
 
     full: tuple[int, ...]
     lo: float
@@ -39,36 +49,51 @@ class Space:
 
     @property
     def names(self) -> list[str]:
-        return [f"keep_{g:02d}" for g in range(self.n_groups)]
+        return ["keep"] + [f"shape_{g:02d}" for g in range(self.n_groups)]
 
     def group_of(self, layer: int) -> int:
         return layer * self.n_groups // len(self.full)
 
-    def plan(self, ratios: Sequence[float]) -> Plan:
-        per_layer = [ratios[self.group_of(i)] for i in range(len(self.full))]
+    def ratios(self, keep: float, shape: Sequence[float]) -> list[float]:
+        mean = sum(shape) / len(shape)
+        return [min(max(keep * s / mean, self.lo), self.hi) for s in shape]
+
+    def plan(self, group_ratios: Sequence[float]) -> Plan:
+        per_layer = [group_ratios[self.group_of(i)] for i in range(len(self.full))]
         return Plan.from_ratios(per_layer, self.full, multiple=self.multiple, floor=self.multiple)
 
     def suggest(self, trial: Any) -> Plan:
         if self.lo == self.hi:
             return self.plan([self.lo] * self.n_groups)
-        ratios = [trial.suggest_float(n, self.lo, self.hi, step=self.step) for n in self.names]
-        return self.plan(ratios)
+        keep = trial.suggest_float("keep", self.lo, self.hi, step=self.step)
+        if self.n_groups == 1:
+            return self.plan([keep])
+        shape = [
+            trial.suggest_float(n, SHAPE_LO, SHAPE_HI, step=SHAPE_STEP) for n in self.names[1:]
+        ]
+        return self.plan(self.ratios(keep, shape))
 
-    def snap(self, ratio: float) -> float:
-        """Nearest grid value (what the sampler would see for a warm-start plan)."""
-        k = round((min(max(ratio, self.lo), self.hi) - self.lo) / self.step)
-        k = min(k, math.floor((self.hi - self.lo) / self.step + 1e-9))
-        return round(self.lo + k * self.step, 10)
+    @staticmethod
+    def _snap(x: float, lo: float, hi: float, step: float) -> float:
+        k = round((min(max(x, lo), hi) - lo) / step)
+        k = min(k, math.floor((hi - lo) / step + 1e-9))
+        return round(lo + k * step, 10)
 
     def params_for(self, plan: Plan) -> dict[str, float]:
-        """Grid parameters closest to ``plan`` (group means of its keep ratios)."""
+        """Grid parameters closest to ``plan`` (what the sampler sees for a warm start)."""
         ratios = plan.keep_ratios()
         sums = [0.0] * self.n_groups
         counts = [0] * self.n_groups
         for i, r in enumerate(ratios):
             sums[self.group_of(i)] += r
             counts[self.group_of(i)] += 1
-        return {n: self.snap(s / c) for n, s, c in zip(self.names, sums, counts, strict=True)}
+        group = [s / c for s, c in zip(sums, counts, strict=True)]
+        keep = sum(group) / len(group)
+        out = {"keep": self._snap(keep, self.lo, self.hi, self.step)}
+        if self.n_groups > 1:
+            for name, r in zip(self.names[1:], group, strict=True):
+                out[name] = self._snap(r / keep, SHAPE_LO, SHAPE_HI, SHAPE_STEP)
+        return out
 
 
 def uniform_ladder(space: Space, keeps: Sequence[float]) -> list[tuple[str, Plan]]:

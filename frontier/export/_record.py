@@ -1,0 +1,153 @@
+"""``compression.json``: what an export is, where it came from, and how to rebuild it.
+
+The record holds the kept neuron indices of every layer, so ``apply`` can rebuild the
+exact checkpoint from the original model without calibration data. Reading it is
+strict: a truncated or hand-broken file is a one-line :class:`FrontierError`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast, get_args
+
+from frontier.errors import FrontierError
+from frontier.plan import Plan
+
+RECORD_NAME = "compression.json"
+RECORD_FORMAT = 1
+
+ExportFormat = Literal["uniform", "padded", "heterogeneous"]
+ExportDtype = Literal["fp32", "fp16", "bf16"]
+FORMATS: tuple[str, ...] = get_args(ExportFormat)
+DTYPES: tuple[str, ...] = get_args(ExportDtype)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a selection came from; every field is optional and only recorded."""
+
+    criterion: str | None = None
+    calibration_fingerprint: str | None = None
+    study: str | None = None
+    trial: int | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "criterion": self.criterion,
+            "calibration_fingerprint": self.calibration_fingerprint,
+            "study": self.study,
+            "trial": self.trial,
+            "metrics": dict(self.metrics),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
+        metrics = data.get("metrics") or {}
+        if not isinstance(metrics, dict):
+            raise FrontierError("provenance metrics must be an object")
+        trial = data.get("trial")
+        return cls(
+            criterion=_opt_str(data.get("criterion")),
+            calibration_fingerprint=_opt_str(data.get("calibration_fingerprint")),
+            study=_opt_str(data.get("study")),
+            trial=None if trial is None else int(trial),
+            metrics={str(k): float(v) for k, v in metrics.items()},
+        )
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The unpruned model an export was cut from; ``fingerprint`` is checked by ``apply``."""
+
+    name: str
+    source: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class CompressionRecord:
+    """Everything ``compression.json`` says about one export."""
+
+    plan: Plan
+    kept: list[list[int]]
+    model_type: str
+    source: SourceModel
+    export_format: ExportFormat
+    dtype: ExportDtype
+    provenance: Provenance = field(default_factory=Provenance)
+    versions: dict[str, str] = field(default_factory=dict)
+    verification: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_format": RECORD_FORMAT,
+            "export_format": self.export_format,
+            "dtype": self.dtype,
+            "model_type": self.model_type,
+            "plan": self.plan.to_dict(),
+            "kept": self.kept,
+            "source": {
+                "name": self.source.name,
+                "source": self.source.source,
+                "fingerprint": self.source.fingerprint,
+            },
+            **self.provenance.to_dict(),
+            "versions": dict(self.versions),
+            "verification": dict(self.verification),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CompressionRecord:
+        if data.get("record_format") != RECORD_FORMAT:
+            raise FrontierError(f"unsupported record_format {data.get('record_format')!r}")
+        fmt, dtype = data.get("export_format"), data.get("dtype")
+        if fmt not in FORMATS:
+            raise FrontierError(f"export_format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        if dtype not in DTYPES:
+            raise FrontierError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        try:
+            src = data["source"]
+            kept = [[int(i) for i in layer] for layer in data["kept"]]
+            return cls(
+                plan=Plan.from_dict(data["plan"]),
+                kept=kept,
+                model_type=str(data["model_type"]),
+                source=SourceModel(str(src["name"]), str(src["source"]), str(src["fingerprint"])),
+                export_format=cast(ExportFormat, fmt),
+                dtype=cast(ExportDtype, dtype),
+                provenance=Provenance.from_dict(data),
+                versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
+                verification=dict(data.get("verification") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FrontierError(
+                f"malformed compression record: {type(exc).__name__} {exc}"
+            ) from None
+
+
+def read_record(path: Path) -> CompressionRecord:
+    """Read ``compression.json`` (or the export folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RECORD_NAME
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FrontierError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FrontierError(f"{path}: not valid JSON (truncated or corrupted?): {exc}") from None
+    if not isinstance(data, dict):
+        raise FrontierError(f"{path}: expected a JSON object")
+    try:
+        return CompressionRecord.from_dict(data)
+    except FrontierError as exc:
+        raise FrontierError(f"{path}: {exc}") from None
+
+
+def _opt_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,82 @@
+"""Export a study's trial as a checkpoint: the same plan, scores and model the study used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from frontier.data.text import TextSource, token_windows
+from frontier.errors import FrontierError
+from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
+from frontier.importance import compute_scores
+from frontier.models import load_model
+from frontier.plan import Plan
+from frontier.search import storage as st
+from frontier.search.find import final_record
+from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
+from frontier.surgery import Pruner
+
+
+def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in rec.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[f"{prefix}{key}"] = float(value)
+    for task, d in (rec.get("tasks") or {}).items():
+        if isinstance(d, dict) and isinstance(d.get("acc"), (int, float)):
+            out[f"{prefix}acc:{task}"] = float(d["acc"])
+    return out
+
+
+def export_trial(
+    study: optuna.Study,
+    number: int,
+    out: Path,
+    *,
+    format: ExportFormat = "heterogeneous",
+    dtype: ExportDtype = "fp32",
+    force: bool = False,
+) -> ExportResult:
+    """Rebuild trial ``number``'s pruned model from the study's settings and export it.
+
+    The importance scores are recomputed from the same calibration tokens (normally a
+    cache hit), and the model's weights must be the ones the study searched.
+    """
+    spec = st.stored_spec(study)
+    trials = study.get_trials(deepcopy=False)
+    if not 0 <= number < len(trials):
+        raise FrontierError(f"study {study.study_name!r} has no trial {number}")
+    trial = trials[number]
+    plan_d = trial.user_attrs.get(ATTR_PLAN)
+    if not isinstance(plan_d, dict):
+        raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
+    if spec.compensate:
+        raise FrontierError(
+            "this study used bias compensation, which the export formats do not carry yet"
+        )
+    lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
+    if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+        raise FrontierError(f"{spec.model} now has other weights than when the study ran")
+    calibration = token_windows(
+        TextSource(spec.calibration_text),
+        "calibration",
+        lm.tokenizer,
+        n_tokens=spec.calibration_tokens,
+        seq_len=min(spec.calibration_seq_len, lm.max_length),
+    )
+    scores = compute_scores(lm, spec.criterion, calibration)
+    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
+    metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
+    metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
+    provenance = Provenance(
+        criterion=spec.criterion,
+        calibration_fingerprint=calibration.fingerprint,
+        study=study.study_name,
+        trial=number,
+        metrics=metrics,
+    )
+    return export_model(
+        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+    )

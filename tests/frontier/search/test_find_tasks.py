@@ -1,0 +1,76 @@
+"""A tiny study with an lm-eval task: three objectives, staged evaluation, report pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from frontier.cli import main
+from frontier.data.mirror import build_mirror
+from frontier.search.find import final_record, find
+from frontier.search.spec import StudySpec
+from frontier.search.summary import summarize
+
+
+@pytest.fixture
+def mirror(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    # the mirror lives in the default cache (built once per machine, then reused)
+    monkeypatch.delenv("FRONTIER_HOME", raising=False)
+    return build_mirror(tasks=["arc_easy"])
+
+
+def test_study_with_a_task_stages_and_reports(
+    tiny_folder: Path, tmp_path: Path, mirror: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path / "home"))
+    # the tiny study's own caches in tmp, the benchmark mirror from the default cache
+    import objectives.tasks as tasks_mod
+
+    real_init = tasks_mod.TaskAccuracy.__init__
+
+    def with_mirror(self, *a, **kw):  # type: ignore[no-untyped-def]
+        kw.setdefault("mirror", str(mirror))
+        real_init(self, *a, **kw)
+
+    monkeypatch.setattr(tasks_mod.TaskAccuracy, "__init__", with_mirror)
+    monkeypatch.setattr("frontier.search.context.check_tasks", lambda tasks, progress: None)
+    spec = StudySpec(
+        model=str(tiny_folder),
+        slos=("ppl<1.5",),
+        tasks=("arc_easy",),
+        task_docs=6,
+        report_docs=6,
+        trials=10,
+        study="t",
+        storage=f"sqlite:///{tmp_path}/t.db",
+        calibration_tokens=512,
+        calibration_seq_len=64,
+        search_tokens=256,
+        report_tokens=512,
+        seq_len=64,
+        multiple=4,
+        task_batch_size=4,
+    )
+    result = find(spec)
+    study = result.study
+    assert len(study.directions) == 3
+    measured = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    screened = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert measured and all(len(t.values) == 3 for t in measured)
+    assert all("arc_easy" in t.user_attrs["frontier:search"]["tasks"] for t in measured)
+    for t in screened:  # screened trials carry cheap figures and a reason, never an accuracy
+        assert t.user_attrs["frontier:screened"]
+        assert "tasks" not in t.user_attrs["frontier:search"]
+    for t in study.best_trials:
+        final = final_record(study, t)
+        assert final is not None and final["tasks"]["arc_easy"]["n_docs"] == 6
+    summary = summarize(study)
+    assert summary.baseline_tasks and summary.baseline_tasks_final
+    out = tmp_path / "report"
+    assert main(["report", "t", "--storage", spec.storage_url, "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "arc_easy" in text and "pareto.png" in text
+    for png in ("pareto.png", "fits.png"):
+        assert (out / png).stat().st_size > 10_000
