@@ -6,8 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from frontier.data.text import TextSource, token_windows
-from frontier.importance import compute_scores
+from frontier.importance import calibrate
 from frontier.models import LoadedModel
 from frontier.plan import Plan
 from frontier.surgery import Pruner, count_mlp_parameters, count_parameters
@@ -56,14 +55,14 @@ def prune_once(
     cal = calibration or CalibrationSpec()
     times: dict[str, float] = {}
     t = time.perf_counter()
-    cal_tokens = token_windows(
-        TextSource(cal.text),
-        "calibration",
-        lm.tokenizer,
+    scores = calibrate(
+        lm,
+        criterion,
+        text=cal.text,
         n_tokens=cal.n_tokens,
-        seq_len=min(cal.seq_len, lm.max_length),
+        seq_len=cal.seq_len,
+        batch_size=cal.batch_size,
     )
-    scores = compute_scores(lm, criterion, cal_tokens, batch_size=cal.batch_size)
     times["scores"] = time.perf_counter() - t
     ppl = Perplexity(text=cal.text, role="report", n_tokens=eval_tokens)
     t = time.perf_counter()

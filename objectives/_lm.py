@@ -11,6 +11,46 @@ import torch
 
 from frontier import settings
 from frontier._io import write_json_atomic
+from frontier.data.text import Role, TextSource, TokenSet, token_windows
+from frontier.models import LoadedModel
+
+
+class TextWindows:
+    """Which text an objective reads: one role of a source, cut into fixed windows.
+
+    Shared by the objectives that score the model's next-token distribution (perplexity,
+    KL), so that both read text the same way. The windows are tokenised on first use,
+    with the model's tokenizer; ``seq_len`` defaults to 1,024 or the model's context.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        role: Role,
+        n_tokens: int,
+        seq_len: int | None,
+        batch_size: int | None,
+    ) -> None:
+        self.source = TextSource(text)
+        self.role: Role = role
+        self.n_tokens = n_tokens
+        self.seq_len = seq_len
+        self.batch_size = batch_size
+        self.tokens: TokenSet | None = None
+
+    def windows(self, lm: LoadedModel) -> TokenSet:
+        if self.tokens is None:
+            seq_len = self.seq_len or min(1024, lm.max_length)
+            self.tokens = token_windows(
+                self.source, self.role, lm.tokenizer, n_tokens=self.n_tokens, seq_len=seq_len
+            )
+        return self.tokens
+
+    def text_protocol(self) -> dict[str, Any]:
+        if self.tokens is not None:
+            return self.tokens.describe()
+        return {"source": self.source.label, "role": self.role, "tokens": self.n_tokens}
+
 
 # Logits of a batch are [batch, seq_len, vocab] fp32; keep each batch under this size.
 LOGITS_BUDGET_BYTES = 1 << 30

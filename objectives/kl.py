@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
-from frontier.data.text import Role, TextSource, TokenSet, token_windows
+from frontier.data.text import Role
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from objectives._base import Measurement, Objective, register
-from objectives._lm import window_logits
+from objectives._base import Direction, Measurement, Objective, register
+from objectives._lm import TextWindows, window_logits
 
 
 @register
-class KLDivergence(Objective):
+class KLDivergence(TextWindows, Objective):
     """Mean KL(P_unpruned || Q_pruned) per token, in nats, on fixed windows.
 
     Storing the unpruned model's full distributions would take tokens x vocab floats
@@ -26,7 +26,7 @@ class KLDivergence(Objective):
     """
 
     name = "kl"
-    direction = "minimize"
+    direction: ClassVar[Direction] = "minimize"
 
     def __init__(
         self,
@@ -37,24 +37,15 @@ class KLDivergence(Objective):
         top_k: int = 256,
         batch_size: int | None = None,
     ) -> None:
-        self.source = TextSource(text)
-        self.role: Role = role
-        self.n_tokens = n_tokens
-        self.seq_len = seq_len
+        super().__init__(text, role, n_tokens, seq_len, batch_size)
         self.top_k = top_k
-        self.batch_size = batch_size
-        self.tokens: TokenSet | None = None
         self._ref: list[tuple[torch.Tensor, torch.Tensor]] = []  # (indices, log p) per batch
         self._mass = 0.0
 
     def prepare(self, lm: LoadedModel) -> None:
-        seq_len = self.seq_len or min(1024, lm.max_length)
-        self.tokens = token_windows(
-            self.source, self.role, lm.tokenizer, n_tokens=self.n_tokens, seq_len=seq_len
-        )
         self._ref = []
         mass = []
-        for logits, _ in window_logits(lm.model, self.tokens.ids, batch_size=self.batch_size):
+        for logits, _ in window_logits(lm.model, self.windows(lm).ids, batch_size=self.batch_size):
             logp = torch.log_softmax(logits, dim=-1)
             top = logp.topk(min(self.top_k, logp.shape[-1]), dim=-1)
             self._ref.append((top.indices, top.values))
@@ -101,6 +92,5 @@ class KLDivergence(Objective):
             "top_k": self.top_k,
             "top_k_mass": self._mass,
         }
-        if self.tokens is not None:
-            out.update(self.tokens.describe())
+        out.update(self.text_protocol())
         return out

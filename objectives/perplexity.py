@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
-from frontier.data.text import Role, TextSource, TokenSet, token_windows
+from frontier.data.text import Role
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from objectives._base import Measurement, Objective, register
-from objectives._lm import cached_baseline, mean_nll
+from objectives._base import Direction, Measurement, Objective, register
+from objectives._lm import TextWindows, cached_baseline, mean_nll
 
 
 @register
-class Perplexity(Objective):
+class Perplexity(TextWindows, Objective):
     """exp(mean token NLL) over ``n_tokens`` tokens cut into windows of ``seq_len``.
 
     Every window is scored on its positions 1..seq_len-1 (no context crosses windows).
@@ -22,7 +22,7 @@ class Perplexity(Objective):
     """
 
     name = "ppl"
-    direction = "minimize"
+    direction: ClassVar[Direction] = "minimize"
 
     def __init__(
         self,
@@ -32,20 +32,11 @@ class Perplexity(Objective):
         seq_len: int | None = None,
         batch_size: int | None = None,
     ) -> None:
-        self.source = TextSource(text)
-        self.role: Role = role
-        self.n_tokens = n_tokens
-        self.seq_len = seq_len
-        self.batch_size = batch_size
-        self.tokens: TokenSet | None = None
+        super().__init__(text, role, n_tokens, seq_len, batch_size)
         self.baseline_nll: float | None = None
 
     def prepare(self, lm: LoadedModel) -> None:
-        seq_len = self.seq_len or min(1024, lm.max_length)
-        self.tokens = token_windows(
-            self.source, self.role, lm.tokenizer, n_tokens=self.n_tokens, seq_len=seq_len
-        )
-        tokens = self.tokens
+        tokens = self.windows(lm)
         key = {"model": lm.fingerprint, "tokens": tokens.fingerprint}
         self.baseline_nll = float(
             cached_baseline("nll", key, lambda: mean_nll(lm.model, tokens.ids))
@@ -73,9 +64,4 @@ class Perplexity(Objective):
         )
 
     def protocol(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"objective": self.name, "metric": "perplexity ratio"}
-        if self.tokens is not None:
-            out.update(self.tokens.describe())
-        else:
-            out.update({"source": self.source.label, "role": self.role, "tokens": self.n_tokens})
-        return out
+        return {"objective": self.name, "metric": "perplexity ratio", **self.text_protocol()}

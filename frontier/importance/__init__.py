@@ -5,7 +5,7 @@ activation, fluctuation, random).
 """
 
 from frontier.importance._criteria import CRITERIA, Criterion, get_criterion, register_criterion
-from frontier.importance._scores import Scores, compute_scores
+from frontier.importance._scores import Scores, calibrate, compute_scores
 from frontier.importance._stats import ActivationStats, collect_stats
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "ActivationStats",
     "Criterion",
     "Scores",
+    "calibrate",
     "collect_stats",
     "compute_scores",
     "get_criterion",

@@ -64,6 +64,29 @@ def _read_cache(path: Path) -> ActivationStats | None:
         return None
 
 
+def calibrate(
+    lm: LoadedModel,
+    criterion: str,
+    *,
+    text: str = "wiki-sample",
+    n_tokens: int = 16384,
+    seq_len: int = 512,
+    batch_size: int = 4,
+) -> Scores:
+    """Scores from the calibration part of ``text`` (windows of ``seq_len``, capped at the
+    model's context), cached like :func:`compute_scores`."""
+    from frontier.data.text import TextSource, token_windows
+
+    tokens = token_windows(
+        TextSource(text),
+        "calibration",
+        lm.tokenizer,
+        n_tokens=n_tokens,
+        seq_len=min(seq_len, lm.max_length),
+    )
+    return compute_scores(lm, criterion, tokens, batch_size=batch_size)
+
+
 def compute_scores(
     lm: LoadedModel,
     criterion: str,

@@ -7,8 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from frontier.data.text import TextSource, token_windows
-from frontier.importance import Scores, compute_scores
+from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
@@ -113,14 +112,13 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     seconds["load"] = time.perf_counter() - t
     say(f"calibrating importance scores ({spec.criterion}, {spec.calibration_tokens} tokens)")
     t = time.perf_counter()
-    calibration = token_windows(
-        TextSource(spec.calibration_text),
-        "calibration",
-        lm.tokenizer,
+    scores = calibrate(
+        lm,
+        spec.criterion,
+        text=spec.calibration_text,
         n_tokens=spec.calibration_tokens,
-        seq_len=min(spec.calibration_seq_len, lm.max_length),
+        seq_len=spec.calibration_seq_len,
     )
-    scores = compute_scores(lm, spec.criterion, calibration)
     seconds["calibration"] = time.perf_counter() - t
     pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
     space = Space.build(

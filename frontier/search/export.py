@@ -7,10 +7,9 @@ from typing import Any
 
 import optuna
 
-from frontier.data.text import TextSource, token_windows
 from frontier.errors import FrontierError
 from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
-from frontier.importance import compute_scores
+from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search import storage as st
@@ -59,20 +58,19 @@ def export_trial(
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
     if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
-    calibration = token_windows(
-        TextSource(spec.calibration_text),
-        "calibration",
-        lm.tokenizer,
+    scores = calibrate(
+        lm,
+        spec.criterion,
+        text=spec.calibration_text,
         n_tokens=spec.calibration_tokens,
-        seq_len=min(spec.calibration_seq_len, lm.max_length),
+        seq_len=spec.calibration_seq_len,
     )
-    scores = compute_scores(lm, spec.criterion, calibration)
     selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
     metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
     metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
     provenance = Provenance(
         criterion=spec.criterion,
-        calibration_fingerprint=calibration.fingerprint,
+        calibration_fingerprint=scores.calibration.get("fingerprint"),
         study=study.study_name,
         trial=number,
         metrics=metrics,
