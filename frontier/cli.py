@@ -149,6 +149,7 @@ _SPEC_FLAGS = {
     "search_metric": "search_metric",
     "search_tokens": "search_tokens",
     "report_tokens": "report_tokens",
+    "report_points": "report_points",
     "seq_len": "seq_len",
     "tasks": "tasks",
     "task_docs": "task_docs",
@@ -547,6 +548,12 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--search-metric", choices=["ppl", "kl"], default=None)
     find.add_argument("--search-tokens", type=_positive_int, default=None)
     find.add_argument("--report-tokens", type=_positive_int, default=None)
+    find.add_argument(
+        "--report-points",
+        type=_positive_int,
+        default=None,
+        help="Pareto trials re-measured on held-out data, at most (default 12)",
+    )
     find.add_argument("--seq-len", type=_positive_int, default=None)
     find.add_argument("--min-keep", type=_fraction, default=None)
     find.add_argument("--max-keep", type=_fraction, default=None)

@@ -142,38 +142,71 @@ def final_record(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | No
     return rec if isinstance(rec, dict) else None
 
 
+def _evenly_spaced(items: list[FrozenTrial], k: int) -> list[FrozenTrial]:
+    if k <= 0 or not items:
+        return []
+    if k >= len(items):
+        return items
+    step = (len(items) - 1) / max(k - 1, 1)
+    return [items[round(i * step)] for i in range(k)]
+
+
 def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | None = None) -> None:
-    """Measure the feasible Pareto set on held-out text and the report documents."""
+    """Re-measure Pareto trials on held-out text and the report documents.
+
+    Trials are measured from the smallest upward until one meets every SLO on the held-out
+    figures (the chosen point: no smaller trial can be chosen unverified), then evenly
+    spaced others are added up to ``spec.report_points`` so the report covers the front.
+    """
     say = progress or (lambda _m: None)
-    targets = list(study.best_trials)
-    nearest = nearest_trial(study)
-    if not targets and nearest is not None:
-        targets = [nearest]
-    todo = [t for t in targets if final_record(study, t) is None]
-    if not todo:
+    pareto = sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1], t.number))
+    if not pareto:
+        nearest = nearest_trial(study)
+        if nearest is not None and final_record(study, nearest) is None:
+            say("no feasible trial: re-measuring the nearest one on held-out data")
+            _measure_final(ctx, study, nearest)
         return
-    say(f"re-measuring {len(todo)} Pareto trial(s) on held-out text and report documents")
+    limit = max(ctx.spec.report_points, 1)
+    measured = 0
+    for t in pareto:
+        rec = final_record(study, t)
+        if rec is None:
+            if measured == 0:
+                say(
+                    f"re-measuring the Pareto set ({len(pareto)} trials, up to {limit}) on "
+                    "held-out text and report documents"
+                )
+            rec = _measure_final(ctx, study, t)
+        measured += 1
+        if rec["feasible"] or measured >= limit:
+            break
+    rest = [t for t in pareto if final_record(study, t) is None]
+    for t in _evenly_spaced(rest, limit - measured):
+        _measure_final(ctx, study, t)
+
+
+def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> dict[str, Any]:
     objs = ctx.report_objectives()
     if st.ATTR_BASELINE + ":report" not in study.user_attrs:
         base: dict[str, Any] = {k: o.evaluate(ctx.lm).to_dict() for k, o in objs.items()}
         base["protocol"] = {k: o.protocol() for k, o in objs.items()}
         study.set_user_attr(st.ATTR_BASELINE + ":report", base)
-    for t in todo:
-        plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
-        with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
-            size = ctx.size.evaluate(ctx.lm)
-            ppl = objs["ppl"].evaluate(ctx.lm)
-            tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
-        rec = record(size, ppl, tasks)
-        metrics = trial_metrics(size, ppl, tasks)
-        violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
-        # the KL SLO has no report-fidelity counterpart; keep its search-time verdict
-        for s in ctx.slos:
-            if violations[str(s)] is None:
-                violations[str(s)] = t.constraints.get(str(s))
-        rec["violations"] = violations
-        rec["feasible"] = all(v is not None and v <= 0 for v in violations.values())
-        study.set_user_attr(f"{ATTR_FINAL}:{t.number}", rec)
+    plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
+    with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
+        size = ctx.size.evaluate(ctx.lm)
+        ppl = objs["ppl"].evaluate(ctx.lm)
+        tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
+    rec = record(size, ppl, tasks)
+    metrics = trial_metrics(size, ppl, tasks)
+    violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
+    # the KL SLO has no report-fidelity counterpart; keep its search-time verdict
+    for s in ctx.slos:
+        if violations[str(s)] is None:
+            violations[str(s)] = t.constraints.get(str(s))
+    rec["violations"] = violations
+    rec["feasible"] = all(v is not None and v <= 0 for v in violations.values())
+    study.set_user_attr(f"{ATTR_FINAL}:{t.number}", rec)
+    return rec
 
 
 def _total_violation(t: FrozenTrial) -> float:
@@ -195,15 +228,15 @@ def nearest_trial(study: optuna.Study) -> FrozenTrial | None:
 def choose(study: optuna.Study) -> FrozenTrial | None:
     """The feasible Pareto trial with the fewest parameters, ties to the lower ppl ratio.
 
-    Feasibility is judged on the final (held-out) figures where they exist, so a plan
-    that only met the SLOs on the search-time sample is not chosen.
+    Only trials re-measured on held-out data (see :func:`finalize`) and feasible there
+    can be chosen, so a plan that met the SLOs only on the search-time sample never is.
     """
     best = []
     for t in study.best_trials:
         final = final_record(study, t)
-        if final is not None and not final.get("feasible", False):
+        if final is None or not final.get("feasible", False):
             continue
-        ppl = (final or {}).get("ppl_ratio", t.values[1])
+        ppl = final.get("ppl_ratio", t.values[1])
         ppl = math.inf if not isinstance(ppl, (int, float)) else ppl
         best.append((t.values[0], ppl, t.number, t))
     return min(best, key=lambda x: x[:3])[3] if best else None

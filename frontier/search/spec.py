@@ -21,7 +21,9 @@ from frontier.errors import FrontierError
 SamplerName = Literal["tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "gp", "random")
 # Fields that say how long or where a study runs, not what it measures.
-EXECUTION_FIELDS = frozenset({"study", "storage", "trials", "timeout", "threads", "sampler"})
+EXECUTION_FIELDS = frozenset(
+    {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points"}
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class StudySpec:
     search_metric: Literal["ppl", "kl"] = "ppl"
     search_tokens: int = 2048
     report_tokens: int = 16384
+    report_points: int = 12  # Pareto trials re-measured on held-out data at most
     seq_len: int | None = None
     # lm-eval tasks
     tasks: tuple[str, ...] = ()

@@ -49,9 +49,17 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
     # the chosen point is the feasible Pareto trial with the fewest parameters
     feasible = [r for r in rows(study) if r.final and r.final["feasible"]]
     assert result.chosen.values[0] == min(r.search["params_kept"] for r in feasible)
-    # every Pareto trial was re-measured on held-out text
-    for r in rows(study):
+    assert all(
+        r.search["params_kept"] >= result.chosen.values[0] for r in rows(study) if r.final is None
+    )
+    # Pareto trials smaller than the chosen one were re-measured and failed on held-out
+    # text; the chosen one passed there; no more than report_points were re-measured
+    measured = [r for r in rows(study) if r.final is not None]
+    assert 1 <= len(measured) <= 12
+    for r in measured:
         assert r.final is not None and r.final["ppl_ratio"] is not None
+        if r.search["params_kept"] < result.chosen.values[0]:
+            assert not r.final["feasible"]
     # warm starts ran first: uniform plans among the first trials
     first = study.trials[0]
     assert first.user_attrs["frontier:warm_start"].startswith("uniform-")
@@ -80,6 +88,16 @@ def test_interrupted_study_resumes_with_finished_trials_intact(
             assert (t.params, t.values) == before[t.number]
     # rerunning a finished study runs nothing more
     assert find(spec).ran == 0
+
+
+def test_report_points_bounds_the_held_out_re_measurement(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    result = find(_spec(tiny_folder, tmp_path, trials=16, report_points=2, slos=("ppl<3.0",)))
+    finals = [k for k in result.study.user_attrs if k.startswith("frontier:final:")]
+    assert 1 <= len(finals) <= 2
+    assert result.chosen is not None
+    assert f"frontier:final:{result.chosen.number}" in finals
 
 
 def test_resume_with_other_settings_is_refused(tiny_folder: Path, tmp_path: Path) -> None:
