@@ -1,7 +1,7 @@
 """Objective benchmark: the time of one evaluation of each objective, at search-time and
 at report fidelity, measured side by side on the same loaded model.
 
-    python benchmarks/objectives.py [--model smollm2-135m] [--tasks arc_easy,hellaswag]
+    python benchmarks/objective_costs.py [--model smollm2-135m] [--tasks arc_easy,hellaswag]
 
 Fidelities are the defaults of ``frontier find``: search = 2,048 tokens and 100 documents
 per task; report = 16,384 held-out tokens and 500 report documents per task.

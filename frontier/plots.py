@@ -77,7 +77,11 @@ def _new(ncols: int, *, width: float = 6.4, height: float = 4.8) -> tuple[Figure
 
 
 def _title(fig: Figure, title: str, summary: StudySummary) -> None:
-    fig.suptitle(f"{title}\n{subtitle(summary)}", fontsize=11)
+    import textwrap
+
+    # about 11 characters per inch at this font size; long text labels wrap, not clip
+    width = max(40, int(fig.get_figwidth() * 11))
+    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle(summary), width)]), fontsize=11)
 
 
 def _save(fig: Figure, path: Path | str) -> Path:
