@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from frontier.search.spec import StudySpec
 
 Handler = Callable[[argparse.Namespace], int]
+_debug = False  # --debug: full tracebacks, Optuna's and warnings' included
 
 
 def _quiet_libraries() -> None:
@@ -37,8 +38,42 @@ def _quiet_libraries() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not _debug:
+        _one_line_optuna_logs()
     for name in ("lm-eval", "lm_eval", "datasets"):
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _one_line_optuna_logs() -> None:
+    """Optuna logs a failed trial (NaN, Ctrl-C) with its traceback: keep the line only."""
+    import logging
+
+    import optuna
+
+    class OneLine(logging.StreamHandler):
+        def emit(self, record: logging.LogRecord) -> None:
+            record = logging.makeLogRecord(
+                {**record.__dict__, "exc_info": None, "exc_text": None, "stack_info": None}
+            )
+            self.stream = sys.stderr  # the current one (tests and redirections replace it)
+            super().emit(record)
+
+    logger = logging.getLogger("optuna")
+    if not any(type(h).__name__ == "OneLine" for h in logger.handlers):
+        optuna.logging.disable_default_handler()
+        handler = OneLine()
+        handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+
+
+def _one_line_warnings() -> None:
+    """``warning: MESSAGE``, not the file, line and source of the code that warned."""
+    import warnings
+
+    def one_line(message: Warning | str, *_args: Any, **_kwargs: Any) -> str:
+        return f"warning: {message}\n"
+
+    warnings.formatwarning = one_line
 
 
 def _console() -> Any:
@@ -577,7 +612,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="join a running study from another process/machine")
     worker.add_argument("study")
     worker.add_argument("--storage", required=True, help="the study's Optuna storage URL")
-    worker.add_argument("--trials", type=_positive_int, default=None)
+    worker.add_argument(
+        "--trials",
+        type=_positive_int,
+        default=None,
+        help="the study's total to stop at (all workers), not trials to add; "
+        "default: the study's own",
+    )
     worker.add_argument("--timeout", type=float, default=None)
     worker.add_argument("--threads", type=_positive_int, default=None)
     worker.set_defaults(handler=cmd_worker)
@@ -701,8 +742,15 @@ def _positive_int(text: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from frontier import _signals
+
+    global _debug
     parser = build_parser()
     args = parser.parse_args(argv)
+    _debug = args.debug
+    if not _debug:
+        _one_line_warnings()
+    _signals.install()  # SIGTERM/SIGHUP stop like Ctrl-C: the running trial is marked failed
     try:
         return int(args.handler(args))
     except FrontierError as exc:
@@ -710,9 +758,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("interrupted", file=sys.stderr)
-        return 130
+        return _signals.exit_status(exc)
 
 
 if __name__ == "__main__":

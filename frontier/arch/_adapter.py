@@ -59,6 +59,11 @@ class MLPAdapter:
         for i, layer in enumerate(self.layer_list(model)):
             container = _resolve(layer, self.mlp) if self.mlp else layer
             out.append(MLPHandle(index=i, container=container, adapter=self))
+        if not out:
+            raise FrontierError(
+                f"this {self.model_type} model has no decoder layers ({self.layers} is empty): "
+                "no MLP to prune"
+            )
         return out
 
     def full_widths(self, model: nn.Module) -> tuple[int, ...]:

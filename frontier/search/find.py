@@ -50,20 +50,22 @@ def directions(spec: StudySpec) -> list[Direction]:
     return out
 
 
-def open_study(ctx: SearchContext) -> optuna.Study:
+def open_study(ctx: SearchContext, *, worker: bool = False) -> optuna.Study:
     spec = ctx.spec
     storage = st.open_storage(spec.storage_url)
-    sampler = st.make_sampler(spec.sampler, spec.seed)
     study = optuna.create_study(
         study_name=spec.study_name,
         storage=storage,
-        sampler=sampler,
         directions=directions(spec),
         load_if_exists=True,
     )
+    # a resumed run or a second worker must not replay the same seeded proposals
+    seed = st.run_seed(spec.seed, len(study.get_trials(deepcopy=False)), worker=worker)
+    study.sampler = st.make_sampler(spec.sampler, seed)
     st.check_fingerprint(study, spec, ctx.fingerprint)
     if st.ATTR_FINGERPRINT not in study.user_attrs:
-        st.initialise(study, spec, ctx.fingerprint, ctx.lm.fingerprint)
+        # The fingerprint is written last: a study killed while being set up has none and
+        # is set up again on the next run; skip_if_exists keeps warm starts queued once.
         study.set_user_attr(st.ATTR_BASELINE, ctx.baseline())
         study.set_user_attr(st.ATTR_PROTOCOL, protocol(ctx))
         if spec.warm_start:
@@ -71,7 +73,9 @@ def open_study(ctx: SearchContext) -> optuna.Study:
                 study.enqueue_trial(
                     ctx.space.params_for(plan),
                     user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
+                    skip_if_exists=True,
                 )
+        st.initialise(study, spec, ctx.fingerprint, ctx.lm.fingerprint)
     return study
 
 
@@ -123,16 +127,22 @@ def optimize(
     remaining = trials - st.n_finished(study)
     if remaining <= 0:
         return 0
-    before = st.n_finished(study)
+    st.requeue_interrupted(study)  # a plan cut short by Ctrl-C/SIGTERM runs again, once
+    mine: list[int] = []  # this process's finished trials (other workers run too)
+
+    def count(_study: optuna.Study, trial: FrozenTrial) -> None:
+        if st.finished(trial):
+            mine.append(trial.number)
+
     study.optimize(
         lambda trial: run_trial(ctx, trial),
         n_trials=remaining,
         timeout=timeout,
         catch=(TrialFailed,),
-        callbacks=[st.StopAfter(trials), *(callbacks or [])],
+        callbacks=[st.StopAfter(trials), count, *(callbacks or [])],
         gc_after_trial=False,
     )
-    return st.n_finished(study) - before
+    return len(mine)
 
 
 def final_record(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
@@ -251,6 +261,7 @@ def find(
 ) -> FindResult:
     """Run the study ``spec`` describes (resuming it if it exists) and choose a point."""
     start = time.perf_counter()
+    st.open_storage(spec.storage_url)  # an unreachable storage fails before the slow part
     ctx = build_context(spec, progress=progress)
     study = open_study(ctx)
     if on_start is not None:
@@ -279,5 +290,5 @@ def worker(
         raise FrontierError(
             f"this worker's copy of {spec.model} has other weights than the study's model"
         )
-    study = open_study(ctx)
+    study = open_study(ctx, worker=True)
     return optimize(ctx, study, trials=trials or spec.trials, timeout=timeout, callbacks=callbacks)

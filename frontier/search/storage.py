@@ -7,7 +7,9 @@ URLs: any SQLAlchemy URL (``sqlite:///studies/x.db``, ``postgresql://...``) or
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,37 @@ ATTR_PROTOCOL = "frontier:protocol"
 ATTR_OBJECTIVES = "frontier:objectives"
 
 
+# A running trial writes a heartbeat every HEARTBEAT_INTERVAL seconds; one whose heartbeat
+# is older than GRACE_PERIODS intervals belongs to a worker that died (SIGKILL, OOM, power):
+# the next trial started on the study (by any worker, or a resumed run) marks it FAIL and
+# queues its plan again once. Three missed beats rather than one, so a worker slowed by a
+# busy machine or a locked SQLite file is not declared dead. A stale trial is never counted
+# as finished (see :func:`finished`), so a kill costs one re-run, never a double count.
+HEARTBEAT_INTERVAL = 10
+GRACE_PERIODS = 3
+HEARTBEAT_ENV = "FRONTIER_HEARTBEAT_INTERVAL"
+
+
+def heartbeat() -> tuple[int, int]:
+    """(interval, grace period) in seconds; ``$FRONTIER_HEARTBEAT_INTERVAL`` overrides."""
+    raw = os.environ.get(HEARTBEAT_ENV, "").strip()
+    try:
+        interval = int(raw) if raw else HEARTBEAT_INTERVAL
+    except ValueError:
+        raise FrontierError(
+            f"{HEARTBEAT_ENV} must be a whole number of seconds, got {raw!r}"
+        ) from None
+    if interval < 1:
+        raise FrontierError(f"{HEARTBEAT_ENV} must be at least 1, got {interval}")
+    return interval, GRACE_PERIODS * interval
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna storage; RDB storages get heartbeats so a killed worker's trial is retried."""
+    """An Optuna storage; RDB storages get heartbeats so a killed worker's trial is retried.
+
+    The journal file has no heartbeats: a trial whose worker was killed stays RUNNING
+    there (never counted, so nothing is double-counted; its plan is simply not retried).
+    """
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
@@ -38,19 +69,88 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    interval, grace = heartbeat()
     try:
-        return optuna.storages.RDBStorage(
+        storage = optuna.storages.RDBStorage(
             url,
-            heartbeat_interval=15,
-            grace_period=45,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=RetryStale(),
             engine_kwargs={"pool_pre_ping": True},
         )
+    except ImportError:  # Optuna's message does not say which driver
+        scheme = url.split(":", 1)[0]
+        driver = _DRIVERS.get(scheme) or _DRIVERS.get(scheme.split("+")[0], "its driver")
+        raise FrontierError(
+            f"cannot open storage {_redact(url)}: install {driver} (pip install '{driver}')"
+        ) from None
     except Exception as exc:  # SQLAlchemy raises many kinds for a bad or unreachable URL
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise FrontierError(f"cannot open storage {_redact(url)}: {first}") from None
+    return storage
+
+
+_DRIVERS = {
+    "postgresql": "psycopg[binary]",  # SQLAlchemy 2.1's default PostgreSQL driver
+    "postgresql+psycopg2": "psycopg2-binary",
+    "mysql": "mysqlclient",
+}
+
+
+# User attributes that say what a trial is (kept on a retry); the others are results.
+_IDENTITY_ATTRS = ("frontier:plan", "frontier:warm_start")
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
+    """Queue ``trial``'s plan again as a new WAITING trial, unless it is itself a retry.
+
+    Like Optuna's ``RetryHeartbeatStaleTrialCallback(max_retry=1)``, but the copy keeps
+    only what the trial *is* (its parameters, its warm-start plan), not results a dead or
+    interrupted run had half written, so a retried plan never shows another run's notes.
+    A plan that was cut short twice (e.g. it ran out of memory) is not tried a third time.
+    """
+    if trial.system_attrs.get("retry_history"):
+        return False
+    system: dict[str, Any] = {"failed_trial": trial.number, "retry_history": [trial.number]}
+    if "fixed_params" in trial.system_attrs:  # an enqueued (warm-start) trial
+        system["fixed_params"] = trial.system_attrs["fixed_params"]
+    user = {k: trial.user_attrs[k] for k in _IDENTITY_ATTRS if k in trial.user_attrs}
+    study.add_trial(
+        optuna.create_trial(
+            state=TrialState.WAITING,
+            params=trial.params,
+            distributions=trial.distributions,
+            user_attrs=user,
+            system_attrs=system,
+        )
+    )
+    return True
+
+
+class RetryStale:
+    """Heartbeat callback: a trial whose worker died (its heartbeat went stale) is retried once."""
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        requeue(study, trial)
+
+
+def requeue_interrupted(study: optuna.Study) -> list[int]:
+    """Queue again, once, every trial that an interrupt cut short; returns their numbers.
+
+    Ctrl-C or SIGTERM marks the running trial FAIL (Optuna's own handling), which is not
+    counted as finished; without a retry a warm-start plan cut short would be lost for
+    good. Call it when a run starts (``find`` or ``worker``). Trials failed by evaluation
+    (NaN), trials already retried, and retries themselves are left alone.
+    """
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    out = []
+    for t in trials:
+        if t.state != TrialState.FAIL or finished(t) or t.number in retried:
+            continue
+        if requeue(study, t):
+            out.append(t.number)
+    return out
 
 
 def _redact(url: str) -> str:
@@ -101,8 +201,8 @@ def check_fingerprint(study: optuna.Study, spec: StudySpec, fingerprint: str) ->
 def initialise(study: optuna.Study, spec: StudySpec, fingerprint: str, model_fp: str) -> None:
     if ATTR_FINGERPRINT not in study.user_attrs:
         study.set_user_attr(ATTR_SPEC, json.loads(json.dumps(spec.to_dict())))
-        study.set_user_attr(ATTR_FINGERPRINT, fingerprint)
         study.set_user_attr(ATTR_MODEL_FINGERPRINT, model_fp)
+        study.set_user_attr(ATTR_FINGERPRINT, fingerprint)  # last: marks set-up complete
 
 
 def finished(trial: FrozenTrial) -> bool:
@@ -128,6 +228,26 @@ class StopAfter:
     def __call__(self, study: optuna.Study, _trial: FrozenTrial) -> None:
         if n_finished(study) >= self.n:
             study.stop()
+
+
+def run_seed(seed: int, n_existing: int, *, worker: bool = False) -> int:
+    """The sampler seed for one run on a study that already holds ``n_existing`` trials.
+
+    A sampler restarted with the same seed proposes the same plans again (its random
+    start-up draws do not depend on the study's history), so a resumed run, or a second
+    worker, would spend trials re-measuring plans already measured. A new study uses
+    ``seed`` itself (a single-process study is reproducible); a resumed one a seed derived
+    from ``seed`` and its size (still reproducible); a worker joining others, fresh
+    entropy (workers running side by side are not reproducible anyway).
+    """
+    if worker:
+        import secrets
+
+        return secrets.randbits(31)
+    if n_existing == 0:
+        return seed
+    digest = hashlib.blake2b(f"{seed}:{n_existing}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") >> 1
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
