@@ -278,7 +278,7 @@ def _print_outcome(study: Any, con: Any) -> int:
             f"[bold green]chosen point: trial {chosen.number}[/]: "
             f"{100 * (chosen.mlp_removed or 0):.1f}% of MLP parameters removed, "
             f"{100 * (chosen.params_removed or 0):.1f}% of all parameters; "
-            f"ppl ratio {f.get('ppl_ratio')} on held-out text"
+            f"ppl ratio {_fmt(f.get('ppl_ratio'))} on held-out text"
         )
         con.print(f"export it with: frontier export {study.study_name} {chosen.number} --out DIR")
         return 0
@@ -293,6 +293,10 @@ def _print_outcome(study: Any, con: Any) -> int:
         )
     )
     return 3
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
