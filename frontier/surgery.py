@@ -144,14 +144,8 @@ class Pruner:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Unique parameters (tied embeddings counted once)."""
-    seen: set[int] = set()
-    total = 0
-    for p in model.parameters():
-        if id(p) not in seen:
-            seen.add(id(p))
-            total += p.numel()
-    return total
+    """Unique parameters: ``parameters()`` yields a tied embedding once."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def count_mlp_parameters(model: nn.Module, adapter: MLPAdapter | None = None) -> int:

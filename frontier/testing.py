@@ -50,6 +50,22 @@ TINY_CONFIGS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
 }
 
+# Study settings small enough for a tiny model: a trial takes well under a second.
+SMALL_STUDY: dict[str, int] = {
+    "calibration_tokens": 512,
+    "calibration_seq_len": 64,
+    "search_tokens": 256,
+    "report_tokens": 512,
+    "seq_len": 64,
+    "multiple": 4,
+}
+# The same settings as `frontier find` flags (those the CLI has).
+SMALL_STUDY_FLAGS: list[str] = [
+    arg
+    for key in ("search_tokens", "report_tokens", "seq_len", "calibration_tokens")
+    for arg in ("--" + key.replace("_", "-"), str(SMALL_STUDY[key]))
+]
+
 _SPECIAL_IDS = {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0}
 
 

@@ -16,21 +16,10 @@ import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
-from frontier.testing import tiny_model, tiny_tokenizer
+from frontier.testing import SMALL_STUDY_FLAGS, tiny_model, tiny_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-# Small enough that a trial takes well under a second on one thread.
-SMALL_FLAGS = [
-    "--search-tokens",
-    "256",
-    "--report-tokens",
-    "512",
-    "--seq-len",
-    "64",
-    "--calibration-tokens",
-    "512",
-]
 
 T = TypeVar("T")
 
@@ -80,7 +69,7 @@ def find_args(model: Path, storage: str, trials: int, *, study: str = "s") -> li
         "ppl<1.5",
         "--trials",
         str(trials),
-        *SMALL_FLAGS,
+        *SMALL_STUDY_FLAGS,
         "--storage",
         storage,
         "--study",

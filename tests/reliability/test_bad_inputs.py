@@ -20,18 +20,8 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.search.storage import finished, n_finished
-from frontier.testing import tiny_config, tiny_model, tiny_tokenizer
+from frontier.testing import SMALL_STUDY_FLAGS, tiny_config, tiny_model, tiny_tokenizer
 
-SMALL = [
-    "--search-tokens",
-    "256",
-    "--report-tokens",
-    "512",
-    "--seq-len",
-    "64",
-    "--calibration-tokens",
-    "512",
-]
 STORED = 3  # finished trials of the study every row points at
 
 
@@ -87,7 +77,7 @@ def inputs(tiny_folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Input
         mp.setenv("FRONTIER_THREADS", "1")
         mp.chdir(root)  # find's report goes to ./studies/results, not into the repository
         argv = ["find", "--model", str(tiny_folder), "--slo", "ppl<1.5", "--trials", str(STORED)]
-        assert main([*argv, *SMALL, "--storage", inp.url(), "--study", "s"]) == 0
+        assert main([*argv, *SMALL_STUDY_FLAGS, "--storage", inp.url(), "--study", "s"]) == 0
     return inp
 
 
@@ -105,7 +95,7 @@ def _stored(db: Path, study: str = "s") -> dict[int, Any]:
 
 
 def _find(i: Inputs, db: Path, model: Path | str, *extra: str, trials: int = 2) -> list[str]:
-    return ["find", "--model", str(model), "--trials", str(trials), *SMALL, *extra,
+    return ["find", "--model", str(model), "--trials", str(trials), *SMALL_STUDY_FLAGS, *extra,
             "--study", "s", "--storage", i.url(db)]  # fmt: skip
 
 

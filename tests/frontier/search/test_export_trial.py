@@ -12,6 +12,7 @@ from frontier.cli import main
 from frontier.export import load_pruned
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
+from frontier.testing import SMALL_STUDY
 
 
 def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -> None:
@@ -21,12 +22,7 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
         trials=6,
         study="e",
         storage=f"sqlite:///{tmp_path}/e.db",
-        calibration_tokens=512,
-        calibration_seq_len=64,
-        search_tokens=256,
-        report_tokens=512,
-        seq_len=64,
-        multiple=4,
+        **SMALL_STUDY,
     )
     chosen = find(spec).chosen
     assert chosen is not None

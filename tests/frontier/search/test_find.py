@@ -14,15 +14,7 @@ from frontier.search.find import choose, find
 from frontier.search.results import rows
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
-
-SMALL = dict(
-    calibration_tokens=512,
-    calibration_seq_len=64,
-    search_tokens=256,
-    report_tokens=512,
-    seq_len=64,
-    multiple=4,
-)
+from frontier.testing import SMALL_STUDY, SMALL_STUDY_FLAGS
 
 
 def _spec(folder: Path, tmp_path: Path, **kw: object) -> StudySpec:
@@ -32,7 +24,7 @@ def _spec(folder: Path, tmp_path: Path, **kw: object) -> StudySpec:
         trials=12,
         study="s",
         storage=f"sqlite:///{tmp_path}/studies/s.db",
-        **SMALL,
+        **SMALL_STUDY,
     )
     base.update(kw)
     return StudySpec.from_dict(base)
@@ -129,14 +121,7 @@ def test_cli_infeasible_exits_non_zero_with_nearest_trial(
             "params<=20%",
             "--trials",
             "5",
-            "--search-tokens",
-            "256",
-            "--report-tokens",
-            "512",
-            "--seq-len",
-            "64",
-            "--calibration-tokens",
-            "512",
+            *SMALL_STUDY_FLAGS,
         ]
     )
     out = capsys.readouterr().out

@@ -12,6 +12,7 @@ from frontier.data.mirror import build_mirror
 from frontier.search.find import final_record, find
 from frontier.search.spec import StudySpec
 from frontier.search.summary import summarize
+from frontier.testing import SMALL_STUDY
 
 
 @pytest.fixture
@@ -45,12 +46,7 @@ def test_study_with_a_task_stages_and_reports(
         trials=10,
         study="t",
         storage=f"sqlite:///{tmp_path}/t.db",
-        calibration_tokens=512,
-        calibration_seq_len=64,
-        search_tokens=256,
-        report_tokens=512,
-        seq_len=64,
-        multiple=4,
+        **SMALL_STUDY,
         task_batch_size=4,
     )
     result = find(spec)
