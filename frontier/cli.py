@@ -188,6 +188,7 @@ _SPEC_FLAGS = {
     "seq_len": "seq_len",
     "tasks": "tasks",
     "task_docs": "task_docs",
+    "subtasks": "subtasks",
     "report_docs": "report_docs",
     "min_keep": "min_keep",
     "max_keep": "max_keep",
@@ -405,6 +406,41 @@ def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.table import Table
+
+    from frontier import settings
+    from frontier.search.verify import verify_export
+
+    _quiet_libraries()
+    settings.set_threads(args.threads)
+    result = verify_export(_open(args), Path(args.folder), progress=_progress)
+    how = "trust_remote_code=True" if result.trust_remote_code else "plain transformers"
+    table = Table(
+        title=f"{result.folder} ({result.export_format}, loaded with {how}) vs "
+        f"study {result.study} trial {result.trial}'s report"
+    )
+    for col in ("metric", "report", "export", "difference", ""):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for c in result.checks:
+        table.add_row(
+            c.metric,
+            f"{c.reported:.6g}",
+            f"{c.measured:.6g}",
+            f"{c.difference:+.2e}",
+            "[green]equal[/]" if c.ok else "[red]DIFFERS[/]",
+        )
+    con = _console()
+    con.print(table)
+    con.print(f"{result.parameters:,} parameters in the loaded checkpoint")
+    if not result.ok:
+        con.print("[red]the export does not reproduce the report's figures[/]")
+        return 1
+    return 0
+
+
 def _print_export(result: Any) -> None:
     con = _console()
     rec = result.record
@@ -578,6 +614,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="documents per task for the final report (disjoint from search)",
     )
+    find.add_argument(
+        "--subtasks",
+        type=_positive_int,
+        default=None,
+        help="evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)",
+    )
     find.add_argument("--criterion", default=None)
     find.add_argument("--compensate", action="store_true", default=None)
     find.add_argument("--calibration-tokens", type=_positive_int, default=None)
@@ -660,6 +702,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _export_args(apply, keep_record_defaults=True)
     apply.set_defaults(handler=cmd_apply)
+
+    verify = sub.add_parser(
+        "verify", help="re-measure an export with its study's report protocol and compare"
+    )
+    verify.add_argument("study")
+    verify.add_argument("folder", help="the export folder (frontier export --out)")
+    verify.add_argument("--storage", default=None)
+    verify.add_argument("--threads", type=_positive_int, default=None)
+    verify.set_defaults(handler=cmd_verify)
 
     fit = sub.add_parser("fit", help="fit the compression laws to a study")
     fit.add_argument("study")

@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 from unittest import mock
@@ -129,8 +129,10 @@ class TaskAccuracy(Objective):
     """Mean over tasks of (accuracy now / accuracy of the unpruned model).
 
     ``tasks`` are lm-eval task or group names; each is scored with its standard metric
-    (:data:`STANDARD_METRIC`, else ``acc``). ``n_docs`` documents per task (per subtask
-    of a group), ``None`` for all of the role's documents. ``subtasks`` evaluates only a
+    (:data:`STANDARD_METRIC`, else ``acc``). ``n_docs`` documents per requested task, a
+    group's split evenly over its subtasks (rounded up, at least one each), ``None`` for
+    all of the role's documents; a mapping gives each task its own count (its key
+    ``"default"`` covers the tasks it does not name). ``subtasks`` evaluates only a
     seeded choice of that many subtasks of each group (e.g. 10 MMLU subjects).
     ``mirror`` is the offline benchmark mirror (default location when None) unless
     ``use_hub``. ``num_fewshot`` overrides the tasks' defaults (0 for all served here).
@@ -142,7 +144,7 @@ class TaskAccuracy(Objective):
     def __init__(
         self,
         tasks: Sequence[str] = ("arc_easy",),
-        n_docs: int | None = 100,
+        n_docs: int | Mapping[str, int] | None = 100,
         role: Role = "search",
         seed: int = 0,
         batch_size: int = 8,
@@ -159,7 +161,7 @@ class TaskAccuracy(Objective):
         if not tasks:
             raise FrontierError("the tasks objective needs at least one task")
         self.tasks = list(dict.fromkeys(tasks))
-        self.n_docs = n_docs
+        self.n_docs = dict(n_docs) if isinstance(n_docs, Mapping) else n_docs
         self.role: Role = role
         self.seed = seed
         self.batch_size = batch_size
@@ -193,6 +195,7 @@ class TaskAccuracy(Objective):
         groups: dict[str, Any] = dict(loaded.get("groups", {}))
         leaves_all: dict[str, Any] = dict(loaded["tasks"])
         keep: dict[str, Any] = {}
+        per_leaf: dict[str, int | None] = {}
         for name in self.tasks:
             if name in groups:
                 group = groups[name]
@@ -206,6 +209,7 @@ class TaskAccuracy(Objective):
                 raise FrontierError(f"lm-eval loaded no task or group named {name!r}")
             for leaf in self._leaves[name]:
                 keep[leaf] = leaves_all[leaf]
+                per_leaf[leaf] = _share(docs_for(self.n_docs, name), len(self._leaves[name]))
         kept_groups = {g.name: g for g in _live_groups(groups, self.tasks)}
         self._task_dict = {
             "tasks": keep,
@@ -219,7 +223,7 @@ class TaskAccuracy(Objective):
                     leaf,
                     n,
                     role=self.role,
-                    n_docs=self.n_docs,
+                    n_docs=per_leaf[leaf],
                     seed=self.seed,
                     search_pool=self.search_pool,
                 )
@@ -353,6 +357,22 @@ class TaskAccuracy(Objective):
         if self._task_dict is None:
             self._load_tasks()
         return {k: list(v) for k, v in self._samples.items()}
+
+
+def docs_for(n_docs: int | Mapping[str, int] | None, task: str) -> int | None:
+    """``task``'s document count from an int, ``None`` or a per-task mapping."""
+    if not isinstance(n_docs, Mapping):
+        return n_docs
+    if task in n_docs:
+        return n_docs[task]
+    if "default" in n_docs:
+        return n_docs["default"]
+    raise FrontierError(f"no document count for task {task!r}: name it or give a 'default'")
+
+
+def _share(n_docs: int | None, leaves: int) -> int | None:
+    """Documents per subtask when ``n_docs`` are spread over ``leaves`` subtasks."""
+    return None if n_docs is None else max(1, -(-n_docs // leaves))
 
 
 def _prune_group(group: Any, keep: set[str]) -> None:

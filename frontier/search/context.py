@@ -39,20 +39,7 @@ class SearchContext:
     def report_objectives(self) -> dict[str, Objective]:
         """Final-report objectives on held-out text and report documents (built on first use)."""
         if not self._report:
-            spec = self.spec
-            ppl = create(
-                "ppl",
-                text=spec.text,
-                role="report",
-                n_tokens=spec.report_tokens,
-                seq_len=spec.seq_len,
-            )
-            ppl.prepare(self.lm)
-            self._report["ppl"] = ppl
-            if spec.tasks:
-                tasks = _tasks_objective(spec, role="report")
-                tasks.prepare(self.lm)
-                self._report["tasks"] = tasks
+            self._report = report_objectives(self.spec, self.lm)
         return self._report
 
     def baseline(self) -> dict[str, Any]:
@@ -62,6 +49,25 @@ class SearchContext:
         if self.tasks is not None:
             out["search_tasks"] = _baseline_of(self.tasks, self.lm)
         return out
+
+
+def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
+    """The final report's objectives (held-out text, report documents), prepared on ``lm``.
+
+    ``lm`` must be the unpruned model: its figures are the baselines that ratios and
+    retention are taken against (read from the disk cache when already measured).
+    """
+    out: dict[str, Objective] = {}
+    ppl = create(
+        "ppl", text=spec.text, role="report", n_tokens=spec.report_tokens, seq_len=spec.seq_len
+    )
+    ppl.prepare(lm)
+    out["ppl"] = ppl
+    if spec.tasks:
+        tasks = _tasks_objective(spec, role="report")
+        tasks.prepare(lm)
+        out["tasks"] = tasks
+    return out
 
 
 def _baseline_of(obj: Objective, lm: LoadedModel) -> dict[str, Any]:
@@ -78,6 +84,7 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
         role=role,
         seed=spec.seed,
         batch_size=spec.task_batch_size,
+        subtasks=spec.subtasks,
     )
 
 

@@ -50,8 +50,11 @@ class StudySpec:
     seq_len: int | None = None
     # lm-eval tasks
     tasks: tuple[str, ...] = ()
-    task_docs: int = 100
-    report_docs: int | None = 500
+    # documents per requested task (a group's, e.g. mmlu's, spread over its subtasks); a
+    # table {task = n, default = n} gives tasks their own counts
+    task_docs: int | dict[str, int] = 100
+    report_docs: int | dict[str, int] | None = 500
+    subtasks: int | None = None  # a seeded choice of this many subtasks per group (mmlu)
     task_batch_size: int = 16
     # search space
     min_keep: float = 0.2
@@ -86,16 +89,35 @@ class StudySpec:
             "search_tokens",
             "report_tokens",
             "trials",
-            "task_docs",
             "multiple",
             "calibration_seq_len",
         ):
             if getattr(self, name) < 1:
                 raise FrontierError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.groups is not None and self.groups < 1:
-            raise FrontierError(f"groups must be positive, got {self.groups}")
+        for name in ("groups", "subtasks"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise FrontierError(f"{name} must be positive, got {value}")
+        for name in ("task_docs", "report_docs"):
+            self._check_docs(name)
         if self.timeout is not None and self.timeout <= 0:
             raise FrontierError(f"timeout must be positive, got {self.timeout}")
+
+    def _check_docs(self, name: str) -> None:
+        value = getattr(self, name)
+        if value is None and name == "report_docs":
+            return
+        counts = value if isinstance(value, dict) else {"default": value}
+        for task, n in counts.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise FrontierError(f"{name}: {task} must be a positive integer, got {n!r}")
+        if isinstance(value, dict):
+            stray = sorted(set(value) - set(self.tasks) - {"default"})
+            if stray:
+                raise FrontierError(f"{name} names task(s) not in tasks: {', '.join(stray)}")
+            missing = [t for t in self.tasks if t not in value]
+            if missing and "default" not in value:
+                raise FrontierError(f"{name} has no count for {', '.join(missing)}; add default")
 
     # -- construction ------------------------------------------------------------------
     @classmethod

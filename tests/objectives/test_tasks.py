@@ -141,14 +141,15 @@ def test_search_and_report_objectives_use_disjoint_documents(mirror: Path) -> No
 
 
 def test_mmlu_group_with_a_seeded_subset_of_subjects(mirror: Path) -> None:
-    obj = TaskAccuracy(tasks=["mmlu"], n_docs=2, subtasks=2, mirror=mirror, batch_size=8)
+    # n_docs counts the group's documents: 5 over 2 subjects is 3 each (rounded up)
+    obj = TaskAccuracy(tasks=["mmlu"], n_docs=5, subtasks=2, mirror=mirror, batch_size=8)
     lm = tiny_loaded("llama")
     obj.prepare(lm)
     m = obj.evaluate(lm)
-    assert m.details["mmlu"]["metric"] == "acc" and m.details["mmlu"]["n_docs"] == 4
+    assert m.details["mmlu"]["metric"] == "acc" and m.details["mmlu"]["n_docs"] == 6
     assert math.isfinite(m.value)
     proto = obj.protocol()
-    assert len(proto["subtasks"]["mmlu"]) == 2 and len(proto["docs"]) == 2
+    assert len(proto["subtasks"]["mmlu"]) == 2 and list(proto["docs"].values()) == [3, 3]
 
 
 def test_unknown_task_is_a_one_line_error(mirror: Path) -> None:

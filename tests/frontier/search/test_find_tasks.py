@@ -12,6 +12,7 @@ from frontier.data.mirror import build_mirror
 from frontier.search.find import final_record, find
 from frontier.search.spec import StudySpec
 from frontier.search.summary import summarize
+from frontier.search.verify import verify_export
 from frontier.testing import SMALL_STUDY
 
 
@@ -70,3 +71,14 @@ def test_study_with_a_task_stages_and_reports(
     assert "arc_easy" in text and "pareto.png" in text
     for png in ("pareto.png", "fits.png"):
         assert (out / png).stat().st_size > 10_000
+    # the report's point, exported in both formats and loaded by transformers alone,
+    # measures what the report says (ppl and the task's accuracy)
+    point = next(t for t in study.best_trials if final_record(study, t) is not None)
+    for fmt in ("padded", "heterogeneous"):
+        folder = tmp_path / fmt
+        export = ["export", "t", str(point.number), "--storage", spec.storage_url]
+        assert main([*export, "--out", str(folder), "--format", fmt]) == 0
+        checked = verify_export(study, folder)
+        assert checked.trust_remote_code == (fmt == "heterogeneous")
+        assert [c.metric for c in checked.checks] == ["ppl", "ppl_ratio", "acc:arc_easy"]
+        assert checked.ok, checked.checks

@@ -43,6 +43,11 @@ def test_fingerprint_ignores_budget_but_not_measurement() -> None:
         {"trials": 0},
         {"step": 2.0},
         {"search_metric": "acc"},
+        {"task_docs": 0},
+        {"subtasks": 0},
+        {"tasks": ["arc_easy"], "task_docs": {"hellaswag": 10, "default": 5}},
+        {"tasks": ["arc_easy", "mmlu"], "report_docs": {"mmlu": 50}},
+        {"tasks": ["arc_easy"], "task_docs": {"arc_easy": "many"}},
     ],
 )
 def test_bad_specs_are_one_line_errors(bad: dict[str, object]) -> None:
@@ -70,3 +75,21 @@ def test_space_groups_and_warm_starts() -> None:
     assert len({p.widths for _, p in warm_start_plans(space, scores)}) == len(
         warm_start_plans(space, scores)
     )
+
+
+def test_per_task_document_counts_from_a_toml_table(tmp_path: Path) -> None:
+    from objectives.tasks import docs_for
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'tasks = ["arc_easy", "truthfulqa_mc2"]\nsubtasks = 3\n'
+        "task_docs = { default = 60, truthfulqa_mc2 = 20 }\nreport_docs = 100\n"
+    )
+    spec = StudySpec.from_toml(path)
+    assert spec.subtasks == 3 and spec.report_docs == 100
+    assert docs_for(spec.task_docs, "arc_easy") == 60
+    assert docs_for(spec.task_docs, "truthfulqa_mc2") == 20
+    assert spec.to_dict()["task_docs"] == {"default": 60, "truthfulqa_mc2": 20}
+    assert spec.fingerprint("m") != spec.replace(task_docs=60).fingerprint("m")
+    with pytest.raises(FrontierError, match="no document count"):
+        docs_for({"arc_easy": 5}, "hellaswag")
