@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 MODEL  ?= smollm2-135m
 
-.PHONY: setup demo test test-slow lint bench clean
+.PHONY: setup demo test test-slow test-gpu studies lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,16 @@ test: lint
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -q -m slow
+
+# CUDA checks of the engine (skipped where no GPU is present; CI has none).
+test-gpu: $(STAMP)
+	$(PY) -m pytest -q -rs tests/frontier/test_cuda.py
+
+# The committed studies with task floors (hours on a 2-core CPU; see README).
+studies: $(STAMP)
+	$(VENV)/bin/frontier find --spec studies/smollm2-135m.toml
+	$(VENV)/bin/frontier find --spec studies/gemma3-270m.toml
+	$(VENV)/bin/frontier compare smollm2-135m-tasks gemma3-270m-tasks --out studies/results/compare-tasks
 
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py

@@ -117,10 +117,10 @@ class Pruner:
                     h.set(name, shrink_up(saved[name], keep, ad.layout, fused=ad.fused_gate_up))
                 delta = None
                 if compensate and self._mean is not None:
-                    dropped = torch.ones(full, dtype=torch.bool)
-                    dropped[keep] = False
                     vecs = down_vectors(saved[ad.down], ad.layout)
-                    mean = self._mean[h.index].to(vecs.dtype)
+                    dropped = torch.ones(full, dtype=torch.bool, device=vecs.device)
+                    dropped[keep.to(vecs.device)] = False
+                    mean = self._mean[h.index].to(vecs.device, vecs.dtype)
                     delta = mean[dropped] @ vecs[dropped]
                 h.set(ad.down, shrink_down(saved[ad.down], keep, ad.layout, bias_delta=delta))
         self._originals = originals

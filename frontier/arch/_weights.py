@@ -56,6 +56,7 @@ def shrink_up(up: Any, keep: torch.Tensor, layout: WeightLayout, *, fused: bool)
     if fused:
         half = up.weight.shape[1 if layout is WeightLayout.CONV1D else 0] // 2
         keep = torch.cat([keep, keep + half])
+    keep = keep.to(up.weight.device)
     new = _clone_shell(up)
     dim = 1 if layout is WeightLayout.CONV1D else 0
     new.weight = nn.Parameter(up.weight.detach().index_select(dim, keep), requires_grad=False)
@@ -79,6 +80,7 @@ def shrink_down(
 
     A bias is created when ``bias_delta`` is given and the projection had none.
     """
+    keep = keep.to(down.weight.device)
     new = _clone_shell(down)
     dim = 0 if layout is WeightLayout.CONV1D else 1
     new.weight = nn.Parameter(down.weight.detach().index_select(dim, keep), requires_grad=False)

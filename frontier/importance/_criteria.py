@@ -50,7 +50,8 @@ def get_criterion(name: str) -> Criterion:
 
 
 def _down_norm(h: MLPHandle) -> torch.Tensor:
-    return down_vectors(h.down_module, h.adapter.layout).float().norm(dim=1).double()
+    # Scores live on the CPU in float64, like the activation statistics, whatever the device.
+    return down_vectors(h.down_module, h.adapter.layout).float().norm(dim=1).double().cpu()
 
 
 @register_criterion(
@@ -64,7 +65,7 @@ def magnitude(handles: Sequence[MLPHandle], _stats: ActivationStats | None) -> l
         score = _down_norm(h)
         for up in h.up_modules:
             for rows in up_vectors(up, h.adapter.layout, fused=h.adapter.fused_gate_up):
-                score = score * rows.float().norm(dim=1).double()
+                score = score * rows.float().norm(dim=1).double().cpu()
         out.append(score)
     return out
 

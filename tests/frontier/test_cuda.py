@@ -1,0 +1,109 @@
+"""The engine on a CUDA device gives what it gives on the CPU (skipped without a GPU).
+
+CI has no GPU, so these run only where one is present (``make test-gpu``); they check
+that calibration, plan application, perplexity and export keep every tensor on the
+model's device and agree with the CPU within float tolerance.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from frontier.arch import adapter_for
+from frontier.export import export_model, load_pruned
+from frontier.importance import get_criterion
+from frontier.importance._stats import collect_stats
+from frontier.plan import Plan
+from frontier.surgery import Pruner, Selection
+from frontier.testing import TINY_CONFIGS, tiny_loaded, tiny_model
+from objectives._lm import mean_nll
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+FAMILIES = sorted(TINY_CONFIGS)
+IDS = torch.randint(3, 300, (4, 24), generator=torch.Generator().manual_seed(0))
+
+
+def _on_cuda(model: torch.nn.Module) -> torch.nn.Module:
+    return copy.deepcopy(model).to("cuda")
+
+
+def _scores(model: torch.nn.Module) -> list[torch.Tensor]:
+    adapter = adapter_for(model.config)
+    stats = collect_stats(model, adapter, IDS, batch_size=2)
+    return get_criterion("activation").fn(adapter.handles(model), stats)
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        device = next(model.parameters()).device
+        return model(input_ids=IDS.to(device)).logits.float().cpu()
+
+
+@pytest.fixture(autouse=True)
+def _exact_fp32() -> None:
+    # TF32 matmuls would make CUDA and CPU differ by 1e-3; compare true fp32.
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_calibration_and_pruning_on_cuda_match_the_cpu(model_type: str) -> None:
+    cpu = tiny_model(model_type)
+    gpu = _on_cuda(cpu)
+    s_cpu, s_gpu = _scores(cpu), _scores(gpu)
+    for a, b in zip(s_cpu, s_gpu, strict=True):
+        assert b.device.type == "cpu"  # scores stay on the CPU (and in the disk cache)
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    plan = Plan.from_ratios([0.5, 0.25, 0.875], Pruner(cpu, s_cpu).full)
+    before = _logits(gpu)
+    p_cpu, p_gpu = Pruner(cpu, s_cpu), Pruner(gpu, s_gpu)
+    with p_cpu.pruned(plan), p_gpu.pruned(plan):
+        assert all(p.device.type == "cuda" for p in gpu.parameters())
+        pruned_cpu, pruned_gpu = _logits(cpu), _logits(gpu)
+    assert torch.allclose(pruned_gpu, pruned_cpu, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(pruned_gpu, before, atol=1e-3)
+    assert torch.equal(_logits(gpu), before)  # restore is exact on the device too
+
+
+def test_bias_compensation_on_cuda_matches_the_cpu() -> None:
+    cpu = tiny_model("llama")
+    gpu = _on_cuda(cpu)
+    adapter = adapter_for(cpu.config)
+    stats = collect_stats(cpu, adapter, IDS, batch_size=2)
+    scores = get_criterion("fluctuation").fn(adapter.handles(cpu), stats)
+    plan = Plan.from_ratios([0.5, 0.25, 0.875], Pruner(cpu, scores).full)
+    p_cpu = Pruner(cpu, scores, mean_activation=stats.mean)
+    p_gpu = Pruner(gpu, scores, mean_activation=stats.mean)
+    with p_cpu.pruned(plan, compensate=True), p_gpu.pruned(plan, compensate=True):
+        assert torch.allclose(_logits(gpu), _logits(cpu), atol=1e-4, rtol=1e-4)
+
+
+def test_perplexity_on_cuda_matches_the_cpu() -> None:
+    cpu = tiny_model("llama")
+    ids = torch.randint(3, 300, (3, 64), generator=torch.Generator().manual_seed(1))
+    a, b = mean_nll(cpu, ids), mean_nll(_on_cuda(cpu), ids)
+    assert abs(a - b) <= 1e-5 * abs(a)
+
+
+@pytest.mark.parametrize("fmt", ["padded", "heterogeneous"])
+def test_export_from_a_cuda_model_reloads_with_the_same_logits(fmt: str, tmp_path: Path) -> None:
+    lm = tiny_loaded("llama")
+    lm.model.to("cuda")
+    pruner = Pruner(lm.model, _scores(lm.model))
+    selection = pruner.select(Plan.from_ratios([0.5, 0.75, 0.25], pruner.full))
+    expected = _logits(_zeroed_copy(lm.model, pruner, selection))
+    result = export_model(lm, selection, tmp_path / fmt, format=fmt)
+    assert result.max_abs_logit_diff < 1e-4
+    model, _tok = load_pruned(tmp_path / fmt)
+    assert torch.allclose(_logits(model), expected, atol=1e-4, rtol=1e-4)
+
+
+def _zeroed_copy(model: torch.nn.Module, pruner: Pruner, selection: Selection) -> torch.nn.Module:
+    """The model as the pruned export must compute it: pruned in place, then copied."""
+    with pruner.pruned(selection):
+        return copy.deepcopy(model)
