@@ -140,6 +140,14 @@ def test_search_and_report_objectives_use_disjoint_documents(mirror: Path) -> No
         assert not set(search[task]) & set(report[task])
 
 
+def test_per_task_document_counts(mirror: Path) -> None:
+    counts = {"default": 7, "hellaswag": 3}
+    docs = TaskAccuracy(["arc_easy", "hellaswag"], n_docs=counts, mirror=mirror).doc_indices()
+    assert {k: len(v) for k, v in docs.items()} == {"arc_easy": 7, "hellaswag": 3}
+    with pytest.raises(FrontierError, match="no document count"):
+        TaskAccuracy(["arc_easy"], n_docs={"hellaswag": 3}, mirror=mirror).doc_indices()
+
+
 def test_mmlu_group_with_a_seeded_subset_of_subjects(mirror: Path) -> None:
     # n_docs counts the group's documents: 5 over 2 subjects is 3 each (rounded up)
     obj = TaskAccuracy(tasks=["mmlu"], n_docs=5, subtasks=2, mirror=mirror, batch_size=8)

@@ -93,3 +93,21 @@ def test_per_task_document_counts_from_a_toml_table(tmp_path: Path) -> None:
     assert spec.fingerprint("m") != spec.replace(task_docs=60).fingerprint("m")
     with pytest.raises(FrontierError, match="no document count"):
         docs_for({"arc_easy": 5}, "hellaswag")
+
+
+def test_task_settings_reach_the_task_objectives(tmp_path: Path) -> None:
+    from frontier.cli import build_parser, spec_from_args
+    from frontier.search.context import _tasks_objective
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'tasks = ["arc_easy", "mmlu"]\n'
+        "task_docs = { default = 30, mmlu = 20 }\nreport_docs = { default = 90 }\n"
+    )
+    args = build_parser().parse_args(["find", "--spec", str(path), "--subtasks", "4"])
+    spec = spec_from_args(args)
+    search = _tasks_objective(spec, role="search")
+    report = _tasks_objective(spec, role="report")
+    assert search.subtasks == report.subtasks == 4  # type: ignore[attr-defined]
+    assert search.n_docs == {"default": 30, "mmlu": 20}  # type: ignore[attr-defined]
+    assert report.n_docs == {"default": 90}  # type: ignore[attr-defined]
