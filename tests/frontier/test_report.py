@@ -170,3 +170,24 @@ def test_report_warns_when_the_chosen_point_fails_at_report_fidelity(
     s = dataclasses.replace(study, final=final)
     text = render_report(s, fit_study(s), {})
     assert "misses at least one SLO" in text
+
+
+def test_report_states_how_fine_task_figures_are(study: StudySummary) -> None:
+    docs = {"arc_easy": 400, "mmlu_anatomy": 20, "mmlu_virology": 20}
+    protocol = {
+        **study.protocol,
+        "tasks_search": {"docs": docs, "subtasks": {"mmlu": ["mmlu_anatomy", "mmlu_virology"]}},
+    }
+    base = {"arc_easy": 0.7, "mmlu": 0.3}
+    summary = dataclasses.replace(
+        study, protocol=protocol, baseline_tasks=base, baseline_tasks_final={}
+    )
+    text = render_report(summary, fit_study(summary), {})
+    section = text.split("## How fine the task figures are", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in section.splitlines() if "|" in line}
+    # 400 documents at 0.7: SE 0.023, far above chance; mmlu: 40 documents at 0.3, SE 0.072
+    assert "| 400 | 0.700 | 0.023 | 0.250 |" in rows["arc_easy"]
+    assert "chance" not in rows["arc_easy"].split("|")[-2]
+    assert "| 40 | 0.300 | 0.072 | 0.250 |" in rows["mmlu"]
+    assert "within 2 SE of chance" in rows["mmlu"]
+    assert "mmlu: the unpruned model is not clearly above chance" in section
