@@ -285,15 +285,23 @@ def _print_outcome(study: Any, con: Any) -> int:
         return 0
     near = nearest_row(study)
     con.print(
-        "[bold red]no trial meets every SLO[/]"
-        + (
-            f"; nearest: trial {near.number} ({100 * (near.mlp_removed or 0):.1f}% MLP removed, "
-            f"search figures {near.search}, {near.note or ''})"
-            if near
-            else "; no trial measured"
-        )
+        "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
     )
     return 3
+
+
+def _missed(row: Any) -> str:
+    """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
+    figures, where = (row.final, "held-out") if row.final else (row.search, "search-time")
+    if row.final:
+        missed = [s for s, v in (row.final.get("violations") or {}).items() if v and v > 0]
+    else:
+        missed = [s for s, v in row.constraints.items() if v > 0]
+    return (
+        f"; nearest: trial {row.number} ({100 * (row.mlp_removed or 0):.1f}% MLP removed), "
+        f"which misses {', '.join(missed) or 'none'} on its {where} figures "
+        f"(ppl ratio {_fmt(figures.get('ppl_ratio'))})"
+    )
 
 
 def _fmt(x: Any) -> str:

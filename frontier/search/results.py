@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -33,6 +33,7 @@ class TrialRow:
     warm_start: str | None
     note: str | None
     timing: dict[str, float]
+    constraints: dict[str, float] = field(default_factory=dict)  # SLO -> violation (> 0)
 
     @property
     def mlp_removed(self) -> float | None:
@@ -89,6 +90,7 @@ def row(study: optuna.Study, t: FrozenTrial, *, pareto: bool, chosen: bool) -> T
         warm_start=t.user_attrs.get(ATTR_WARM),
         note=t.user_attrs.get(ATTR_SCREENED) or t.user_attrs.get(ATTR_FAILED),
         timing=dict(t.user_attrs.get(ATTR_TIMING, {})),
+        constraints=dict(t.constraints),
     )
 
 
