@@ -127,6 +127,7 @@ def test_cli_infeasible_exits_non_zero_with_nearest_trial(
     out = capsys.readouterr().out
     assert code == 3
     assert "no trial meets every SLO" in out and "nearest: trial" in out
+    assert "which misses params<=20%" in " ".join(out.split())  # the SLO it misses, by name
     assert (tmp_path / "studies" / "tiny-llama.db").is_file()
     assert choose(load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")) is None
 
