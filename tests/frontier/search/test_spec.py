@@ -111,3 +111,14 @@ def test_task_settings_reach_the_task_objectives(tmp_path: Path) -> None:
     assert search.subtasks == report.subtasks == 4  # type: ignore[attr-defined]
     assert search.n_docs == {"default": 30, "mmlu": 20}  # type: ignore[attr-defined]
     assert report.n_docs == {"default": 90}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).parents[3] / "studies").glob("*.toml")), ids=lambda p: p.name
+)
+def test_committed_study_specs_load(path: Path) -> None:
+    spec = StudySpec.from_toml(path)
+    assert path.stem == spec.model  # one spec per model, named after it
+    assert "ppl<2.0" in spec.slos
+    floors = {s.split(">=")[0] for s in spec.slos if ">=" in s}
+    assert floors == set(spec.tasks) >= {"arc_easy", "arc_challenge", "hellaswag", "mmlu"}
