@@ -161,6 +161,11 @@ def _redact(url: str) -> str:
 
 
 def load_existing(name: str, url: str) -> optuna.Study:
+    """Open a study that must already exist; a missing SQLite file is not created."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise FrontierError(f"no study {name!r}: {path} does not exist")
     storage = open_storage(url)
     try:
         return optuna.load_study(study_name=name, storage=storage)

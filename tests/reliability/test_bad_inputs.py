@@ -187,6 +187,11 @@ ROWS = [
         "no study 'nosuch' in sqlite:///",
     ),
     Row(
+        "study database that does not exist (pareto): not created",
+        lambda i, db: ["pareto", "nosuch", "--storage", f"sqlite:///{i.root / 'absent.db'}"],
+        "absent.db does not exist",
+    ),
+    Row(
         "unknown trial (show)",
         lambda i, db: ["show", "s", "99", "--storage", i.url(db)],
         "study 's' has no trial 99 (trials 0..",
@@ -209,6 +214,7 @@ def test_bad_input_is_one_line_error(
     assert "u:p@" not in err  # a password is never printed
     assert _stored(db) == before  # nothing stored was lost or changed
     assert (inputs.root / "taken" / "keep.txt").read_text() == "someone's file\n"
+    assert not (inputs.root / "absent.db").exists()  # a mistyped storage creates nothing
 
 
 def test_debug_shows_the_traceback(inputs: Inputs, db: Path) -> None:
