@@ -18,7 +18,12 @@ from typing import Any
 
 
 def main() -> int:
+    import faulthandler
+    import signal
+
     import frontier.search.find as find_module
+
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that times out asks
     from frontier.cli import main as cli_main
 
     stall = int(os.environ.get("FRONTIER_TEST_STALL_TRIAL", "-1"))

@@ -140,8 +140,11 @@ class Proc:
         try:
             return self.popen.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            # every thread's stack (faulthandler in the wrapper), then kill: a hang explains itself
+            self.popen.send_signal(signal.SIGUSR1)
+            time.sleep(2)
             self.kill()
-            pytest.fail(f"process did not finish in {timeout} s; stderr:\n{self.stderr[-3000:]}")
+            pytest.fail(f"process did not finish in {timeout} s; stderr:\n{self.stderr[-6000:]}")
 
     def kill(self) -> None:
         if self.popen.poll() is None:
