@@ -24,6 +24,10 @@ def main() -> int:
     import frontier.search.find as find_module
 
     faulthandler.register(signal.SIGUSR1, all_threads=True)  # a test that times out asks
+    # A shell without job control starts background commands (`.ci/run &`, nohup) with
+    # SIGINT ignored, and children inherit that, so Ctrl-C would never arrive. The tests
+    # send SIGINT as a user's Ctrl-C on a foreground run: give it its usual meaning.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from frontier.cli import main as cli_main
 
     stall = int(os.environ.get("FRONTIER_TEST_STALL_TRIAL", "-1"))
