@@ -59,6 +59,24 @@ SMALL_STUDY: dict[str, int] = {
     "seq_len": 64,
     "multiple": 4,
 }
+
+
+def small_spec(model: Any, storage: str, **overrides: Any) -> Any:
+    """A :class:`~frontier.search.spec.StudySpec` of :data:`SMALL_STUDY` size on ``model``
+    (``ppl<1.5``, 12 trials, study ``s`` in ``storage``); ``overrides`` win."""
+    from frontier.search.spec import StudySpec
+
+    base: dict[str, Any] = {
+        "model": str(model),
+        "slos": ("ppl<1.5",),
+        "trials": 12,
+        "study": "s",
+        "storage": storage,
+        **SMALL_STUDY,
+    }
+    return StudySpec.from_dict({**base, **overrides})
+
+
 # The same settings as `frontier find` flags (those the CLI has).
 SMALL_STUDY_FLAGS: list[str] = [
     arg

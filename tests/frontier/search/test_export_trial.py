@@ -11,19 +11,11 @@ from safetensors.torch import load_file
 from frontier.cli import main
 from frontier.export import load_pruned
 from frontier.search.find import find
-from frontier.search.spec import StudySpec
-from frontier.testing import SMALL_STUDY
+from frontier.testing import small_spec
 
 
 def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -> None:
-    spec = StudySpec(
-        model=str(tiny_folder),
-        slos=("ppl<1.5",),
-        trials=6,
-        study="e",
-        storage=f"sqlite:///{tmp_path}/e.db",
-        **SMALL_STUDY,
-    )
+    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/e.db", study="e", trials=6)
     chosen = find(spec).chosen
     assert chosen is not None
     out, again = tmp_path / "export", tmp_path / "again"

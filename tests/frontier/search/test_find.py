@@ -14,20 +14,11 @@ from frontier.search.find import choose, find
 from frontier.search.results import rows
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
-from frontier.testing import SMALL_STUDY, SMALL_STUDY_FLAGS
+from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 
 def _spec(folder: Path, tmp_path: Path, **kw: object) -> StudySpec:
-    base = dict(
-        model=str(folder),
-        slos=("ppl<1.5",),
-        trials=12,
-        study="s",
-        storage=f"sqlite:///{tmp_path}/studies/s.db",
-        **SMALL_STUDY,
-    )
-    base.update(kw)
-    return StudySpec.from_dict(base)
+    return small_spec(folder, f"sqlite:///{tmp_path}/studies/s.db", **kw)
 
 
 def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) -> None:

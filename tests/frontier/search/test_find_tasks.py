@@ -10,10 +10,9 @@ from optuna.trial import TrialState
 from frontier.cli import main
 from frontier.data.mirror import build_mirror
 from frontier.search.find import final_record, find
-from frontier.search.spec import StudySpec
 from frontier.search.summary import summarize
 from frontier.search.verify import verify_export
-from frontier.testing import SMALL_STUDY
+from frontier.testing import small_spec
 
 
 @pytest.fixture
@@ -38,16 +37,14 @@ def test_study_with_a_task_stages_and_reports(
 
     monkeypatch.setattr(tasks_mod.TaskAccuracy, "__init__", with_mirror)
     monkeypatch.setattr("frontier.search.context.check_tasks", lambda tasks, progress: None)
-    spec = StudySpec(
-        model=str(tiny_folder),
-        slos=("ppl<1.5",),
+    spec = small_spec(
+        tiny_folder,
+        f"sqlite:///{tmp_path}/t.db",
+        study="t",
+        trials=10,
         tasks=("arc_easy",),
         task_docs=6,
         report_docs=6,
-        trials=10,
-        study="t",
-        storage=f"sqlite:///{tmp_path}/t.db",
-        **SMALL_STUDY,
         task_batch_size=4,
     )
     result = find(spec)

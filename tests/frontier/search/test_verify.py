@@ -11,22 +11,14 @@ from safetensors.torch import load_file, save_file
 from frontier.cli import main
 from frontier.errors import FrontierError
 from frontier.search.find import final_record, find
-from frontier.search.spec import StudySpec
 from frontier.search.verify import verify_export
-from frontier.testing import SMALL_STUDY
+from frontier.testing import small_spec
 
 
 def test_verify_passes_on_the_export_and_catches_a_changed_one(
     tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = StudySpec(
-        model=str(tiny_folder),
-        slos=("ppl<1.5",),
-        trials=6,
-        study="v",
-        storage=f"sqlite:///{tmp_path}/v.db",
-        **SMALL_STUDY,
-    )
+    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/v.db", study="v", trials=6)
     result = find(spec)
     chosen = result.chosen
     assert chosen is not None
@@ -57,13 +49,8 @@ def test_verify_passes_on_the_export_and_catches_a_changed_one(
 
 
 def test_verify_needs_a_trial_measured_for_the_report(tiny_folder: Path, tmp_path: Path) -> None:
-    spec = StudySpec(
-        model=str(tiny_folder),
-        slos=("ppl<1.5",),
-        trials=6,
-        study="w",
-        storage=f"sqlite:///{tmp_path}/w.db",
-        **{**SMALL_STUDY, "report_points": 1},
+    spec = small_spec(
+        tiny_folder, f"sqlite:///{tmp_path}/w.db", study="w", trials=6, report_points=1
     )
     result = find(spec)
     unmeasured = [t for t in result.study.trials if final_record(result.study, t) is None]
