@@ -711,6 +711,10 @@ def build_parser() -> argparse.ArgumentParser:
     _export_args(apply, keep_record_defaults=True)
     apply.set_defaults(handler=cmd_apply)
 
+    from frontier.cli_repair import add_repair_parser
+
+    add_repair_parser(sub, export_args=_export_args)
+
     verify = sub.add_parser(
         "verify", help="re-measure an export with its study's report protocol and compare"
     )

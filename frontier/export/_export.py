@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
@@ -74,6 +75,8 @@ def export_model(
     dtype: ExportDtype = "fp32",
     provenance: Provenance | None = None,
     force: bool = False,
+    modules: Sequence[dict[str, nn.Module]] | None = None,
+    repair: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
 
@@ -112,6 +115,7 @@ def export_model(
         dtype=dtype,
         provenance=provenance or Provenance(),
         versions=_versions(),
+        repair=repair,
     )
     torch_dtype = TORCH_DTYPES[dtype]
     pruner = Pruner(model, [torch.zeros(f) for f in full], adapter=adapter)
@@ -119,6 +123,8 @@ def export_model(
     model.eval()
     pruner.apply(selection)
     try:
+        if modules is not None:
+            _put_modules(pruner, modules, plan.widths)
         ids = _probe_ids(model, adapter)
         reference = _logits(model, ids, torch_dtype)
         with atomic_dir(out) as tmp:
@@ -172,6 +178,8 @@ def apply_compression(
     """
     record_path = Path(record_path)
     record = read_record(record_path)
+    if record.repair is not None:
+        raise FrontierError(f"{record_path}: {repaired_note(record)}")
     model_type = str(cast(Any, lm.model).config.model_type)
     if record.model_type != model_type:
         raise FrontierError(
@@ -194,6 +202,50 @@ def apply_compression(
         dtype=dtype or record.dtype,
         provenance=record.provenance,
         force=force,
+    )
+
+
+def _put_modules(
+    pruner: Pruner, modules: Sequence[dict[str, nn.Module]], widths: tuple[int, ...]
+) -> None:
+    """Swap given projections in over the pruner's (its restore() puts the originals back)."""
+    if len(modules) != len(pruner.handles):
+        raise FrontierError(f"{len(modules)} layers of modules for {len(pruner.handles)} layers")
+    for h, layer in zip(pruner.handles, modules, strict=True):
+        for name, module in layer.items():
+            if name not in (*pruner.adapter.up, pruner.adapter.down):
+                raise FrontierError(f"layer {h.index}: {name!r} is not an MLP projection")
+            if _width(module, name, pruner.adapter) != widths[h.index]:
+                raise FrontierError(f"layer {h.index}: {name} has another width than the plan")
+            h.set(name, module)
+
+
+def _width(module: nn.Module, name: str, adapter: MLPAdapter) -> int:
+    from frontier.arch._adapter import WeightLayout
+
+    w = cast(torch.Tensor, module.weight)
+    linear = adapter.layout is WeightLayout.LINEAR
+    if name == adapter.down:
+        return int(w.shape[1] if linear else w.shape[0])
+    rows = int(w.shape[0] if linear else w.shape[1])
+    return rows // 2 if adapter.fused_gate_up else rows
+
+
+def repaired_note(record: CompressionRecord) -> str:
+    """Why ``apply`` cannot rebuild a repaired export, and how to make it again."""
+    prov = record.provenance
+    repair = record.repair or {}
+    cfg = repair.get("config") or {}
+    again = (
+        f"frontier repair {prov.study} {prov.trial} --seed {cfg.get('seed')} "
+        f"--steps {cfg.get('steps')} --lr {cfg.get('lr')}"
+        if prov.study is not None
+        else "the same frontier.repair.repair call"
+    )
+    return (
+        "a repaired export: its weights were trained after pruning, so the kept indices "
+        f"alone do not rebuild them; it can only be reproduced by repeating the repair ({again}, "
+        "with the settings recorded under 'repair' in compression.json)"
     )
 
 

@@ -80,9 +80,12 @@ class CompressionRecord:
     provenance: Provenance = field(default_factory=Provenance)
     versions: dict[str, str] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    # set when the pruned weights were repaired (see frontier.repair): then the kept indices
+    # alone do not rebuild the weights, and this says how they were trained
+    repair: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "record_format": RECORD_FORMAT,
             "export_format": self.export_format,
             "dtype": self.dtype,
@@ -98,6 +101,9 @@ class CompressionRecord:
             "versions": dict(self.versions),
             "verification": dict(self.verification),
         }
+        if self.repair is not None:
+            out["repair"] = dict(self.repair)
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CompressionRecord:
@@ -121,6 +127,7 @@ class CompressionRecord:
                 provenance=Provenance.from_dict(data),
                 versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
                 verification=dict(data.get("verification") or {}),
+                repair=_opt_dict(data.get("repair")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FrontierError(
@@ -147,6 +154,14 @@ def read_record(path: Path) -> CompressionRecord:
         return CompressionRecord.from_dict(data)
     except FrontierError as exc:
         raise FrontierError(f"{path}: {exc}") from None
+
+
+def _opt_dict(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise TypeError("repair must be an object")
+    return dict(value)
 
 
 def _opt_str(value: object) -> str | None:

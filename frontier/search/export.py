@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import optuna
 from frontier.errors import FrontierError
 from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
 from frontier.importance import calibrate
-from frontier.models import load_model
+from frontier.models import LoadedModel, load_model
 from frontier.plan import Plan
 from frontier.search import storage as st
 from frontier.search.find import final_record
+from frontier.search.spec import StudySpec
 from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
-from frontier.surgery import Pruner
+from frontier.surgery import Pruner, Selection
 
 
 def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -29,16 +31,19 @@ def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
     return out
 
 
-def export_trial(
-    study: optuna.Study,
-    number: int,
-    out: Path,
-    *,
-    format: ExportFormat = "heterogeneous",
-    dtype: ExportDtype = "fp32",
-    force: bool = False,
-) -> ExportResult:
-    """Rebuild trial ``number``'s pruned model from the study's settings and export it.
+@dataclass
+class TrialPoint:
+    """A study trial rebuilt: the unpruned model, the trial's selection, and its provenance."""
+
+    spec: StudySpec
+    lm: LoadedModel
+    pruner: Pruner
+    selection: Selection
+    provenance: Provenance
+
+
+def trial_point(study: optuna.Study, number: int) -> TrialPoint:
+    """Rebuild trial ``number``'s selection from the study's settings.
 
     The importance scores are recomputed from the same calibration tokens (normally a
     cache hit), and the model's weights must be the ones the study searched.
@@ -65,7 +70,8 @@ def export_trial(
         n_tokens=spec.calibration_tokens,
         seq_len=spec.calibration_seq_len,
     )
-    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
+    pruner = Pruner(lm.model, scores.per_layer)
+    selection = pruner.select(Plan.from_dict(plan_d))
     metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
     metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
     provenance = Provenance(
@@ -75,6 +81,26 @@ def export_trial(
         trial=number,
         metrics=metrics,
     )
+    return TrialPoint(spec, lm, pruner, selection, provenance)
+
+
+def export_trial(
+    study: optuna.Study,
+    number: int,
+    out: Path,
+    *,
+    format: ExportFormat = "heterogeneous",
+    dtype: ExportDtype = "fp32",
+    force: bool = False,
+) -> ExportResult:
+    """Rebuild trial ``number``'s pruned model from the study's settings and export it."""
+    point = trial_point(study, number)
     return export_model(
-        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+        point.lm,
+        point.selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=point.provenance,
+        force=force,
     )

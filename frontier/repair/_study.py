@@ -1,0 +1,120 @@
+"""Repair a study's trial and export it: the command behind ``frontier repair``."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from frontier.errors import FrontierError
+from frontier.export import ExportDtype, ExportFormat, ExportResult, export_model
+from frontier.models import LoadedModel
+from frontier.repair._config import RepairConfig
+from frontier.repair._data import repair_data
+from frontier.repair._progress import Reporter
+from frontier.repair._record import repair_record
+from frontier.repair._trainer import RepairResult, repair
+from frontier.search.context import report_objectives
+from frontier.search.export import trial_point
+from frontier.search.find import choose, final_record
+from frontier.search.trial import record
+from objectives import Objective, create
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RepairedExport:
+    """The export, the repair, and the report figures before and after it."""
+
+    export: ExportResult
+    result: RepairResult
+    trial: int
+    before: dict[str, Any]
+    after: dict[str, Any]
+
+
+def chosen_trial(study: optuna.Study) -> int:
+    chosen = choose(study)
+    if chosen is None:
+        raise FrontierError(
+            f"study {study.study_name!r} has no chosen point (no trial met the SLOs on "
+            "held-out data); name the trial to repair"
+        )
+    return chosen.number
+
+
+def measure_report(objectives: dict[str, Objective], size: Objective, lm: LoadedModel) -> dict:
+    """The model's figures under the study's report protocol, shaped as a trial's final record."""
+    tasks = objectives["tasks"].evaluate(lm) if "tasks" in objectives else None
+    return record(size.evaluate(lm), objectives["ppl"].evaluate(lm), tasks)
+
+
+def repair_trial(
+    study: optuna.Study,
+    number: int | None,
+    out: Path,
+    config: RepairConfig,
+    *,
+    format: ExportFormat = "heterogeneous",
+    dtype: ExportDtype = "fp32",
+    force: bool = False,
+    reporter: Reporter | None = None,
+    progress: Progress | None = None,
+) -> RepairedExport:
+    """Repair trial ``number`` (default: the study's chosen point) and export the result.
+
+    The repair reads the calibration role of the study's calibration text; the report
+    figures before and after it are measured with the study's report protocol.
+    """
+    say = progress or (lambda _m: None)
+    number = chosen_trial(study) if number is None else number
+    if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
+        raise FrontierError(f"{out} is not empty; choose another folder or force overwriting")
+    point = trial_point(study, number)
+    lm, spec = point.lm, point.spec
+    config = dataclasses.replace(
+        config, text=spec.calibration_text, seq_len=min(config.seq_len, lm.max_length)
+    )
+    say("measuring the unpruned model on held-out text (cached after the study)")
+    objectives = report_objectives(spec, lm)
+    size = create("params")
+    size.prepare(lm)
+    before = final_record(study, study.trials[number])
+    if before is None:
+        say(f"measuring trial {number} before repair")
+        with point.pruner.pruned(point.selection):
+            before = measure_report(objectives, size, lm)
+    before = {k: v for k, v in before.items() if k not in ("violations", "feasible")}
+    data = repair_data(
+        config.text,
+        lm.tokenizer,
+        seq_len=config.seq_len,
+        heldout_tokens=config.heldout_tokens,
+        heldout_fraction=config.heldout_fraction,
+        max_train_tokens=config.steps * config.batch_windows * config.seq_len,
+    )
+    try:
+        result = repair(point.pruner, point.selection, data, config, reporter=reporter)
+        say("measuring the repaired model on held-out text")
+        after = measure_report(objectives, size, lm)
+    finally:
+        point.pruner.restore()
+    rec = repair_record(result, report_before=before, report_after=after)
+    say(f"exporting to {out}")
+    exported = export_model(
+        lm,
+        point.selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=point.provenance,
+        force=force,
+        modules=result.modules,
+        repair=rec,
+    )
+    return RepairedExport(exported, result, number, before, after)
