@@ -31,6 +31,7 @@ from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.repair import PlainReporter, RepairConfig, repair, repair_data
+from frontier.search.context import check_tasks
 from frontier.surgery import Pruner, count_mlp_parameters
 from objectives import create
 
@@ -41,7 +42,9 @@ def _figures(lm: Any, ppl: Any, tasks: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"ppl": m.raw, "ppl_ratio": m.value}
     if tasks is not None:
         tm = tasks.evaluate(lm)
-        out["tasks"] = {k: {"acc": d["acc"], "retained": d["retained"]} for k, d in tm.details.items()}
+        out["tasks"] = {
+            k: {"acc": d["acc"], "retained": d["retained"]} for k, d in tm.details.items()
+        }
         out["mean_retained"] = tm.value
     out["eval_cpu_seconds"] = time.process_time() - t
     return out
@@ -50,7 +53,9 @@ def _figures(lm: Any, ppl: Any, tasks: Any) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m")
-    ap.add_argument("--removed", default="0.6", help="first fraction(s) of MLP removed, comma-separated")
+    ap.add_argument(
+        "--removed", default="0.6", help="first fraction(s) of MLP removed, comma-separated"
+    )
     ap.add_argument("--points", type=int, default=2)
     ap.add_argument("--step", type=float, default=0.1)
     ap.add_argument("--slo", type=float, default=2.0)
@@ -81,6 +86,7 @@ def main() -> None:
     docs = {k: int(v) for k, v in (kv.split("=") for kv in args.task_docs.split(",") if kv)}
     tasks = create("tasks", tasks=list(docs), n_docs=docs, role="report") if docs else None
     if tasks is not None:
+        check_tasks(tuple(docs), lambda m: print(m, flush=True))  # builds the offline mirror
         tasks.prepare(lm)
     config = RepairConfig(
         steps=args.steps,

@@ -30,7 +30,20 @@ _WHERE = {
     "repair": "_trainer",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = [
+    "HeldOut",
+    "LossParts",
+    "PlainReporter",
+    "RepairConfig",
+    "RepairData",
+    "RepairResult",
+    "Reporter",
+    "RichReporter",
+    "distill_loss",
+    "repair",
+    "repair_data",
+    "reporter_for",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from frontier.data.text import TextSource
+from frontier.data.text import Role, TextSource
 from frontier.errors import FrontierError
 
-ROLE = "calibration"
+ROLE: Role = "calibration"
 
 
 @dataclass(frozen=True)

@@ -72,8 +72,13 @@ class RichReporter(PlainReporter):
 
     def __init__(self, console: Any) -> None:
         super().__init__(console.print)
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self.bar = Progress(
             TextColumn("repair"),

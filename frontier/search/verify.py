@@ -106,7 +106,9 @@ def verify_export(
     if not 0 <= prov.trial < len(trials):
         raise FrontierError(f"study {study.study_name!r} has no trial {prov.trial}")
     # a repaired export is compared with the figures its repair measured (same protocol)
-    final = record.repair.get("report") if record.repair else final_record(study, trials[prov.trial])
+    final = (
+        record.repair.get("report") if record.repair else final_record(study, trials[prov.trial])
+    )
     if not isinstance(final, dict) and record.repair:
         raise FrontierError(f"{folder}: the repair record has no report figures to compare with")
     if final is None:

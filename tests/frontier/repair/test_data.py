@@ -32,7 +32,9 @@ def test_repair_text_is_calibration_only_and_held_out_by_document(tmp_path: Path
     train_ids = _doc_ids(tok.decode(data.train.flatten().tolist()))
     held_ids = _doc_ids(tok.decode(data.heldout.flatten().tolist()))
     source = TextSource(spec)
-    role_ids = {r: _doc_ids(" ".join(source.documents(r))) for r in ("calibration", "search", "report")}
+    role_ids = {
+        r: _doc_ids(" ".join(source.documents(r))) for r in ("calibration", "search", "report")
+    }
     assert train_ids and held_ids
     assert train_ids | held_ids <= role_ids["calibration"]
     assert not (train_ids | held_ids) & (role_ids["search"] | role_ids["report"])
@@ -41,12 +43,15 @@ def test_repair_text_is_calibration_only_and_held_out_by_document(tmp_path: Path
     assert desc["role"] == "calibration"
     assert desc["heldout_tokens"] == data.heldout.numel() <= 256
     assert max(data.train_documents) < min(data.heldout_documents)
-    assert desc["train_documents"] + desc["heldout_documents"] <= len(source.documents("calibration"))
+    assert desc["train_documents"] + desc["heldout_documents"] <= len(
+        source.documents("calibration")
+    )
 
 
 def test_training_tokens_are_capped_and_windows_are_whole(tmp_path: Path) -> None:
-    data = repair_data(_source(tmp_path), tiny_tokenizer(), seq_len=16, heldout_tokens=64,
-                       max_train_tokens=160)
+    data = repair_data(
+        _source(tmp_path), tiny_tokenizer(), seq_len=16, heldout_tokens=64, max_train_tokens=160
+    )
     assert tuple(data.train.shape) == (10, 16)
     assert tuple(data.heldout.shape) == (4, 16)
 

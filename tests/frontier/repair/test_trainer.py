@@ -23,14 +23,23 @@ def setup(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     lm = tiny_loaded("llama")
     scores = calibrate(lm, "activation", n_tokens=512, seq_len=SEQ)
     pruner = Pruner(lm.model, scores.per_layer)
-    data = repair_data("wiki-sample", lm.tokenizer, seq_len=SEQ, heldout_tokens=512,
-                       max_train_tokens=SEQ * 80)
+    data = repair_data(
+        "wiki-sample", lm.tokenizer, seq_len=SEQ, heldout_tokens=512, max_train_tokens=SEQ * 80
+    )
     return lm, pruner, data, Plan.uniform(0.5, pruner.full, multiple=4)
 
 
 def _config(**kw):  # type: ignore[no-untyped-def]
-    base = dict(steps=16, batch_windows=2, seq_len=SEQ, lr=3e-3, warmup_steps=2,
-                heldout_tokens=512, eval_every=4, patience=4)
+    base = dict(
+        steps=16,
+        batch_windows=2,
+        seq_len=SEQ,
+        lr=3e-3,
+        warmup_steps=2,
+        heldout_tokens=512,
+        eval_every=4,
+        patience=4,
+    )
     return RepairConfig(**{**base, **kw})
 
 
@@ -56,7 +65,9 @@ def test_repair_lowers_the_kl_on_text_it_never_trained_on(setup) -> None:  # typ
     assert result.history[0]["step"] == 0 and len(result.history) >= 2
     pruner.restore()  # the unpruned model is untouched: the teacher was never trained
     assert torch.equal(_logits(lm.model, ids), original)
-    assert all(not p.requires_grad for m in result.modules for x in m.values() for p in x.parameters())
+    assert all(
+        not p.requires_grad for m in result.modules for x in m.values() for p in x.parameters()
+    )
 
 
 def test_a_repair_that_makes_the_held_out_loss_worse_is_rolled_back(setup) -> None:  # type: ignore[no-untyped-def]
@@ -94,7 +105,8 @@ def test_repair_applies_the_plan_itself(setup) -> None:  # type: ignore[no-untyp
 
 
 @pytest.mark.parametrize(
-    "kw", [{"steps": 0}, {"lr": 0.0}, {"temperature": 0.0}, {"ce_weight": 1.5}, {"cpu_minutes": -1.0}]
+    "kw",
+    [{"steps": 0}, {"lr": 0.0}, {"temperature": 0.0}, {"ce_weight": 1.5}, {"cpu_minutes": -1.0}],
 )
 def test_bad_settings_are_one_line_errors(kw) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FrontierError, match="repair"):
