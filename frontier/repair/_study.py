@@ -84,7 +84,7 @@ def repair_trial(
     objectives = report_objectives(spec, lm)
     size = create("params")
     size.prepare(lm)
-    before = final_record(study, study.trials[number])
+    before = final_record(study, study.get_trials(deepcopy=False)[number])
     if before is None:
         say(f"measuring trial {number} before repair")
         with point.pruner.pruned(point.selection):
