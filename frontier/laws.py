@@ -29,7 +29,7 @@ import numpy.typing as npt
 from scipy import optimize, stats
 
 from frontier.points import Stage, StudySummary, TrialPoint, mean_retention
-from objectives.slo import SLO
+from frontier.study.slo import SLO
 
 __all__ = [
     "AIC_TIE",

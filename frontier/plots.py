@@ -22,7 +22,7 @@ from matplotlib.figure import Figure
 from frontier.errors import FrontierError
 from frontier.laws import FitResult, StudyFits
 from frontier.points import StudySummary, TrialPoint, mean_retention
-from objectives.slo import SLO
+from frontier.study.slo import SLO
 
 __all__ = [
     "break_threshold",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from frontier.errors import FrontierError
-from objectives.slo import SLO, TaskScore, TrialMetrics, parse_slos
+from frontier.study.slo import SLO, TaskScore, TrialMetrics, parse_slos
 
 __all__ = [
     "SUMMARY_FORMAT",

@@ -13,7 +13,7 @@ from frontier.search.space import Space
 from frontier.search.spec import StudySpec
 from frontier.surgery import Pruner
 from objectives import Objective, create
-from objectives.slo import SLO, parse_slos
+from frontier.study.slo import SLO, parse_slos
 
 Progress = Callable[[str], None]
 

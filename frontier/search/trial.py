@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from frontier.plan import Plan
 from frontier.search.context import SearchContext
 from objectives import Measurement
-from objectives.slo import TaskScore, TrialMetrics
+from frontier.study.slo import TaskScore, TrialMetrics
 
 ATTR_PLAN = "frontier:plan"
 ATTR_WARM = "frontier:warm_start"

@@ -20,7 +20,7 @@ from frontier.points import (
     violated,
 )
 from frontier.report import REPORT_FILES, render_report, write_report
-from objectives.slo import parse_slos
+from frontier.study.slo import parse_slos
 
 
 @pytest.fixture(scope="module")
