@@ -19,8 +19,9 @@ import optuna
 from optuna.trial import TrialState
 
 from frontier import settings
-from frontier.search.find import final_record, find
+from frontier.search.find import find
 from frontier.search.spec import StudySpec
+from frontier.study.read import final_record
 
 
 def main() -> None:

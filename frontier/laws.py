@@ -28,8 +28,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
 
-from frontier.points import Stage, StudySummary, TrialPoint, mean_retention
 from frontier.study.slo import SLO
+from frontier.study.summary import Stage, StudySummary, TrialPoint, mean_retention
 
 __all__ = [
     "AIC_TIE",

@@ -1,6 +1,6 @@
 """Pictures of a study, drawn from stored numbers: Pareto front, fitted laws, widths, tasks.
 
-Every function takes a :class:`~frontier.points.StudySummary` (and its fits where it draws
+Every function takes a :class:`~frontier.study.summary.StudySummary` (and its fits where it draws
 them) and an output path, writes a PNG and returns the path. Figures are built with
 ``matplotlib.figure.Figure`` and the Agg canvas directly, not pyplot: no global figure
 state, no backend switch for whoever imports this, safe from worker threads.
@@ -21,8 +21,8 @@ from matplotlib.figure import Figure
 
 from frontier.errors import FrontierError
 from frontier.laws import FitResult, StudyFits
-from frontier.points import StudySummary, TrialPoint, mean_retention
 from frontier.study.slo import SLO
+from frontier.study.summary import StudySummary, TrialPoint, mean_retention
 
 __all__ = [
     "break_threshold",

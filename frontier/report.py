@@ -1,6 +1,6 @@
 """A study's report: ``report.md`` with its pictures and the ``summary.json`` it was built from.
 
-Everything comes from a :class:`~frontier.points.StudySummary`, so
+Everything comes from a :class:`~frontier.study.summary.StudySummary`, so
 ``write_report(StudySummary.from_json(path.read_text()), out)`` rebuilds a report
 without the model, the study database or torch.
 """
@@ -22,13 +22,12 @@ from frontier.plots import (
     plot_retention,
     plot_widths,
 )
-from frontier.points import (
+from frontier.study.summary import (
     StudySummary,
     TrialPoint,
     mean_retention,
+    ranked_by_nearness,
     retention,
-    trial_metrics,
-    violated,
 )
 
 __all__ = ["REPORT_FILES", "render_report", "write_report"]
@@ -61,8 +60,6 @@ def write_report(
         images["retention"] = plot_retention(summary, fits, out / REPORT_FILES["retention"]).name
     path = out / REPORT_FILES["report"]
     write_bytes_atomic(path, render_report(summary, fits, images).encode())
-    for name in (REPORT_FILES["summary"], REPORT_FILES["report"]):
-        (out / name).chmod(0o644)  # atomic writes create 0600 files; reports are for sharing
     return path
 
 
@@ -354,27 +351,30 @@ def _pareto_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
 def _chosen_section(summary: StudySummary, images: Mapping[str, str]) -> list[str]:
     p = summary.chosen
     if p is None:
-        infeasible = [q for q in summary.points if not q.feasible]
-        slos = summary.parsed_slos()
         lines = [
             "## Chosen point",
             "",
             "**No feasible point.** No trial met every SLO, so nothing was chosen.",
             "",
         ]
-        closest = _closest_misses(summary, infeasible)
+        closest = ranked_by_nearness(summary.believed())[:3]
         if closest:
-            lines += ["The trials that came closest (smallest worst SLO violation):", ""]
+            lines += [
+                "The trials that came closest (smallest largest SLO violation, on held-out "
+                "figures where measured; the first is the nearest trial `frontier find` "
+                "names):",
+                "",
+            ]
             lines += _table(
-                ["trial", "MLP removed", "ppl ratio", "mean retained", "misses"],
+                ["trial", "figures", "MLP removed", "ppl ratio", "mean retained", "misses"],
                 [
                     [
                         q.number,
+                        "held-out" if q.stage == "final" else "search-time",
                         _pct(q.mlp_removed),
                         _num(q.ppl_ratio),
                         _pct(mean_retention(q, summary.baselines_for(q))),
-                        ", ".join(f"`{m}`" for m in violated(q, summary.baselines_for(q), slos))
-                        or "–",
+                        ", ".join(f"`{m}`" for m in q.missed) or "–",
                     ]
                     for q in closest
                 ],
@@ -395,18 +395,6 @@ def _chosen_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
     if "widths" in images:
         lines += [f"![Kept MLP width per layer of trial {p.number}]({images['widths']})", ""]
     return lines
-
-
-def _closest_misses(summary: StudySummary, points: Sequence[TrialPoint]) -> list[TrialPoint]:
-    """The three points whose worst (scaled) SLO violation is smallest; unmeasured last."""
-    slos = summary.parsed_slos()
-
-    def worst(p: TrialPoint) -> float:
-        metrics = trial_metrics(p, summary.baselines_for(p))
-        vs = [s.violation(metrics) for s in slos]
-        return math.inf if any(v is None for v in vs) else max((v or 0.0) for v in vs)
-
-    return sorted(points, key=lambda p: (worst(p), p.mlp_removed))[:3]
 
 
 def _fit_row(fit: FitResult, formula: str) -> list[str]:

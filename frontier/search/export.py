@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +14,12 @@ from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.search.find import final_record
-from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
+from frontier.study.read import final_record
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT, ATTR_PLAN, ATTR_SEARCH
 from frontier.surgery import Pruner
 
 
-def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
+def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in rec.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -56,7 +57,7 @@ def export_trial(
             "this study used bias compensation, which the export formats do not carry yet"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     scores = calibrate(
         lm,

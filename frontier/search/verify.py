@@ -23,7 +23,8 @@ from frontier.export._load import export_format
 from frontier.models import LoadedModel, load_model
 from frontier.search import storage as st
 from frontier.search.context import report_objectives
-from frontier.search.find import final_record
+from frontier.study.read import final_record
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import count_parameters
 
 Progress = Callable[[str], None]
@@ -114,7 +115,7 @@ def verify_export(
     spec = st.stored_spec(study)
     say(f"measuring the unpruned {spec.model} baselines (cached after the study)")
     original = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if original.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if original.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     objectives = report_objectives(spec, original)
     del original
