@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
@@ -291,3 +291,89 @@ def synthetic_summary(
             "synthetic": True,
         },
     )
+
+
+# -- a study stored by hand ------------------------------------------------------------------
+@dataclass(frozen=True)
+class HandTrial:
+    """One measured trial of :func:`store_study`: its size and ppl ratio, its Optuna state
+    (complete, or pruned: screened) and, if it was re-measured, its held-out ppl ratio."""
+
+    params_kept: float
+    ppl_ratio: float
+    state: str = "complete"
+    final_ppl_ratio: float | None = None
+
+
+def store_study(
+    url: str,
+    trials: Sequence[HandTrial],
+    *,
+    name: str = "hand",
+    slos: tuple[str, ...] = ("ppl<1.5", "params<=60%"),
+    full: tuple[int, ...] = (64, 64, 64),
+) -> Any:
+    """An Optuna study as ``frontier find`` leaves it, from hand-picked figures: no model.
+
+    Each trial gets a plan, a search record, timing and its SLO constraint values (computed
+    from its figures with the SLO language); a trial with ``final_ppl_ratio`` also gets a
+    final record. Returns the ``optuna.Study``.
+    """
+    import optuna
+
+    from frontier.plan import Plan
+    from frontier.search.spec import StudySpec
+    from frontier.study import schema
+    from frontier.study.slo import TrialMetrics, parse_slos
+
+    parsed = parse_slos(slos)
+
+    def record(kept: float, ratio: float) -> dict[str, Any]:
+        return {
+            "params_kept": kept,
+            "mlp_kept": kept,
+            "total_params": 1000.0 * kept,
+            "ppl_ratio": ratio,
+            "ppl": 10.0 * ratio,
+            "nll": math.log(10.0 * ratio),
+        }
+
+    def violations(kept: float, ratio: float) -> dict[str, float]:
+        metrics = TrialMetrics(ppl_ratio=ratio, params_kept=kept, mlp_kept=kept)
+        return {str(s): v for s in parsed if (v := s.violation(metrics)) is not None}
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name=name, storage=url, directions=["minimize"] * 2)
+    spec = StudySpec(model="hand-model", slos=slos, study=name, storage=url)
+    study.set_user_attr(schema.ATTR_SPEC, spec.to_dict())
+    study.set_user_attr(
+        schema.ATTR_BASELINE,
+        {"search_ppl": {"value": 1.0, "raw": 10.0, "details": {"baseline_nll": math.log(10)}}},
+    )
+    study.set_user_attr(schema.ATTR_PROTOCOL, {"text": "hand-made figures"})
+    for number, t in enumerate(trials):
+        widths = tuple(max(8, round(f * t.params_kept / 8) * 8) for f in full)
+        attrs: dict[str, Any] = {
+            schema.ATTR_PLAN: Plan(widths, full).to_dict(),
+            schema.ATTR_SEARCH: record(t.params_kept, t.ppl_ratio),
+            schema.ATTR_TIMING: {"total": 1.0, "forward": 0.5, "surgery": 0.1},
+        }
+        if t.state == "pruned":
+            attrs[schema.ATTR_SCREENED] = "screened by hand"
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState[t.state.upper()],
+                values=[t.params_kept, t.ppl_ratio] if t.state == "complete" else None,
+                user_attrs=attrs,
+                constraints=violations(t.params_kept, t.ppl_ratio),
+            )
+        )
+        if t.final_ppl_ratio is not None:
+            vs = violations(t.params_kept, t.final_ppl_ratio)
+            final = {
+                **record(t.params_kept, t.final_ppl_ratio),
+                "violations": vs,
+                "feasible": len(vs) == len(parsed) and all(v <= 0 for v in vs.values()),
+            }
+            study.set_user_attr(schema.final_key(number), final)
+    return study
