@@ -1,27 +1,15 @@
-"""A study's report: ``report.md`` with its pictures and the ``summary.json`` it was built from.
-
-Everything comes from a :class:`~frontier.study.summary.StudySummary`, so
-``write_report(StudySummary.from_json(path.read_text()), out)`` rebuilds a report
-without the model, the study database or torch.
-"""
+"""The report's results: the verdict, the chosen point, the Pareto set, the fitted laws."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
 
-from frontier._io import write_bytes_atomic
-from frontier.laws import Axis, FitResult, StudyFits, fit_study
+from frontier.laws import FitResult, StudyFits
 from frontier.plots import (
     break_threshold,
     breaking_points,
-    plot_fits,
-    plot_pareto,
-    plot_retention,
-    plot_widths,
 )
+from frontier.report._markdown import _num, _pair, _pct, _table
 from frontier.study.summary import (
     StudySummary,
     TrialPoint,
@@ -30,110 +18,7 @@ from frontier.study.summary import (
     retention,
 )
 
-__all__ = ["REPORT_FILES", "render_report", "write_report"]
 
-#: What :func:`write_report` may write, by role (pictures only when they have data).
-REPORT_FILES = {
-    "report": "report.md",
-    "summary": "summary.json",
-    "pareto": "pareto.png",
-    "fits": "fits.png",
-    "widths": "widths.png",
-    "retention": "retention.png",
-}
-
-
-def write_report(
-    summary: StudySummary, out_dir: Path | str, *, fits: StudyFits | None = None, x: Axis = "mlp"
-) -> Path:
-    """Write report.md, its PNGs and summary.json into ``out_dir``; return report.md's path."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    fits = fits if fits is not None else fit_study(summary, x=x)
-    write_bytes_atomic(out / REPORT_FILES["summary"], (summary.to_json() + "\n").encode())
-    images: dict[str, str] = {}
-    images["pareto"] = plot_pareto(summary, out / REPORT_FILES["pareto"]).name
-    images["fits"] = plot_fits(summary, fits, out / REPORT_FILES["fits"]).name
-    if summary.chosen is not None:
-        images["widths"] = plot_widths(summary, out / REPORT_FILES["widths"]).name
-    if any(summary.baseline_tasks.get(t, 0) > 0 for t in fits.tasks):
-        images["retention"] = plot_retention(summary, fits, out / REPORT_FILES["retention"]).name
-    path = out / REPORT_FILES["report"]
-    write_bytes_atomic(path, render_report(summary, fits, images).encode())
-    return path
-
-
-def render_report(summary: StudySummary, fits: StudyFits, images: Mapping[str, str]) -> str:
-    """The markdown text; ``images`` maps a role (pareto, fits, ...) to a relative link."""
-    parts = [
-        f"# {summary.name}: how far can {summary.model}'s MLPs be pruned?",
-        "",
-        _verdict(summary),
-        "",
-        *_protocol_section(summary),
-        *_resolution_section(summary),
-        *_chosen_section(summary, images),
-        *_pareto_section(summary, images),
-        *_laws_section(summary, fits, images),
-        "## Files",
-        "",
-        f"- `{REPORT_FILES['summary']}`: every number above; "
-        "`frontier.report.write_report(StudySummary.from_json(...), dir)` rebuilds this report.",
-        *[f"- `{name}`" for name in images.values()],
-        "",
-    ]
-    return "\n".join(parts)
-
-
-# -- formatting ---------------------------------------------------------------------------
-def _cell(value: Any) -> str:
-    """A table cell: no pipes or newlines, which would break the row."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def _row(cells: Sequence[Any]) -> str:
-    return "| " + " | ".join(_cell(c) for c in cells) + " |"
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    return [_row(header), _row(["---"] * len(header)), *(_row(r) for r in rows), ""]
-
-
-def _num(x: float | None, fmt: str = ".3f") -> str:
-    if x is None:
-        return "–"
-    if not math.isfinite(x):
-        return str(x)
-    return format(x, fmt)
-
-
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "–" if x is None else f"{100 * x:.{digits}f}%"
-
-
-def _pair(search: str, final: str | None) -> str:
-    """Search-time and report-fidelity figures side by side, ``search / final``."""
-    return search if final is None else f"{search} / {final}"
-
-
-def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
-    """Nested protocol mappings as dotted keys; lists as comma-separated values."""
-    if isinstance(value, Mapping):
-        if not value and prefix:
-            yield prefix, "(empty)"
-        for k, v in value.items():
-            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(value, (list, tuple)):
-        if all(not isinstance(v, (Mapping, list, tuple)) for v in value):
-            yield prefix, ", ".join(str(v) for v in value) or "(none)"
-        else:
-            for i, v in enumerate(value):
-                yield from _flatten(v, f"{prefix}[{i}]")
-    else:
-        yield prefix, "–" if value is None else str(value)
-
-
-# -- sections -----------------------------------------------------------------------------
 def _verdict(summary: StudySummary) -> str:
     p = summary.chosen
     if p is None:
@@ -162,118 +47,6 @@ def _miss_warning(p: TrialPoint) -> str:
             "least one SLO; it met them only on the search-time figures."
         )
     return "\n\n> **Warning:** the chosen point is marked infeasible."
-
-
-def _protocol_section(summary: StudySummary) -> list[str]:
-    rows: list[tuple[str, str]] = [
-        ("study", summary.name),
-        ("model", summary.model),
-        ("unpruned perplexity (search text)", _num(summary.baseline_ppl)),
-        ("unpruned loss (search text, nats/token)", _num(summary.baseline_loss, ".4f")),
-        *((f"unpruned accuracy: {t}", _num(a, ".4f")) for t, a in summary.baseline_tasks.items()),
-        ("trials with search figures", str(len(summary.points))),
-        ("Pareto points re-measured at report fidelity", str(len(summary.final))),
-    ]
-    rows += list(_flatten(summary.protocol))
-    slos = [f"- `{s}`: {s.describe()}" for s in summary.parsed_slos()] or ["- (none)"]
-    return [
-        "## Protocol",
-        "",
-        *_table(["setting", "value"], rows),
-        "SLOs (all must hold):",
-        "",
-        *slos,
-        "",
-    ]
-
-
-#: Accuracy of uniform guessing, where the task fixes it (4 choices; 2 for PIQA, ...).
-#: ARC has 3-5 choices per question, mostly 4. TruthfulQA MC2 depends on each question's
-#: answer counts, so it has no single chance level here.
-CHANCE: dict[str, float] = {
-    "arc_easy": 0.25,
-    "arc_challenge": 0.25,
-    "hellaswag": 0.25,
-    "mmlu": 0.25,
-    "piqa": 0.5,
-    "winogrande": 0.5,
-    "boolq": 0.5,
-}
-
-
-def task_docs(protocol: Mapping[str, Any], task: str) -> int | None:
-    """Documents a task (or group: the sum over its subtasks) was scored on, per protocol."""
-    docs = protocol.get("docs") if isinstance(protocol, Mapping) else None
-    if not isinstance(docs, Mapping):
-        return None
-    leaves = (protocol.get("subtasks") or {}).get(task, [task])
-    counts = [docs[leaf] for leaf in leaves if isinstance(docs.get(leaf), int)]
-    return sum(counts) if counts else None
-
-
-def _resolution_section(summary: StudySummary) -> list[str]:
-    """How coarse each task's figures are: one document's worth, the sampling error, and
-    whether the unpruned model is distinguishable from guessing at all."""
-    if not summary.baseline_tasks:
-        return []
-    stages = [("search", summary.protocol.get("tasks_search") or {}, summary.baseline_tasks)]
-    report_proto = (summary.protocol.get("report") or {}).get("tasks") or {}
-    if summary.baseline_tasks_final:
-        stages.append(("report", report_proto, summary.baseline_tasks_final))
-    rows, near_chance = [], set()
-    for task in summary.task_names:
-        for stage, proto, base in stages:
-            n, acc = task_docs(proto, task), base.get(task)
-            if n is None or acc is None:
-                continue
-            se = math.sqrt(max(acc * (1 - acc), 1e-12) / n)
-            chance = CHANCE.get(task)
-            flag = chance is not None and acc - chance < 2 * se
-            near_chance |= {task} if flag else set()
-            rows.append(
-                [
-                    task,
-                    stage,
-                    str(n),
-                    _num(acc),
-                    _num(se),
-                    _num(chance) if chance is not None else "n/a",
-                    _pct(1 / (n * acc)) if acc > 0 else "n/a",
-                    "**within 2 SE of chance**" if flag else "",
-                ]
-            )
-    if not rows:
-        return []
-    lines = [
-        "## How fine the task figures are",
-        "",
-        "Accuracies are means over a sample of documents: the standard error (SE) of the "
-        "unpruned accuracy, and the retention one document changes, say how large a "
-        "difference the search can see. A retention floor on a task whose unpruned accuracy "
-        "is within two SEs of guessing tests noise, not the model. (For TruthfulQA MC2, a "
-        "score in [0, 1] per question, the binomial SE shown is an upper bound.)",
-        "",
-        *_table(
-            [
-                "task",
-                "stage",
-                "documents",
-                "unpruned accuracy",
-                "SE",
-                "chance",
-                "retention one document can move",
-                "",
-            ],
-            rows,
-        ),
-    ]
-    if near_chance:
-        lines += [
-            f"> **Note:** {', '.join(sorted(near_chance))}: the unpruned model is not clearly "
-            "above chance on these documents; read their retention and floors as noise.",
-            "",
-        ]
-    return lines
 
 
 def _figures(summary: StudySummary, p: TrialPoint) -> list[str]:
