@@ -12,10 +12,9 @@ from frontier.errors import FrontierError
 from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
 from frontier.importance import calibrate
 from frontier.models import load_model
-from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.study.read import final_record
-from frontier.study.schema import ATTR_MODEL_FINGERPRINT, ATTR_PLAN, ATTR_SEARCH
+from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import Pruner
 
 
@@ -45,13 +44,9 @@ def export_trial(
     cache hit), and the model's weights must be the ones the study searched.
     """
     spec = st.stored_spec(study)
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {number}")
-    trial = trials[number]
-    plan_d = trial.user_attrs.get(ATTR_PLAN)
-    if not isinstance(plan_d, dict):
-        raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
+    trial = read_trial(study, number)
+    if trial.plan is None:
+        raise FrontierError(f"trial {number} has no plan (state {trial.state})")
     if spec.compensate:
         raise FrontierError(
             "this study used bias compensation, which the export formats do not carry yet"
@@ -66,9 +61,9 @@ def export_trial(
         n_tokens=spec.calibration_tokens,
         seq_len=spec.calibration_seq_len,
     )
-    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
-    metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
-    metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
+    selection = Pruner(lm.model, scores.per_layer).select(trial.plan)
+    metrics = _flat_metrics(trial.search, "search:")
+    metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(
         criterion=spec.criterion,
         calibration_fingerprint=scores.calibration.get("fingerprint"),

@@ -23,7 +23,7 @@ from frontier.export._load import export_format
 from frontier.models import LoadedModel, load_model
 from frontier.search import storage as st
 from frontier.search.context import report_objectives
-from frontier.study.read import final_record
+from frontier.study.read import read_trial
 from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import count_parameters
 
@@ -103,10 +103,7 @@ def verify_export(
             f"{folder} was exported from study {prov.study!r} trial {prov.trial}, "
             f"not from study {study.study_name!r}"
         )
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= prov.trial < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {prov.trial}")
-    final = final_record(study, trials[prov.trial])
+    final = read_trial(study, prov.trial).final
     if final is None:
         raise FrontierError(
             f"trial {prov.trial} was never re-measured on held-out data, so the report has "
