@@ -180,7 +180,7 @@ def synthetic_summary(
     import numpy as np
 
     from frontier.study.slo import SLO, parse_slos
-    from frontier.study.summary import StudySummary, TrialPoint, slo_violations
+    from frontier.study.summary import StudySummary, TrialPoint, feasible, slo_violations
 
     rng = np.random.default_rng(seed)
     laws = (
@@ -228,18 +228,17 @@ def synthetic_summary(
         raw.append(measure(widths, i, "search", 0.0))
 
     def ok(p: TrialPoint) -> bool:
-        vs = slo_violations(p, base_tasks, parsed).values()
-        return all(v is not None and v <= 0 for v in vs)
+        return feasible(slo_violations(p, base_tasks, parsed))
 
-    feasible = [p for p in raw if ok(p)]
+    passing = [p for p in raw if ok(p)]
     front = [
         p
-        for p in feasible
+        for p in passing
         if not any(
             q.mlp_removed >= p.mlp_removed
             and (q.ppl_ratio or math.inf) <= (p.ppl_ratio or math.inf)
             and (q.mlp_removed, q.ppl_ratio) != (p.mlp_removed, p.ppl_ratio)
-            for q in feasible
+            for q in passing
         )
     ]
     chosen = max(front, key=lambda p: p.mlp_removed).number if front else None
@@ -325,6 +324,7 @@ def store_study(
     from frontier.search.spec import StudySpec
     from frontier.study import schema
     from frontier.study.slo import TrialMetrics, parse_slos
+    from frontier.study.summary import feasible
 
     parsed = parse_slos(slos)
 
@@ -338,9 +338,9 @@ def store_study(
             "nll": math.log(10.0 * ratio),
         }
 
-    def violations(kept: float, ratio: float) -> dict[str, float]:
+    def violations(kept: float, ratio: float) -> dict[str, float | None]:
         metrics = TrialMetrics(ppl_ratio=ratio, params_kept=kept, mlp_kept=kept)
-        return {str(s): v for s in parsed if (v := s.violation(metrics)) is not None}
+        return {str(s): s.violation(metrics) for s in parsed}
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=name, storage=url, directions=["minimize"] * 2)
@@ -365,7 +365,9 @@ def store_study(
                 state=optuna.trial.TrialState[t.state.upper()],
                 values=[t.params_kept, t.ppl_ratio] if t.state == "complete" else None,
                 user_attrs=attrs,
-                constraints=violations(t.params_kept, t.ppl_ratio),
+                constraints={
+                    k: v for k, v in violations(t.params_kept, t.ppl_ratio).items() if v is not None
+                },
             )
         )
         if t.final_ppl_ratio is not None:
@@ -373,7 +375,7 @@ def store_study(
             final = {
                 **record(t.params_kept, t.final_ppl_ratio),
                 "violations": vs,
-                "feasible": len(vs) == len(parsed) and all(v <= 0 for v in vs.values()),
+                "feasible": feasible(vs),
             }
             study.set_user_attr(schema.final_key(number), final)
     return study

@@ -29,6 +29,7 @@ from frontier.study.schema import (
     FinalRecord,
     final_key,
 )
+from frontier.study.summary import feasible
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -209,7 +210,7 @@ def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> F
         if violations[str(s)] is None:
             violations[str(s)] = t.constraints.get(str(s))
     rec["violations"] = violations
-    rec["feasible"] = all(v is not None and v <= 0 for v in violations.values())
+    rec["feasible"] = feasible(violations)
     study.set_user_attr(final_key(t.number), dict(rec))
     return rec
 

@@ -30,6 +30,7 @@ from frontier.study.schema import (
     TimingRecord,
 )
 from frontier.study.slo import TaskScore, TrialMetrics
+from frontier.study.summary import feasible
 from objectives import Measurement
 
 
@@ -92,7 +93,7 @@ def plan_for(ctx: SearchContext, trial: optuna.Trial) -> Plan:
 
 def _dominated(study: optuna.Study, params: float, cheap: float) -> bool:
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.values is None or any(v > 0 for v in t.constraints.values()):
+        if t.values is None or not feasible(t.constraints):
             continue
         p, c = t.values[0], t.values[1]
         if p <= params and c <= cheap and (p < params or c < cheap):

@@ -33,7 +33,7 @@ from frontier.study.schema import (
     final_key,
 )
 from frontier.study.slo import parse_slos
-from frontier.study.summary import Stage, StudySummary, TrialPoint, nearest
+from frontier.study.summary import Stage, StudySummary, TrialPoint, feasible, nearest
 
 __all__ = [
     "StudyTrial",
@@ -155,8 +155,7 @@ class _Reader:
                 stage="search",
                 violations={s: t.constraints.get(s) for s in self.slos},
                 # Optuna's own verdict: a complete trial with no violated constraint
-                feasible=t.state == TrialState.COMPLETE
-                and all(v <= 0 for v in t.constraints.values()),
+                feasible=t.state == TrialState.COMPLETE and feasible(t.constraints),
                 number=t.number,
                 pareto=pareto,
                 chosen=chosen,
@@ -167,7 +166,7 @@ class _Reader:
                 plan,
                 stage="final",
                 violations=dict(final.get("violations") or {}),
-                feasible=bool(final.get("feasible")),
+                feasible=bool(final.get("feasible")),  # as the runner judged it
                 number=t.number,
                 pareto=pareto,
                 chosen=chosen,

@@ -30,6 +30,7 @@ __all__ = [
     "Stage",
     "StudySummary",
     "TrialPoint",
+    "feasible",
     "mean_retention",
     "nearest",
     "point_metrics",
@@ -332,6 +333,15 @@ def point_metrics(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> Tri
         mlp_kept=1.0 - point.mlp_removed,
         tasks={t: TaskScore(a, baseline_tasks.get(t)) for t, a in point.tasks.items()},
     )
+
+
+def feasible(violations: Mapping[str, float | None]) -> bool:
+    """Every SLO in ``violations`` measured and met (constraint value <= 0).
+
+    The one verdict on a set of figures: the search's on a complete trial's constraints
+    (which hold every SLO once it is complete), the final one on held-out figures.
+    """
+    return all(v is not None and v <= 0 for v in violations.values())
 
 
 def slo_violations(

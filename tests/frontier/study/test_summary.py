@@ -5,7 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from frontier.study.summary import StudySummary, TrialPoint, nearest, ranked_by_nearness
+from frontier.study.summary import (
+    StudySummary,
+    TrialPoint,
+    feasible,
+    nearest,
+    ranked_by_nearness,
+)
 from frontier.testing import synthetic_summary
 
 
@@ -25,6 +31,12 @@ def _point(number: int, violations: dict[str, float | None], *, removed: float =
         stage="search",
         violations=violations,
     )
+
+
+def test_feasible_means_every_slo_measured_and_met() -> None:
+    assert feasible({"ppl<1.5": -0.1, "params<=60%": 0.0})
+    assert not feasible({"ppl<1.5": -0.1, "params<=60%": 1e-12})
+    assert not feasible({"ppl<1.5": -0.1, "tasks>=90%": None})  # not measured: not met
 
 
 def test_missed_lists_violated_and_unmeasured_slos_in_order() -> None:
