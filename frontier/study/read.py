@@ -107,8 +107,11 @@ class StudyTrial:
 # -- the runner's verdicts, read back -------------------------------------------------------
 def final_record(study: optuna.Study, trial: FrozenTrial | int) -> FinalRecord | None:
     """A trial's final (held-out) figures, or None if it was never re-measured."""
-    number = trial if isinstance(trial, int) else trial.number
-    rec = study.user_attrs.get(final_key(number))
+    return _final(study.user_attrs, trial if isinstance(trial, int) else trial.number)
+
+
+def _final(study_attrs: Mapping[str, Any], number: int) -> FinalRecord | None:
+    rec = study_attrs.get(final_key(number))
     return cast(FinalRecord, rec) if isinstance(rec, dict) else None
 
 
@@ -119,8 +122,9 @@ def choose(study: optuna.Study) -> FrozenTrial | None:
     that met the SLOs only on the search-time sample never is.
     """
     best = []
+    attrs = study.user_attrs  # one read: a database query on RDB storages
     for t in study.best_trials:
-        final = final_record(study, t)
+        final = _final(attrs, t.number)
         if final is None or not final.get("feasible", False):
             continue
         ppl = final.get("ppl_ratio", t.values[1])
@@ -134,7 +138,7 @@ class _Reader:
     """What reading every trial of one study needs once: SLOs, Pareto set, chosen trial."""
 
     def __init__(self, study: optuna.Study) -> None:
-        self.study = study
+        self.attrs = study.user_attrs  # read once: a database query on RDB storages
         self.slos = tuple(str(s) for s in parse_slos(stored_spec(study).slos))
         self.pareto = {t.number for t in study.best_trials}
         chosen = choose(study)
@@ -145,7 +149,7 @@ class _Reader:
         plan_d = attrs.get(ATTR_PLAN)
         plan = Plan.from_dict(plan_d) if isinstance(plan_d, dict) else None
         search = cast(SearchRecord, dict(attrs.get(ATTR_SEARCH) or {}))
-        final = final_record(self.study, t)
+        final = _final(self.attrs, t.number)
         pareto, chosen = t.number in self.pareto, t.number == self.chosen
         search_point = final_point = None
         if plan is not None and "mlp_kept" in search:
