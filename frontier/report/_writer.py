@@ -20,9 +20,7 @@ from frontier.report._results import (
     _pareto_section,
     _verdict,
 )
-from frontier.study.summary import (
-    StudySummary,
-)
+from frontier.study.summary import StudySummary
 
 #: What :func:`write_report` may write, by role (pictures only when they have data).
 REPORT_FILES = {
