@@ -46,6 +46,7 @@ class GGUFWritten:
     layout: GGUFLayout
     gguf_type: GGUFType
     widths: tuple[int, ...]  # MLP widths as built by llama.cpp (padded ones included)
+    pruned: tuple[int, ...]  # the plan's widths
     tensor_bytes: int
     kept_f16: tuple[str, ...] = ()  # q8_0 tensors whose rows are not whole 32-value blocks
     notes: tuple[str, ...] = ()
@@ -53,10 +54,18 @@ class GGUFWritten:
     @property
     def message(self) -> str:
         """One line on the layout, for the command's output."""
+        extra = sum(self.widths) - sum(self.pruned)
+        if self.layout != "padded" and extra:
+            blocks = (
+                f", rounded up to whole blocks of {QUANT_BLOCK} with {extra} zero neurons "
+                "in all (same outputs)"
+            )
+        else:
+            blocks = ""
         if self.layout == "exact":
-            return f"{self.arch}: every layer at its own MLP width (exact)"
+            return f"{self.arch}: every layer at its own MLP width (exact){blocks}"
         if self.layout == "uniform":
-            return f"{self.arch}: one MLP width ({self.widths[0]}) in every layer"
+            return f"{self.arch}: one MLP width ({self.widths[0]}) in every layer{blocks}"
         return (
             f"{self.arch}: llama.cpp builds every layer of this family at one MLP width, so "
             f"layers are zero-padded to {max(self.widths)} (same outputs, no size or speed gain)"
@@ -106,7 +115,7 @@ def write_gguf(
     width_list = [int(w) for w in widths]
     layout = family.layout(width_list)
     arch = family.arch_for(width_list)
-    built = width_list if layout == "exact" else [max(width_list)] * len(width_list)
+    built = built_widths(width_list, layout, gguf_type)
     if gguf_type == "q4_k_m":
         _llamacpp.require()  # fail before writing anything
         f32 = path.with_name(path.stem + "-f32.gguf")
@@ -116,11 +125,12 @@ def write_gguf(
         finally:
             f32.unlink(missing_ok=True)
         size = _tensor_bytes(path)
-        return GGUFWritten(path, arch, layout, gguf_type, tuple(built), size, (), first.notes)
+        return GGUFWritten(
+            path, arch, layout, gguf_type, tuple(built), tuple(widths), size, (), first.notes
+        )
     state = _numpy_state(model)
     tied = bool(getattr(cfg, "tie_word_embeddings", False)) and _shares_embedding(model)
-    pad_to = max(width_list) if layout == "padded" else None
-    tensors = gguf_tensors(family, cfg, state, tied=tied, pad_to=pad_to)
+    tensors = gguf_tensors(family, cfg, state, tied=tied, pad_to=built)
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_name(name)
     writer.add_size_label(size_label(sum(int(t.size) for _, t in tensors)))
@@ -153,6 +163,7 @@ def write_gguf(
         layout,
         gguf_type,
         tuple(built),
+        tuple(widths),
         _tensor_bytes(path),
         tuple(kept_f16),
         tuple(notes),
@@ -160,6 +171,17 @@ def write_gguf(
 
 
 _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype
+# Quantized rows come in blocks of 32 values (q8_0; q4_k_m's fallbacks for rows that are
+# not whole 256-value super-blocks): MLP widths are padded with zero neurons up to a
+# multiple of this, which keeps the outputs and lets every MLP tensor be quantized.
+QUANT_BLOCK = 32
+
+
+def built_widths(widths: list[int], layout: GGUFLayout, gguf_type: str) -> list[int]:
+    """The MLP width llama.cpp builds for each layer."""
+    block = QUANT_BLOCK if gguf_type in ("q8_0", "q4_k_m") else 1
+    up = [-(-w // block) * block for w in widths]
+    return up if layout == "exact" else [max(up)] * len(up)
 
 
 def _typed(t: np.ndarray, gguf_type: GGUFType) -> tuple[np.ndarray, Any]:
@@ -211,9 +233,7 @@ def read_back(written: GGUFWritten, expect: dict[str, tuple[int, ...]]) -> None:
             raise FrontierError(f"GGUF check failed: {name} is {got[name]}, expected {shape}")
 
 
-def expected_shapes(
-    model: Any, widths: tuple[int, ...], layout: GGUFLayout
-) -> dict[str, tuple[int, ...]]:
+def expected_shapes(model: Any, built: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
     """GGUF name -> numpy-order shape of every tensor the file must hold."""
     cfg = model.config
     family = family_for(str(cfg.model_type))
@@ -223,9 +243,9 @@ def expected_shapes(
         if v.is_floating_point()
     }
     tied = bool(getattr(cfg, "tie_word_embeddings", False)) and _shares_embedding(model)
-    pad_to = max(widths) if layout == "padded" else None
     return {
-        n: tuple(t.shape) for n, t in gguf_tensors(family, cfg, state, tied=tied, pad_to=pad_to)
+        n: tuple(t.shape)
+        for n, t in gguf_tensors(family, cfg, state, tied=tied, pad_to=list(built))
     }
 
 
@@ -278,7 +298,7 @@ def export_gguf(
     """
     with atomic_dir(out) as tmp:
         written = write_gguf(model, tokenizer, widths, tmp / GGUF_NAME, gguf_type, name=name)
-        read_back(written, expected_shapes(model, widths, written.layout))
+        read_back(written, expected_shapes(model, written.widths))
         ids = fixed_ids(tokenizer, int(model.config.vocab_size))
         check = check_in_llamacpp(model, written.path, ids, threads=threads)
         if check.checked and gguf_type == "f32" and check.max_abs_logprob_diff > F32_LOGPROB_ATOL:

@@ -216,12 +216,17 @@ def rope_pairs(t: np.ndarray, n_heads: int) -> np.ndarray:
 
 
 def gguf_tensors(
-    family: GGUFFamily, cfg: Any, state: dict[str, np.ndarray], *, tied: bool, pad_to: int | None
+    family: GGUFFamily,
+    cfg: Any,
+    state: dict[str, np.ndarray],
+    *,
+    tied: bool,
+    pad_to: list[int] | None,
 ) -> list[tuple[str, np.ndarray]]:
     """The model's tensors under GGUF names, in GGUF order (globals first, then blocks).
 
     Every tensor of ``state`` must have a place: an unknown name is an error, never
-    silently dropped. ``pad_to`` zero-pads MLP neurons up to that width.
+    silently dropped. ``pad_to`` zero-pads each layer's MLP neurons up to its width there.
     """
     out: list[tuple[str, np.ndarray]] = []
     n_head = int(cfg.num_attention_heads)
@@ -240,7 +245,7 @@ def gguf_tensors(
             if family.rope_pairs and sub.startswith(("attn_q.", "attn_k.")):
                 t = rope_pairs(t, n_head if sub.startswith("attn_q.") else n_kv)
             if pad_to is not None:
-                t = _pad_neurons(sub, t, pad_to)
+                t = _pad_neurons(sub, t, pad_to[int(index)])
         else:
             raise FrontierError(f"GGUF export has no place for tensor {name!r}")
         if family.norm_plus_one and gname.endswith("norm.weight"):

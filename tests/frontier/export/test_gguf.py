@@ -162,23 +162,30 @@ def test_rope_pairs_keep_attention_scores() -> None:
     assert not torch.allclose(scores(pairs(q), pairs(k)), want)  # the reorder matters
 
 
-def test_q8_0_quantizes_whole_blocks_and_keeps_the_rest(tmp_path: Path) -> None:
-    _, result = _export(tiny_loaded("llama"), tmp_path / "out", gguf_type="q8_0")
+def test_q8_0_pads_widths_to_whole_blocks(tmp_path: Path) -> None:
+    """Widths 16 and 40 become 32 and 64 with zero neurons, so every MLP tensor is q8_0."""
+    lm = tiny_loaded("llama")
+    selection, result = _export(lm, tmp_path / "out", gguf_type="q8_0")
+    assert result.gguf.widths == (32, 64, 64) and result.gguf.pruned == PLAN
+    assert "40 zero neurons" in result.gguf.message
     reader = _reader(result.gguf.path)
+    assert list(_field(reader, "deci.feed_forward_length")) == [32, 64, 64]
     kinds = {t.name: t.tensor_type.name for t in reader.tensors}
-    assert kinds["blk.2.ffn_down.weight"] == "Q8_0"  # rows of 64
-    assert kinds["blk.0.ffn_down.weight"] == "F16"  # rows of 16
-    assert kinds["blk.0.ffn_gate.weight"] == "Q8_0"  # rows of HIDDEN = 32
+    assert {kinds[f"blk.{i}.ffn_{p}.weight"] for i in range(3) for p in ("gate", "up", "down")} == {
+        "Q8_0"
+    }
     assert kinds["blk.0.attn_norm.weight"] == "F32"
-    assert set(result.gguf.kept_f16) == {"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}
-    t = _tensor(reader, "blk.2.ffn_down.weight")
+    assert result.gguf.kept_f16 == ()
+    t = _tensor(reader, "blk.0.ffn_down.weight")
     values = gguf.quants.dequantize(t.data, t.tensor_type)
-    layer = tiny_loaded("llama").model.model.layers[2].mlp.down_proj.weight.detach().numpy()
+    pruner = Pruner(lm.model, [torch.zeros(w) for w in lm.adapter.full_widths(lm.model)])
+    with pruner.pruned(selection):
+        layer = lm.model.model.layers[0].mlp.down_proj.weight.detach().numpy()
+    assert not values[:, 16:].any()  # the padding neurons read nothing
     # q8_0: blocks of 32 values share a scale d = max|x| / 127 stored as f16; each value
     # is off by at most d/2 plus 127 x the scale's own f16 rounding (2**-11 relative)
-    d = np.abs(layer.reshape(-1, 32)).max(axis=1, keepdims=True) / 127
-    err = np.abs(values - layer).reshape(-1, 32)
-    assert np.all(err <= d * (0.5 + 127 * 2**-11))
+    d = np.abs(layer).max(axis=1, keepdims=True) / 127  # one block per row here (16 + 16 zeros)
+    assert np.all(np.abs(values[:, :16] - layer) <= d * (0.5 + 127 * 2**-11))
 
 
 def test_vocab_is_written(tmp_path: Path) -> None:
