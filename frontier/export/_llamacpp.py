@@ -48,16 +48,17 @@ class LlamaCpp:
     bin: Path
 
     def tool(self, name: str) -> Path:
-        return self.bin / name
+        path = self.bin / name
+        if not path.is_file():
+            raise FrontierError(f"{name} is not built: run `frontier llamacpp build`")
+        return path
 
 
 def find() -> LlamaCpp | None:
-    """The cached build, or None when it is missing or incomplete."""
+    """The cached build (at least libllama and frontier-logits), or None."""
     build = root() / "build"
     bin_dir = build / "bin"
-    if not (build / _STAMP).is_file():
-        return None
-    if not all((bin_dir / t).is_file() for t in (*TOOLS, LOGITS_TOOL)):
+    if not (build / _STAMP).is_file() or not (bin_dir / LOGITS_TOOL).is_file():
         return None
     return LlamaCpp(bin_dir)
 
@@ -69,10 +70,16 @@ def require() -> LlamaCpp:
     return found
 
 
-def build(progress: Callable[[str], None] = print, *, jobs: int = 2) -> LlamaCpp:
-    """Download, compile and cache llama.cpp (a no-op when the build is already there)."""
+def build(
+    progress: Callable[[str], None] = print, *, jobs: int = 2, tools: Sequence[str] = TOOLS
+) -> LlamaCpp:
+    """Download, compile and cache llama.cpp (a no-op when the build is already there).
+
+    ``tools`` are llama.cpp's programs to build besides ``libllama`` and
+    ``frontier-logits``; ``()`` is the quickest build that can check a GGUF file.
+    """
     found = find()
-    if found is not None:
+    if found is not None and all((found.bin / t).is_file() for t in tools):
         progress(f"llama.cpp {VERSION} already built in {found.bin}")
         return found
     for exe in ("cmake", "c++"):
@@ -85,9 +92,10 @@ def build(progress: Callable[[str], None] = print, *, jobs: int = 2) -> LlamaCpp
     out = root() / "build"
     progress("configuring llama.cpp (CPU, native instructions)")
     _run(["cmake", "-S", str(src), "-B", str(out), *_CMAKE_FLAGS], "cmake configure")
-    progress(f"compiling {', '.join(TOOLS)} with {jobs} jobs (several minutes)")
+    targets = ["llama", *tools]
+    progress(f"compiling {', '.join(targets)} with {jobs} jobs (several minutes)")
     _run(
-        ["nice", "-n", "15", "cmake", "--build", str(out), "-j", str(jobs), "--target", *TOOLS],
+        ["nice", "-n", "15", "cmake", "--build", str(out), "-j", str(jobs), "--target", *targets],
         "cmake build",
     )
     progress(f"compiling {LOGITS_TOOL}")
