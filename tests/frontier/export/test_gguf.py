@@ -289,3 +289,17 @@ def test_llamacpp_check_catches_a_wrong_file(tmp_path: Path) -> None:
     with pruner.pruned(selection):
         ids = fixed_ids(lm.tokenizer, lm.model.config.vocab_size)
         assert check_in_llamacpp(lm.model, path, ids).max_abs_logprob_diff > 1e-3
+
+
+def test_cli_llamacpp_status_and_gguf_choices(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    from frontier.cli import build_parser, main
+
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path / "home"))
+    assert main(["llamacpp", "status"]) == 0
+    assert "frontier llamacpp build" in capsys.readouterr().out
+    args = build_parser().parse_args(
+        ["export", "s", "1", "--out", "o", "--format", "gguf", "--gguf-type", "q8_0"]
+    )
+    assert (args.format, args.gguf_type) == ("gguf", "q8_0")
