@@ -303,3 +303,16 @@ def test_cli_llamacpp_status_and_gguf_choices(
         ["export", "s", "1", "--out", "o", "--format", "gguf", "--gguf-type", "q8_0"]
     )
     assert (args.format, args.gguf_type) == ("gguf", "q8_0")
+
+
+def test_llamacpp_build_is_found_only_when_complete(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+    bin_dir = _llamacpp.root() / "build" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / _llamacpp.LOGITS_TOOL).write_text("")
+    assert _llamacpp.find() is None  # no stamp: an interrupted build
+    (bin_dir.parent / "frontier-build.json").write_text("{}")
+    found = _llamacpp.find()
+    assert found is not None and found.bin == bin_dir
+    with pytest.raises(FrontierError, match="llama-bench is not built"):
+        found.tool("llama-bench")
