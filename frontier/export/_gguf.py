@@ -27,8 +27,6 @@ from frontier.export._record import RECORD_NAME, CompressionRecord
 GGUFType = Literal["f32", "f16", "q8_0", "q4_k_m"]
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
 GGUF_NAME = "model.gguf"
-# llama.cpp against transformers on the fixed text, f32 weights: max |log-prob difference|
-F32_LOGPROB_ATOL = 1e-3
 FIXED_TEXT = (
     "The history of the city begins with a small settlement on the river, where traders "
     "stopped to rest before crossing the mountains. Over the centuries it grew into a "
@@ -294,17 +292,18 @@ def export_gguf(
 
     The file is read back (every tensor at its shape) and, where llama.cpp is built,
     run there on :data:`FIXED_TEXT`: at f32 its log-probabilities must match
-    transformers' within :data:`F32_LOGPROB_ATOL`, or nothing is written.
+    transformers' within the family's ``f32_atol`` (1e-3), or nothing is written.
     """
+    atol = family_for(str(model.config.model_type)).f32_atol
     with atomic_dir(out) as tmp:
         written = write_gguf(model, tokenizer, widths, tmp / GGUF_NAME, gguf_type, name=name)
         read_back(written, expected_shapes(model, written.widths))
         ids = fixed_ids(tokenizer, int(model.config.vocab_size))
         check = check_in_llamacpp(model, written.path, ids, threads=threads)
-        if check.checked and gguf_type == "f32" and check.max_abs_logprob_diff > F32_LOGPROB_ATOL:
+        if check.checked and gguf_type == "f32" and check.max_abs_logprob_diff > atol:
             raise FrontierError(
                 f"GGUF check failed: llama.cpp's log-probabilities differ from transformers' "
-                f"by up to {check.max_abs_logprob_diff:.3g} (allowed {F32_LOGPROB_ATOL:g}); "
+                f"by up to {check.max_abs_logprob_diff:.3g} (allowed {atol:g}); "
                 "nothing written"
             )
         verification = {

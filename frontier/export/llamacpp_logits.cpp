@@ -43,7 +43,6 @@ int main(int argc, char ** argv) {
     llama_log_set(quiet, nullptr);
     llama_backend_init();
     llama_model_params mp = llama_model_default_params();
-    mp.use_mmap = true;
     llama_model * model = llama_model_load_from_file(argv[1], mp);
     if (!model) {
         return fail("llama.cpp could not load the model");
@@ -55,6 +54,11 @@ int main(int argc, char ** argv) {
     cp.n_ubatch = n;
     cp.n_threads = threads;
     cp.n_threads_batch = threads;
+    // full precision everywhere, for a comparison with float32 transformers (the default
+    // KV cache is f16, which alone moves log-probabilities by ~1e-2)
+    cp.type_k = GGML_TYPE_F32;
+    cp.type_v = GGML_TYPE_F32;
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     llama_context * ctx = llama_init_from_model(model, cp);
     if (!ctx) {
         return fail("llama.cpp could not create a context");
