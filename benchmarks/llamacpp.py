@@ -15,7 +15,8 @@ The original and the pruned model are exported with ``frontier.export_model(form
 - prompt-processing and generation tokens/s from ``llama-bench``, original and pruned
   interleaved in every round, medians over ``--rounds``.
 
-The text is the end of the Wikipedia sample shipped in ``exllamav2`` (not WikiText-2).
+The text is the report part of frontier's ``wiki-sample`` (the Wikipedia sample of the
+``exllamav2`` package, not WikiText-2; disjoint from the calibration articles).
 Needs ``frontier llamacpp build`` first.
 
     python benchmarks/llamacpp.py [--types f16,q8_0,q4_k_m] [--rounds 5] [--threads 2]
@@ -26,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quantize import wiki_sample
-
+from frontier.data.text import TextSource
 from frontier.export import _llamacpp, export_model
 from frontier.importance import calibrate
 from frontier.models import load_model
@@ -120,7 +118,8 @@ def main() -> None:
         f"{1 - sum(widths) / sum(full):.1%} of MLP neurons removed; "
         f"criterion {protocol['criterion']}"
     )
-    text = wiki_sample(60_000)
+    docs = TextSource("wiki-sample").documents("report")  # disjoint from calibration
+    text = "\n\n".join(docs)[:60_000]
     ids = lm.tokenizer(text)["input_ids"]
     windows = [ids[i * args.ctx : (i + 1) * args.ctx] for i in range(args.windows)]
     text_file = Path(tempfile.mkdtemp()) / "text.txt"
