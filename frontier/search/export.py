@@ -9,7 +9,14 @@ from typing import Any
 import optuna
 
 from frontier.errors import FrontierError
-from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
+from frontier.export import (
+    ExportDtype,
+    ExportFormat,
+    ExportResult,
+    GGUFType,
+    Provenance,
+    export_model,
+)
 from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.search import storage as st
@@ -37,6 +44,7 @@ def export_trial(
     format: ExportFormat = "heterogeneous",
     dtype: ExportDtype = "fp32",
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings and export it.
 
@@ -72,5 +80,12 @@ def export_trial(
         metrics=metrics,
     )
     return export_model(
-        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+        lm,
+        selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=provenance,
+        force=force,
+        gguf_type=gguf_type,
     )
