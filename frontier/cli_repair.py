@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
+@dataclass(frozen=True)
+class CliTools:
+    """What the command borrows from the CLI module (passed in: no import cycle)."""
+
+    console: Callable[[], Any]
+    open_study: Callable[[argparse.Namespace], Any]
+    print_export: Callable[[Any], None]
+    progress: Callable[[str], None]
+    quiet: Callable[[], None]
+
+
 def add_repair_parser(
-    sub: Any, *, export_args: Callable[[argparse.ArgumentParser], None]
+    sub: Any, *, export_args: Callable[[argparse.ArgumentParser], None], tools: CliTools
 ) -> argparse.ArgumentParser:
     from frontier.repair._config import RepairConfig  # torch-free
 
@@ -38,19 +51,18 @@ def add_repair_parser(
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--cpu-minutes", type=float, default=None, help="stop after this CPU time")
     export_args(p)
-    p.set_defaults(handler=cmd_repair)
+    p.set_defaults(handler=functools.partial(cmd_repair, tools=tools))
     return p
 
 
-def cmd_repair(args: argparse.Namespace) -> int:
+def cmd_repair(args: argparse.Namespace, *, tools: CliTools) -> int:
     from pathlib import Path
 
     from frontier import settings
-    from frontier.cli import _console, _open, _print_export, _progress, _quiet_libraries
     from frontier.repair import RepairConfig, reporter_for
     from frontier.repair._study import repair_trial
 
-    _quiet_libraries()
+    tools.quiet()
     settings.set_threads(args.threads)
     config = RepairConfig(
         steps=args.steps,
@@ -65,9 +77,9 @@ def cmd_repair(args: argparse.Namespace) -> int:
         seed=args.seed,
         cpu_minutes=args.cpu_minutes,
     )
-    con = _console()
+    con = tools.console()
     done = repair_trial(
-        _open(args),
+        tools.open_study(args),
         args.trial,
         Path(args.out),
         config,
@@ -75,7 +87,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         reporter=reporter_for(con),
-        progress=_progress,
+        progress=tools.progress,
     )
     r = done.result
     con.print(
@@ -85,7 +97,7 @@ def cmd_repair(args: argparse.Namespace) -> int:
     )
     if r.rolled_back:
         con.print("the repair did not improve the held-out loss: the pruned weights were kept")
-    _print_export(done.export)
+    tools.print_export(done.export)
     return 0
 
 

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from frontier.repair._config import RepairConfig
     from frontier.repair._data import RepairData, repair_data
-    from frontier.repair._loss import LossParts, distill_loss
+    from frontier.repair._loss import HeldOut, LossParts, distill_loss
     from frontier.repair._progress import PlainReporter, Reporter, RichReporter, reporter_for
-    from frontier.repair._trainer import HeldOut, RepairResult, repair
+    from frontier.repair._trainer import RepairResult, repair
 
 _WHERE = {
     "RepairConfig": "_config",
@@ -25,7 +25,7 @@ _WHERE = {
     "Reporter": "_progress",
     "RichReporter": "_progress",
     "reporter_for": "_progress",
-    "HeldOut": "_trainer",
+    "HeldOut": "_loss",
     "RepairResult": "_trainer",
     "repair": "_trainer",
 }

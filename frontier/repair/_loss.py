@@ -20,6 +20,18 @@ class LossParts:
     ce: torch.Tensor  # student cross-entropy on the text's next tokens
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """The held-out slice's figures: the optimised loss and its parts (nats/token)."""
+
+    loss: float
+    kl: float  # at the training temperature
+    ce: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"loss": self.loss, "kl": self.kl, "ce": self.ce}
+
+
 def distill_loss(
     student: torch.Tensor,
     teacher: torch.Tensor,

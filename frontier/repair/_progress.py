@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from frontier.repair._trainer import HeldOut
+    from frontier.repair._loss import HeldOut
 
 
 class Reporter(Protocol):

@@ -20,8 +20,8 @@ from frontier.repair._record import repair_record
 from frontier.repair._trainer import RepairResult, repair
 from frontier.search.context import report_objectives
 from frontier.search.export import trial_point
-from frontier.search.find import choose, final_record
 from frontier.search.trial import record
+from frontier.study.read import choose, final_record
 from objectives import Objective, create
 
 Progress = Callable[[str], None]
@@ -48,10 +48,12 @@ def chosen_trial(study: optuna.Study) -> int:
     return chosen.number
 
 
-def measure_report(objectives: dict[str, Objective], size: Objective, lm: LoadedModel) -> dict:
+def measure_report(
+    objectives: dict[str, Objective], size: Objective, lm: LoadedModel
+) -> dict[str, Any]:
     """The model's figures under the study's report protocol, shaped as a trial's final record."""
     tasks = objectives["tasks"].evaluate(lm) if "tasks" in objectives else None
-    return record(size.evaluate(lm), objectives["ppl"].evaluate(lm), tasks)
+    return dict(record(size.evaluate(lm), objectives["ppl"].evaluate(lm), tasks))
 
 
 def repair_trial(
@@ -84,8 +86,10 @@ def repair_trial(
     objectives = report_objectives(spec, lm)
     size = create("params")
     size.prepare(lm)
-    before = final_record(study, study.get_trials(deepcopy=False)[number])
-    if before is None:
+    stored = final_record(study, number)
+    if stored is not None:
+        before: dict[str, Any] = dict(stored)
+    else:
         say(f"measuring trial {number} before repair")
         with point.pruner.pruned(point.selection):
             before = measure_report(objectives, size, lm)

@@ -21,7 +21,7 @@ from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.repair._config import RepairConfig
 from frontier.repair._data import RepairData
-from frontier.repair._loss import distill_loss
+from frontier.repair._loss import HeldOut, distill_loss
 from frontier.repair._progress import Reporter, SilentReporter
 from frontier.repair._swap import Modules, TeacherSwap
 from frontier.surgery import Pruner, Selection
@@ -29,18 +29,6 @@ from frontier.surgery import Pruner, Selection
 # One micro-batch's logits ([b, T, V] fp32) and what backward keeps of them stay under this.
 LOGITS_BUDGET_BYTES = 1 << 30
 _LOGIT_COPIES = 6  # student, teacher, two log-softmaxes, their gradients
-
-
-@dataclass(frozen=True)
-class HeldOut:
-    """The held-out slice's figures: the optimised loss and its parts (nats/token)."""
-
-    loss: float
-    kl: float  # at the training temperature
-    ce: float
-
-    def to_dict(self) -> dict[str, float]:
-        return {"loss": self.loss, "kl": self.kl, "ce": self.ce}
 
 
 @dataclass
