@@ -9,6 +9,10 @@ weights bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from frontier.export._export import ExportResult, apply_compression, export_model
 from frontier.export._load import load_pruned
 from frontier.export._record import (
@@ -21,6 +25,36 @@ from frontier.export._record import (
     read_record,
 )
 
+if TYPE_CHECKING:
+    from frontier.models import LoadedModel
+
+
+def apply(
+    source: Path | str,
+    model: LoadedModel | str,
+    out: Path | str,
+    *,
+    format: ExportFormat | None = None,
+    dtype: ExportDtype | None = None,
+    force: bool = False,
+    check_source: bool = True,
+    trust_remote_code: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """``frontier apply``: :func:`apply_compression` of ``source`` (an export folder or
+    its ``compression.json``) to ``model`` (loaded, or anything ``load_model`` takes)."""
+    from frontier.models import load_model
+
+    lm = (
+        load_model(model, trust_remote_code=trust_remote_code, progress=progress)
+        if isinstance(model, str)
+        else model
+    )
+    return apply_compression(
+        source, lm, out, format=format, dtype=dtype, force=force, check_source=check_source
+    )
+
+
 __all__ = [
     "RECORD_NAME",
     "CompressionRecord",
@@ -29,6 +63,7 @@ __all__ = [
     "ExportResult",
     "Provenance",
     "SourceModel",
+    "apply",
     "apply_compression",
     "export_model",
     "load_pruned",

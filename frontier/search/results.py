@@ -8,6 +8,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.search.find import choose, final_record, nearest_trial
 from frontier.search.trial import (
@@ -104,9 +105,31 @@ def nearest_row(study: optuna.Study) -> TrialRow | None:
     return None if t is None else row(study, t, pareto=False, chosen=False)
 
 
-def trial_row(study: optuna.Study, number: int) -> TrialRow:
-    from frontier.errors import FrontierError
+def pareto(study: optuna.Study, *, all_trials: bool = False) -> list[TrialRow]:
+    """``frontier pareto``: the Pareto set's rows (``all_trials``: every trial's)."""
+    return rows(study, all_trials=all_trials)
 
+
+def show(study: optuna.Study, trial: int | None = None) -> TrialRow:
+    """``frontier show``: trial ``trial``'s row, by default the chosen trial's."""
+    return trial_row(study, chosen_number(study) if trial is None else trial)
+
+
+def chosen_number(study: optuna.Study) -> int:
+    """The chosen trial's number; an error naming the nearest trial where none is chosen."""
+    t = choose(study)
+    if t is not None:
+        return t.number
+    near = nearest_trial(study)
+    raise FrontierError(
+        f"study {study.study_name!r} has no chosen trial (none meets every SLO on held-out "
+        "figures)"
+        + (f"; the nearest is trial {near.number}" if near is not None else "")
+        + "; pass a trial number after the study's name"
+    )
+
+
+def trial_row(study: optuna.Study, number: int) -> TrialRow:
     trials = study.get_trials(deepcopy=False)
     if not 0 <= number < len(trials):
         raise FrontierError(
