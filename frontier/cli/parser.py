@@ -214,7 +214,11 @@ def _models(sub: Any) -> None:
     models = _group(sub, "models", "built-in model aliases")
     _command(models, "list", "list the aliases and whether each is cached", commands.models_list)
     pull = _command(
-        models, "pull", "fetch, check and convert an alias into the cache", commands.models_pull
+        models,
+        "pull",
+        "fetch, check and convert an alias into the cache",
+        commands.models_pull,
+        loads_models=True,
     )
     pull.add_argument("name", help="a built-in alias (see frontier models list)")
 
@@ -222,7 +226,11 @@ def _models(sub: Any) -> None:
 def _data(sub: Any) -> None:
     data = _group(sub, "data", "benchmark data")
     mirror = _command(
-        data, "mirror", "build the offline lm-eval benchmark mirror", commands.data_mirror
+        data,
+        "mirror",
+        "build the offline lm-eval benchmark mirror",
+        commands.data_mirror,
+        loads_models=True,
     )
     _out(mirror, "where the mirror goes (default: $FRONTIER_HOME/data/lmeval)")
     mirror.add_argument(

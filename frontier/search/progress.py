@@ -2,8 +2,9 @@
 
 A terminal gets rich's live bar (:class:`frontier.search.display.LiveProgress`); where
 stdout is not a terminal, :class:`PlainProgress` writes one line per finished trial, at
-most one every ``interval`` seconds (the first and the last always), and a line while a
-long trial runs, so a log never goes quiet for long.
+most one every ``interval`` seconds (the first and the last always), and a line every
+``heartbeat`` seconds while nothing finishes (a long trial, the final re-measurements),
+so a log never goes quiet for long.
 """
 
 from __future__ import annotations
@@ -47,8 +48,8 @@ class PlainProgress:
     """Optuna callback: ``trial n/N done, best feasible ..., s/trial, ETA ...`` lines.
 
     ``total`` is the study's total (``None``: read from the stored spec on first use).
-    ``heartbeat`` seconds without a line while a trial runs print a ``still running``
-    line (0 turns that off).
+    ``heartbeat`` seconds without a line, before the study's total is reached, print a
+    ``still working`` line (0 turns that off).
     """
 
     def __init__(
@@ -113,8 +114,8 @@ class PlainProgress:
             now = self.clock()
             if now - self.last_line >= self.heartbeat and self.done < self.total:
                 self._write(
-                    f"trial {self.done + 1}/{self.total} running for "
-                    f"{clock_time(now - self.trial_started)}"
+                    f"still working: {self.done}/{self.total} trials done, the last "
+                    f"{clock_time(now - self.trial_started)} ago"
                 )
 
     def _write(self, line: str) -> None:
