@@ -1,6 +1,6 @@
 """The ``frontier`` command.
 
-``parser`` builds the argument parser (the study flags come from
+``parser`` builds the argument parser (``spec_flags`` makes the study flags from
 :class:`~frontier.search.spec.StudySpec`'s fields and their documentation), ``commands``
 turns parsed arguments into typed values and calls the library function of the same
 name, ``render`` prints the results, and ``preamble`` is what every command shares:

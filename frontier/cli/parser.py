@@ -1,28 +1,29 @@
 """The argument parser. Every argument has help text, and ``--help`` shows defaults.
 
-Flags that set a study's settings are made from :class:`~frontier.search.spec.StudySpec`'s
-fields and their documentation (``--calibration-tokens`` is the field
-``calibration_tokens``), so a flag and a TOML spec key always mean the same thing.
+Flags that set a study's settings come from the spec's fields (:mod:`.spec_flags`).
 Boolean flags come in pairs, ``--x/--no-x``, so a flag can override a TOML spec either way.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import types
-import typing
-from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from collections.abc import Callable
+from typing import Any
 
 from frontier import __version__
 from frontier.cli import commands
-from frontier.search.spec import StudySpec, field_help
+from frontier.cli.spec_flags import (
+    SPEC_FIELDS,
+    Formatter,
+    add_spec_argument,
+    fraction,
+    positive_int,
+    spec_flag,
+    spec_from_args,
+)
 
-if typing.TYPE_CHECKING:
-    from collections.abc import Callable
+__all__ = ["build_parser", "spec_flag", "spec_from_args"]
 
-_SPEC_FIELDS = {f.name: f for f in dataclasses.fields(StudySpec) if "help" in f.metadata}
 _STUDY_HELP = "the study's name (see frontier find --study)"
 _FORMATS = ("heterogeneous", "padded", "uniform")
 _FORMAT_HELP = (
@@ -32,118 +33,12 @@ _FORMAT_HELP = (
 )
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows ``(default: X)`` after an argument's help, unless X is None."""
-
-    def _get_help_string(self, action: argparse.Action) -> str | None:
-        if action.default is None:
-            return action.help
-        return super()._get_help_string(action)
-
-
-# -- argument types ---------------------------------------------------------------------
-def fraction(text: str) -> float:
-    """A number in (0, 1], or a percentage in (0%, 100%]."""
-    try:
-        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must be in (0, 1] or (0%, 100%], got {text!r}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text!r}")
-    return value
-
-
-# -- flags from the spec ----------------------------------------------------------------
-def _spec_kind(name: str) -> dict[str, Any]:
-    """argparse keywords for spec field ``name``, from its type."""
-    hint = typing.get_type_hints(StudySpec)[name]
-    if get_origin(hint) in (typing.Union, types.UnionType):
-        hint = get_args(hint)[0]  # int | None, int | dict[str, int]: the CLI takes the int
-    if hint is bool:
-        return {"action": argparse.BooleanOptionalAction}
-    if get_origin(hint) is tuple:
-        return {"action": "append", "metavar": name.removesuffix("s").upper()}
-    if get_origin(hint) is Literal:
-        return {"choices": get_args(hint)}
-    if hint is int:
-        return {"type": int if name == "seed" else positive_int, "metavar": "N"}
-    if hint is float:
-        return {"type": positive_float if name == "timeout" else fraction, "metavar": "X"}
-    return {"metavar": name.split("_")[-1].upper()}
-
-
-def spec_flag(name: str) -> str:
-    return str(_SPEC_FIELDS[name].metadata.get("flag", "--" + name.replace("_", "-")))
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple):
-        return " ".join(value) or "none"
-    return str(value)
-
-
-def add_spec_argument(
-    p: argparse.ArgumentParser,
-    name: str,
-    *,
-    default: Any = dataclasses.MISSING,
-    help: str | None = None,
-    required: bool = False,
-) -> None:
-    """Add spec field ``name``'s flag. Without ``default`` the flag defaults to None (it
-    then overrides a TOML spec only when given) and its help shows the spec's default."""
-    f = _SPEC_FIELDS[name]
-    text = (help or field_help(name)).replace("%", "%%")
-    if default is dataclasses.MISSING:
-        default = None
-        if f.default is not None and "default:" not in text:
-            text += f" (default: {_shown(f.default)})".replace("%", "%%")
-    p.add_argument(
-        spec_flag(name),
-        dest=name,
-        default=default,
-        help=text,
-        required=required,
-        **_spec_kind(name),
-    )
-
-
-def spec_from_args(args: argparse.Namespace) -> StudySpec:
-    """The spec of ``frontier find``: the ``--spec`` file (if any), overridden by flags."""
-    given = {n: getattr(args, n) for n in _SPEC_FIELDS if getattr(args, n, None) is not None}
-    if "tasks" in given:
-        given["tasks"] = [t.strip() for t in ",".join(given["tasks"]).split(",") if t.strip()]
-    if args.spec:
-        return StudySpec.from_toml(Path(args.spec), **given)
-    return StudySpec.from_dict(given, where="arguments")
-
-
 # -- the parser -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="frontier",
         description="Find how far a language model's MLPs can be pruned before it breaks.",
-        formatter_class=_Formatter,
+        formatter_class=Formatter,
     )
     p.add_argument("--version", action="version", version=f"frontier {__version__}")
     p.add_argument(
@@ -176,14 +71,14 @@ def _command(
 ) -> argparse.ArgumentParser:
     """A subcommand; ``loads_models``: it imports torch and transformers (quiet them)."""
     cmd: argparse.ArgumentParser = sub.add_parser(
-        name, help=help, description=help, formatter_class=_Formatter
+        name, help=help, description=help, formatter_class=Formatter
     )
     cmd.set_defaults(handler=handler, loads_models=loads_models)
     return cmd
 
 
 def _group(sub: Any, name: str, help: str) -> Any:
-    group = sub.add_parser(name, help=help, description=help, formatter_class=_Formatter)
+    group = sub.add_parser(name, help=help, description=help, formatter_class=Formatter)
     return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
@@ -252,7 +147,7 @@ def _prune(sub: Any) -> None:
         loads_models=True,
     )
     for name in ("model", "trust_remote_code", "threads", "criterion", "compensate"):
-        add_spec_argument(prune, name, default=_SPEC_FIELDS[name].default)
+        add_spec_argument(prune, name, default=SPEC_FIELDS[name].default)
     prune.add_argument(
         "--keep",
         type=fraction,
@@ -261,7 +156,7 @@ def _prune(sub: Any) -> None:
         help="fraction of every layer's neurons kept, e.g. 0.75 or 75%%",
     )
     for name in ("text", "calibration_text", "calibration_tokens"):
-        add_spec_argument(prune, name, default=_SPEC_FIELDS[name].default)
+        add_spec_argument(prune, name, default=SPEC_FIELDS[name].default)
     prune.add_argument(
         "--eval-tokens",
         type=positive_int,
@@ -281,7 +176,7 @@ def _find(sub: Any) -> None:
         help="a TOML study specification whose keys are these flags' names (flags override "
         "it; an unknown key is an error)",
     )
-    for name in _SPEC_FIELDS:
+    for name in SPEC_FIELDS:
         add_spec_argument(find, name)
     _out(find, "where the report goes (default: studies/results/STUDY)")
     find.add_argument(
