@@ -93,7 +93,7 @@ def prune(args: argparse.Namespace) -> int:
 # -- studies ----------------------------------------------------------------------------
 def find(args: argparse.Namespace) -> int:
     from frontier import settings
-    from frontier.cli.parser import spec_from_args
+    from frontier.cli.spec_flags import spec_from_args
     from frontier.search.find import find
 
     spec = spec_from_args(args)
