@@ -13,6 +13,7 @@ command's name -> :mod:`frontier.cli.render`. Each returns the exit status.
 | ``verify`` | ``frontier.search.verify.verify`` |
 | ``fit`` / ``report`` | ``frontier.laws.fit`` / ``frontier.report.report`` |
 | ``compare`` | ``frontier.compare.compare`` |
+| ``llamacpp build`` / ``status`` | ``frontier.export._llamacpp.build`` / ``.find`` |
 """
 
 from __future__ import annotations
@@ -171,6 +172,7 @@ def export(args: argparse.Namespace) -> int:
         format=args.format,
         dtype=args.dtype,
         force=args.force,
+        gguf_type=args.gguf_type or "f32",
     )
     render.exported(result)
     return 0
@@ -187,6 +189,7 @@ def apply(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         check_source=args.check_source,
+        gguf_type=args.gguf_type,
         trust_remote_code=args.trust_remote_code,
         progress=render.say,
     )
@@ -200,6 +203,21 @@ def verify(args: argparse.Namespace) -> int:
     result = verify(_study(args), Path(args.source), progress=render.say)
     render.verified(result)
     return 0 if result.ok else 1
+
+
+def llamacpp_build(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    _llamacpp.build(render.say, jobs=args.jobs)
+    return 0
+
+
+def llamacpp_status(_args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    found = _llamacpp.find()
+    print(f"llama.cpp {_llamacpp.VERSION}: {found.bin}" if found else _llamacpp.INSTALL_HINT)
+    return 0
 
 
 # -- analysis ---------------------------------------------------------------------------

