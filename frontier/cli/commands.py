@@ -7,7 +7,7 @@ command's name -> :mod:`frontier.cli.render`. Each returns the exit status.
 | ``data mirror`` | ``frontier.data.build_mirror`` |
 | ``prune`` | ``frontier.prune.prune`` |
 | ``find`` / ``worker`` | ``frontier.search.find.find`` / ``frontier.search.find.worker`` |
-| ``pareto`` / ``show`` | ``frontier.search.results.pareto`` / ``frontier.search.results.show`` |
+| ``pareto`` / ``show`` | ``frontier.study.read.pareto`` / ``frontier.study.read.show`` |
 | ``export`` | ``frontier.search.export.export`` |
 | ``apply`` | ``frontier.export.apply`` |
 | ``verify`` | ``frontier.search.verify.verify`` |
@@ -27,7 +27,7 @@ from frontier.cli import render
 if TYPE_CHECKING:
     import optuna
 
-    from frontier.points import StudySummary
+    from frontier.study.summary import StudySummary
 
 
 def _study(args: argparse.Namespace) -> optuna.Study:
@@ -38,9 +38,9 @@ def _study(args: argparse.Namespace) -> optuna.Study:
 
 def _summary(name: str, storage: str | None) -> StudySummary:
     from frontier.search.storage import load_study
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
-    return summarize(load_study(name, storage))
+    return read_summary(load_study(name, storage))
 
 
 def _tasks(text: list[str] | None) -> list[str] | None:
@@ -115,9 +115,9 @@ def find(args: argparse.Namespace) -> int:
     chosen = render.outcome(con, result.study, list(spec.tasks))
     if args.report:
         from frontier.report import report
-        from frontier.search.summary import summarize
+        from frontier.study.read import read_summary
 
-        con.print(f"report: {report(summarize(result.study), args.out)}")
+        con.print(f"report: {report(read_summary(result.study), args.out)}")
     return 0 if chosen else 3
 
 
@@ -141,8 +141,8 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def pareto(args: argparse.Namespace) -> int:
-    from frontier.search.results import pareto
     from frontier.search.storage import stored_spec
+    from frontier.study.read import pareto
 
     study = _study(args)
     found = pareto(study, all_trials=args.all)
@@ -155,7 +155,7 @@ def pareto(args: argparse.Namespace) -> int:
 
 
 def show(args: argparse.Namespace) -> int:
-    from frontier.search.results import show
+    from frontier.study.read import show
 
     render.trial(show(_study(args), args.trial))
     return 0

@@ -15,13 +15,13 @@ if TYPE_CHECKING:
     from frontier.export import ExportResult
     from frontier.laws import Axis, StudyFits
     from frontier.models import Alias
-    from frontier.points import StudySummary
     from frontier.prune import PruneResult
     from frontier.search.display import LiveProgress
     from frontier.search.progress import PlainProgress
-    from frontier.search.results import TrialRow
     from frontier.search.spec import StudySpec
     from frontier.search.verify import Verification
+    from frontier.study.read import StudyTrial
+    from frontier.study.summary import StudySummary
 
 
 def console() -> Console:
@@ -103,16 +103,16 @@ def find_header(con: Console, spec: StudySpec) -> None:
 def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
     """The Pareto table, then the chosen point or the nearest miss; True if one was chosen."""
     from frontier.search.display import pareto_table
-    from frontier.search.results import chosen_row, nearest_row, rows
+    from frontier.study.read import chosen_trial, nearest_trial, read_trials
 
     con.print(
         pareto_table(
             f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
-            rows(study),
+            read_trials(study, pareto_only=True),
             tasks,
         )
     )
-    chosen = chosen_row(study)
+    chosen = chosen_trial(study)
     if chosen is not None:
         f = chosen.final or chosen.search
         con.print(
@@ -123,39 +123,38 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
         )
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
-    near = nearest_row(study)
+    near = nearest_trial(study)
     con.print(
         "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
     )
     return False
 
 
-def _missed(row: TrialRow) -> str:
+def _missed(trial: StudyTrial) -> str:
     """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
-    figures, where = (row.final, "held-out") if row.final else (row.search, "search-time")
-    if row.final:
-        missed = [s for s, v in (row.final.get("violations") or {}).items() if v and v > 0]
-    else:
-        missed = [s for s, v in row.constraints.items() if v > 0]
+    figures = trial.figures
+    if figures is None:
+        return f"; nearest: trial {trial.number}"
+    where = "held-out" if figures.stage == "final" else "search-time"
     return (
-        f"; nearest: trial {row.number} ({100 * (row.mlp_removed or 0):.1f}% MLP removed), "
-        f"which misses {', '.join(missed) or 'none'} on its {where} figures "
-        f"(ppl ratio {_fmt(figures.get('ppl_ratio'))})"
+        f"; nearest: trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed), "
+        f"which misses {', '.join(figures.missed) or 'none'} on its {where} figures "
+        f"(ppl ratio {_fmt(figures.ppl_ratio)})"
     )
 
 
-def pareto(study_name: str, found: list[TrialRow], tasks: list[str], *, all_trials: bool) -> None:
+def pareto(study_name: str, found: list[StudyTrial], tasks: list[str], *, all_trials: bool) -> None:
     from frontier.search.display import pareto_table
 
     title = f"{'all trials' if all_trials else 'Pareto set'} of '{study_name}' (* = chosen)"
     console().print(pareto_table(title, found, tasks))
 
 
-def pareto_json(found: list[TrialRow]) -> None:
+def pareto_json(found: list[StudyTrial]) -> None:
     print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
 
 
-def trial(r: TrialRow) -> None:
+def trial(r: StudyTrial) -> None:
     from frontier.search.display import widths_bars
 
     con = console()

@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from frontier.search import storage as st
-from frontier.search.trial import ATTR_SEARCH
+from frontier.study.schema import ATTR_SEARCH
 
 
 def best_feasible_removed(study: optuna.Study) -> float | None:

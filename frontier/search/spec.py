@@ -119,7 +119,6 @@ class StudySpec:
     threads: int | None = _field(
         None, "torch CPU threads (default: $FRONTIER_THREADS or torch's choice)"
     )
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slos", tuple(self.slos))
@@ -184,7 +183,7 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "spec") -> StudySpec:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise FrontierError(
@@ -206,7 +205,6 @@ class StudySpec:
     # -- identity ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.pop("extra")
         out["slos"], out["tasks"] = list(self.slos), list(self.tasks)
         return out
 

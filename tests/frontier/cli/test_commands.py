@@ -13,8 +13,8 @@ import torch
 from safetensors.torch import load_file
 
 from frontier.cli import main
-from frontier.search.find import choose, nearest_trial
 from frontier.search.storage import load_study
+from frontier.study.read import choose, nearest_trial
 from frontier.testing import SMALL_STUDY_FLAGS, tiny_model, tiny_tokenizer
 
 
@@ -94,7 +94,7 @@ def test_without_a_chosen_trial_the_error_names_the_nearest(
 def test_an_unexpected_error_is_one_line_and_debug_shows_it(
     studies: Studies, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import frontier.search.results as results
+    import frontier.study.read as results
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")

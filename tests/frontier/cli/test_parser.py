@@ -64,7 +64,7 @@ def test_every_spec_field_is_a_find_flag_with_the_fields_documentation() -> None
     find = dict(_commands(build_parser()))["frontier find"]
     by_dest = {a.dest: a for a in find._actions}
     documented = [f.name for f in dataclasses.fields(StudySpec) if "help" in f.metadata]
-    assert len(documented) == len(dataclasses.fields(StudySpec)) - 1  # all but `extra`
+    assert len(documented) == len(dataclasses.fields(StudySpec))
     for name in documented:
         action = by_dest[name]
         assert spec_flag(name) in action.option_strings
