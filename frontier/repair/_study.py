@@ -21,7 +21,7 @@ from frontier.repair._trainer import RepairResult, repair
 from frontier.search.context import report_objectives
 from frontier.search.export import trial_point
 from frontier.search.trial import record
-from frontier.study.read import choose, final_record
+from frontier.study.read import chosen_number, final_record
 from objectives import Objective, create
 
 Progress = Callable[[str], None]
@@ -36,16 +36,6 @@ class RepairedExport:
     trial: int
     before: dict[str, Any]
     after: dict[str, Any]
-
-
-def chosen_trial(study: optuna.Study) -> int:
-    chosen = choose(study)
-    if chosen is None:
-        raise FrontierError(
-            f"study {study.study_name!r} has no chosen point (no trial met the SLOs on "
-            "held-out data); name the trial to repair"
-        )
-    return chosen.number
 
 
 def measure_report(
@@ -74,7 +64,7 @@ def repair_trial(
     figures before and after it are measured with the study's report protocol.
     """
     say = progress or (lambda _m: None)
-    number = chosen_trial(study) if number is None else number
+    number = chosen_number(study) if number is None else number
     if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
         raise FrontierError(f"{out} is not empty; choose another folder or force overwriting")
     point = trial_point(study, number)

@@ -70,7 +70,7 @@ def test_repair_exports_a_recorded_repair_that_verify_checks_and_apply_refuses(
     assert "equal" in capsys.readouterr().out
 
     again = tmp_path / "again"
-    args = ["apply", "--config", str(repaired), "--model", str(tiny_folder), "--out", str(again)]
+    args = ["apply", str(repaired), "--model", str(tiny_folder), "--out", str(again)]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "only be reproduced by repeating the repair" in err and "--seed 7" in err
@@ -86,4 +86,4 @@ def test_repair_of_a_study_without_a_chosen_point_asks_for_a_trial(
     find(spec)
     code = main(["repair", "n", "--storage", spec.storage_url, "--out", str(tmp_path / "o")])
     assert code == 2
-    assert "name the trial to repair" in capsys.readouterr().err
+    assert "pass a trial number" in capsys.readouterr().err
