@@ -219,12 +219,17 @@ def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> d
     return rec
 
 
-def _total_violation(t: FrozenTrial) -> float:
-    return sum(max(v, 0.0) for v in t.constraints.values())
+def _violations(t: FrozenTrial) -> list[float]:
+    return [max(v, 0.0) for v in t.constraints.values()]
 
 
 def nearest_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The measured trial closest to meeting every SLO (smallest summed violation)."""
+    """The measured trial closest to meeting every SLO.
+
+    Constraint values are scaled by their thresholds, so SLOs in different units compare:
+    the smallest largest violation, ties to the smaller summed violation, then to fewer
+    parameters kept, then to the lower trial number.
+    """
     trials = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
@@ -232,7 +237,13 @@ def nearest_trial(study: optuna.Study) -> FrozenTrial | None:
     ]
     if not trials:
         return None
-    return min(trials, key=lambda t: (_total_violation(t), t.number))
+
+    def key(t: FrozenTrial) -> tuple[float, float, float, int]:
+        v = _violations(t)
+        kept = t.values[0] if t.values else math.inf
+        return (max(v), sum(v), kept, t.number)
+
+    return min(trials, key=key)
 
 
 def choose(study: optuna.Study) -> FrozenTrial | None:

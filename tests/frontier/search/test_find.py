@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.errors import FrontierError
-from frontier.search.find import choose, find
+from frontier.search.find import choose, final_record, find
 from frontier.search.results import rows
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
@@ -46,6 +46,40 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
     # warm starts ran first: uniform plans among the first trials
     first = study.trials[0]
     assert first.user_attrs["frontier:warm_start"].startswith("uniform-")
+
+
+def test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    # On the tiny model ppl<1.05 separates: the smallest search-feasible Pareto trial has a
+    # search ratio of about 1.03 and a held-out one of about 1.09.
+    result = find(_spec(tiny_folder, tmp_path, slos=("ppl<1.05",)))
+    study = result.study
+    assert result.chosen is not None
+    final = final_record(study, result.chosen)
+    assert final is not None and final["feasible"] and final["ppl_ratio"] < 1.05
+    smaller = [t for t in study.best_trials if t.values[0] < result.chosen.values[0]]
+    assert smaller, "a smaller Pareto trial the held-out text rejects"
+    for t in smaller:
+        assert t.constraints["ppl<1.05"] <= 0  # it met the SLO at search time
+        rec = final_record(study, t)
+        assert rec is not None and not rec["feasible"] and rec["ppl_ratio"] >= 1.05
+        assert rec["violations"]["ppl<1.05"] > 0
+
+
+def test_kl_study_searches_on_kl_and_reports_held_out_perplexity(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    result = find(_spec(tiny_folder, tmp_path, trials=6, search_metric="kl", slos=("kl<0.5",)))
+    done = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert done
+    for t in done:
+        kept, kl = t.values
+        assert kl == pytest.approx(t.constraints["kl<0.5"] * 0.5 + 0.5)  # the SLO reads KL
+        assert (kl > 1e-4) == (kept < 1.0)  # a pruned model moves its distribution
+    assert result.chosen is not None
+    final = final_record(result.study, result.chosen)
+    assert final is not None and final["ppl_ratio"] > 1.0
 
 
 def test_interrupted_study_resumes_with_finished_trials_intact(
