@@ -122,3 +122,39 @@ def test_selection_for_other_widths_is_refused(tmp_path: Path) -> None:
     message = _one_line(exc)
     assert "widths that differ from this model" in message
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("format", ["padded", "heterogeneous"])
+def test_export_check_refuses_a_checkpoint_that_reloads_differently(
+    format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the folder as written reloads with other logits (here: one weight nudged on load)
+    import transformers
+
+    import frontier.export._export as export_mod
+
+    def nudged(model: torch.nn.Module) -> torch.nn.Module:
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.dim() == 2).add_(0.05)
+        return model
+
+    real_from_pretrained = transformers.AutoModelForCausalLM.from_pretrained
+    real_load_pruned = export_mod.load_pruned
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *a, **kw: nudged(real_from_pretrained(*a, **kw)),
+    )
+    monkeypatch.setattr(
+        export_mod,
+        "load_pruned",
+        lambda *a, **kw: (nudged(real_load_pruned(*a, **kw)[0]), None),
+    )
+    lm = tiny_loaded("llama")
+    with pytest.raises(FrontierError) as exc:
+        export_model(lm, _selection(lm, (16, 40, 64)), tmp_path / "out", format=format)  # type: ignore[arg-type]
+    message = _one_line(exc)
+    assert message.startswith("export check failed: reloading with")
+    assert "nothing written" in message
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
