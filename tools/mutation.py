@@ -15,6 +15,7 @@ and the names of the survivors (``mutmut show NAME`` in that module's folder sho
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import json
 import os
@@ -22,7 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +54,11 @@ TARGETS: dict[str, Target] = {
             "x_final_record",
             "x__measure_final",
         ),
-        ("tests/frontier/search/test_choose.py", "tests/frontier/search/test_find.py"),
+        (
+            "tests/frontier/search/test_choose.py",
+            "tests/frontier/search/test_find.py::"
+            "test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen",
+        ),
     ),
     "perplexity": Target(
         "objectives/perplexity.py",
@@ -73,7 +78,7 @@ TARGETS: dict[str, Target] = {
     "slo": Target(
         "objectives/slo.py",
         ("objectives.slo.*",),
-        ("tests/objectives/test_slo.py",),
+        ("tests/objectives/test_slo.py", "tests/objectives/test_slo_baselines.py"),
     ),
     "criteria": Target(
         "frontier/importance/_criteria.py",
@@ -99,7 +104,7 @@ TARGETS: dict[str, Target] = {
     "laws": Target(
         "frontier/laws.py",
         ("frontier.laws.*",),
-        ("tests/frontier/test_laws.py",),
+        ("tests/frontier/test_laws.py", "tests/frontier/test_laws_limits.py"),
     ),
 }
 
@@ -126,12 +131,37 @@ def _copy_tree(dest: Path) -> None:
         shutil.copy2(src, out)
 
 
+def undecorate(source: str) -> str:
+    """Top-level ``@deco def f`` as ``def f`` then ``f = deco(f)``: the same module.
+
+    mutmut does not mutate decorated functions (the criteria are registered by a
+    decorator, the forward passes run under ``torch.inference_mode()``), so the copy it
+    mutates applies those decorators after the definition instead.
+    """
+    tree = ast.parse(source)
+    lines = source.splitlines(keepends=True)
+    edits: list[tuple[int, int, int, str]] = []  # (first decorator line, def line, end, text)
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.decorator_list:
+            decorators = [ast.get_source_segment(source, d) for d in node.decorator_list]
+            applied = node.name
+            for d in reversed(decorators):
+                applied = f"({d})({applied})"
+            first = min(d.lineno for d in node.decorator_list) - 1  # the "@" line, 0-based
+            assert node.end_lineno is not None
+            edits.append((first, node.lineno - 1, node.end_lineno, f"{node.name} = {applied}\n"))
+    for first, def_line, end, text in reversed(edits):
+        lines[end:end] = ["\n", text]
+        del lines[first:def_line]
+    return "".join(lines)
+
+
 def _toml_list(items: list[str]) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
 def _configure(dest: Path, target: Target) -> list[str]:
-    tests = [t for t in target.tests if (dest / t).is_file()]
+    tests = [t for t in target.tests if (dest / t.split("::")[0]).is_file()]
     if not tests:
         raise SystemExit(f"none of {target.tests} exists")
     with (dest / "pyproject.toml").open("a") as f:
@@ -165,6 +195,8 @@ def run_target(name: str, target: Target, children: int) -> dict[str, object]:
     dest = WORK / name
     _copy_tree(dest)
     tests = _configure(dest, target)
+    source = dest / target.source
+    source.write_text(undecorate(source.read_text()))
     env = {**os.environ, "FRONTIER_THREADS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("PYTHONPATH", None)  # mutmut puts its mutants/ folder first itself
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]
@@ -201,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("modules", nargs="*", help=f"some of: {', '.join(TARGETS)}")
     p.add_argument("--children", type=int, default=1, help="parallel mutants (default 1)")
     p.add_argument("--list", action="store_true", help="print the module -> tests map")
+    p.add_argument(
+        "--tests", nargs="+", default=None, help="other test files/ids (one module only)"
+    )
     args = p.parse_args(argv)
     unknown = [m for m in args.modules if m not in TARGETS]
     if unknown:
@@ -209,11 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         for name, t in TARGETS.items():
             print(f"{name:11} {t.source:34} {' '.join(t.tests)}")
         return 0
+    targets = dict(TARGETS)
+    if args.tests:
+        if len(args.modules) != 1:
+            p.error("--tests needs exactly one module")
+        targets[args.modules[0]] = replace(targets[args.modules[0]], tests=tuple(args.tests))
     WORK.mkdir(exist_ok=True)
     summary_path = WORK / "summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     for name in args.modules or list(TARGETS):
-        summary[name] = run_target(name, TARGETS[name], args.children)
+        summary[name] = run_target(name, targets[name], args.children)
         summary_path.write_text(json.dumps(summary, indent=2) + "\n")
     return 0
 

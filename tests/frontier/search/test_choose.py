@@ -210,7 +210,7 @@ def test_finalize_re_measures_the_nearest_when_nothing_is_feasible(
     assert _run_finalize(study, 12, {}, monkeypatch) == []
 
 
-def test_finalize_counts_pruned_trials_for_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nearest_counts_screened_trials() -> None:
     study = optuna.create_study(directions=["minimize", "minimize"])
     study.add_trial(create_trial(values=[0.5, 2.0], constraints={SLO: 0.6}))
     study.add_trial(create_trial(state=TrialState.PRUNED, constraints={SLO: 0.1}))

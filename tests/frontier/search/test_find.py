@@ -10,7 +10,7 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.errors import FrontierError
-from frontier.search.find import choose, final_record, find
+from frontier.search.find import choose, final_record, find, nearest_trial
 from frontier.search.results import rows
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
@@ -154,7 +154,15 @@ def test_cli_infeasible_exits_non_zero_with_nearest_trial(
     assert "no trial meets every SLO" in out and "nearest: trial" in out
     assert "which misses params<=20%" in " ".join(out.split())  # the SLO it misses, by name
     assert (tmp_path / "studies" / "tiny-llama.db").is_file()
-    assert choose(load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")) is None
+    study = load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")
+    assert choose(study) is None
+    # the trial it names is the nearest one, and it was re-measured on held-out data
+    nearest = nearest_trial(study)
+    assert nearest is not None
+    assert f"nearest: trial {nearest.number}" in " ".join(out.split())
+    assert final_record(study, nearest) is not None
+    finals = [k for k in study.user_attrs if k.startswith("frontier:final:")]
+    assert finals == [f"frontier:final:{nearest.number}"]
 
 
 def test_cli_pareto_and_show(
