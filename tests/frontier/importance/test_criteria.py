@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from frontier.data.text import TokenSet
-from frontier.importance import compute_scores
+from frontier.errors import FrontierError
+from frontier.importance import CRITERIA, compute_scores, get_criterion, register_criterion
 from frontier.testing import tiny_loaded
 
 FAMILIES = ("llama", "phi3", "gpt2")
@@ -120,6 +121,10 @@ def test_criteria_rank_neurons_differently(family: str) -> None:
 def test_random_scores_are_seeded_uniform_and_differ_per_layer() -> None:
     lm = tiny_loaded("llama")
     a = compute_scores(lm, "random", None).per_layer
+    gen = torch.Generator().manual_seed(0)  # one generator, seed 0, layer after layer
+    for s in a:
+        assert s.dtype == torch.float64
+        assert torch.equal(s, torch.rand(64, generator=gen, dtype=torch.float64))
     b = compute_scores(tiny_loaded("llama", seed=1), "random", None).per_layer
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))  # seed 0, not the model's
     assert not torch.equal(a[0], a[1])
@@ -139,3 +144,30 @@ def test_magnitude_follows_every_up_side_weight() -> None:
     assert ratio[5] == pytest.approx(3.0) and ratio[7] == pytest.approx(2.0)
     others = [j for j in range(ratio.numel()) if j not in (5, 7)]
     assert torch.allclose(ratio[others], torch.ones(len(others), dtype=torch.float64))
+
+
+def test_unknown_criterion_names_the_known_ones() -> None:
+    with pytest.raises(FrontierError) as exc:
+        get_criterion("vibes")
+    known = ", ".join(sorted(CRITERIA))
+    assert str(exc.value) == f"unknown importance criterion 'vibes'; known: {known}"
+
+
+def test_register_criterion_adds_a_named_criterion(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("frontier.importance._criteria.CRITERIA", dict(CRITERIA))
+
+    def ones(handles, _stats):  # type: ignore[no-untyped-def]
+        return [torch.ones(h.width, dtype=torch.float64) for h in handles]
+
+    assert (
+        register_criterion("ones", needs_calibration=False, description="all equal")(ones) is ones
+    )
+    crit = get_criterion("ones")
+    assert (crit.name, crit.fn, crit.needs_calibration, crit.description) == (
+        "ones",
+        ones,
+        False,
+        "all equal",
+    )
+    scores = compute_scores(tiny_loaded("llama"), "ones", None)
+    assert all(torch.equal(s, torch.ones(64, dtype=torch.float64)) for s in scores.per_layer)
