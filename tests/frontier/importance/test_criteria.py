@@ -171,3 +171,31 @@ def test_register_criterion_adds_a_named_criterion(monkeypatch: pytest.MonkeyPat
     )
     scores = compute_scores(tiny_loaded("llama"), "ones", None)
     assert all(torch.equal(s, torch.ones(64, dtype=torch.float64)) for s in scores.per_layer)
+
+
+def test_statistics_accumulate_in_float64() -> None:
+    # a large mean and a small spread: float32 sums would swamp the variance
+    from frontier.importance._stats import _Accumulator
+
+    gen = torch.Generator().manual_seed(0)
+    x = (1000.0 + 0.01 * torch.randn(4096, 3, generator=gen)).float()
+    acc = _Accumulator(3)
+    for chunk in x.split(1000):
+        acc(torch.nn.Identity(), (chunk[None],))
+    assert acc.count == 4096
+    assert acc.sum.dtype == acc.sumsq.dtype == acc.sum_abs.dtype == torch.float64
+    var = acc.sumsq / acc.count - (acc.sum / acc.count) ** 2
+    assert torch.allclose(var, x.double().var(0, unbiased=False), rtol=1e-3)
+
+
+def test_statistics_round_trip_through_their_cache_tensors() -> None:
+    from frontier.importance import ActivationStats, collect_stats
+
+    lm = tiny_loaded("gpt2")
+    stats = collect_stats(lm.model, lm.adapter, _tokens().ids, batch_size=2)
+    again = ActivationStats.from_tensors(stats.to_tensors())
+    assert again.tokens == stats.tokens == _tokens().ids.numel()
+    for name in ("mean", "abs_mean", "var"):
+        got, want = getattr(again, name), getattr(stats, name)
+        assert len(got) == len(want) == 3
+        assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
