@@ -52,7 +52,6 @@ TARGETS: dict[str, Target] = {
             "x_finalize",
             "x__evenly_spaced",
             "x_final_record",
-            "x__measure_final",
         ),
         (
             "tests/frontier/search/test_choose.py",
