@@ -199,3 +199,17 @@ def test_statistics_round_trip_through_their_cache_tensors() -> None:
         got, want = getattr(again, name), getattr(stats, name)
         assert len(got) == len(want) == 3
         assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_statistics_of_a_single_token_are_that_token() -> None:
+    from frontier.importance import collect_stats
+
+    lm = tiny_loaded("llama")
+    ids = torch.tensor([[17]])
+    acts = _mlp_activations("llama", lm.model, ids)
+    stats = collect_stats(lm.model, lm.adapter, ids)
+    assert stats.tokens == 1
+    for i, a in enumerate(acts):
+        assert torch.allclose(stats.mean[i], a[0], atol=1e-6)
+        assert torch.allclose(stats.abs_mean[i], a[0].abs(), atol=1e-6)
+        assert torch.equal(stats.var[i], torch.zeros_like(stats.var[i]))
