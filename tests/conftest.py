@@ -13,6 +13,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
+try:  # a profile for slow runs (mutation testing traces every line): no time limits
+    from hypothesis import HealthCheck
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile(
+        "slow-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+except ImportError:  # hypothesis is a dev dependency
+    pass
+
 # The user's cache, read once before any test changes FRONTIER_HOME.
 SHARED_HOME = settings.home()
 # What tests may share with the user's cache: provisioned models and benchmark data (slow to

@@ -169,7 +169,7 @@ def _configure(dest: Path, target: Target) -> list[str]:
             'source_paths = ["frontier", "objectives"]\n'
             f"only_mutate = {_toml_list([target.source])}\n"
             f"pytest_add_cli_args_test_selection = {_toml_list(tests)}\n"
-            'pytest_add_cli_args = ["-x", "-q", "-p", "no:randomly"]\n'
+            'pytest_add_cli_args = ["-x", "-q", "--hypothesis-profile=slow-machine"]\n'
             "use_git_change_detection = false\n"
         )
     return tests
