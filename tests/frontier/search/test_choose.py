@@ -216,3 +216,29 @@ def test_nearest_counts_screened_trials() -> None:
     study.add_trial(create_trial(state=TrialState.PRUNED, constraints={SLO: 0.1}))
     n = nearest_trial(study)
     assert n is not None and n.number == 1
+
+
+def test_nearest_ignores_failed_and_running_trials() -> None:
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    study.add_trial(create_trial(state=TrialState.FAIL, constraints={SLO: 0.01}))
+    n = nearest_trial(study)
+    assert n is not None and n.number == 0
+
+
+def test_finalize_says_it_re_measures_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    said: list[str] = []
+    monkeypatch.setattr(find_mod, "_measure_final", _Measured({}))
+    ctx = SimpleNamespace(spec=SimpleNamespace(report_points=3))
+    finalize(ctx, study, progress=said.append)  # type: ignore[arg-type]
+    assert said == ["no feasible trial: re-measuring the nearest one on held-out data"]
+
+
+def test_evenly_spaced_picks_k_of_n_from_both_ends() -> None:
+    items = list(range(7))
+    spaced = find_mod._evenly_spaced
+    assert spaced(items, 0) == [] and spaced([], 3) == []
+    assert spaced(items, 1) == [0]
+    assert spaced(items, 2) == [0, 6]
+    assert spaced(items, 3) == [0, 3, 6]
+    assert spaced(items, 7) == items and spaced(items, 9) == items
