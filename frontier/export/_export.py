@@ -20,9 +20,11 @@ import torch
 from torch import nn
 
 from frontier._io import atomic_dir, write_bytes_atomic, write_json_atomic
+from frontier._version import __version__
 from frontier.arch import MLPAdapter
 from frontier.errors import FrontierError
 from frontier.export._config import exported_config
+from frontier.export._gguf import GGUFType, GGUFWritten, LlamaCppCheck, export_gguf
 from frontier.export._load import TORCH_DTYPES, load_pruned
 from frontier.export._modeling import MODELING_FILE, render_modeling
 from frontier.export._record import (
@@ -63,6 +65,8 @@ class ExportResult:
     record: CompressionRecord
     max_abs_logit_diff: float
     weights_bytes: int
+    gguf: GGUFWritten | None = None  # format "gguf": the file and how llama.cpp ran it
+    llamacpp: LlamaCppCheck | None = None
 
 
 def export_model(
@@ -74,13 +78,16 @@ def export_model(
     dtype: ExportDtype = "fp32",
     provenance: Provenance | None = None,
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
 
     Formats: ``uniform`` (stock checkpoint; every layer must keep the same width),
     ``padded`` (stock checkpoint at the widest kept width, the rest zero: same outputs)
     and ``heterogeneous`` (exact per-layer widths; load with :func:`load_pruned` or
-    ``trust_remote_code=True``). ``out`` must not hold anything unless ``force``.
+    ``trust_remote_code=True``), and ``gguf`` (one GGUF file for llama.cpp, of type
+    ``gguf_type``; see :mod:`frontier.export._gguf`). ``out`` must not hold anything
+    unless ``force``.
     """
     out = Path(out)
     _check_out(out, force=force)
@@ -119,6 +126,8 @@ def export_model(
     model.eval()
     pruner.apply(selection)
     try:
+        if format == "gguf":
+            return _gguf_result(out, lm, plan.widths, gguf_type, record)
         ids = _probe_ids(model, adapter)
         reference = _logits(model, ids, torch_dtype)
         with atomic_dir(out) as tmp:
@@ -163,6 +172,7 @@ def apply_compression(
     dtype: ExportDtype | None = None,
     force: bool = False,
     check_source: bool = True,
+    gguf_type: GGUFType | None = None,
 ) -> ExportResult:
     """Rebuild an export from the original model and a ``compression.json`` (no calibration).
 
@@ -194,10 +204,28 @@ def apply_compression(
         dtype=dtype or record.dtype,
         provenance=record.provenance,
         force=force,
+        gguf_type=cast(GGUFType, gguf_type or record.gguf_type or "f32"),
     )
 
 
 # -- writing ----------------------------------------------------------------------------
+def _gguf_result(
+    out: Path, lm: LoadedModel, widths: tuple[int, ...], gguf_type: GGUFType, record: Any
+) -> ExportResult:
+    record, written, check = export_gguf(
+        out,
+        lm.model,
+        lm.tokenizer,
+        widths,
+        gguf_type,
+        record,
+        name=lm.name,
+        threads=max(1, torch.get_num_threads()),
+    )
+    diff = check.max_abs_logprob_diff
+    return ExportResult(out, record, diff, written.tensor_bytes, gguf=written, llamacpp=check)
+
+
 def _write_stock(
     tmp: Path,
     model: Any,
@@ -360,10 +388,8 @@ def _name(dtype: torch.dtype) -> Any:
 def _versions() -> dict[str, str]:
     import transformers
 
-    import frontier
-
     return {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "frontier": frontier.__version__,
+        "frontier": __version__,
     }

@@ -18,7 +18,7 @@ from frontier.plan import Plan
 RECORD_NAME = "compression.json"
 RECORD_FORMAT = 1
 
-ExportFormat = Literal["uniform", "padded", "heterogeneous"]
+ExportFormat = Literal["uniform", "padded", "heterogeneous", "gguf"]
 ExportDtype = Literal["fp32", "fp16", "bf16"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 DTYPES: tuple[str, ...] = get_args(ExportDtype)
@@ -80,8 +80,10 @@ class CompressionRecord:
     provenance: Provenance = field(default_factory=Provenance)
     versions: dict[str, str] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    gguf_type: str | None = None  # only for export_format "gguf": f32, f16, q8_0, q4_k_m
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.gguf_type is None else {"gguf_type": self.gguf_type}
         return {
             "record_format": RECORD_FORMAT,
             "export_format": self.export_format,
@@ -97,6 +99,7 @@ class CompressionRecord:
             **self.provenance.to_dict(),
             "versions": dict(self.versions),
             "verification": dict(self.verification),
+            **extra,
         }
 
     @classmethod
@@ -121,6 +124,7 @@ class CompressionRecord:
                 provenance=Provenance.from_dict(data),
                 versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
                 verification=dict(data.get("verification") or {}),
+                gguf_type=_opt_str(data.get("gguf_type")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FrontierError(

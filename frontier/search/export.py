@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from frontier.errors import FrontierError
-from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
+from frontier.export import (
+    ExportDtype,
+    ExportFormat,
+    ExportResult,
+    GGUFType,
+    Provenance,
+    export_model,
+)
 from frontier.importance import calibrate
 from frontier.models import load_model
-from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.search.find import final_record
-from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
+from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import Pruner
 
 
-def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
+def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in rec.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -37,6 +44,7 @@ def export_trial(
     format: ExportFormat = "heterogeneous",
     dtype: ExportDtype = "fp32",
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings and export it.
 
@@ -44,19 +52,15 @@ def export_trial(
     cache hit), and the model's weights must be the ones the study searched.
     """
     spec = st.stored_spec(study)
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {number}")
-    trial = trials[number]
-    plan_d = trial.user_attrs.get(ATTR_PLAN)
-    if not isinstance(plan_d, dict):
-        raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
+    trial = read_trial(study, number)
+    if trial.plan is None:
+        raise FrontierError(f"trial {number} has no plan (state {trial.state})")
     if spec.compensate:
         raise FrontierError(
             "this study used bias compensation, which the export formats do not carry yet"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     scores = calibrate(
         lm,
@@ -65,9 +69,9 @@ def export_trial(
         n_tokens=spec.calibration_tokens,
         seq_len=spec.calibration_seq_len,
     )
-    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
-    metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
-    metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
+    selection = Pruner(lm.model, scores.per_layer).select(trial.plan)
+    metrics = _flat_metrics(trial.search, "search:")
+    metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(
         criterion=spec.criterion,
         calibration_fingerprint=scores.calibration.get("fingerprint"),
@@ -76,5 +80,12 @@ def export_trial(
         metrics=metrics,
     )
     return export_model(
-        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+        lm,
+        selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=provenance,
+        force=force,
+        gguf_type=gguf_type,
     )

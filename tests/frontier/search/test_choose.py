@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
@@ -12,21 +13,35 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 import frontier.search.find as find_mod
+from frontier.plan import Plan
 from frontier.search.find import choose, final_record, finalize, nearest_trial
+from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH, ATTR_SPEC
+from frontier.testing import small_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SLO = "ppl<1.5"
+SLO2 = "mlp<=60%"
+
+
+def _attrs(kept: float, ppl: float) -> dict[str, Any]:
+    """What the runner stores with a trial: its plan and search-time figures."""
+    plan = Plan((round(64 * kept) // 4 * 4,), (64,), 4, 4)
+    search = {"mlp_kept": kept, "params_kept": kept, "ppl_ratio": ppl}
+    return {ATTR_PLAN: plan.to_dict(), ATTR_SEARCH: search}
 
 
 def _study(*trials: tuple[float, float, Mapping[str, float]]) -> optuna.Study:
     """A two-objective study of (params kept, ppl ratio) with these constraint values."""
     study = optuna.create_study(directions=["minimize", "minimize"])
+    spec = small_spec("tiny", "sqlite:///unused.db", slos=(SLO, SLO2))
+    study.set_user_attr(ATTR_SPEC, json.loads(json.dumps(spec.to_dict())))
     for i, (kept, ppl, constraints) in enumerate(trials):
         study.add_trial(
             create_trial(
                 values=[kept, ppl],
                 params={"x": float(i)},
                 distributions={"x": FloatDistribution(0.0, 100.0)},
+                user_attrs=_attrs(kept, ppl),
                 constraints=dict(constraints),
             )
         )
@@ -34,8 +49,16 @@ def _study(*trials: tuple[float, float, Mapping[str, float]]) -> optuna.Study:
 
 
 def _final(study: optuna.Study, number: int, *, feasible: bool, ppl: float = 1.4) -> None:
+    kept = study.trials[number].values[0]
     study.set_user_attr(
-        f"frontier:final:{number}", {"feasible": feasible, "ppl_ratio": ppl, "violations": {}}
+        f"frontier:final:{number}",
+        {
+            "feasible": feasible,
+            "ppl_ratio": ppl,
+            "violations": {},
+            "mlp_kept": kept,
+            "params_kept": kept,
+        },
     )
 
 
@@ -83,9 +106,9 @@ def test_nearest_minimises_the_largest_violation_not_the_sum() -> None:
     # trial 0: one SLO badly missed (worst 0.5, sum 0.5); trial 1: two SLOs narrowly missed
     # (worst 0.3, sum 0.6). The summed violation would pick trial 0; the worst picks 1.
     study = _study(
-        (0.5, 2.0, {"ppl<1.5": 0.5, "params<=60%": -0.1}),
-        (0.7, 1.8, {"ppl<1.5": 0.3, "params<=60%": 0.3}),
-        (0.9, 3.0, {"ppl<1.5": 1.0, "params<=60%": 0.5}),
+        (0.5, 2.0, {SLO: 0.5, SLO2: -0.1}),
+        (0.7, 1.8, {SLO: 0.3, SLO2: 0.3}),
+        (0.9, 3.0, {SLO: 1.0, SLO2: 0.5}),
     )
     nearest = nearest_trial(study)
     assert nearest is not None and nearest.number == 1
@@ -93,22 +116,22 @@ def test_nearest_minimises_the_largest_violation_not_the_sum() -> None:
 
 def test_nearest_ties_go_to_the_smaller_sum_then_fewer_params_then_lower_number() -> None:
     sum_decides = _study(
-        (0.5, 2.0, {"a": 0.3, "b": 0.3}),
-        (0.7, 1.8, {"a": 0.3, "b": 0.1}),
+        (0.5, 2.0, {SLO: 0.3, SLO2: 0.3}),
+        (0.7, 1.8, {SLO: 0.3, SLO2: 0.1}),
     )
     n = nearest_trial(sum_decides)
     assert n is not None and n.number == 1
-    size_decides = _study((0.8, 2.0, {"a": 0.3}), (0.6, 2.0, {"a": 0.3}))
+    size_decides = _study((0.8, 2.0, {SLO: 0.3}), (0.6, 2.0, {SLO: 0.3}))
     n = nearest_trial(size_decides)
     assert n is not None and n.number == 1
-    number_decides = _study((0.6, 2.0, {"a": 0.3}), (0.6, 2.0, {"a": 0.3}))
+    number_decides = _study((0.6, 2.0, {SLO: 0.3}), (0.6, 2.0, {SLO: 0.3}))
     n = nearest_trial(number_decides)
     assert n is not None and n.number == 0
 
 
 def test_nearest_counts_met_slos_as_zero_and_needs_constraints() -> None:
     # a large margin on a met SLO buys nothing against a violated one
-    study = _study((0.5, 1.0, {"a": 0.2, "b": -5.0}), (0.6, 1.0, {"a": 0.1, "b": 0.0}))
+    study = _study((0.5, 1.0, {SLO: 0.2, SLO2: -5.0}), (0.6, 1.0, {SLO: 0.1, SLO2: 0.0}))
     n = nearest_trial(study)
     assert n is not None and n.number == 1
     assert nearest_trial(_study((0.5, 1.0, {}))) is None
@@ -124,7 +147,13 @@ class _Measured:
 
     def __call__(self, _ctx: Any, study: optuna.Study, t: Any) -> dict[str, Any]:
         self.order.append(t.number)
-        rec = {"feasible": self.feasible.get(t.number, True), "ppl_ratio": t.values[1]}
+        rec = {
+            "feasible": self.feasible.get(t.number, True),
+            "ppl_ratio": t.values[1],
+            "mlp_kept": t.values[0],
+            "params_kept": t.values[0],
+            "violations": dict(t.constraints),  # as the runner records them, per SLO
+        }
         study.set_user_attr(f"frontier:final:{t.number}", rec)
         return rec
 
@@ -188,11 +217,8 @@ def test_finalize_does_not_re_measure_what_was_measured(monkeypatch: pytest.Monk
     _final(study, by_size[0], feasible=False)
     order = _run_finalize(study, 2, {}, monkeypatch)
     assert order == [by_size[1]]
-    assert final_record(study, study.trials[by_size[0]]) == {
-        "feasible": False,
-        "ppl_ratio": 1.4,
-        "violations": {},
-    }
+    rec = final_record(study, study.trials[by_size[0]])
+    assert rec is not None and rec["feasible"] is False and rec["ppl_ratio"] == 1.4
 
 
 def test_finalize_re_measures_the_nearest_when_nothing_is_feasible(
@@ -211,9 +237,10 @@ def test_finalize_re_measures_the_nearest_when_nothing_is_feasible(
 
 
 def test_nearest_counts_screened_trials() -> None:
-    study = optuna.create_study(directions=["minimize", "minimize"])
-    study.add_trial(create_trial(values=[0.5, 2.0], constraints={SLO: 0.6}))
-    study.add_trial(create_trial(state=TrialState.PRUNED, constraints={SLO: 0.1}))
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    study.add_trial(
+        create_trial(state=TrialState.PRUNED, user_attrs=_attrs(0.6, 1.6), constraints={SLO: 0.1})
+    )
     n = nearest_trial(study)
     assert n is not None and n.number == 1
 

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from frontier.laws import MaxCompression, fit_study
-from frontier.points import StudySummary, synthetic_summary
+from frontier.study.summary import StudySummary
+from frontier.testing import synthetic_summary
 
 # arc_easy A0 0.70 c 0.45, hellaswag 0.42 / 0.20, piqa 0.72 / 0.25 (synthetic_summary)
 SLOS = ("ppl<1.6", "tasks>=0.55", "tasks>=90%", "piqa>=0.6", "hellaswag>=95%")

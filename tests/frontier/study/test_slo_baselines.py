@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from objectives.slo import TaskScore, TrialMetrics, parse_slo
+from frontier.study.slo import TaskScore, TrialMetrics, parse_slo
 
 
 def test_tasks_retention_with_a_missing_baseline_is_not_measured() -> None:
