@@ -25,10 +25,10 @@ except ImportError:  # hypothesis is a dev dependency
 
 # The user's cache, read once before any test changes FRONTIER_HOME.
 SHARED_HOME = settings.home()
-# What tests may share with the user's cache: provisioned models and benchmark data (slow to
-# build, keyed by content). Baselines and importance statistics are never shared, so a
-# changed metric is always measured afresh.
-SHARED_DIRS = ("models", "data", "downloads")
+# What tests may share with the user's cache: provisioned models, benchmark data and the
+# llama.cpp build (slow to make, keyed by content or version). Baselines and importance
+# statistics are never shared, so a changed metric is always measured afresh.
+SHARED_DIRS = ("models", "data", "downloads", "llama.cpp")
 
 
 @pytest.fixture(autouse=True)
