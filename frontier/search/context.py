@@ -11,9 +11,9 @@ from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
+from frontier.study.slo import SLO, parse_slos
 from frontier.surgery import Pruner
 from objectives import Objective, create
-from objectives.slo import SLO, parse_slos
 
 Progress = Callable[[str], None]
 

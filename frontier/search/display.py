@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frontier.search import storage as st
-from frontier.search.results import TrialRow
+from frontier.search.progress import describe_best
+from frontier.study.read import StudyTrial
 
 
 def _pct(x: Any) -> str:
@@ -27,7 +28,7 @@ def _num(x: Any, fmt: str = ".3f") -> str:
     return format(float(x), fmt)
 
 
-def pareto_table(title: str, rows: list[TrialRow], tasks: list[str]) -> Table:
+def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in (
         "trial",
@@ -53,14 +54,13 @@ def pareto_table(title: str, rows: list[TrialRow], tasks: list[str]) -> Table:
         for task in tasks:
             d = (src.get("tasks") or {}).get(task)
             cells.append("-" if not d else f"{d['acc']:.3f} ({_pct(d.get('retained'))})")
-        feasible = r.final.get("feasible") if r.final else r.feasible
-        cells.append("yes" if feasible else "no")
+        cells.append("yes" if r.figures is not None and r.figures.feasible else "no")
         cells.append(r.warm_start or r.note or "")
         table.add_row(*cells, style="bold" if r.chosen else None)
     return table
 
 
-def widths_bars(row: TrialRow, width: int = 40) -> list[str]:
+def widths_bars(row: StudyTrial, width: int = 40) -> list[str]:
     if row.plan is None:
         return ["(no plan recorded)"]
     lines = []
@@ -71,9 +71,12 @@ def widths_bars(row: TrialRow, width: int = 40) -> list[str]:
 
 
 class LiveProgress:
-    """Optuna callback drawing trials done and left, best feasible compression, ETA."""
+    """Optuna callback drawing trials done and left, best feasible compression, ETA.
 
-    def __init__(self, console: Console, total: int) -> None:
+    ``total`` is the study's total (``None``: read from the stored spec on first use).
+    """
+
+    def __init__(self, console: Console, total: int | None) -> None:
         self.total = total
         self.console = console
         self.progress = Progress(
@@ -90,6 +93,8 @@ class LiveProgress:
         self.ran = 0
 
     def start(self, study: optuna.Study) -> None:
+        if self.total is None:
+            self.total = st.stored_spec(study).trials
         done = st.n_finished(study)
         self.task = self.progress.add_task("", total=self.total, completed=done, status="")
         self.progress.start()
@@ -98,15 +103,10 @@ class LiveProgress:
         self.progress.stop()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.task is None:
+            self.start(study)
         self.ran += 1
         done = st.n_finished(study)
         per = (time.perf_counter() - self.started) / self.ran
-        best = None
-        for t in study.best_trials:
-            mlp = t.user_attrs.get("frontier:search", {}).get("mlp_kept")
-            if mlp is not None and (best is None or 1 - mlp > best):
-                best = 1 - mlp
-        status = f"{per:5.1f} s/trial  best feasible: " + (
-            f"{100 * best:.1f}% MLP removed" if best is not None else "none yet"
-        )
+        status = f"{per:5.1f} s/trial  {describe_best(study)}"
         self.progress.update(self.task, completed=done, status=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,13 @@ from frontier.export import (
 )
 from frontier.importance import calibrate
 from frontier.models import load_model
-from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.search.find import final_record
-from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
+from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import Pruner
 
 
-def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
+def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in rec.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -34,6 +34,26 @@ def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
         if isinstance(d, dict) and isinstance(d.get("acc"), (int, float)):
             out[f"{prefix}acc:{task}"] = float(d["acc"])
     return out
+
+
+def export(
+    study: optuna.Study,
+    trial: int | None,
+    out: Path | str,
+    *,
+    format: ExportFormat = "heterogeneous",
+    dtype: ExportDtype = "fp32",
+    force: bool = False,
+    gguf_type: GGUFType = "f32",
+) -> ExportResult:
+    """``frontier export``: :func:`export_trial` of trial ``trial``, by default the chosen
+    one (an error naming the nearest trial where the study has none)."""
+    from frontier.study.read import chosen_number
+
+    number = chosen_number(study) if trial is None else trial
+    return export_trial(
+        study, number, Path(out), format=format, dtype=dtype, force=force, gguf_type=gguf_type
+    )
 
 
 def export_trial(
@@ -52,19 +72,15 @@ def export_trial(
     cache hit), and the model's weights must be the ones the study searched.
     """
     spec = st.stored_spec(study)
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {number}")
-    trial = trials[number]
-    plan_d = trial.user_attrs.get(ATTR_PLAN)
-    if not isinstance(plan_d, dict):
-        raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
+    trial = read_trial(study, number)
+    if trial.plan is None:
+        raise FrontierError(f"trial {number} has no plan (state {trial.state})")
     if spec.compensate:
         raise FrontierError(
             "this study used bias compensation, which the export formats do not carry yet"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     scores = calibrate(
         lm,
@@ -73,9 +89,9 @@ def export_trial(
         n_tokens=spec.calibration_tokens,
         seq_len=spec.calibration_seq_len,
     )
-    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
-    metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
-    metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
+    selection = Pruner(lm.model, scores.per_layer).select(trial.plan)
+    metrics = _flat_metrics(trial.search, "search:")
+    metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(
         criterion=spec.criterion,
         calibration_fingerprint=scores.calibration.get("fingerprint"),
