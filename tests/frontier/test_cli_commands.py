@@ -146,10 +146,10 @@ def test_data_mirror_builds_and_lists_a_task(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     dest = tmp_path / "lmeval"
-    assert main(["data", "mirror", "--dest", str(dest), "--tasks", "arc_easy"]) == 0
+    assert main(["data", "mirror", "--out", str(dest), "--tasks", "arc_easy"]) == 0
     out, _ = _text(capsys)
     assert f"benchmark mirror at {dest}" in out and "arc_easy" in out
     assert (dest / "manifest.json").is_file()
-    assert main(["data", "mirror", "--dest", str(dest), "--tasks", "nonsense"]) == 2
+    assert main(["data", "mirror", "--out", str(dest), "--tasks", "nonsense"]) == 2
     _, err = _text(capsys)
     assert "nonsense" in err and err.count("\n") == 1
