@@ -152,10 +152,11 @@ def cmd_prune(args: argparse.Namespace) -> int:
         calibration=CalibrationSpec(text=args.text, n_tokens=args.calibration_tokens),
         eval_tokens=args.eval_tokens,
         compensate=args.compensate,
+        refit=args.refit,
     )
     ev = r.protocol["evaluation"]
     con = _console()
-    con.print(f"[bold]{lm.name}[/]: {r.plan.describe()}, criterion {r.criterion}")
+    con.print(f"[bold]{lm.name}[/]: {r.plan.describe()}, operator {r.operator}")
     con.print(
         f"  parameters   {r.params_before:,} -> {r.params_after:,} "
         f"({100 * (1 - r.params_after / r.params_before):.1f}% removed)"
@@ -178,7 +179,9 @@ _SPEC_FLAGS = {
     "storage": "storage",
     "trust_remote_code": "trust_remote_code",
     "criterion": "criterion",
+    "refit": "refit",
     "compensate": "compensate",
+    "check_text": "check_texts",
     "calibration_tokens": "calibration_tokens",
     "text": "text",
     "search_metric": "search_metric",
@@ -558,13 +561,20 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=_fraction, default=0.75, help="fraction of neurons kept")
     prune.add_argument(
         "--criterion",
-        default="activation",
-        help="importance criterion: activation, fluctuation, magnitude, random",
+        default="energy",
+        help="importance criterion: energy, obs, activation, fluctuation, magnitude, random",
+    )
+    prune.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refit the kept down-projection columns (ridge least squares)",
     )
     prune.add_argument(
         "--compensate",
         action="store_true",
-        help="fold dropped neurons' mean output into the down bias (FLAP)",
+        help="the older operator: fold dropped neurons' mean output into the down bias "
+        "(FLAP; with --no-refit; does not export)",
     )
     prune.add_argument(
         "--text",
@@ -628,8 +638,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)",
     )
-    find.add_argument("--criterion", default=None)
-    find.add_argument("--compensate", action="store_true", default=None)
+    find.add_argument(
+        "--criterion",
+        default=None,
+        help="importance criterion: energy (default), obs, activation, fluctuation, ...",
+    )
+    find.add_argument(
+        "--refit",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="refit the kept down-projection columns (default: on)",
+    )
+    find.add_argument(
+        "--compensate",
+        action="store_true",
+        default=None,
+        help="the older operator's FLAP mean compensation (with --no-refit; does not export)",
+    )
+    find.add_argument(
+        "--check-text",
+        action="append",
+        default=None,
+        metavar="SOURCE",
+        help="also report held-out perplexity on this text source (repeatable)",
+    )
     find.add_argument("--calibration-tokens", type=_positive_int, default=None)
     find.add_argument(
         "--text", default=None, help="evaluation text: wiki-sample, file:PATH or hf:NAME[:CONFIG]"

@@ -8,8 +8,9 @@ from typing import Any
 
 from frontier.importance import calibrate
 from frontier.models import LoadedModel
+from frontier.operator import PruningOperator
 from frontier.plan import Plan
-from frontier.surgery import Pruner, count_mlp_parameters, count_parameters
+from frontier.surgery import count_mlp_parameters, count_parameters
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class CalibrationSpec:
 class PruneResult:
     plan: Plan
     criterion: str
+    operator: str
     ppl_before: float
     ppl_after: float
     params_before: int
@@ -44,10 +46,11 @@ def prune_once(
     lm: LoadedModel,
     keep: float,
     *,
-    criterion: str = "activation",
+    criterion: str = "energy",
     calibration: CalibrationSpec | None = None,
     eval_tokens: int = 4096,
     compensate: bool = False,
+    refit: bool = True,
 ) -> PruneResult:
     """Keep ``keep`` of every layer's MLP neurons and report perplexity on report text."""
     from objectives.perplexity import Perplexity
@@ -62,16 +65,19 @@ def prune_once(
         n_tokens=cal.n_tokens,
         seq_len=cal.seq_len,
         batch_size=cal.batch_size,
+        grams=refit,
     )
     times["scores"] = time.perf_counter() - t
     ppl = Perplexity(text=cal.text, role="report", n_tokens=eval_tokens)
     t = time.perf_counter()
     ppl.prepare(lm)
     times["baseline"] = time.perf_counter() - t
-    pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
+    t = time.perf_counter()
+    pruner = PruningOperator(lm.model, scores, refit=refit, compensate=compensate)
+    times["operator"] = time.perf_counter() - t
     plan = Plan.uniform(keep, pruner.full)
     params, mlp = count_parameters(lm.model), count_mlp_parameters(lm.model)
-    with pruner.pruned(plan, compensate=compensate):
+    with pruner.pruned(plan):
         t = time.perf_counter()
         m = ppl.evaluate(lm)
         times["pruned_eval"] = time.perf_counter() - t
@@ -80,6 +86,7 @@ def prune_once(
     return PruneResult(
         plan=plan,
         criterion=criterion,
+        operator=pruner.name,
         ppl_before=m.baseline,
         ppl_after=m.raw,
         params_before=params,
@@ -89,6 +96,7 @@ def prune_once(
         seconds=times,
         protocol={
             "calibration": scores.calibration,
+            "operator": pruner.describe(),
             "evaluation": ppl.protocol(),
             "scores_from_cache": scores.from_cache,
         },

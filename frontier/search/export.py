@@ -1,4 +1,4 @@
-"""Export a study's trial as a checkpoint: the same plan, scores and model the study used."""
+"""Export a study's trial as a checkpoint: the same plan, operator and model the study used."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import optuna
 
 from frontier.errors import FrontierError
 from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
-from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search import storage as st
+from frontier.search.context import build_operator
 from frontier.search.find import final_record
 from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
-from frontier.surgery import Pruner
 
 
 def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
@@ -40,8 +39,9 @@ def export_trial(
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings and export it.
 
-    The importance scores are recomputed from the same calibration tokens (normally a
-    cache hit), and the model's weights must be the ones the study searched.
+    The operator (scores, and the refit's Gram matrices) is rebuilt from the same
+    calibration tokens (normally a cache hit), and the model's weights must be the ones
+    the study searched.
     """
     spec = st.stored_spec(study)
     trials = study.get_trials(deepcopy=False)
@@ -53,19 +53,15 @@ def export_trial(
         raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
     if spec.compensate:
         raise FrontierError(
-            "this study used bias compensation, which the export formats do not carry yet"
+            "this study used bias compensation, which the export formats do not carry; "
+            "the refit (the default operator) subsumes it and exports"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
     if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
-    scores = calibrate(
-        lm,
-        spec.criterion,
-        text=spec.calibration_text,
-        n_tokens=spec.calibration_tokens,
-        seq_len=spec.calibration_seq_len,
-    )
-    selection = Pruner(lm.model, scores.per_layer).select(Plan.from_dict(plan_d))
+    operator = build_operator(spec, lm)
+    scores = operator.scores
+    selection = operator.select(Plan.from_dict(plan_d))
     metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
     metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
     provenance = Provenance(
@@ -74,7 +70,15 @@ def export_trial(
         study=study.study_name,
         trial=number,
         metrics=metrics,
+        operator={**operator.describe(), "calibration": scores.calibration},
     )
     return export_model(
-        lm, selection, out, format=format, dtype=dtype, provenance=provenance, force=force
+        lm,
+        selection,
+        out,
+        format=format,
+        dtype=dtype,
+        provenance=provenance,
+        force=force,
+        refit=operator.weights(selection),
     )

@@ -25,6 +25,9 @@ EXECUTION_FIELDS = frozenset(
     {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points"}
 )
 
+# Fields added later, and the value that means what studies stored before them did.
+LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": []}
+
 
 @dataclass(frozen=True)
 class StudySpec:
@@ -35,9 +38,10 @@ class StudySpec:
     study: str | None = None
     storage: str | None = None
     trust_remote_code: bool = False
-    # importance scores
-    criterion: str = "activation"
-    compensate: bool = False
+    # the pruning operator: which neurons go (criterion) and what the kept ones become
+    criterion: str = "energy"  # importance criterion ranking each layer's neurons
+    refit: bool = True  # refit the kept down-projection columns by ridge least squares
+    compensate: bool = False  # FLAP-style mean compensation instead (the older operator)
     calibration_text: str = "wiki-sample"
     calibration_tokens: int = 16384
     calibration_seq_len: int = 512
@@ -47,6 +51,8 @@ class StudySpec:
     search_tokens: int = 2048
     report_tokens: int = 16384
     report_points: int = 12  # Pareto trials re-measured on held-out data at most
+    # other text sources whose held-out perplexity ratio the final re-measurement adds
+    check_texts: tuple[str, ...] = ()
     seq_len: int | None = None
     # lm-eval tasks
     tasks: tuple[str, ...] = ()
@@ -74,6 +80,9 @@ class StudySpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "check_texts", tuple(self.check_texts))
+        if self.refit and self.compensate:
+            raise FrontierError("the refit subsumes bias compensation: use one of them")
         if self.sampler not in SAMPLERS:
             raise FrontierError(f"unknown sampler {self.sampler!r}; use {', '.join(SAMPLERS)}")
         if self.search_metric not in ("ppl", "kl"):
@@ -143,6 +152,8 @@ class StudySpec:
         data = dict(data)
         if isinstance(data.get("slos"), str):
             data["slos"] = [data["slos"]]
+        if isinstance(data.get("check_texts"), str):
+            data["check_texts"] = [data["check_texts"]]
         if isinstance(data.get("tasks"), str):
             data["tasks"] = [t for t in data["tasks"].split(",") if t]
         try:
@@ -158,11 +169,20 @@ class StudySpec:
         out = dataclasses.asdict(self)
         out.pop("extra")
         out["slos"], out["tasks"] = list(self.slos), list(self.tasks)
+        out["check_texts"] = list(self.check_texts)
         return out
 
     def measured_settings(self) -> dict[str, Any]:
-        """The fields that change what a trial measures (the fingerprint's content)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        """The fields that change what a trial measures (the fingerprint's content).
+
+        Fields added after studies were stored are left out at the value that means what
+        those studies did, so their fingerprints still match.
+        """
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in EXECUTION_FIELDS and not (k in LEGACY_VALUES and LEGACY_VALUES[k] == v)
+        }
 
     def fingerprint(self, model_fingerprint: str) -> str:
         payload = json.dumps(

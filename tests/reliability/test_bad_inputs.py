@@ -153,6 +153,20 @@ ROWS = [
         "unknown task(s) arc_esy; available offline: arc_easy",
     ),
     Row(
+        "check text that cannot be read",
+        lambda i, db: [
+            *_find(i, db, i.model, "--slo", "ppl<1.5"),
+            "--check-text",
+            f"file:{i.root / 'absent.txt'}",
+        ],
+        "cannot read text file",
+    ),
+    Row(
+        "unknown check text source",
+        lambda i, db: [*_find(i, db, i.model, "--slo", "ppl<1.5"), "--check-text", "c4"],
+        "unknown text source 'c4'; use wiki-sample, file:PATH or hf:NAME[:CONFIG]",
+    ),
+    Row(
         "study name reused with another model",
         lambda i, db: _find(i, db, i.other_model, "--slo", "ppl<1.5", trials=5),
         "study 's' was made with other settings (model: ",
