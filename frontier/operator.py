@@ -8,6 +8,7 @@ through one :class:`PruningOperator`, so they all measure the same thing; its
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -16,8 +17,9 @@ from torch import nn
 
 from frontier.errors import FrontierError
 from frontier.importance import Scores
+from frontier.models import LoadedModel
 from frontier.plan import Plan
-from frontier.refit import LAMBDA_RULE, DownWeights, Refitter
+from frontier.refit import ALPHAS, LAMBDA_RULE, DownWeights, Refitter, choose_alphas
 from frontier.selection import Selection, Selector
 from frontier.surgery import Pruner
 
@@ -25,6 +27,34 @@ from frontier.surgery import Pruner
 def operator_name(criterion: str, refit: bool, compensate: bool = False) -> str:
     """A short name: ``energy+refit``, ``activation``, ``fluctuation+compensate``."""
     return criterion + ("+refit" if refit else "") + ("+compensate" if compensate else "")
+
+
+def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
+    """The refit's per-layer ridge strengths for ``lm`` and its calibration, chosen once
+    on the held-out calibration windows and cached beside the Gram matrices."""
+    from frontier._io import write_json_atomic
+    from frontier.importance._scores import gram_cache_path
+
+    if scores.grams is None:
+        raise FrontierError("the refit needs the calibration Gram matrices")
+    calib = str(scores.calibration.get("fingerprint", "none"))
+    path = gram_cache_path(lm.fingerprint, calib).with_suffix(".alpha.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("grid") == list(ALPHAS) and len(data.get("alpha", [])) == len(
+            lm.adapter.handles(lm.model)
+        ):
+            return [float(a) for a in data["alpha"]]
+    except (OSError, ValueError, AttributeError):
+        pass
+    alphas, errors = choose_alphas(lm.adapter.handles(lm.model), scores.grams)
+    record = {
+        "grid": list(ALPHAS),
+        "alpha": alphas,
+        "heldout_error": [{str(k): v for k, v in e.items()} for e in errors],
+    }
+    write_json_atomic(path, record)
+    return alphas
 
 
 class PruningOperator:
@@ -64,6 +94,14 @@ class PruningOperator:
             self.refitter = Refitter.build(
                 self.pruner.handles, scores.grams, self.selector.orders, alphas=alphas
             )
+
+    @classmethod
+    def for_model(
+        cls, lm: LoadedModel, scores: Scores, *, refit: bool, compensate: bool = False
+    ) -> PruningOperator:
+        """The operator on ``lm``, its ridge strengths from the cache when chosen before."""
+        alphas = cached_alphas(lm, scores) if refit else None
+        return cls(lm.model, scores, refit=refit, compensate=compensate, alphas=alphas)
 
     @property
     def name(self) -> str:

@@ -73,7 +73,7 @@ def prune_once(
     ppl.prepare(lm)
     times["baseline"] = time.perf_counter() - t
     t = time.perf_counter()
-    pruner = PruningOperator(lm.model, scores, refit=refit, compensate=compensate)
+    pruner = PruningOperator.for_model(lm, scores, refit=refit, compensate=compensate)
     times["operator"] = time.perf_counter() - t
     plan = Plan.uniform(keep, pruner.full)
     params, mlp = count_parameters(lm.model), count_mlp_parameters(lm.model)

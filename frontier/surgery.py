@@ -109,7 +109,7 @@ class Pruner:
                 originals.append(saved)
                 if keep.numel() == full:
                     continue
-                keep = keep.to(h.down_module.weight.device)  # once per layer
+                keep = keep.to(next(saved[ad.down].parameters()).device)  # once per layer
                 for name in ad.up:
                     h.set(name, shrink_up(saved[name], keep, ad.layout, fused=ad.fused_gate_up))
                 delta = None

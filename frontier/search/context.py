@@ -35,7 +35,7 @@ def build_operator(
         seq_len=spec.calibration_seq_len,
         grams=spec.refit,
     )
-    return PruningOperator(lm.model, scores, refit=spec.refit, compensate=spec.compensate)
+    return PruningOperator.for_model(lm, scores, refit=spec.refit, compensate=spec.compensate)
 
 
 def check_text_sources(sources: tuple[str, ...]) -> None:
