@@ -561,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--keep", type=_fraction, default=0.75, help="fraction of neurons kept")
     prune.add_argument(
         "--criterion",
-        default="energy",
-        help="importance criterion: energy, obs, activation, fluctuation, magnitude, random",
+        default="obs",
+        help="importance criterion: obs, energy, activation, fluctuation, magnitude, random",
     )
     prune.add_argument(
         "--refit",
@@ -641,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument(
         "--criterion",
         default=None,
-        help="importance criterion: energy (default), obs, activation, fluctuation, ...",
+        help="importance criterion: obs (default), energy, activation, fluctuation, ...",
     )
     find.add_argument(
         "--refit",

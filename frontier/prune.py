@@ -46,7 +46,7 @@ def prune_once(
     lm: LoadedModel,
     keep: float,
     *,
-    criterion: str = "energy",
+    criterion: str = "obs",
     calibration: CalibrationSpec | None = None,
     eval_tokens: int = 4096,
     compensate: bool = False,

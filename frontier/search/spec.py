@@ -39,7 +39,7 @@ class StudySpec:
     storage: str | None = None
     trust_remote_code: bool = False
     # the pruning operator: which neurons go (criterion) and what the kept ones become
-    criterion: str = "energy"  # importance criterion ranking each layer's neurons
+    criterion: str = "obs"  # importance criterion ranking each layer's neurons
     refit: bool = True  # refit the kept down-projection columns by ridge least squares
     compensate: bool = False  # FLAP-style mean compensation instead (the older operator)
     calibration_text: str = "wiki-sample"

@@ -157,4 +157,4 @@ def test_check_texts_add_held_out_ratios_to_the_final_figures(
         assert check["ppl_ratio"] > 0 and check["ppl"] > 0
     table = pareto_table("t", rows(result.study), [])
     assert f"ppl ratio ({source})" in [c.header for c in table.columns]
-    assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "energy+refit"
+    assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs+refit"
