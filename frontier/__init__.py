@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from frontier._version import __version__
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 
-__version__ = "0.1.0"
 __all__ = ["FrontierError", "Plan", "__version__", "load_model", "load_pruned"]
 
 if TYPE_CHECKING:

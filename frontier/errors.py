@@ -10,3 +10,6 @@ class FrontierError(Exception):
     (unless ``--debug``). Library code raises it wherever the cause is something
     the user can fix; bugs stay ordinary exceptions.
     """
+
+
+__all__ = ["FrontierError"]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from frontier._io import write_bytes_atomic
+from frontier.data.tasks import chance_levels
 from frontier.laws import Axis, FitResult, StudyFits, fit_study
 from frontier.plots import (
     break_threshold,
@@ -190,18 +191,8 @@ def _protocol_section(summary: StudySummary) -> list[str]:
     ]
 
 
-#: Accuracy of uniform guessing, where the task fixes it (4 choices; 2 for PIQA, ...).
-#: ARC has 3-5 choices per question, mostly 4. TruthfulQA MC2 depends on each question's
-#: answer counts, so it has no single chance level here.
-CHANCE: dict[str, float] = {
-    "arc_easy": 0.25,
-    "arc_challenge": 0.25,
-    "hellaswag": 0.25,
-    "mmlu": 0.25,
-    "piqa": 0.5,
-    "winogrande": 0.5,
-    "boolq": 0.5,
-}
+#: Accuracy of uniform guessing, where the task fixes it (from the task registry).
+CHANCE: dict[str, float] = chance_levels()
 
 
 def task_docs(protocol: Mapping[str, Any], task: str) -> int | None:

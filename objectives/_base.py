@@ -6,6 +6,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
+from frontier.errors import FrontierError
+
 if TYPE_CHECKING:
     from frontier.models import LoadedModel
 
@@ -44,9 +46,11 @@ class Objective(ABC):
 
     Lifecycle: :meth:`prepare` is called once on the *unpruned* model (it computes and
     may cache the baseline); :meth:`evaluate` is then called for each model state (the
-    same model object, with a plan applied in place). :meth:`protocol` names everything
-    a reader needs to compare the figure with another (text, token counts, context
-    length, task config, documents).
+    same model object, with a plan applied in place). :meth:`evaluate` never prepares
+    itself: called first, it raises :func:`not_prepared`'s error (measured then, the
+    baseline would be whatever state the model is in, a pruned one included).
+    :meth:`protocol` names everything a reader needs to compare the figure with another
+    (text, token counts, context length, task config, documents).
     """
 
     name: ClassVar[str]
@@ -57,10 +61,18 @@ class Objective(ABC):
 
     @abstractmethod
     def evaluate(self, lm: LoadedModel) -> Measurement:
-        """Measure the model as it is now."""
+        """Measure the model as it is now; :meth:`prepare` must have run."""
 
     def protocol(self) -> dict[str, Any]:
         return {"objective": self.name}
+
+
+def not_prepared(name: str) -> FrontierError:
+    """The error of an objective's ``evaluate`` called before its ``prepare``."""
+    return FrontierError(
+        f"objective {name!r}: evaluate() called before prepare(); prepare() must first "
+        "measure the unpruned model"
+    )
 
 
 _REGISTRY: dict[str, type[Objective]] = {}
@@ -102,8 +114,6 @@ def registered() -> dict[str, type[Objective]]:
 
 
 def create(name: str, **params: Any) -> Objective:
-    from frontier.errors import FrontierError
-
     _load_builtins()
     try:
         cls = _REGISTRY[name]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from frontier import settings
-from frontier._io import write_json_atomic
+from frontier.cache import cached_json
 from frontier.data.text import Role, TextSource, TokenSet, token_windows
 from frontier.models import LoadedModel
 
@@ -90,15 +87,4 @@ def mean_nll(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) ->
 
 def cached_baseline(kind: str, key: dict[str, Any], compute: Any) -> Any:
     """A baseline figure of the unpruned model, cached as JSON under $FRONTIER_HOME."""
-    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
-    path = settings.home() / "baselines" / f"{kind}-{digest}.json"
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-            if data.get("key") == key:
-                return data["value"]
-        except (OSError, ValueError, KeyError):
-            pass  # corrupted: recompute and overwrite
-    value = compute()
-    write_json_atomic(path, {"key": key, "value": value})
-    return value
+    return cached_json("baselines", kind, key, compute)

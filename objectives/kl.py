@@ -9,7 +9,7 @@ import torch
 from frontier.data.text import Role
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from objectives._base import Direction, Measurement, Objective, register
+from objectives._base import Direction, Measurement, Objective, not_prepared, register
 from objectives._lm import TextWindows, window_logits
 
 
@@ -53,9 +53,8 @@ class KLDivergence(TextWindows, Objective):
         self._mass = float(torch.cat(mass).mean())
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
-        if self.tokens is None:
-            self.prepare(lm)
-        assert self.tokens is not None
+        if self.tokens is None or not self._ref:
+            raise not_prepared(self.name)
         total = 0.0
         count = 0
         batches = window_logits(lm.model, self.tokens.ids, batch_size=self.batch_size)
@@ -94,3 +93,6 @@ class KLDivergence(TextWindows, Objective):
         }
         out.update(self.text_protocol())
         return out
+
+
+__all__ = ["KLDivergence"]

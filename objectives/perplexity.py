@@ -6,9 +6,8 @@ import math
 from typing import Any, ClassVar
 
 from frontier.data.text import Role
-from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from objectives._base import Direction, Measurement, Objective, register
+from objectives._base import Direction, Measurement, Objective, not_prepared, register
 from objectives._lm import TextWindows, cached_baseline, mean_nll
 
 
@@ -44,13 +43,12 @@ class Perplexity(TextWindows, Objective):
 
     def nll(self, lm: LoadedModel) -> float:
         if self.tokens is None:
-            raise FrontierError("perplexity objective used before prepare()")
+            raise not_prepared(self.name)
         return mean_nll(lm.model, self.tokens.ids, batch_size=self.batch_size)
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.tokens is None or self.baseline_nll is None:
-            self.prepare(lm)
-        assert self.baseline_nll is not None
+            raise not_prepared(self.name)
         nll = self.nll(lm)
         ppl = math.exp(nll) if nll < 700 else math.inf
         base = math.exp(self.baseline_nll)
@@ -65,3 +63,6 @@ class Perplexity(TextWindows, Objective):
 
     def protocol(self) -> dict[str, Any]:
         return {"objective": self.name, "metric": "perplexity ratio", **self.text_protocol()}
+
+
+__all__ = ["Perplexity"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from objectives._base import Direction, Measurement, Objective, register
+from objectives._base import Direction, Measurement, Objective, not_prepared, register
 
 if TYPE_CHECKING:
     from frontier.models import LoadedModel
@@ -59,7 +59,7 @@ class Size(Objective):
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self._baseline is None:
-            raise RuntimeError("params: prepare() must run on the unpruned model first")
+            raise not_prepared(self.name)
         base, now = self._baseline, count_sizes(lm)
         details: dict[str, Any] = {
             "total_params": now.total,
@@ -86,3 +86,6 @@ class Size(Objective):
             "counts": "unique parameters (tied embeddings once); buffers excluded",
             "checkpoint_bytes_per_param": FP16_BYTES,
         }
+
+
+__all__ = ["FP16_BYTES", "Size", "SizeCounts", "count_sizes"]

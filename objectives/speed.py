@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import torch
 
 from frontier.errors import FrontierError
-from objectives._base import Direction, Measurement, Objective, register
+from objectives._base import Direction, Measurement, Objective, not_prepared, register
 
 if TYPE_CHECKING:
     from frontier.models import LoadedModel
@@ -99,7 +99,7 @@ class Speed(Objective):
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self._baseline is None:
-            raise RuntimeError("speed: prepare() must run on the unpruned model first")
+            raise not_prepared(self.name)
         base, now = self._baseline, self.measure(lm)
         prefill_ratio = now.prefill_tokens_per_s / base.prefill_tokens_per_s
         decode_ratio = now.decode_tokens_per_s / base.decode_tokens_per_s
@@ -219,3 +219,6 @@ def _greedy(logits: torch.Tensor, banned: torch.Tensor) -> torch.Tensor:
     if banned.numel():
         last = last.index_fill(1, banned[banned < last.shape[1]], float("-inf"))
     return last.argmax(dim=-1, keepdim=True)
+
+
+__all__ = ["Speed", "Timing"]

@@ -5,11 +5,9 @@ objects, so prompts, scoring and metrics are exactly lm-eval's; only the choice 
 documents is ours. The wrapper and the tasks are built once in :meth:`prepare`; the
 pruning engine changes the weights in place and the same wrapper sees the change.
 
-Documents: each task's evaluation documents are put in a seeded random order (per
-subtask for groups such as ``mmlu``). The first ``search_pool`` of that order (at most
-half the documents) are the only ones the search may use; ``role="search"`` takes the
-first ``n_docs`` of them, ``role="report"`` takes ``n_docs`` from after the pool. Search
-and report documents are therefore always disjoint, whatever ``n_docs`` each uses.
+Which documents are read is decided in :mod:`objectives._docs`; the facts about each
+benchmark task (its standard metric, notes such as "a 299-question subset") come from
+the engine's task registry, :mod:`frontier.data.tasks`.
 """
 
 from __future__ import annotations
@@ -19,83 +17,30 @@ import functools
 import hashlib
 import json
 import logging
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from unittest import mock
 
+from frontier.data.mirror import lm_eval_version, task_manager
+from frontier.data.tasks import BENCHMARKS
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from objectives._base import Measurement, Objective, register
+from objectives._base import Measurement, Objective, not_prepared, register
+from objectives._docs import (
+    SEARCH_POOL,
+    Role,
+    doc_order,
+    docs_for,
+    search_pool_size,
+    select_docs,
+    select_subtasks,
+    share,
+)
 from objectives._lm import cached_baseline
 
-Role = Literal["search", "report"]
-
-# Documents per task reserved for the search (capped at half of each task's documents).
-SEARCH_POOL = 250
 # lm-eval's fewshot seed default in simple_evaluate; used so fewshot prompts match its CLI.
 FEWSHOT_SEED = 1234
-
-# The metric each task is reported with in lm-eval's own leaderboards / papers: length-
-# normalised accuracy where the answer choices differ in length (Open LLM Leaderboard v1
-# convention), plain accuracy where the choices are single letters/words or a fixed target.
-STANDARD_METRIC: dict[str, str] = {
-    "arc_easy": "acc_norm",
-    "arc_challenge": "acc_norm",
-    "hellaswag": "acc_norm",
-    "piqa": "acc_norm",
-    "mmlu": "acc",
-    "winogrande": "acc",
-    "boolq": "acc",
-    "truthfulqa_mc1": "acc",
-    "truthfulqa_mc2": "acc",
-    "lambada_openai": "acc",
-}
-
-
-# --------------------------------------------------------------------------- documents
-
-
-def doc_order(task: str, n: int, seed: int) -> list[int]:
-    """A seeded permutation of ``range(n)``, stable across runs, Python versions and hosts."""
-    order = list(range(n))
-    random.Random(f"frontier-docs:{seed}:{task}").shuffle(order)
-    return order
-
-
-def search_pool_size(n: int, search_pool: int) -> int:
-    """How many of a task's ``n`` documents are reserved for the search."""
-    return min(search_pool, n // 2)
-
-
-def select_docs(
-    task: str, n: int, *, role: Role, n_docs: int | None, seed: int, search_pool: int = SEARCH_POOL
-) -> list[int]:
-    """Sorted document indices of ``task`` (of ``n``) for ``role``; see the module docstring."""
-    if n_docs is not None and n_docs <= 0:
-        raise FrontierError(f"n_docs must be positive, got {n_docs}")
-    order = doc_order(task, n, seed)
-    pool = search_pool_size(n, search_pool)
-    chosen = order[:pool] if role == "search" else order[pool:]
-    if n_docs is not None:
-        chosen = chosen[:n_docs]
-    if not chosen:
-        raise FrontierError(
-            f"{task}: no documents left for role {role!r} ({n} documents, search pool {pool})"
-        )
-    # Sorted: lm-eval maps logged doc ids through the samples list in dataset order.
-    return sorted(chosen)
-
-
-def select_subtasks(group: str, names: Sequence[str], k: int | None, seed: int) -> list[str]:
-    """A seeded choice of ``k`` of a group's subtasks (all of them when ``k`` is None)."""
-    if k is None or k >= len(names):
-        return sorted(names)
-    if k <= 0:
-        raise FrontierError(f"subtasks must be positive, got {k}")
-    return sorted(random.Random(f"frontier-subtasks:{seed}:{group}").sample(sorted(names), k))
-
 
 # --------------------------------------------------------------------------- objective
 
@@ -129,7 +74,8 @@ class TaskAccuracy(Objective):
     """Mean over tasks of (accuracy now / accuracy of the unpruned model).
 
     ``tasks`` are lm-eval task or group names; each is scored with its standard metric
-    (:data:`STANDARD_METRIC`, else ``acc``). ``n_docs`` documents per requested task, a
+    (its row in :data:`frontier.data.tasks.BENCHMARKS`, else the first of
+    ``acc_norm``, ``acc``, ``exact_match`` it has). ``n_docs`` documents per requested task, a
     group's split evenly over its subtasks (rounded up, at least one each), ``None`` for
     all of the role's documents; a mapping gives each task its own count (its key
     ``"default"`` covers the tasks it does not name). ``subtasks`` evaluates only a
@@ -184,8 +130,6 @@ class TaskAccuracy(Objective):
 
     def _load_tasks(self) -> None:
         """Load the tasks once, choose subtasks and documents, fix few-shot settings."""
-        from frontier.data.mirror import task_manager
-
         with _quiet():
             tm = task_manager(self.mirror, use_hub=self.use_hub)
             try:
@@ -209,7 +153,7 @@ class TaskAccuracy(Objective):
                 raise FrontierError(f"lm-eval loaded no task or group named {name!r}")
             for leaf in self._leaves[name]:
                 keep[leaf] = leaves_all[leaf]
-                per_leaf[leaf] = _share(docs_for(self.n_docs, name), len(self._leaves[name]))
+                per_leaf[leaf] = share(docs_for(self.n_docs, name), len(self._leaves[name]))
         kept_groups = {g.name: g for g in _live_groups(groups, self.tasks)}
         self._task_dict = {
             "tasks": keep,
@@ -301,9 +245,8 @@ class TaskAccuracy(Objective):
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.baseline is None:
-            self.prepare(lm)
+            raise not_prepared(self.name)
         self._wrap(lm)
-        assert self.baseline is not None
         accs = self._accuracies()
         details: dict[str, Any] = {}
         for name in self.tasks:
@@ -325,13 +268,11 @@ class TaskAccuracy(Objective):
         )
 
     def protocol(self) -> dict[str, Any]:
-        from frontier.data.mirror import TRUTHFULQA_SUBSET, _lm_eval_version
-
         out: dict[str, Any] = {
             "objective": self.name,
             "metric": "mean over tasks of accuracy / unpruned accuracy "
             "(1 + accuracy where the unpruned accuracy is 0)",
-            "lm_eval_version": _lm_eval_version(),
+            "lm_eval_version": lm_eval_version(),
             "tasks": list(self.tasks),
             "role": self.role,
             "seed": self.seed,
@@ -348,8 +289,10 @@ class TaskAccuracy(Objective):
             out["docs"] = {leaf: len(idx) for leaf, idx in sorted(self._samples.items())}
             out["subtasks"] = {n: self._leaves[n] for n in self.tasks if self._leaves[n] != [n]}
             out["docs_digest"] = self._digest
-        if any(t.startswith("truthfulqa") for t in self.tasks) and not self.use_hub:
-            out["truthfulqa"] = TRUTHFULQA_SUBSET
+        notes = [BENCHMARKS[t].note for t in self.tasks if t in BENCHMARKS]
+        if not self.use_hub and any(notes):
+            # the key predates other notes; only TruthfulQA (a subset) has one
+            out["truthfulqa"] = next(n for n in notes if n)
         return out
 
     def doc_indices(self) -> dict[str, list[int]]:
@@ -357,22 +300,6 @@ class TaskAccuracy(Objective):
         if self._task_dict is None:
             self._load_tasks()
         return {k: list(v) for k, v in self._samples.items()}
-
-
-def docs_for(n_docs: int | Mapping[str, int] | None, task: str) -> int | None:
-    """``task``'s document count from an int, ``None`` or a per-task mapping."""
-    if not isinstance(n_docs, Mapping):
-        return n_docs
-    if task in n_docs:
-        return n_docs[task]
-    if "default" in n_docs:
-        return n_docs["default"]
-    raise FrontierError(f"no document count for task {task!r}: name it or give a 'default'")
-
-
-def _share(n_docs: int | None, leaves: int) -> int | None:
-    """Documents per subtask when ``n_docs`` are spread over ``leaves`` subtasks."""
-    return None if n_docs is None else max(1, -(-n_docs // leaves))
 
 
 def _prune_group(group: Any, keep: set[str]) -> None:
@@ -398,8 +325,9 @@ def _live_groups(groups: dict[str, Any], requested: Sequence[str]) -> list[Any]:
 
 
 def _metric_for(name: str, leaves: Sequence[Any]) -> str:
-    if name in STANDARD_METRIC:
-        return STANDARD_METRIC[name]
+    """The task's standard metric from the registry, else the first accuracy-like one."""
+    if name in BENCHMARKS:
+        return BENCHMARKS[name].metric
     metrics = {m["metric"] for t in leaves for m in (t.config.metric_list or [])}
     for candidate in ("acc_norm", "acc", "exact_match"):
         if candidate in metrics:
@@ -418,3 +346,16 @@ def _retained(acc: float, base: float) -> float:
 
 def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
+
+
+__all__ = [
+    "FEWSHOT_SEED",
+    "SEARCH_POOL",
+    "Role",
+    "TaskAccuracy",
+    "doc_order",
+    "docs_for",
+    "search_pool_size",
+    "select_docs",
+    "select_subtasks",
+]

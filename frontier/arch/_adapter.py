@@ -1,20 +1,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from frontier.arch._layout import WeightLayout
 from frontier.errors import FrontierError
 
 if TYPE_CHECKING:
     from torch import nn
-
-
-class WeightLayout(str, Enum):
-    """How a projection stores its weight."""
-
-    LINEAR = "linear"  # nn.Linear: weight is [out, in]
-    CONV1D = "conv1d"  # transformers' Conv1D (GPT-2): weight is [in, out]
 
 
 @dataclass(frozen=True)

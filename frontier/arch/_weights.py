@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from frontier.arch._adapter import WeightLayout
+from frontier.arch._layout import WeightLayout
 
 
 def neuron_count(down: Any, layout: WeightLayout) -> int:

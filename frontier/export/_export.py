@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from frontier._io import atomic_dir, write_bytes_atomic, write_json_atomic
+from frontier._version import __version__
 from frontier.arch import MLPAdapter
 from frontier.errors import FrontierError
 from frontier.export._config import exported_config
@@ -376,10 +377,8 @@ def _name(dtype: torch.dtype) -> Any:
 def _versions() -> dict[str, str]:
     import transformers
 
-    import frontier
-
     return {
         "torch": torch.__version__,
         "transformers": transformers.__version__,
-        "frontier": frontier.__version__,
+        "frontier": __version__,
     }

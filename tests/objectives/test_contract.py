@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from frontier.data.mirror import build_mirror
+from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.surgery import Pruner
 from frontier.testing import tiny_loaded
@@ -107,6 +108,14 @@ def test_contract(name: str, family: str) -> None:
     _check(restored, name)
     if name not in TIMED:
         assert _same(restored.value, first.value), "restore did not bring the baseline back"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_evaluate_before_prepare_is_an_error(name: str) -> None:
+    # Measured then, the baseline would be whatever state the model is in (a pruned one).
+    obj = _build(name)
+    with pytest.raises(FrontierError, match="before prepare"):
+        obj.evaluate(tiny_loaded("llama"))
 
 
 @pytest.mark.parametrize("name", NAMES)

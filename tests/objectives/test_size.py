@@ -99,8 +99,3 @@ def test_tied_embeddings_are_counted_once() -> None:
     obj = create("params")
     obj.prepare(lm)
     assert obj.evaluate(lm).details["total_params"] == NON_MLP["gpt2"] + L * _gpt2_mlp(I)
-
-
-def test_evaluate_before_prepare_is_a_bug() -> None:
-    with pytest.raises(RuntimeError, match="prepare"):
-        create("params").evaluate(tiny_loaded("llama"))

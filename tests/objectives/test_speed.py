@@ -84,8 +84,3 @@ def test_prompt_longer_than_the_context_is_refused() -> None:
     lm = tiny_loaded("gpt2")  # 1024 positions
     with pytest.raises(FrontierError, match="exceeds the model's context of 1024"):
         _speed(prompt_tokens=1000, new_tokens=100).prepare(lm)
-
-
-def test_evaluate_before_prepare_is_a_bug() -> None:
-    with pytest.raises(RuntimeError, match="prepare"):
-        _speed().evaluate(tiny_loaded("llama"))

