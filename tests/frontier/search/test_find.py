@@ -143,7 +143,7 @@ def test_check_texts_add_held_out_ratios_to_the_final_figures(
 ) -> None:
     from frontier.search.display import pareto_table
 
-    words = "the cat sat on a mat while a dog ran past the old red barn".split()
+    words = ["the", "cat", "sat", "on", "a", "mat", "by", "the", "old", "red", "barn"]
     text = tmp_path / "other.txt"
     text.write_text(
         "\n\n".join(" ".join(words[(i + j) % len(words)] for j in range(400)) for i in range(12))
