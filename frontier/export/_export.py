@@ -25,6 +25,7 @@ from frontier._version import __version__
 from frontier.arch import MLPAdapter
 from frontier.errors import FrontierError
 from frontier.export._config import exported_config
+from frontier.export._gguf import GGUFType, GGUFWritten, LlamaCppCheck, export_gguf
 from frontier.export._load import TORCH_DTYPES, load_pruned
 from frontier.export._modeling import MODELING_FILE, render_modeling
 from frontier.export._record import (
@@ -67,6 +68,8 @@ class ExportResult:
     record: CompressionRecord
     max_abs_logit_diff: float
     weights_bytes: int
+    gguf: GGUFWritten | None = None  # format "gguf": the file and how llama.cpp ran it
+    llamacpp: LlamaCppCheck | None = None
 
 
 def export_model(
@@ -79,6 +82,7 @@ def export_model(
     provenance: Provenance | None = None,
     force: bool = False,
     refit: Sequence[DownWeights | None] | None = None,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
 
@@ -89,7 +93,9 @@ def export_model(
     Formats: ``uniform`` (stock checkpoint; every layer must keep the same width),
     ``padded`` (stock checkpoint at the widest kept width, the rest zero: same outputs)
     and ``heterogeneous`` (exact per-layer widths; load with :func:`load_pruned` or
-    ``trust_remote_code=True``). ``out`` must not hold anything unless ``force``.
+    ``trust_remote_code=True``), and ``gguf`` (one GGUF file for llama.cpp, of type
+    ``gguf_type``; see :mod:`frontier.export._gguf`). ``out`` must not hold anything
+    unless ``force``.
     """
     out = Path(out)
     _check_out(out, force=force)
@@ -128,6 +134,8 @@ def export_model(
     model.eval()
     pruner.apply(selection, refit=refit)
     try:
+        if format == "gguf":
+            return _gguf_result(out, lm, plan.widths, gguf_type, record, refit)
         ids = _probe_ids(model, adapter)
         reference = _logits(model, ids, torch_dtype)
         with atomic_dir(out) as tmp:
@@ -174,6 +182,7 @@ def apply_compression(
     dtype: ExportDtype | None = None,
     force: bool = False,
     check_source: bool = True,
+    gguf_type: GGUFType | None = None,
 ) -> ExportResult:
     """Rebuild an export from the original model and a ``compression.json`` (no calibration).
 
@@ -211,10 +220,34 @@ def apply_compression(
         provenance=record.provenance,
         force=force,
         refit=refit,
+        gguf_type=cast(GGUFType, gguf_type or record.gguf_type or "f32"),
     )
 
 
 # -- writing ----------------------------------------------------------------------------
+def _gguf_result(
+    out: Path,
+    lm: LoadedModel,
+    widths: tuple[int, ...],
+    gguf_type: GGUFType,
+    record: Any,
+    refit: Sequence[DownWeights | None] | None,
+) -> ExportResult:
+    record, written, check = export_gguf(
+        out,
+        lm.model,
+        lm.tokenizer,
+        widths,
+        gguf_type,
+        record,
+        name=lm.name,
+        threads=max(1, torch.get_num_threads()),
+        refit=refit,
+    )
+    diff = check.max_abs_logprob_diff
+    return ExportResult(out, record, diff, written.tensor_bytes, gguf=written, llamacpp=check)
+
+
 def _write_stock(
     tmp: Path,
     model: Any,

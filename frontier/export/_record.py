@@ -22,7 +22,7 @@ RECORD_NAME = "compression.json"
 REFIT_NAME = "refit.safetensors"
 RECORD_FORMAT = 1
 
-ExportFormat = Literal["uniform", "padded", "heterogeneous"]
+ExportFormat = Literal["uniform", "padded", "heterogeneous", "gguf"]
 ExportDtype = Literal["fp32", "fp16", "bf16"]
 FORMATS: tuple[str, ...] = get_args(ExportFormat)
 DTYPES: tuple[str, ...] = get_args(ExportDtype)
@@ -93,8 +93,10 @@ class CompressionRecord:
     verification: dict[str, Any] = field(default_factory=dict)
     # {"file": REFIT_NAME, "sha256": ..., "layers": [refitted layer indices]} or None
     refit: dict[str, Any] | None = None
+    gguf_type: str | None = None  # only for export_format "gguf": f32, f16, q8_0, q4_k_m
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {} if self.gguf_type is None else {"gguf_type": self.gguf_type}
         return {
             "record_format": RECORD_FORMAT,
             "export_format": self.export_format,
@@ -111,6 +113,7 @@ class CompressionRecord:
             "versions": dict(self.versions),
             "verification": dict(self.verification),
             "refit": None if self.refit is None else dict(self.refit),
+            **extra,
         }
 
     @classmethod
@@ -136,6 +139,7 @@ class CompressionRecord:
                 versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
                 verification=dict(data.get("verification") or {}),
                 refit=_refit_entry(data.get("refit")),
+                gguf_type=_opt_str(data.get("gguf_type")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FrontierError(

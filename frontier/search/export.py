@@ -8,7 +8,14 @@ from typing import Any
 import optuna
 
 from frontier.errors import FrontierError
-from frontier.export import ExportDtype, ExportFormat, ExportResult, Provenance, export_model
+from frontier.export import (
+    ExportDtype,
+    ExportFormat,
+    ExportResult,
+    GGUFType,
+    Provenance,
+    export_model,
+)
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search import storage as st
@@ -36,6 +43,7 @@ def export_trial(
     format: ExportFormat = "heterogeneous",
     dtype: ExportDtype = "fp32",
     force: bool = False,
+    gguf_type: GGUFType = "f32",
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings and export it.
 
@@ -81,4 +89,5 @@ def export_trial(
         provenance=provenance,
         force=force,
         refit=operator.weights(selection),
+        gguf_type=gguf_type,
     )

@@ -77,6 +77,11 @@ def load_export(folder: Path) -> tuple[LoadedModel, str, bool]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     fmt = export_format(folder)
+    if fmt == "gguf":
+        raise FrontierError(
+            f"{folder} is a GGUF export: it was run in llama.cpp against transformers when it "
+            "was written (compression.json, verification); verify re-measures checkpoints"
+        )
     remote = fmt == "heterogeneous"
     try:
         model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=remote)

