@@ -23,11 +23,11 @@ import argparse
 import tempfile
 
 import optuna
-from optuna.trial import TrialState
 
 from frontier import settings
-from frontier.search.find import final_record, find
+from frontier.search.find import find
 from frontier.search.spec import StudySpec
+from frontier.study.read import chosen_trial, read_trials
 
 
 def main() -> None:
@@ -60,15 +60,14 @@ def main() -> None:
     )
     result = find(spec)
     study = result.study
-    done = study.get_trials(states=(TrialState.COMPLETE,))
+    done = [t for t in read_trials(study) if t.state == "complete"]
     best: dict[str, float] = {}
     for t in done:
-        if any(v > 0 for v in t.constraints.values()):
+        if not t.feasible or t.mlp_removed is None:
             continue
-        kind = (t.user_attrs.get("frontier:warm_start") or "searched").split("-")[0]
-        removed = 1 - t.user_attrs["frontier:search"]["mlp_kept"]
-        best[kind] = max(best.get(kind, 0.0), removed)
-    timing = [t.user_attrs["frontier:timing"] for t in done]
+        kind = (t.warm_start or "searched").split("-")[0]
+        best[kind] = max(best.get(kind, 0.0), t.mlp_removed)
+    timing = [t.timing for t in done]
     total = sum(x["total"] for x in timing)
     forward = sum(x["forward"] for x in timing)
     print(
@@ -82,12 +81,12 @@ def main() -> None:
             f"search / uniform          {best.get('searched', 0) / best['uniform']:6.2f}x "
             "(goal >= 1.3x)"
         )
-    if result.chosen is not None:
-        final = final_record(study, result.chosen) or {}
+    chosen = chosen_trial(study)
+    if chosen is not None and chosen.final_point is not None:
         print(
-            f"chosen point              trial {result.chosen.number}: "
-            f"{100 * (1 - final.get('mlp_kept', 1)):.1f}% MLP removed, held-out ppl ratio "
-            f"{final.get('ppl_ratio')}"
+            f"chosen point              trial {chosen.number}: "
+            f"{100 * chosen.final_point.mlp_removed:.1f}% MLP removed, held-out ppl ratio "
+            f"{chosen.final_point.ppl_ratio}"
         )
     else:
         print("chosen point              none meets the SLO on held-out text")

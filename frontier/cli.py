@@ -256,26 +256,26 @@ def _write_report(study: Any, out_dir: str | None) -> Any:
     from pathlib import Path
 
     from frontier.report import write_report
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
     out = Path(out_dir) if out_dir else Path("studies") / "results" / study.study_name
-    return write_report(summarize(study), out)
+    return write_report(read_summary(study), out)
 
 
 def _print_outcome(study: Any, con: Any) -> int:
     from frontier.search.display import pareto_table
-    from frontier.search.results import chosen_row, nearest_row, rows
     from frontier.search.storage import stored_spec
+    from frontier.study.read import chosen_trial, nearest_trial, read_trials
 
     spec = stored_spec(study)
     con.print(
         pareto_table(
             f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
-            rows(study),
+            read_trials(study, pareto_only=True),
             list(spec.tasks),
         )
     )
-    chosen = chosen_row(study)
+    chosen = chosen_trial(study)
     if chosen is not None:
         f = chosen.final or chosen.search
         con.print(
@@ -286,24 +286,21 @@ def _print_outcome(study: Any, con: Any) -> int:
         )
         con.print(f"export it with: frontier export {study.study_name} {chosen.number} --out DIR")
         return 0
-    near = nearest_row(study)
+    near = nearest_trial(study)
     con.print(
         "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
     )
     return 3
 
 
-def _missed(row: Any) -> str:
+def _missed(trial: Any) -> str:
     """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
-    figures, where = (row.final, "held-out") if row.final else (row.search, "search-time")
-    if row.final:
-        missed = [s for s, v in (row.final.get("violations") or {}).items() if v and v > 0]
-    else:
-        missed = [s for s, v in row.constraints.items() if v > 0]
+    figures = trial.figures
+    where = "held-out" if figures.stage == "final" else "search-time"
     return (
-        f"; nearest: trial {row.number} ({100 * (row.mlp_removed or 0):.1f}% MLP removed), "
-        f"which misses {', '.join(missed) or 'none'} on its {where} figures "
-        f"(ppl ratio {_fmt(figures.get('ppl_ratio'))})"
+        f"; nearest: trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed), "
+        f"which misses {', '.join(figures.missed) or 'none'} on its {where} figures "
+        f"(ppl ratio {_fmt(figures.ppl_ratio)})"
     )
 
 
@@ -336,11 +333,11 @@ def cmd_pareto(args: argparse.Namespace) -> int:
     import json
 
     from frontier.search.display import pareto_table
-    from frontier.search.results import rows
     from frontier.search.storage import stored_spec
+    from frontier.study.read import read_trials
 
     study = _open(args)
-    found = rows(study, all_trials=args.all)
+    found = read_trials(study, pareto_only=not args.all)
     if args.json:
         print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
         return 0
@@ -353,9 +350,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     import json
 
     from frontier.search.display import widths_bars
-    from frontier.search.results import trial_row
+    from frontier.study.read import read_trial
 
-    r = trial_row(_open(args), args.trial)
+    r = read_trial(_open(args), args.trial)
     con = _console()
     con.print(
         f"[bold]trial {r.number}[/] ({r.state}{', chosen' if r.chosen else ''}"
@@ -480,9 +477,9 @@ def _print_export(result: Any) -> None:
 # -- fit / report / compare -----------------------------------------------------------
 def cmd_fit(args: argparse.Namespace) -> int:
     from frontier.laws import fit_study
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
-    summary = summarize(_open(args))
+    summary = read_summary(_open(args))
     stage: Literal["search", "final"] = "search" if args.all or not summary.final else "final"
     fits = fit_study(summary, x=args.x, stage=stage)
     con = _console()
@@ -536,12 +533,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from frontier.compare import compare
     from frontier.search.spec import StudySpec
     from frontier.search.storage import load_existing
-    from frontier.search.summary import summarize
+    from frontier.study.read import read_summary
 
     summaries = []
     for name in args.studies:
         url = args.storage or StudySpec(study=name).storage_url
-        summaries.append(summarize(load_existing(name, url)))
+        summaries.append(read_summary(load_existing(name, url)))
     result = compare(summaries, Path(args.out))
     con = _console()
     con.print(result.describe())

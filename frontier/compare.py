@@ -22,7 +22,7 @@ from frontier._io import write_bytes_atomic
 from frontier.errors import FrontierError
 from frontier.laws import FitResult, fit_study
 from frontier.plots import text_label
-from frontier.points import StudySummary, TrialPoint, mean_retention
+from frontier.study.summary import StudySummary, TrialPoint, mean_retention
 
 __all__ = ["COMPARE_AT", "ComparisonResult", "ModelRow", "compare", "spearman"]
 
@@ -323,5 +323,4 @@ def compare(summaries: Sequence[StudySummary], out_dir: Path | str) -> Compariso
     chart = _chart(summaries, labels, rows, out / "compare.png")
     md = out / "compare.md"
     write_bytes_atomic(md, _markdown(summaries, rows, chart.name, fallback).encode())
-    md.chmod(0o644)
     return ComparisonResult(rows=rows, chart=chart, markdown=md, ppl_fallback=fallback)

@@ -45,7 +45,7 @@ class Size(Objective):
 
     ``value`` is total kept / total unpruned; ``raw`` and ``baseline`` are the two totals.
     The SLOs ``params<=P%`` and ``mlp<=M%`` read ``value`` and
-    ``details["mlp_kept_fraction"]`` (see :class:`objectives.slo.TrialMetrics`).
+    ``details["mlp_kept_fraction"]`` (see :class:`frontier.study.slo.TrialMetrics`).
     """
 
     name: ClassVar[str] = "params"

@@ -12,8 +12,8 @@ from frontier.models import LoadedModel, load_model
 from frontier.operator import PruningOperator
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
+from frontier.study.slo import SLO, parse_slos
 from objectives import Objective, create
-from objectives.slo import SLO, parse_slos
 
 Progress = Callable[[str], None]
 CHECK_PREFIX = "check:"  # report objectives on the spec's check_texts

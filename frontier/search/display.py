@@ -12,7 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frontier.search import storage as st
-from frontier.search.results import TrialRow
+from frontier.study.read import StudyTrial
+from frontier.study.schema import ATTR_SEARCH
 
 
 def _pct(x: Any) -> str:
@@ -27,7 +28,7 @@ def _num(x: Any, fmt: str = ".3f") -> str:
     return format(float(x), fmt)
 
 
-def pareto_table(title: str, rows: list[TrialRow], tasks: list[str]) -> Table:
+def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in (
         "trial",
@@ -54,19 +55,18 @@ def pareto_table(title: str, rows: list[TrialRow], tasks: list[str]) -> Table:
             _num(r.final.get("ppl_ratio")) if r.final else "-",
         ]
         for source in checks:
-            d = ((r.final or {}).get("check_texts") or {}).get(source) or {}
-            cells.append(_num(d.get("ppl_ratio")) if d else "-")
+            check = ((r.final or {}).get("check_texts") or {}).get(source) or {}
+            cells.append(_num(check.get("ppl_ratio")) if check else "-")
         for task in tasks:
             d = (src.get("tasks") or {}).get(task)
             cells.append("-" if not d else f"{d['acc']:.3f} ({_pct(d.get('retained'))})")
-        feasible = r.final.get("feasible") if r.final else r.feasible
-        cells.append("yes" if feasible else "no")
+        cells.append("yes" if r.figures is not None and r.figures.feasible else "no")
         cells.append(r.warm_start or r.note or "")
         table.add_row(*cells, style="bold" if r.chosen else None)
     return table
 
 
-def widths_bars(row: TrialRow, width: int = 40) -> list[str]:
+def widths_bars(row: StudyTrial, width: int = 40) -> list[str]:
     if row.plan is None:
         return ["(no plan recorded)"]
     lines = []
@@ -109,7 +109,7 @@ class LiveProgress:
         per = (time.perf_counter() - self.started) / self.ran
         best = None
         for t in study.best_trials:
-            mlp = t.user_attrs.get("frontier:search", {}).get("mlp_kept")
+            mlp = t.user_attrs.get(ATTR_SEARCH, {}).get("mlp_kept")
             if mlp is not None and (best is None or 1 - mlp > best):
                 best = 1 - mlp
         status = f"{per:5.1f} s/trial  best feasible: " + (

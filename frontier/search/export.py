@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +18,13 @@ from frontier.export import (
     export_model,
 )
 from frontier.models import load_model
-from frontier.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import build_operator
-from frontier.search.find import final_record
-from frontier.search.trial import ATTR_PLAN, ATTR_SEARCH
+from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 
 
-def _flat_metrics(rec: dict[str, Any], prefix: str) -> dict[str, float]:
+def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in rec.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -52,26 +52,22 @@ def export_trial(
     the study searched.
     """
     spec = st.stored_spec(study)
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= number < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {number}")
-    trial = trials[number]
-    plan_d = trial.user_attrs.get(ATTR_PLAN)
-    if not isinstance(plan_d, dict):
-        raise FrontierError(f"trial {number} has no plan (state {trial.state.name.lower()})")
+    trial = read_trial(study, number)
+    if trial.plan is None:
+        raise FrontierError(f"trial {number} has no plan (state {trial.state})")
     if spec.compensate:
         raise FrontierError(
             "this study used bias compensation, which the export formats do not carry; "
             "the refit (the default operator) subsumes it and exports"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if lm.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     operator = build_operator(spec, lm)
     scores = operator.scores
-    selection = operator.select(Plan.from_dict(plan_d))
-    metrics = _flat_metrics(dict(trial.user_attrs.get(ATTR_SEARCH, {})), "search:")
-    metrics.update(_flat_metrics(final_record(study, trial) or {}, "final:"))
+    selection = operator.select(trial.plan)
+    metrics = _flat_metrics(trial.search, "search:")
+    metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(
         criterion=spec.criterion,
         calibration_fingerprint=scores.calibration.get("fingerprint"),

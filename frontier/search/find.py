@@ -2,31 +2,34 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
+from frontier.search.context import Progress, SearchContext, build_context
 from frontier.search.space import warm_start_plans
 from frontier.search.spec import StudySpec
-from frontier.search.trial import (
-    ATTR_FINAL,
+from frontier.search.trial import TrialFailed, measured_metrics, record, run_trial
+from frontier.study.read import choose, final_record, nearest_trial
+from frontier.study.schema import (
+    ATTR_BASELINE,
+    ATTR_BASELINE_REPORT,
+    ATTR_FINGERPRINT,
+    ATTR_MODEL_FINGERPRINT,
     ATTR_PLAN,
+    ATTR_PROTOCOL,
     ATTR_WARM,
-    TrialFailed,
-    finite,
-    record,
-    run_trial,
-    trial_metrics,
+    FinalRecord,
+    final_key,
 )
+from frontier.study.summary import feasible
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -35,7 +38,6 @@ TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 class FindResult:
     study: optuna.Study
     chosen: FrozenTrial | None
-    nearest: FrozenTrial | None
     ran: int
     seconds: float
 
@@ -64,11 +66,11 @@ def open_study(ctx: SearchContext, *, worker: bool = False) -> optuna.Study:
     seed = st.run_seed(spec.seed, len(study.get_trials(deepcopy=False)), worker=worker)
     study.sampler = st.make_sampler(spec.sampler, seed)
     st.check_fingerprint(study, spec, ctx.fingerprint)
-    if st.ATTR_FINGERPRINT not in study.user_attrs:
+    if ATTR_FINGERPRINT not in study.user_attrs:
         # The fingerprint is written last: a study killed while being set up has none and
         # is set up again on the next run; skip_if_exists keeps warm starts queued once.
-        study.set_user_attr(st.ATTR_BASELINE, ctx.baseline())
-        study.set_user_attr(st.ATTR_PROTOCOL, protocol(ctx))
+        study.set_user_attr(ATTR_BASELINE, ctx.baseline())
+        study.set_user_attr(ATTR_PROTOCOL, protocol(ctx))
         if spec.warm_start:
             for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer):
                 study.enqueue_trial(
@@ -147,13 +149,6 @@ def optimize(
     return len(mine)
 
 
-def final_record(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any] | None:
-    """A trial's final (held-out) figures; kept on the study, since finished trials are
-    immutable in Optuna storages."""
-    rec = study.user_attrs.get(f"{ATTR_FINAL}:{trial.number}")
-    return rec if isinstance(rec, dict) else None
-
-
 def _evenly_spaced(items: list[FrozenTrial], k: int) -> list[FrozenTrial]:
     if k <= 0 or not items:
         return []
@@ -174,9 +169,9 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     pareto = sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1], t.number))
     if not pareto:
         nearest = nearest_trial(study)
-        if nearest is not None and final_record(study, nearest) is None:
+        if nearest is not None and nearest.final is None:
             say("no feasible trial: re-measuring the nearest one on held-out data")
-            _measure_final(ctx, study, nearest)
+            _measure_final(ctx, study, study.get_trials(deepcopy=False)[nearest.number])
         return
     limit = max(ctx.spec.report_points, 1)
     measured = 0
@@ -197,71 +192,28 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
         _measure_final(ctx, study, t)
 
 
-def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> dict[str, Any]:
+def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> FinalRecord:
     objs = ctx.report_objectives()
-    if st.ATTR_BASELINE + ":report" not in study.user_attrs:
+    if ATTR_BASELINE_REPORT not in study.user_attrs:
         base: dict[str, Any] = {k: o.evaluate(ctx.lm).to_dict() for k, o in objs.items()}
         base["protocol"] = {k: o.protocol() for k, o in objs.items()}
-        study.set_user_attr(st.ATTR_BASELINE + ":report", base)
+        study.set_user_attr(ATTR_BASELINE_REPORT, base)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
     with ctx.pruner.pruned(plan):
         size = ctx.size.evaluate(ctx.lm)
         ppl = objs["ppl"].evaluate(ctx.lm)
         tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
-        checks = {
-            k.removeprefix(CHECK_PREFIX): o.evaluate(ctx.lm)
-            for k, o in objs.items()
-            if k.startswith(CHECK_PREFIX)
-        }
-    rec = record(size, ppl, tasks)
-    if checks:
-        rec["check_texts"] = {
-            source: {"ppl_ratio": finite(m.value), "ppl": finite(m.raw)}
-            for source, m in checks.items()
-        }
-    metrics = trial_metrics(size, ppl, tasks)
+    rec = FinalRecord(**record(size, ppl, tasks))
+    metrics = measured_metrics(size, ppl, tasks)
     violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
     # the KL SLO has no report-fidelity counterpart; keep its search-time verdict
     for s in ctx.slos:
         if violations[str(s)] is None:
             violations[str(s)] = t.constraints.get(str(s))
     rec["violations"] = violations
-    rec["feasible"] = all(v is not None and v <= 0 for v in violations.values())
-    study.set_user_attr(f"{ATTR_FINAL}:{t.number}", rec)
+    rec["feasible"] = feasible(violations)
+    study.set_user_attr(final_key(t.number), dict(rec))
     return rec
-
-
-def _total_violation(t: FrozenTrial) -> float:
-    return sum(max(v, 0.0) for v in t.constraints.values())
-
-
-def nearest_trial(study: optuna.Study) -> FrozenTrial | None:
-    """The measured trial closest to meeting every SLO (smallest summed violation)."""
-    trials = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
-        if t.constraints
-    ]
-    if not trials:
-        return None
-    return min(trials, key=lambda t: (_total_violation(t), t.number))
-
-
-def choose(study: optuna.Study) -> FrozenTrial | None:
-    """The feasible Pareto trial with the fewest parameters, ties to the lower ppl ratio.
-
-    Only trials re-measured on held-out data (see :func:`finalize`) and feasible there
-    can be chosen, so a plan that met the SLOs only on the search-time sample never is.
-    """
-    best = []
-    for t in study.best_trials:
-        final = final_record(study, t)
-        if final is None or not final.get("feasible", False):
-            continue
-        ppl = final.get("ppl_ratio", t.values[1])
-        ppl = math.inf if not isinstance(ppl, (int, float)) else ppl
-        best.append((t.values[0], ppl, t.number, t))
-    return min(best, key=lambda x: x[:3])[3] if best else None
 
 
 def find(
@@ -280,9 +232,7 @@ def find(
         on_start(study, ctx)
     ran = optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
     finalize(ctx, study, progress=progress)
-    chosen = choose(study)
-    nearest = None if chosen is not None else nearest_trial(study)
-    return FindResult(study, chosen, nearest, ran, time.perf_counter() - start)
+    return FindResult(study, choose(study), ran, time.perf_counter() - start)
 
 
 def worker(
@@ -298,7 +248,7 @@ def worker(
     study0 = st.load_existing(study_name, storage_url)
     spec = st.stored_spec(study0).replace(study=study_name, storage=storage_url)
     ctx = build_context(spec, progress=progress)
-    if ctx.lm.fingerprint != study0.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if ctx.lm.fingerprint != study0.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(
             f"this worker's copy of {spec.model} has other weights than the study's model"
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -75,7 +75,6 @@ class StudySpec:
     seed: int = 0
     warm_start: bool = True
     threads: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slos", tuple(self.slos))
@@ -143,7 +142,7 @@ class StudySpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, where: str = "spec") -> StudySpec:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise FrontierError(
@@ -167,7 +166,6 @@ class StudySpec:
     # -- identity ----------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
-        out.pop("extra")
         out["slos"], out["tasks"] = list(self.slos), list(self.tasks)
         out["check_texts"] = list(self.check_texts)
         return out

@@ -18,14 +18,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.search.spec import LEGACY_VALUES, StudySpec
-
-ATTR_SPEC = "frontier:spec"
-ATTR_FINGERPRINT = "frontier:fingerprint"
-ATTR_MODEL_FINGERPRINT = "frontier:model_fingerprint"
-ATTR_BASELINE = "frontier:baseline"
-ATTR_PROTOCOL = "frontier:protocol"
-ATTR_OBJECTIVES = "frontier:objectives"
-
+from frontier.study.schema import (
+    ATTR_FAILED,
+    ATTR_FINGERPRINT,
+    ATTR_MODEL_FINGERPRINT,
+    ATTR_SPEC,
+    IDENTITY_ATTRS,
+)
 
 # A running trial writes a heartbeat every HEARTBEAT_INTERVAL seconds; one whose heartbeat
 # is older than GRACE_PERIODS intervals belongs to a worker that died (SIGKILL, OOM, power):
@@ -97,10 +96,6 @@ _DRIVERS = {
 }
 
 
-# User attributes that say what a trial is (kept on a retry); the others are results.
-_IDENTITY_ATTRS = ("frontier:plan", "frontier:warm_start")
-
-
 def requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
     """Queue ``trial``'s plan again as a new WAITING trial, unless it is itself a retry.
 
@@ -114,7 +109,7 @@ def requeue(study: optuna.Study, trial: FrozenTrial) -> bool:
     system: dict[str, Any] = {"failed_trial": trial.number, "retry_history": [trial.number]}
     if "fixed_params" in trial.system_attrs:  # an enqueued (warm-start) trial
         system["fixed_params"] = trial.system_attrs["fixed_params"]
-    user = {k: trial.user_attrs[k] for k in _IDENTITY_ATTRS if k in trial.user_attrs}
+    user = {k: trial.user_attrs[k] for k in IDENTITY_ATTRS if k in trial.user_attrs}
     study.add_trial(
         optuna.create_trial(
             state=TrialState.WAITING,
@@ -218,7 +213,7 @@ def finished(trial: FrozenTrial) -> bool:
     """
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and "frontier:failed" in trial.user_attrs
+    return trial.state == TrialState.FAIL and ATTR_FAILED in trial.user_attrs
 
 
 def n_finished(study: optuna.Study) -> int:
@@ -269,7 +264,3 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     raise FrontierError(f"unknown sampler {name!r}")
-
-
-def user_attr(trial: FrozenTrial, key: str, default: Any = None) -> Any:
-    return trial.user_attrs.get(key, default)

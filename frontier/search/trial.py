@@ -18,23 +18,30 @@ from optuna.trial import TrialState
 
 from frontier.plan import Plan
 from frontier.search.context import SearchContext
+from frontier.study.schema import (
+    ATTR_FAILED,
+    ATTR_PLAN,
+    ATTR_SCREENED,
+    ATTR_SEARCH,
+    ATTR_TIMING,
+    ATTR_WARM,
+    SearchRecord,
+    TaskRecord,
+    TimingRecord,
+)
+from frontier.study.slo import TaskScore, TrialMetrics
+from frontier.study.summary import feasible
 from objectives import Measurement
-from objectives.slo import TaskScore, TrialMetrics
-
-ATTR_PLAN = "frontier:plan"
-ATTR_WARM = "frontier:warm_start"
-ATTR_SEARCH = "frontier:search"
-ATTR_FINAL = "frontier:final"
-ATTR_TIMING = "frontier:timing"
-ATTR_SCREENED = "frontier:screened"
-ATTR_FAILED = "frontier:failed"
 
 
 class TrialFailed(Exception):
     """The pruned model produced NaN: recorded as a failed trial; the search goes on."""
 
 
-def trial_metrics(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> TrialMetrics:
+def measured_metrics(
+    size: Measurement, cheap: Measurement, tasks: Measurement | None
+) -> TrialMetrics:
+    """The objectives' measurements of one pruned model, as the SLO language reads them."""
     task_scores: dict[str, TaskScore] = {}
     if tasks is not None:
         for name, d in tasks.details.get("tasks", tasks.details).items():
@@ -49,19 +56,22 @@ def trial_metrics(size: Measurement, cheap: Measurement, tasks: Measurement | No
     )
 
 
-def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> dict[str, Any]:
-    """The JSON stored with a trial (search-time or final figures)."""
-    out: dict[str, Any] = {
-        "params_kept": size.value,
-        "mlp_kept": size.details["mlp_kept_fraction"],
-        "total_params": size.raw,
-        cheap.name + "_ratio" if cheap.name == "ppl" else cheap.name: _finite(cheap.value),
-    }
+def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> SearchRecord:
+    """The JSON stored with a trial (search-time or, extended, final figures)."""
+    out = SearchRecord(
+        params_kept=size.value,
+        mlp_kept=float(size.details["mlp_kept_fraction"]),
+        total_params=size.raw,
+    )
     if cheap.name == "ppl":
+        out["ppl_ratio"] = _finite(cheap.value)
         out["ppl"] = _finite(cheap.raw)
         out["nll"] = _finite(cheap.details.get("nll"))
+    else:
+        out["kl"] = _finite(cheap.value)
     if tasks is not None:
-        out["tasks"] = tasks.details.get("tasks", tasks.details)
+        task_records: dict[str, TaskRecord] = tasks.details.get("tasks", tasks.details)
+        out["tasks"] = task_records
         out["mean_retained"] = _finite(tasks.value)
         out["mean_acc"] = _finite(tasks.raw)
     return out
@@ -88,7 +98,7 @@ def plan_for(ctx: SearchContext, trial: optuna.Trial) -> Plan:
 
 def _dominated(study: optuna.Study, params: float, cheap: float) -> bool:
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.values is None or any(v > 0 for v in t.constraints.values()):
+        if t.values is None or not feasible(t.constraints):
             continue
         p, c = t.values[0], t.values[1]
         if p <= params and c <= cheap and (p < params or c < cheap):
@@ -113,7 +123,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
         if math.isnan(cheap.value):
             trial.set_user_attr(ATTR_FAILED, f"{cheap.name} is NaN")
             raise TrialFailed(f"trial {trial.number}: {cheap.name} is NaN")
-        metrics = trial_metrics(size, cheap, None)
+        metrics = measured_metrics(size, cheap, None)
         cheap_slos = [s for s in ctx.slos if s.needs != "tasks"]
         violated = [str(s) for s in cheap_slos if (s.violation(metrics) or 0.0) > 0]
         if ctx.tasks is not None:
@@ -127,8 +137,9 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
                 forward += time.perf_counter() - t
     total = time.perf_counter() - start
     trial.set_user_attr(ATTR_SEARCH, record(size, cheap, tasks_m))
-    trial.set_user_attr(ATTR_TIMING, {"total": total, "forward": forward, "surgery": surgery})
-    metrics = trial_metrics(size, cheap, tasks_m)
+    timing = TimingRecord(total=total, forward=forward, surgery=surgery)
+    trial.set_user_attr(ATTR_TIMING, dict(timing))
+    metrics = measured_metrics(size, cheap, tasks_m)
     for slo in ctx.slos:
         v = slo.violation(metrics)
         if v is not None:

@@ -82,7 +82,7 @@ def bisect_uniform(
 def uniform_baseline(ctx: Any, *, tol: float = 0.005) -> Bisection:
     """Bisect a study's uniform plans on its search-time measurement and cheap SLOs
     (``ctx``: a :class:`frontier.search.context.SearchContext`)."""
-    from frontier.search.trial import trial_metrics
+    from frontier.search.trial import measured_metrics
 
     cheap_slos = [s for s in ctx.slos if s.needs != "tasks"]
 
@@ -90,7 +90,7 @@ def uniform_baseline(ctx: Any, *, tol: float = 0.005) -> Bisection:
         with ctx.pruner.pruned(plan):
             size = ctx.size.evaluate(ctx.lm)
             cheap = ctx.cheap.evaluate(ctx.lm)
-        metrics = trial_metrics(size, cheap, None)
+        metrics = measured_metrics(size, cheap, None)
         ok = all((s.violation(metrics) or 0.0) <= 0 for s in cheap_slos)
         return ok, {"value": cheap.value, "mlp_kept": size.details["mlp_kept_fraction"]}
 

@@ -23,7 +23,8 @@ from frontier.export._load import export_format
 from frontier.models import LoadedModel, load_model
 from frontier.search import storage as st
 from frontier.search.context import report_objectives
-from frontier.search.find import final_record
+from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import count_parameters
 
 Progress = Callable[[str], None]
@@ -107,10 +108,7 @@ def verify_export(
             f"{folder} was exported from study {prov.study!r} trial {prov.trial}, "
             f"not from study {study.study_name!r}"
         )
-    trials = study.get_trials(deepcopy=False)
-    if not 0 <= prov.trial < len(trials):
-        raise FrontierError(f"study {study.study_name!r} has no trial {prov.trial}")
-    final = final_record(study, trials[prov.trial])
+    final = read_trial(study, prov.trial).final
     if final is None:
         raise FrontierError(
             f"trial {prov.trial} was never re-measured on held-out data, so the report has "
@@ -119,7 +117,7 @@ def verify_export(
     spec = st.stored_spec(study)
     say(f"measuring the unpruned {spec.model} baselines (cached after the study)")
     original = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
-    if original.fingerprint != study.user_attrs.get(st.ATTR_MODEL_FINGERPRINT):
+    if original.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     objectives = report_objectives(spec, original)
     del original

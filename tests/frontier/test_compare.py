@@ -7,7 +7,8 @@ import pytest
 
 from frontier.compare import COMPARE_AT, compare, envelope, spearman
 from frontier.errors import FrontierError
-from frontier.points import StudySummary, synthetic_summary
+from frontier.study.summary import StudySummary
+from frontier.testing import synthetic_summary
 
 
 def _two() -> list[StudySummary]:

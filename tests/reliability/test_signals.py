@@ -99,9 +99,9 @@ def test_signal_mid_trial_then_resume(
     expected = cli.pareto_numbers(trials, directions)
     assert expected
     assert {t.number for t in study.best_trials} == expected
-    from frontier.search.results import rows
+    from frontier.study.read import read_trials
 
-    found = rows(study)
+    found = read_trials(study, pareto_only=True)
     assert {r.number for r in found} == expected
     chosen = [r for r in found if r.chosen]  # re-measured on held-out text and chosen
     assert len(chosen) == 1 and chosen[0].final is not None

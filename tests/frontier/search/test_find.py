@@ -10,10 +10,10 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.errors import FrontierError
-from frontier.search.find import choose, find
-from frontier.search.results import rows
+from frontier.search.find import find
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
+from frontier.study.read import choose, read_trials
 from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 
@@ -30,14 +30,16 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
     assert result.chosen is not None
     assert result.chosen.number in {t.number for t in pareto}
     # the chosen point is the feasible Pareto trial with the fewest parameters
-    feasible = [r for r in rows(study) if r.final and r.final["feasible"]]
+    feasible = [r for r in read_trials(study, pareto_only=True) if r.final and r.final["feasible"]]
     assert result.chosen.values[0] == min(r.search["params_kept"] for r in feasible)
     assert all(
-        r.search["params_kept"] >= result.chosen.values[0] for r in rows(study) if r.final is None
+        r.search["params_kept"] >= result.chosen.values[0]
+        for r in read_trials(study, pareto_only=True)
+        if r.final is None
     )
     # Pareto trials smaller than the chosen one were re-measured and failed on held-out
     # text; the chosen one passed there; no more than report_points were re-measured
-    measured = [r for r in rows(study) if r.final is not None]
+    measured = [r for r in read_trials(study, pareto_only=True) if r.final is not None]
     assert 1 <= len(measured) <= 12
     for r in measured:
         assert r.final is not None and r.final["ppl_ratio"] is not None
@@ -150,11 +152,11 @@ def test_check_texts_add_held_out_ratios_to_the_final_figures(
     )
     source = f"file:{text}"
     result = find(_spec(tiny_folder, tmp_path, trials=6, check_texts=[source]))
-    measured = [r for r in rows(result.study) if r.final is not None]
+    measured = [r for r in read_trials(result.study) if r.final is not None]
     assert measured
     for r in measured:
         check = r.final["check_texts"][source]  # type: ignore[index]
         assert check["ppl_ratio"] > 0 and check["ppl"] > 0
-    table = pareto_table("t", rows(result.study), [])
+    table = pareto_table("t", read_trials(result.study), [])
     assert f"ppl ratio ({source})" in [c.header for c in table.columns]
     assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs+refit"

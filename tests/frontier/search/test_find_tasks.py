@@ -9,9 +9,9 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.data.mirror import build_mirror
-from frontier.search.find import final_record, find
-from frontier.search.summary import summarize
+from frontier.search.find import find
 from frontier.search.verify import verify_export
+from frontier.study.read import final_record, read_summary
 from frontier.testing import small_spec
 
 
@@ -60,7 +60,7 @@ def test_study_with_a_task_stages_and_reports(
     for t in study.best_trials:
         final = final_record(study, t)
         assert final is not None and final["tasks"]["arc_easy"]["n_docs"] == 6
-    summary = summarize(study)
+    summary = read_summary(study)
     assert summary.baseline_tasks and summary.baseline_tasks_final
     out = tmp_path / "report"
     assert main(["report", "t", "--storage", spec.storage_url, "--out", str(out)]) == 0

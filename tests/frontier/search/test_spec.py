@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from frontier.errors import FrontierError
-from frontier.search.space import Space, global_threshold_plan, warm_start_plans
 from frontier.search.spec import StudySpec
 
 
@@ -53,28 +52,6 @@ def test_fingerprint_ignores_budget_but_not_measurement() -> None:
 def test_bad_specs_are_one_line_errors(bad: dict[str, object]) -> None:
     with pytest.raises(FrontierError):
         StudySpec.from_dict(bad)
-
-
-def test_space_groups_and_warm_starts() -> None:
-    import torch
-
-    space = Space.build([64] * 6, lo=0.25, hi=1.0, step=0.05, groups=3, multiple=8)
-    plan = space.plan([0.5, 0.75, 1.0])
-    assert plan.widths == (32, 32, 48, 48, 64, 64)
-    params = space.params_for(plan)
-    assert params == {"keep": 0.75, "shape_00": 0.65, "shape_01": 1.0, "shape_02": 1.35}
-    # budget and shape give back the plan: mean keep 0.75 spread by the shape
-    again = space.plan(space.ratios(params["keep"], [params[f"shape_0{g}"] for g in range(3)]))
-    assert again.widths == (32, 32, 48, 48, 64, 64)
-    # the budget sets the size whatever the shape (no clipping here)
-    for shape in ([1.0, 1.0, 1.0], [0.6, 1.0, 1.4], [1.4, 0.6, 1.0]):
-        assert abs(sum(space.ratios(0.6, shape)) / 3 - 0.6) < 1e-9
-    scores = [torch.rand(64) * (i + 1) for i in range(6)]
-    g = global_threshold_plan(scores, space, 0.7)
-    assert abs(g.kept_fraction - 0.7) < 0.1
-    assert len({p.widths for _, p in warm_start_plans(space, scores)}) == len(
-        warm_start_plans(space, scores)
-    )
 
 
 def test_per_task_document_counts_from_a_toml_table(tmp_path: Path) -> None:

@@ -10,8 +10,9 @@ from safetensors.torch import load_file, save_file
 
 from frontier.cli import main
 from frontier.errors import FrontierError
-from frontier.search.find import final_record, find
+from frontier.search.find import find
 from frontier.search.verify import verify_export
+from frontier.study.read import final_record
 from frontier.testing import small_spec
 
 

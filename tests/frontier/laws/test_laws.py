@@ -16,7 +16,8 @@ from frontier.laws import (
     fit_study,
     max_compression,
 )
-from frontier.points import StudySummary, synthetic_summary
+from frontier.study.summary import StudySummary
+from frontier.testing import synthetic_summary
 
 R = np.linspace(0.0, 0.6, 40)
 

@@ -10,17 +10,17 @@ import pytest
 
 from frontier.errors import FrontierError
 from frontier.laws import fit_study
-from frontier.points import (
+from frontier.report import REPORT_FILES, render_report, write_report
+from frontier.study.slo import parse_slos
+from frontier.study.summary import (
     StudySummary,
     TrialPoint,
     mean_retention,
+    point_metrics,
     retention,
-    synthetic_summary,
-    trial_metrics,
-    violated,
+    slo_violations,
 )
-from frontier.report import REPORT_FILES, render_report, write_report
-from objectives.slo import parse_slos
+from frontier.testing import synthetic_summary
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +83,11 @@ def test_retention_helpers() -> None:
     assert mean_retention(p, base) == pytest.approx(0.875)  # zero baseline: undefined, skipped
     assert mean_retention(p, {**base, "hellaswag": 0.4}) is None  # a baseline task missing
     assert mean_retention(p, {}) is None
-    m = trial_metrics(p, base)
+    m = point_metrics(p, base)
     assert m.mlp_kept == pytest.approx(0.8) and m.tasks["arc_easy"].retention == pytest.approx(0.75)
     slos = parse_slos(["ppl<1.5", "arc_easy>=80%", "hellaswag>=0.3"])
-    assert violated(p, base, slos) == ["arc_easy>=80%", "hellaswag>=0.3 (not measured)"]
+    judged = dataclasses.replace(p, violations=slo_violations(p, base, slos))
+    assert judged.missed == ("arc_easy>=80%", "hellaswag>=0.3 (not measured)")
 
 
 # -- the report -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frontier.errors import FrontierError
-from objectives.slo import METRICS, SLO, Op, TaskScore, TrialMetrics, parse_slo, parse_slos
+from frontier.study.slo import METRICS, SLO, Op, TaskScore, TrialMetrics, parse_slo, parse_slos
 
 _COMPARE = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
@@ -257,7 +257,7 @@ def test_direct_construction_is_validated() -> None:
 
 
 def test_importing_slo_does_not_import_torch() -> None:
-    code = "import sys, objectives.slo; assert 'torch' not in sys.modules"
+    code = "import sys, frontier.study.slo; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -1,31 +1,42 @@
-"""The stored numbers of a study: one value per trial, and the study around them.
+"""The numbers of a study: one value per trial and stage, the study around them, verdicts.
 
 Reports, fits and comparisons read only these values, so they can be rebuilt from a
 saved ``summary.json`` without torch, Optuna or the model. Fractions, not percentages:
 ``mlp_removed=0.3`` means 30% of the MLP parameters are gone.
+
+The verdicts are defined here once, for every reader (CLI, report, compare, verify):
+
+- a point's SLO *violations* are Optuna constraint values (SLO text -> value, > 0
+  violated, None not measured): the trial's constraints for search-time figures, the
+  final record's ``violations`` for held-out ones (see :mod:`frontier.study.schema`);
+- :attr:`TrialPoint.missed`: the SLOs a point misses, an unmeasured one included;
+- :func:`nearest`: the trial closest to meeting every SLO (see there);
+- a trial's *figures to believe* are its held-out (final) ones when it has them, else
+  its search-time ones (:meth:`StudySummary.figures_for`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, cast
 
 from frontier.errors import FrontierError
-from objectives.slo import SLO, TaskScore, TrialMetrics, parse_slos
+from frontier.study.slo import SLO, TaskScore, TrialMetrics, parse_slos
 
 __all__ = [
     "SUMMARY_FORMAT",
     "Stage",
     "StudySummary",
     "TrialPoint",
+    "feasible",
     "mean_retention",
+    "nearest",
+    "point_metrics",
+    "ranked_by_nearness",
     "retention",
-    "synthetic_summary",
-    "trial_metrics",
-    "violated",
+    "slo_violations",
 ]
 
 SUMMARY_FORMAT = 1
@@ -39,8 +50,13 @@ class TrialPoint:
 
     ``stage`` says which figures these are: ``search`` (what the sampler saw) or ``final``
     (the Pareto set re-measured at report fidelity: held-out text, report documents).
-    ``loss`` and ``ppl_ratio`` are None when the trial never got that far (staged
-    evaluation stops at the first violated SLO); ``tasks`` then lacks the tasks not run.
+    ``loss`` and ``ppl_ratio`` are None when not measured (a KL search has no perplexity);
+    ``tasks`` lacks the tasks not run (staged evaluation skips them for a trial that
+    misses a cheap SLO or is dominated on size and the cheap signal).
+    ``violations`` maps each SLO (canonical text) to its constraint value on these
+    figures: > 0 violated, None not measured. ``feasible`` is the study's verdict: for
+    search figures Optuna's (a complete trial with no violated constraint), for final
+    ones the final record's (every SLO measured and met).
     """
 
     number: int
@@ -55,11 +71,15 @@ class TrialPoint:
     widths: tuple[int, ...]
     full: tuple[int, ...]
     stage: Stage
+    violations: Mapping[str, float | None] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", {str(k).lower(): float(v) for k, v in self.tasks.items()})
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "full", tuple(int(f) for f in self.full))
+        object.__setattr__(
+            self, "violations", {str(k): _opt_float(v) for k, v in self.violations.items()}
+        )
         if not 0.0 <= self.mlp_removed < 1.0:
             raise FrontierError(
                 f"trial {self.number}: mlp_removed must be a fraction in [0, 1), "
@@ -86,7 +106,32 @@ class TrialPoint:
             "widths": list(self.widths),
             "full": list(self.full),
             "stage": self.stage,
+            "violations": dict(self.violations),
         }
+
+    # -- verdicts -----------------------------------------------------------------------
+    @property
+    def missed(self) -> tuple[str, ...]:
+        """The SLOs these figures miss, in SLO order; an SLO not measured counts as missed
+        (``"tasks>=90% (not measured)"``), as in the search, where such a trial is never
+        feasible."""
+        return tuple(
+            slo if v is not None else f"{slo} (not measured)"
+            for slo, v in self.violations.items()
+            if v is None or v > 0
+        )
+
+    @property
+    def worst_violation(self) -> float | None:
+        """The largest violation over the measured SLOs (0 when all are met), or None
+        when no SLO was measured."""
+        known = [max(v, 0.0) for v in self.violations.values() if v is not None]
+        return max(known) if known else None
+
+    @property
+    def total_violation(self) -> float:
+        """The sum of violations over the measured SLOs (met ones count 0)."""
+        return sum(max(v, 0.0) for v in self.violations.values() if v is not None)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialPoint:
@@ -103,6 +148,7 @@ class TrialPoint:
             widths=tuple(data["widths"]),
             full=tuple(data["full"]),
             stage=cast(Stage, data["stage"]),
+            violations=dict(data.get("violations") or {}),
         )
 
 
@@ -134,10 +180,18 @@ class StudySummary:
                 self, name, {str(k).lower(): float(v) for k, v in getattr(self, name).items()}
             )
         object.__setattr__(self, "slos", tuple(self.slos))
-        object.__setattr__(self, "points", tuple(self.points))
-        object.__setattr__(self, "final", tuple(self.final))
         object.__setattr__(self, "protocol", dict(self.protocol))
-        parse_slos(self.slos)  # a typo in a stored SLO is caught here, not in a report
+        slos = parse_slos(self.slos)  # a typo in a stored SLO is caught here, not in a report
+        # Points without recorded verdicts (a summary written before they were stored, a
+        # hand-made one) get them from their figures, with the same SLO arithmetic.
+        for name in ("points", "final"):
+            points = tuple(
+                p
+                if p.violations or not slos
+                else replace(p, violations=slo_violations(p, self.baselines_for(p), slos))
+                for p in getattr(self, name)
+            )
+            object.__setattr__(self, name, points)
 
     # -- views --------------------------------------------------------------------------
     def baselines_for(self, point: TrialPoint) -> Mapping[str, float]:
@@ -168,6 +222,20 @@ class StudySummary:
 
     def search_for(self, number: int) -> TrialPoint | None:
         return next((p for p in self.points if p.number == number), None)
+
+    def figures_for(self, number: int) -> TrialPoint | None:
+        """Trial ``number``'s figures to believe: held-out when measured, else search-time."""
+        return self.final_for(number) or self.search_for(number)
+
+    def believed(self) -> tuple[TrialPoint, ...]:
+        """Every trial's figures to believe, by trial number."""
+        numbers = sorted({p.number for p in (*self.points, *self.final)})
+        return tuple(p for n in numbers if (p := self.figures_for(n)) is not None)
+
+    @property
+    def nearest(self) -> TrialPoint | None:
+        """The trial closest to meeting every SLO (:func:`nearest`), on believed figures."""
+        return nearest(self.believed())
 
     @property
     def task_names(self) -> tuple[str, ...]:
@@ -257,8 +325,8 @@ def mean_retention(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> fl
     return sum(ret[t] for t in wanted) / len(wanted)
 
 
-def trial_metrics(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> TrialMetrics:
-    """The point as the SLO language reads it, so feasibility can be re-checked."""
+def point_metrics(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> TrialMetrics:
+    """The point's figures as the SLO language reads them, so SLOs can be re-checked."""
     return TrialMetrics(
         ppl_ratio=point.ppl_ratio,
         params_kept=1.0 - point.params_removed,
@@ -267,151 +335,51 @@ def trial_metrics(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> Tri
     )
 
 
-def violated(
+def feasible(violations: Mapping[str, float | None]) -> bool:
+    """Every SLO in ``violations`` measured and met (constraint value <= 0).
+
+    The one verdict on a set of figures: the search's on a complete trial's constraints
+    (which hold every SLO once it is complete), the final one on held-out figures.
+    """
+    return all(v is not None and v <= 0 for v in violations.values())
+
+
+def slo_violations(
     point: TrialPoint, baseline_tasks: Mapping[str, float], slos: Iterable[SLO]
-) -> list[str]:
-    """The SLOs the point misses, as text; an SLO whose figure was not measured counts as
-    missed, as in the search (a trial stopped before its tasks ran is not feasible)."""
-    metrics = trial_metrics(point, baseline_tasks)
-    out = []
-    for slo in slos:
-        v = slo.violation(metrics)
-        if v is None or v > 0:
-            out.append(str(slo) if v is not None else f"{slo} (not measured)")
-    return out
+) -> dict[str, float | None]:
+    """Each SLO's constraint value on the point's figures (None: not measured).
+
+    For points whose verdicts were not recorded; a study's own points carry the values
+    the search recorded (KL, which a point has no figure for, among them).
+    """
+    metrics = point_metrics(point, baseline_tasks)
+    return {str(slo): slo.violation(metrics) for slo in slos}
+
+
+def ranked_by_nearness(points: Iterable[TrialPoint]) -> list[TrialPoint]:
+    """Points with at least one measured SLO, nearest to meeting every SLO first.
+
+    The order: the smallest largest violation (constraint values are scaled by their
+    thresholds, so SLOs in different units compare), ties to the smaller summed
+    violation, then to fewer parameters kept, then to the lower trial number. SLOs not
+    measured are left out of both sums (a value that does not exist is not guessed).
+    """
+    measured = [p for p in points if p.worst_violation is not None]
+    return sorted(
+        measured,
+        key=lambda p: (p.worst_violation, p.total_violation, -p.params_removed, p.number),
+    )
+
+
+def nearest(points: Iterable[TrialPoint]) -> TrialPoint | None:
+    """The point nearest to meeting every SLO (see :func:`ranked_by_nearness`), or None.
+
+    Pass each trial's figures to believe (:meth:`StudySummary.believed`): the CLI, the
+    report and the runner all do, so they name the same trial.
+    """
+    ranked = ranked_by_nearness(points)
+    return ranked[0] if ranked else None
 
 
 def _opt_float(x: Any) -> float | None:
     return None if x is None else float(x)
-
-
-def synthetic_summary(
-    *,
-    name: str = "synthetic",
-    model: str = "synthetic-12l",
-    n_trials: int = 40,
-    n_layers: int = 12,
-    width: int = 1536,
-    loss_law: tuple[float, float, float] = (2.6, 0.6, 2.4),
-    tasks: Mapping[str, tuple[float, float]] | None = None,
-    slos: tuple[str, ...] = ("ppl<1.6", "tasks>=90%"),
-    noise: float = 0.004,
-    seed: int = 0,
-    final: bool = True,
-) -> StudySummary:
-    """A deterministic made-up study with known laws, for tests, docs and demos.
-
-    Loss follows ``L0 + a·r + b·r²`` (``loss_law``) and each task ``A0 − c·r`` (``tasks``:
-    name -> (A0, c)) in r = MLP fraction removed, plus Gaussian noise of sd ``noise``.
-    Tasks are only "measured" on trials within 2x the ppl bound, as a staged search would;
-    feasibility, the Pareto set (most removed vs lowest ppl ratio among feasible trials)
-    and the chosen point (most removed on it) follow from the SLOs.
-    """
-    import numpy as np  # local: the data contract itself needs no numpy
-
-    rng = np.random.default_rng(seed)
-    laws = (
-        dict(tasks)
-        if tasks is not None
-        else {"arc_easy": (0.70, 0.45), "hellaswag": (0.42, 0.20), "piqa": (0.72, 0.25)}
-    )
-    l0, a, b = loss_law
-    full = (width,) * n_layers
-    parsed: tuple[SLO, ...] = parse_slos(slos)
-    ppl_cap = min((s.threshold for s in parsed if s.metric == "ppl"), default=math.inf)
-    base_tasks = {t: a0 for t, (a0, _) in laws.items()}
-
-    def measure(widths: tuple[int, ...], number: int, stage: Stage, shift: float) -> TrialPoint:
-        r = 1.0 - sum(widths) / sum(full)
-        loss = l0 + shift + a * r + b * r * r + float(rng.normal(0, noise))
-        ratio = math.exp(loss - l0 - shift)
-        measured = ratio <= 2 * ppl_cap or stage == "final"
-        accs = (
-            {t: a0 - c * r + float(rng.normal(0, noise)) for t, (a0, c) in laws.items()}
-            if measured
-            else {}
-        )
-        return TrialPoint(
-            number=number,
-            mlp_removed=r,
-            params_removed=0.62 * r,  # MLPs are ~62% of a small Llama's parameters
-            loss=loss,
-            ppl_ratio=ratio,
-            tasks=accs,
-            feasible=False,
-            pareto=False,
-            chosen=False,
-            widths=widths,
-            full=full,
-            stage=stage,
-        )
-
-    raw = []
-    for i in range(n_trials):
-        keep = rng.uniform(0.35, 1.0, n_layers) ** rng.uniform(0.3, 1.5)
-        widths = tuple(max(8, int(np.rint(k * width / 8)) * 8) for k in keep)
-        raw.append(measure(widths, i, "search", 0.0))
-
-    def ok(p: TrialPoint) -> bool:
-        return not violated(p, base_tasks, parsed)
-
-    feasible = [p for p in raw if ok(p)]
-    front = [
-        p
-        for p in feasible
-        if not any(
-            q.mlp_removed >= p.mlp_removed
-            and (q.ppl_ratio or math.inf) <= (p.ppl_ratio or math.inf)
-            and (q.mlp_removed, q.ppl_ratio) != (p.mlp_removed, p.ppl_ratio)
-            for q in feasible
-        )
-    ]
-    chosen = max(front, key=lambda p: p.mlp_removed).number if front else None
-    front_ids = {p.number for p in front}
-    points = tuple(
-        replace(p, feasible=ok(p), pareto=p.number in front_ids, chosen=p.number == chosen)
-        for p in raw
-    )
-    finals: tuple[TrialPoint, ...] = ()
-    if final:
-        # Held-out text: a slightly higher unpruned loss, the same law.
-        finals = tuple(
-            replace(
-                f := measure(p.widths, p.number, "final", 0.05),
-                feasible=ok(f),
-                pareto=True,
-                chosen=p.chosen,
-            )
-            for p in points
-            if p.pareto
-        )
-    return StudySummary(
-        name=name,
-        model=model,
-        baseline_loss=l0,
-        baseline_ppl=math.exp(l0),
-        baseline_tasks=base_tasks,
-        slos=slos,
-        points=points,
-        final=finals,
-        protocol={
-            "search_text": {
-                "source": "hf:wikitext:wikitext-2-raw-v1",
-                "role": "search",
-                "tokens": 32768,
-            },
-            "report_text": {
-                "source": "hf:wikitext:wikitext-2-raw-v1",
-                "role": "test",
-                "tokens": 262144,
-            },
-            "context_length": 1024,
-            "tasks": sorted(laws),
-            "docs": {"search": 200, "report": 1000},
-            "lm_eval_version": "0.4.9",
-            "sampler": "TPESampler(seed=0, multivariate=True)",
-            "trials": n_trials,
-            "wall_time_s": 1234.5,
-            "synthetic": True,
-        },
-    )

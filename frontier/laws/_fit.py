@@ -1,52 +1,19 @@
-"""Compression laws: how loss and accuracy move with the fraction removed, fitted to trials.
+"""The fitting maths: three law forms, least squares with confidence intervals, SLO limits.
 
-Three forms, in ``r`` = fraction removed (of the MLP parameters by default):
-
-* ``quadratic``  L(r) = L0 + a·r + b·r²        ordinary least squares
-* ``power``      L(r) = L0·(1 + r)^β            the compression-laws form (arXiv 2504.04342),
-                                                 nonlinear least squares
-* ``linear``     A(r) = A0 − c·r                 per task accuracy, mean accuracy, retention
-
-Every fit reports its coefficients with 95% confidence intervals (t-distribution on the
-residual degrees of freedom), R² and AIC. From a fit and an SLO, :func:`max_compression`
-gives the largest r up to which the fitted curve meets the SLO. A fit that cannot be made
-(too few points, no spread in r, a constant or non-finite target, a failed optimiser) is a
-:class:`FitResult` with ``ok=False`` and the reason, never numbers.
-
-Pure numpy/scipy on stored numbers: no torch.
+Pure numpy/scipy on arrays; :mod:`frontier.laws._study` applies them to a study.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 from scipy import optimize, stats
-
-from frontier.points import Stage, StudySummary, TrialPoint, mean_retention
-from objectives.slo import SLO
-
-__all__ = [
-    "AIC_TIE",
-    "Axis",
-    "Coef",
-    "FitResult",
-    "Form",
-    "LimitStatus",
-    "MaxCompression",
-    "StudyFits",
-    "fit_linear",
-    "fit_power",
-    "fit_quadratic",
-    "fit_study",
-    "max_compression",
-    "removed",
-]
 
 Form = Literal["quadratic", "power", "linear"]
 Axis = Literal["mlp", "params"]
@@ -145,50 +112,6 @@ class MaxCompression:
             extra = " (extrapolated beyond the data)" if self.extrapolated else ""
             return f"{self.slo}: met up to {100 * self.r:.1f}% removed by the {self.fit} fit{extra}"
         return f"{self.slo} ({self.fit}): {self.status}: {self.reason}"
-
-
-@dataclass(frozen=True)
-class StudyFits:
-    """Every law fitted to one study, and what each predicts for the study's SLOs."""
-
-    x: Axis
-    stage: Stage
-    loss_quadratic: FitResult
-    loss_power: FitResult
-    tasks: Mapping[str, FitResult] = field(default_factory=dict)
-    mean_acc: FitResult | None = None
-    retention: FitResult | None = None
-    limits: tuple[MaxCompression, ...] = ()
-    baseline_loss: float | None = None
-
-    @property
-    def better_loss(self) -> Form | None:
-        """The loss form with the lower AIC, None if either fit failed."""
-        q, p = self.loss_quadratic, self.loss_power
-        if not (q.ok and p.ok) or q.aic is None or p.aic is None:
-            return None
-        return "quadratic" if q.aic < p.aic else "power"
-
-    def loss_verdict(self) -> str:
-        """Which loss form fits better by AIC, in words."""
-        q, p = self.loss_quadratic, self.loss_power
-        if q.ok and p.ok and q.aic is not None and p.aic is not None:
-            delta = abs(q.aic - p.aic)
-            best = self.better_loss
-            if delta < AIC_TIE:
-                return f"quadratic and power law fit equally well (ΔAIC = {delta:.1f} < {AIC_TIE})"
-            return f"{best} fits better (ΔAIC = {delta:.1f})"
-        if q.ok or p.ok:
-            good, bad = (q, p) if q.ok else (p, q)
-            return f"only the {good.form} fit succeeded ({bad.form}: {bad.reason})"
-        return f"neither loss fit succeeded ({q.reason}; {p.reason})"
-
-    def describe(self) -> str:
-        n_tasks = sum(f.ok for f in self.tasks.values())
-        return (
-            f"{self.stage} fits vs {self.x} removed: {self.loss_verdict()}; "
-            f"{n_tasks}/{len(self.tasks)} task lines fitted; {len(self.limits)} SLO limits"
-        )
 
 
 # -- the model functions ----------------------------------------------------------------
@@ -434,185 +357,3 @@ def max_compression(
     root = float(optimize.brentq(margin, grid[i - 1], grid[i], xtol=1e-12))
     hi_data = fit.r_range[1] if fit.r_range is not None else hi
     return MaxCompression(slo, label, "limit", r=root, extrapolated=root > hi_data)
-
-
-def _loss_bound(slo: SLO, baseline_loss: float) -> float:
-    # ppl ratio = exp(L − L_base), so ppl < t  <=>  L < L_base + ln t.
-    return baseline_loss + math.log(slo.threshold)
-
-
-def _limits_for(
-    slo: SLO,
-    fits: StudyFits,
-    baseline_tasks: Mapping[str, float],
-) -> list[MaxCompression]:
-    text = str(slo)
-    if slo.metric == "ppl":
-        assert fits.baseline_loss is not None
-        bound = _loss_bound(slo, fits.baseline_loss)
-        return [
-            max_compression(f, bound, upper=True, slo=text)
-            for f in (fits.loss_quadratic, fits.loss_power)
-        ]
-    if slo.metric in ("params", "mlp"):
-        return [
-            MaxCompression(
-                text,
-                "-",
-                "n/a",
-                reason=(
-                    f"a size bound: it asks for at least {100 - slo.threshold:.4g}% of the "
-                    f"{'MLP ' if slo.metric == 'mlp' else ''}parameters removed, no maximum"
-                ),
-            )
-        ]
-    if slo.metric == "kl":
-        return [MaxCompression(text, "-", "n/a", reason="KL divergence is not fitted")]
-    if slo.metric == "tasks":
-        fit = fits.retention if slo.relative else fits.mean_acc
-        bound = slo.threshold / 100 if slo.relative else slo.threshold
-        if fit is None:
-            return [MaxCompression(text, "-", "n/a", reason="no task was measured")]
-        return [max_compression(fit, bound, upper=False, slo=text)]
-    task_fit = fits.tasks.get(slo.metric)
-    if task_fit is None:
-        return [MaxCompression(text, "-", "n/a", reason=f"task {slo.metric} was not measured")]
-    if slo.relative:
-        base = baseline_tasks.get(slo.metric)
-        if base is None:
-            return [MaxCompression(text, "-", "n/a", reason=f"no baseline for {slo.metric}")]
-        return [max_compression(task_fit, slo.threshold / 100 * base, upper=False, slo=text)]
-    return [max_compression(task_fit, slo.threshold, upper=False, slo=text)]
-
-
-# -- a whole study ------------------------------------------------------------------------
-def removed(point: TrialPoint, x: Axis) -> float:
-    """The point's fraction removed on axis ``x``."""
-    return point.mlp_removed if x == "mlp" else point.params_removed
-
-
-def _series(
-    points: Sequence[TrialPoint], x: Axis, value: Callable[[TrialPoint], float | None]
-) -> tuple[FloatArray, FloatArray, str | None]:
-    """(r, y) over points where ``value`` is measured and finite; a note on what was dropped.
-
-    Unmeasured (None) values are simply absent; non-finite ones (a broken model's loss)
-    are dropped and counted, since one inf would otherwise sink the whole fit.
-    """
-    rs: list[float] = []
-    ys: list[float] = []
-    dropped = 0
-    for p in points:
-        v = value(p)
-        if v is None:
-            continue
-        if not math.isfinite(v):
-            dropped += 1
-            continue
-        rs.append(removed(p, x))
-        ys.append(v)
-    note = f"{dropped} point(s) with a non-finite value left out" if dropped else None
-    return np.array(rs, dtype=float), np.array(ys, dtype=float), note
-
-
-def _task_accuracy(task: str) -> Callable[[TrialPoint], float | None]:
-    return lambda p: p.tasks.get(task)
-
-
-def _mean_acc(point: TrialPoint, names: Sequence[str]) -> float | None:
-    if not names or any(t not in point.tasks for t in names):
-        return None
-    return sum(point.tasks[t] for t in names) / len(names)
-
-
-def _baseline_loss_for(summary: StudySummary, points: Sequence[TrialPoint], stage: Stage) -> float:
-    """The unpruned loss on the same text as ``points``' loss.
-
-    Final points are on held-out text, whose unpruned loss follows from any final point
-    as ``loss − ln(ppl ratio)``; the median guards against rounding in stored figures.
-    """
-    if stage == "search":
-        return summary.baseline_loss
-    implied = [
-        p.loss - math.log(p.ppl_ratio)
-        for p in points
-        if p.loss is not None
-        and p.ppl_ratio is not None
-        and math.isfinite(p.loss)
-        and math.isfinite(p.ppl_ratio)
-        and p.ppl_ratio > 0
-    ]
-    return float(np.median(implied)) if implied else summary.baseline_loss
-
-
-def _baseline_point(summary: StudySummary, full: tuple[int, ...]) -> TrialPoint:
-    return TrialPoint(
-        number=-1,
-        mlp_removed=0.0,
-        params_removed=0.0,
-        loss=summary.baseline_loss,
-        ppl_ratio=1.0,
-        tasks=summary.baseline_tasks,
-        feasible=True,
-        pareto=False,
-        chosen=False,
-        widths=full,
-        full=full,
-        stage="search",
-    )
-
-
-def fit_study(
-    summary: StudySummary,
-    *,
-    x: Axis = "mlp",
-    stage: Stage = "search",
-    include_baseline: bool = True,
-) -> StudyFits:
-    """Fit every law to a study's points and solve each SLO for its largest compression.
-
-    ``stage="search"`` uses every trial's search-time figures (many points, the SLOs'
-    own text); ``"final"`` the report-fidelity re-measurements of the Pareto set.
-    ``include_baseline`` adds the unpruned model as the point r = 0 (search stage only:
-    it was measured on the search text and documents). Samplers rarely propose r near 0,
-    and without it the intercepts, which the SLO bounds are relative to, float free.
-    """
-    points: tuple[TrialPoint, ...] = summary.points if stage == "search" else summary.final
-    base_loss = _baseline_loss_for(summary, points, stage)
-    base_tasks = (
-        summary.baseline_tasks_final
-        if stage == "final" and summary.baseline_tasks_final
-        else summary.baseline_tasks
-    )
-    if include_baseline and stage == "search" and points:
-        points = (_baseline_point(summary, points[0].full), *points)
-
-    r, y, note = _series(points, x, lambda p: p.loss)
-    quad = fit_quadratic(r, y, target="loss", x=x, note=note)
-    power = fit_power(r, y, target="loss", x=x, note=note)
-
-    tasks: dict[str, FitResult] = {}
-    for task in summary.task_names:
-        r, y, note = _series(points, x, _task_accuracy(task))
-        tasks[task] = fit_linear(r, y, target=task, x=x, note=note)
-
-    names = sorted(t for t, b in base_tasks.items() if b > 0)
-    mean_acc = ret = None
-    if names:
-        r, y, note = _series(points, x, lambda p: _mean_acc(p, names))
-        mean_acc = fit_linear(r, y, target="mean_acc", x=x, note=note)
-        r, y, note = _series(points, x, lambda p: mean_retention(p, base_tasks))
-        ret = fit_linear(r, y, target="retention", x=x, note=note)
-
-    fits = StudyFits(
-        x=x,
-        stage=stage,
-        loss_quadratic=quad,
-        loss_power=power,
-        tasks=tasks,
-        mean_acc=mean_acc,
-        retention=ret,
-        baseline_loss=base_loss,
-    )
-    limits = [lim for slo in summary.parsed_slos() for lim in _limits_for(slo, fits, base_tasks)]
-    return replace(fits, limits=tuple(limits))

@@ -17,7 +17,8 @@ from frontier.plots import (
     subtitle,
     text_label,
 )
-from frontier.points import StudySummary, synthetic_summary
+from frontier.study.summary import StudySummary
+from frontier.testing import synthetic_summary
 
 
 @pytest.fixture(scope="module")

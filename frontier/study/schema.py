@@ -1,0 +1,117 @@
+"""What a study stores in Optuna: the attribute keys and the records under them.
+
+A study is a plain Optuna study; frontier's own data live in user attributes, as JSON:
+
+============================  ======  ===================================================
+key                           on      value
+============================  ======  ===================================================
+``frontier:plan``             trial   the trial's :class:`~frontier.plan.Plan` (``to_dict``)
+``frontier:warm_start``       trial   the warm-start label (``uniform-0.75``, ...)
+``frontier:search``           trial   :class:`SearchRecord`: search-time figures
+``frontier:timing``           trial   :class:`TimingRecord`: seconds spent on the trial
+``frontier:screened``         trial   why tasks were not measured (a PRUNED trial)
+``frontier:failed``           trial   why evaluation failed (a FAIL trial: NaN)
+``frontier:spec``             study   the :class:`~frontier.search.spec.StudySpec` dict
+``frontier:fingerprint``      study   the spec's fingerprint (written last: set-up done)
+``frontier:model_fingerprint``study   the model's weight fingerprint
+``frontier:baseline``         study   the unpruned model's search-time measurements
+``frontier:baseline:report``  study   the unpruned model's held-out measurements
+``frontier:protocol``         study   how the numbers were measured (texts, versions, ...)
+``frontier:final:N``          study   :class:`FinalRecord` of trial N (held-out figures)
+============================  ======  ===================================================
+
+Final records sit on the study, not the trial, because a finished Optuna trial cannot be
+changed. The SLO verdicts of the search-time figures are the trial's Optuna constraints
+(``trial.constraints``: SLO text -> violation, > 0 violated), those of the final figures
+the record's ``violations``. Pure data: no Optuna, no torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+# -- trial attributes ----------------------------------------------------------------------
+ATTR_PLAN = "frontier:plan"
+ATTR_WARM = "frontier:warm_start"
+ATTR_SEARCH = "frontier:search"
+ATTR_TIMING = "frontier:timing"
+ATTR_SCREENED = "frontier:screened"
+ATTR_FAILED = "frontier:failed"
+#: What a trial *is* (kept when it is queued again); the other attributes are results.
+IDENTITY_ATTRS: tuple[str, ...] = (ATTR_PLAN, ATTR_WARM)
+
+# -- study attributes ----------------------------------------------------------------------
+ATTR_SPEC = "frontier:spec"
+ATTR_FINGERPRINT = "frontier:fingerprint"
+ATTR_MODEL_FINGERPRINT = "frontier:model_fingerprint"
+ATTR_BASELINE = "frontier:baseline"
+ATTR_BASELINE_REPORT = "frontier:baseline:report"
+ATTR_PROTOCOL = "frontier:protocol"
+ATTR_FINAL = "frontier:final"
+
+
+def final_key(number: int) -> str:
+    """The study attribute holding trial ``number``'s final record."""
+    return f"{ATTR_FINAL}:{number}"
+
+
+# -- records ---------------------------------------------------------------------------
+class TaskRecord(TypedDict, total=False):
+    """One task's figures as the tasks objective reports them."""
+
+    acc: float
+    baseline: float | None
+    retained: float | None
+
+
+class SearchRecord(TypedDict, total=False):
+    """A trial's figures (search-time under ``frontier:search``; also the base of final).
+
+    Fractions kept, not removed. ``ppl_ratio``/``ppl``/``nll`` when the figure is
+    perplexity, ``kl`` when it is KL; ``tasks``, ``mean_retained`` and ``mean_acc`` only
+    when tasks were measured. A non-finite float is stored as None (NaN) or "inf"/"-inf".
+    """
+
+    params_kept: float
+    mlp_kept: float
+    total_params: float | None
+    ppl_ratio: float | str | None
+    ppl: float | str | None
+    nll: float | str | None
+    kl: float | str | None
+    tasks: dict[str, TaskRecord]
+    mean_retained: float | str | None
+    mean_acc: float | str | None
+
+
+class FinalRecord(SearchRecord, total=False):
+    """Held-out figures of a Pareto trial, with their SLO verdicts.
+
+    ``violations``: SLO text -> constraint value (> 0 violated; None not measured; an SLO
+    without a held-out counterpart, KL, keeps its search-time value). ``feasible``: every
+    SLO has a value and none is violated.
+    """
+
+    violations: dict[str, float | None]
+    feasible: bool
+    # held-out perplexity on each of the spec's check_texts: source -> {ppl_ratio, ppl}
+    check_texts: dict[str, dict[str, Any]]
+
+
+class TimingRecord(TypedDict):
+    """Seconds a trial took: in all, in forward passes, in surgery."""
+
+    total: float
+    forward: float
+    surgery: float
+
+
+class BaselineMeasurement(TypedDict, total=False):
+    """One objective's measurement of the unpruned model (``frontier:baseline`` values)."""
+
+    name: str
+    direction: str
+    value: float
+    raw: float | None
+    baseline: float | None
+    details: dict[str, Any]
