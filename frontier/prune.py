@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontier.importance import calibrate
-from frontier.models import LoadedModel
-from frontier.operator import PruningOperator
 from frontier.plan import Plan
 from frontier.surgery import count_mlp_parameters, count_parameters
+
+if TYPE_CHECKING:
+    from frontier.models import LoadedModel
 
 
 @dataclass(frozen=True)
@@ -42,20 +44,37 @@ class PruneResult:
         return self.ppl_after / self.ppl_before
 
 
-def prune_once(
-    lm: LoadedModel,
+def prune(
+    model: LoadedModel | str,
     keep: float,
     *,
     criterion: str = "obs",
     calibration: CalibrationSpec | None = None,
+    text: str = "wiki-sample",
     eval_tokens: int = 4096,
     compensate: bool = False,
     refit: bool = True,
+    trust_remote_code: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> PruneResult:
-    """Keep ``keep`` of every layer's MLP neurons and report perplexity on report text."""
+    """Keep ``keep`` of every layer's MLP neurons and report perplexity on report text.
+
+    ``model`` is a loaded model or anything :func:`~frontier.models.load_model` takes.
+    ``calibration.text`` is what the scores are computed on, ``text`` what perplexity is
+    measured on (the report part of it, disjoint from the calibration part).
+    """
+    from frontier.models import load_model
+    from frontier.operator import PruningOperator
     from objectives.perplexity import Perplexity
 
+    say = progress or (lambda _msg: None)
+    lm = (
+        load_model(model, trust_remote_code=trust_remote_code, progress=progress)
+        if isinstance(model, str)
+        else model
+    )
     cal = calibration or CalibrationSpec()
+    say(f"scoring {lm.name} with '{criterion}' and pruning to keep {keep:.0%}")
     times: dict[str, float] = {}
     t = time.perf_counter()
     scores = calibrate(
@@ -68,7 +87,7 @@ def prune_once(
         grams=refit,
     )
     times["scores"] = time.perf_counter() - t
-    ppl = Perplexity(text=cal.text, role="report", n_tokens=eval_tokens)
+    ppl = Perplexity(text=text, role="report", n_tokens=eval_tokens)
     t = time.perf_counter()
     ppl.prepare(lm)
     times["baseline"] = time.perf_counter() - t

@@ -83,7 +83,7 @@ def small_spec(model: Any, storage: str, **overrides: Any) -> Any:
     return StudySpec.from_dict({**base, **overrides})
 
 
-# The same settings as `frontier find` flags (those the CLI has).
+# Some of the same settings as `frontier find` flags (what the reliability tests' studies use).
 SMALL_STUDY_FLAGS: list[str] = [
     arg
     for key in ("search_tokens", "report_tokens", "seq_len", "calibration_tokens")

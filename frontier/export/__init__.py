@@ -10,6 +10,10 @@ weights bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from frontier.export._export import ExportResult, apply_compression, export_model
 from frontier.export._gguf import GGUF_TYPES, GGUFType, GGUFWritten, LlamaCppCheck
 from frontier.export._load import load_pruned
@@ -23,6 +27,44 @@ from frontier.export._record import (
     read_record,
 )
 
+if TYPE_CHECKING:
+    from frontier.models import LoadedModel
+
+
+def apply(
+    source: Path | str,
+    model: LoadedModel | str,
+    out: Path | str,
+    *,
+    format: ExportFormat | None = None,
+    dtype: ExportDtype | None = None,
+    force: bool = False,
+    check_source: bool = True,
+    gguf_type: GGUFType | None = None,
+    trust_remote_code: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> ExportResult:
+    """``frontier apply``: :func:`apply_compression` of ``source`` (an export folder or
+    its ``compression.json``) to ``model`` (loaded, or anything ``load_model`` takes)."""
+    from frontier.models import load_model
+
+    lm = (
+        load_model(model, trust_remote_code=trust_remote_code, progress=progress)
+        if isinstance(model, str)
+        else model
+    )
+    return apply_compression(
+        source,
+        lm,
+        out,
+        format=format,
+        dtype=dtype,
+        force=force,
+        check_source=check_source,
+        gguf_type=gguf_type,
+    )
+
+
 __all__ = [
     "GGUF_TYPES",
     "RECORD_NAME",
@@ -35,6 +77,7 @@ __all__ = [
     "LlamaCppCheck",
     "Provenance",
     "SourceModel",
+    "apply",
     "apply_compression",
     "export_model",
     "load_pruned",

@@ -31,7 +31,7 @@ from frontier.laws._fit import (
     fit_quadratic,
     max_compression,
 )
-from frontier.laws._study import StudyFits, fit_study, removed
+from frontier.laws._study import StudyFits, fit, fit_study, removed
 
 __all__ = [
     "AIC_TIE",
@@ -42,6 +42,7 @@ __all__ = [
     "LimitStatus",
     "MaxCompression",
     "StudyFits",
+    "fit",
     "fit_linear",
     "fit_power",
     "fit_quadratic",

@@ -248,3 +248,10 @@ def fit_study(
     )
     limits = [lim for slo in summary.parsed_slos() for lim in _limits_for(slo, fits, base_tasks)]
     return replace(fits, limits=tuple(limits))
+
+
+def fit(summary: StudySummary, *, x: Axis = "mlp", all_trials: bool = False) -> StudyFits:
+    """``frontier fit``: :func:`fit_study` on the Pareto set's held-out figures, or on
+    every trial's search-time figures where ``all_trials`` or nothing was re-measured."""
+    stage: Stage = "search" if all_trials or not summary.final else "final"
+    return fit_study(summary, x=x, stage=stage)

@@ -79,6 +79,11 @@ ALIASES: dict[str, Alias] = {
 DEFAULT_ALIAS = "smollm2-135m"
 
 
+def list_models() -> list[Alias]:
+    """The built-in aliases (``frontier models list``); ``Alias.is_cached`` says which are here."""
+    return list(ALIASES.values())
+
+
 def _installed(part: Part) -> Path | None:
     spec = importlib.util.find_spec(part.module)
     if spec is None or not spec.submodule_search_locations:

@@ -7,6 +7,20 @@ without the model, the study database or torch. ``_writer`` writes the files,
 """
 
 from frontier.report._protocol import CHANCE, task_docs
-from frontier.report._writer import REPORT_FILES, render_report, write_report
+from frontier.report._writer import (
+    REPORT_FILES,
+    default_dir,
+    render_report,
+    report,
+    write_report,
+)
 
-__all__ = ["CHANCE", "REPORT_FILES", "render_report", "task_docs", "write_report"]
+__all__ = [
+    "CHANCE",
+    "REPORT_FILES",
+    "default_dir",
+    "render_report",
+    "report",
+    "task_docs",
+    "write_report",
+]

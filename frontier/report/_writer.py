@@ -33,6 +33,17 @@ REPORT_FILES = {
 }
 
 
+def report(summary: StudySummary, out_dir: Path | str | None = None) -> Path:
+    """``frontier report``: :func:`write_report` into ``out_dir``, by default
+    ``studies/results/STUDY``; return report.md's path."""
+    return write_report(summary, out_dir if out_dir is not None else default_dir(summary.name))
+
+
+def default_dir(study: str) -> Path:
+    """Where a study's report goes unless told otherwise."""
+    return Path("studies") / "results" / study
+
+
 def write_report(
     summary: StudySummary, out_dir: Path | str, *, fits: StudyFits | None = None, x: Axis = "mlp"
 ) -> Path:

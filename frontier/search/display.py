@@ -12,8 +12,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frontier.search import storage as st
+from frontier.search.progress import describe_best
 from frontier.study.read import StudyTrial
-from frontier.study.schema import ATTR_SEARCH
 
 
 def _pct(x: Any) -> str:
@@ -77,9 +77,12 @@ def widths_bars(row: StudyTrial, width: int = 40) -> list[str]:
 
 
 class LiveProgress:
-    """Optuna callback drawing trials done and left, best feasible compression, ETA."""
+    """Optuna callback drawing trials done and left, best feasible compression, ETA.
 
-    def __init__(self, console: Console, total: int) -> None:
+    ``total`` is the study's total (``None``: read from the stored spec on first use).
+    """
+
+    def __init__(self, console: Console, total: int | None) -> None:
         self.total = total
         self.console = console
         self.progress = Progress(
@@ -96,6 +99,8 @@ class LiveProgress:
         self.ran = 0
 
     def start(self, study: optuna.Study) -> None:
+        if self.total is None:
+            self.total = st.stored_spec(study).trials
         done = st.n_finished(study)
         self.task = self.progress.add_task("", total=self.total, completed=done, status="")
         self.progress.start()
@@ -104,15 +109,10 @@ class LiveProgress:
         self.progress.stop()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.task is None:
+            self.start(study)
         self.ran += 1
         done = st.n_finished(study)
         per = (time.perf_counter() - self.started) / self.ran
-        best = None
-        for t in study.best_trials:
-            mlp = t.user_attrs.get(ATTR_SEARCH, {}).get("mlp_kept")
-            if mlp is not None and (best is None or 1 - mlp > best):
-                best = 1 - mlp
-        status = f"{per:5.1f} s/trial  best feasible: " + (
-            f"{100 * best:.1f}% MLP removed" if best is not None else "none yet"
-        )
+        status = f"{per:5.1f} s/trial  {describe_best(study)}"
         self.progress.update(self.task, completed=done, status=status)

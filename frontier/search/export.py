@@ -35,6 +35,26 @@ def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
     return out
 
 
+def export(
+    study: optuna.Study,
+    trial: int | None,
+    out: Path | str,
+    *,
+    format: ExportFormat = "heterogeneous",
+    dtype: ExportDtype = "fp32",
+    force: bool = False,
+    gguf_type: GGUFType = "f32",
+) -> ExportResult:
+    """``frontier export``: :func:`export_trial` of trial ``trial``, by default the chosen
+    one (an error naming the nearest trial where the study has none)."""
+    from frontier.study.read import chosen_number
+
+    number = chosen_number(study) if trial is None else trial
+    return export_trial(
+        study, number, Path(out), format=format, dtype=dtype, force=force, gguf_type=gguf_type
+    )
+
+
 def export_trial(
     study: optuna.Study,
     number: int,

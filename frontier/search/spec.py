@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,56 +25,119 @@ EXECUTION_FIELDS = frozenset(
     {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points"}
 )
 
+
 # Fields added later, and the value that means what studies stored before them did.
 LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": []}
+
+
+def _field(default: Any, help: str, **cli: Any) -> Any:
+    """A spec field with its documentation; the CLI makes its flag from ``help`` (and
+    ``flag``, where the flag's name is not the field's)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+def field_help(name: str) -> str:
+    """The documentation of spec field ``name`` (the CLI's help text for its flag)."""
+    return str(_FIELDS[name].metadata["help"])
 
 
 @dataclass(frozen=True)
 class StudySpec:
     """What to search, how to measure it, and the SLOs that make a point acceptable."""
 
-    model: str = "smollm2-135m"
-    slos: tuple[str, ...] = ("ppl<2.0",)
-    study: str | None = None
-    storage: str | None = None
-    trust_remote_code: bool = False
+    model: str = _field(
+        "smollm2-135m", "the model: a built-in alias, a local folder, a .gguf file or a hub id"
+    )
+    slos: tuple[str, ...] = _field(
+        ("ppl<2.0",),
+        "an SLO, e.g. 'ppl<2.0', 'arc_easy>=90%', 'params<=80%' (repeat the flag to AND them)",
+        flag="--slo",
+    )
+    study: str | None = _field(None, "study name (default: the model's name)")
+    storage: str | None = _field(
+        None,
+        "Optuna storage URL (default: sqlite:///studies/STUDY.db; also postgresql://..., "
+        "journal:PATH)",
+    )
+    trust_remote_code: bool = _field(False, "let the model's own Python code run when loading it")
     # the pruning operator: which neurons go (criterion) and what the kept ones become
-    criterion: str = "obs"  # importance criterion ranking each layer's neurons
-    refit: bool = True  # refit the kept down-projection columns by ridge least squares
-    compensate: bool = False  # FLAP-style mean compensation instead (the older operator)
-    calibration_text: str = "wiki-sample"
-    calibration_tokens: int = 16384
-    calibration_seq_len: int = 512
+    criterion: str = _field(
+        "obs",
+        "importance criterion ranking each layer's neurons: obs, energy, activation, "
+        "fluctuation, magnitude or random",
+    )
+    refit: bool = _field(
+        True,
+        "refit the kept down-projection columns by ridge least squares on the calibration "
+        "activations (off: the old operator)",
+    )
+    compensate: bool = _field(
+        False,
+        "the old operator's FLAP mean compensation into the down bias (needs --no-refit; "
+        "the refit subsumes it; compensated plans do not export)",
+    )
+    calibration_text: str = _field(
+        "wiki-sample",
+        "calibration text for the importance scores: wiki-sample, file:PATH or hf:NAME[:CONFIG]",
+    )
+    calibration_tokens: int = _field(16384, "calibration tokens for the importance scores")
+    calibration_seq_len: int = _field(512, "tokens per calibration sequence")
     # evaluation text (search-time and final report use disjoint parts)
-    text: str = "wiki-sample"
-    search_metric: Literal["ppl", "kl"] = "ppl"
-    search_tokens: int = 2048
-    report_tokens: int = 16384
-    report_points: int = 12  # Pareto trials re-measured on held-out data at most
-    # other text sources whose held-out perplexity ratio the final re-measurement adds
-    check_texts: tuple[str, ...] = ()
-    seq_len: int | None = None
+    text: str = _field(
+        "wiki-sample",
+        "evaluation text (perplexity, KL): wiki-sample, file:PATH or hf:NAME[:CONFIG]; "
+        "search-time and held-out report figures use disjoint parts of it",
+    )
+    search_metric: Literal["ppl", "kl"] = _field(
+        "ppl", "the cheap signal every trial gets: perplexity ratio or KL divergence"
+    )
+    search_tokens: int = _field(2048, "evaluation tokens per trial at search time")
+    report_tokens: int = _field(16384, "held-out evaluation tokens for the final report")
+    report_points: int = _field(12, "Pareto trials re-measured on held-out data, at most")
+    check_texts: tuple[str, ...] = _field(
+        (),
+        "another text source (file:PATH, hf:NAME[:CONFIG]) whose held-out perplexity ratio "
+        "the final re-measurement adds (repeat the flag for several)",
+        flag="--check-text",
+    )
+    seq_len: int | None = _field(
+        None, "tokens per evaluation window (default: 1024 or the model's maximum if smaller)"
+    )
     # lm-eval tasks
-    tasks: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = _field(
+        (), "lm-eval tasks, comma-separated or repeated (e.g. arc_easy,hellaswag)"
+    )
     # documents per requested task (a group's, e.g. mmlu's, spread over its subtasks); a
     # table {task = n, default = n} gives tasks their own counts
-    task_docs: int | dict[str, int] = 100
-    report_docs: int | dict[str, int] | None = 500
-    subtasks: int | None = None  # a seeded choice of this many subtasks per group (mmlu)
-    task_batch_size: int = 16
+    task_docs: int | dict[str, int] = _field(
+        100, "documents per task at search time (a seeded subset; a TOML table sets it per task)"
+    )
+    report_docs: int | dict[str, int] | None = _field(
+        500, "documents per task for the final report, disjoint from the search's"
+    )
+    subtasks: int | None = _field(
+        None, "evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)"
+    )
+    task_batch_size: int = _field(16, "lm-eval batch size")
     # search space
-    min_keep: float = 0.2
-    max_keep: float = 1.0
-    step: float = 0.025
-    groups: int | None = None
-    multiple: int = 8
+    min_keep: float = _field(0.2, "smallest keep ratio of a layer, as a fraction or percentage")
+    max_keep: float = _field(1.0, "largest keep ratio of a layer, as a fraction or percentage")
+    step: float = _field(0.025, "grid step of the keep ratios, as a fraction or percentage")
+    groups: int | None = _field(
+        None, "tie contiguous layers into this many groups (default: one ratio per layer)"
+    )
+    multiple: int = _field(8, "round every layer's width to a multiple of this")
     # budget and sampler
-    sampler: SamplerName = "tpe"
-    trials: int = 100
-    timeout: float | None = None
-    seed: int = 0
-    warm_start: bool = True
-    threads: int | None = None
+    sampler: SamplerName = _field("tpe", "Optuna sampler")
+    trials: int = _field(100, "total trials of the study (a resumed study runs only the rest)")
+    timeout: float | None = _field(None, "wall-time limit in seconds")
+    seed: int = _field(0, "the sampler's seed")
+    warm_start: bool = _field(
+        True, "begin with uniform and global-threshold baseline plans before sampling"
+    )
+    threads: int | None = _field(
+        None, "torch CPU threads (default: $FRONTIER_THREADS or torch's choice)"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "slos", tuple(self.slos))
@@ -200,3 +263,6 @@ class StudySpec:
         if self.storage:
             return self.storage
         return f"sqlite:///studies/{self.study_name}.db"
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}

@@ -155,6 +155,12 @@ def _redact(url: str) -> str:
     return url
 
 
+def load_study(name: str, storage: str | None = None) -> optuna.Study:
+    """Open the existing study ``name`` in ``storage`` (default: its SQLite file under
+    ``studies/``, where ``frontier find`` puts it)."""
+    return load_existing(name, storage or StudySpec(study=name).storage_url)
+
+
 def load_existing(name: str, url: str) -> optuna.Study:
     """Open a study that must already exist; a missing SQLite file is not created."""
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":

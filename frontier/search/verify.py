@@ -143,3 +143,6 @@ def verify_export(
         parameters=count_parameters(lm.model),
         checks=tuple(checks),
     )
+
+
+verify = verify_export  # ``frontier verify``

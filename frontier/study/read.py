@@ -38,11 +38,15 @@ from frontier.study.summary import Stage, StudySummary, TrialPoint, feasible, ne
 __all__ = [
     "StudyTrial",
     "choose",
+    "chosen_number",
+    "chosen_trial",
     "final_record",
     "nearest_trial",
+    "pareto",
     "read_summary",
     "read_trial",
     "read_trials",
+    "show",
 ]
 
 
@@ -266,6 +270,30 @@ def nearest_trial(study: optuna.Study) -> StudyTrial | None:
     by_number = {t.number: t for t in trials}
     point = nearest(t.figures for t in trials if t.figures is not None)
     return None if point is None else by_number[point.number]
+
+
+def pareto(study: optuna.Study, *, all_trials: bool = False) -> list[StudyTrial]:
+    """``frontier pareto``: the search-time Pareto set (``all_trials``: every trial)."""
+    return read_trials(study, pareto_only=not all_trials)
+
+
+def show(study: optuna.Study, trial: int | None = None) -> StudyTrial:
+    """``frontier show``: trial ``trial``, by default the chosen trial."""
+    return read_trial(study, chosen_number(study) if trial is None else trial)
+
+
+def chosen_number(study: optuna.Study) -> int:
+    """The chosen trial's number; an error naming the nearest trial where none is chosen."""
+    t = choose(study)
+    if t is not None:
+        return t.number
+    near = nearest_trial(study)
+    raise FrontierError(
+        f"study {study.study_name!r} has no chosen trial (none meets every SLO on held-out "
+        "figures)"
+        + (f"; the nearest is trial {near.number}" if near is not None else "")
+        + "; pass a trial number after the study's name"
+    )
 
 
 # -- the whole study -------------------------------------------------------------------------

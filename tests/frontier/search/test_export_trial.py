@@ -35,7 +35,6 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
         main(
             [
                 "apply",
-                "--config",
                 str(out / "compression.json"),
                 "--model",
                 str(tiny_folder),

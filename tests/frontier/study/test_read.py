@@ -45,11 +45,11 @@ def test_the_data_separate_summed_from_largest_violation(tmp_path: Path) -> None
 
 
 def test_cli_and_report_name_the_same_nearest_trial(tmp_path: Path) -> None:
-    from frontier.cli import _print_outcome
+    from frontier.cli import render
 
     study = store_study(_url(tmp_path), INFEASIBLE)
     console = Console(record=True, width=400)
-    assert _print_outcome(study, console) == 3
+    assert render.outcome(console, study, []) is False
     line = " ".join(console.export_text().split())
     cli = re.search(r"nearest: trial (\d+) ", line)
     assert cli is not None, line

@@ -1,0 +1,22 @@
+"""The ``frontier`` command.
+
+``parser`` builds the argument parser (``spec_flags`` makes the study flags from
+:class:`~frontier.search.spec.StudySpec`'s fields and their documentation), ``commands``
+turns parsed arguments into typed values and calls the library function of the same
+name, ``render`` prints the results, and ``preamble`` is what every command shares:
+quiet libraries, one-line warnings, and errors as one line and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from frontier.cli.parser import build_parser, spec_from_args
+from frontier.cli.preamble import run
+
+__all__ = ["build_parser", "main", "spec_from_args"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``frontier ARGS``; return the exit status (bad usage exits 2 from argparse)."""
+    return run(build_parser().parse_args(argv))

@@ -1,0 +1,245 @@
+"""One handler per command: parsed arguments -> typed values -> the library call of the
+command's name -> :mod:`frontier.cli.render`. Each returns the exit status.
+
+| command | library call |
+|---|---|
+| ``models list`` / ``models pull`` | ``frontier.models.list_models`` / ``frontier.models.pull`` |
+| ``data mirror`` | ``frontier.data.build_mirror`` |
+| ``prune`` | ``frontier.prune.prune`` |
+| ``find`` / ``worker`` | ``frontier.search.find.find`` / ``frontier.search.find.worker`` |
+| ``pareto`` / ``show`` | ``frontier.study.read.pareto`` / ``frontier.study.read.show`` |
+| ``export`` | ``frontier.search.export.export`` |
+| ``apply`` | ``frontier.export.apply`` |
+| ``verify`` | ``frontier.search.verify.verify`` |
+| ``fit`` / ``report`` | ``frontier.laws.fit`` / ``frontier.report.report`` |
+| ``compare`` | ``frontier.compare.compare`` |
+| ``llamacpp build`` / ``status`` | ``frontier.export._llamacpp.build`` / ``.find`` |
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from frontier.cli import render
+
+if TYPE_CHECKING:
+    import optuna
+
+    from frontier.study.summary import StudySummary
+
+
+def _study(args: argparse.Namespace) -> optuna.Study:
+    from frontier.search.storage import load_study
+
+    return load_study(args.study, args.storage)
+
+
+def _summary(name: str, storage: str | None) -> StudySummary:
+    from frontier.search.storage import load_study
+    from frontier.study.read import read_summary
+
+    return read_summary(load_study(name, storage))
+
+
+def _tasks(text: list[str] | None) -> list[str] | None:
+    """``--tasks a,b --tasks c`` -> ``[a, b, c]`` (None: not given)."""
+    return [t.strip() for t in ",".join(text).split(",") if t.strip()] if text else None
+
+
+# -- models, data, prune ----------------------------------------------------------------
+def models_list(_args: argparse.Namespace) -> int:
+    from frontier.models import DEFAULT_ALIAS, list_models
+
+    render.models(list_models(), DEFAULT_ALIAS)
+    return 0
+
+
+def models_pull(args: argparse.Namespace) -> int:
+    from frontier.models import pull
+
+    print(pull(args.name, progress=render.say))
+    return 0
+
+
+def data_mirror(args: argparse.Namespace) -> int:
+    from frontier.data import build_mirror, read_manifest
+
+    out = Path(args.out) if args.out else None
+    path = build_mirror(out, tasks=_tasks(args.tasks), force=args.force, progress=render.say)
+    render.mirror(path, read_manifest(path) or {})
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    from frontier.models import load_model
+    from frontier.prune import CalibrationSpec, prune
+
+    lm = load_model(args.model, trust_remote_code=args.trust_remote_code, progress=render.say)
+    result = prune(
+        lm,
+        args.keep,
+        criterion=args.criterion,
+        calibration=CalibrationSpec(text=args.calibration_text, n_tokens=args.calibration_tokens),
+        text=args.text,
+        eval_tokens=args.eval_tokens,
+        compensate=args.compensate,
+        refit=args.refit,
+        progress=render.say,
+    )
+    render.pruned(lm.name, result)
+    return 0
+
+
+# -- studies ----------------------------------------------------------------------------
+def find(args: argparse.Namespace) -> int:
+    from frontier import settings
+    from frontier.cli.spec_flags import spec_from_args
+    from frontier.search.find import find
+
+    spec = spec_from_args(args)
+    settings.set_threads(spec.threads)
+    con = render.console()
+    render.find_header(con, spec)
+    shown = render.trial_progress(con, spec.trials)
+    try:
+        result = find(
+            spec,
+            progress=render.say,
+            callbacks=[shown],
+            on_start=lambda study, _ctx: shown.start(study),
+        )
+    finally:
+        shown.stop()
+    con.print(f"ran {result.ran} trial(s) in {result.seconds:.0f} s")
+    chosen = render.outcome(con, result.study, list(spec.tasks))
+    if args.report:
+        from frontier.report import report
+        from frontier.study.read import read_summary
+
+        con.print(f"report: {report(read_summary(result.study), args.out)}")
+    return 0 if chosen else 3
+
+
+def worker(args: argparse.Namespace) -> int:
+    from frontier.search.find import worker
+
+    shown = render.trial_progress(render.console(), args.trials)
+    try:
+        ran = worker(
+            args.study,
+            args.storage,
+            trials=args.trials,
+            timeout=args.timeout,
+            progress=render.say,
+            callbacks=[shown],
+        )
+    finally:
+        shown.stop()
+    print(f"worker finished: ran {ran} trial(s)")
+    return 0
+
+
+def pareto(args: argparse.Namespace) -> int:
+    from frontier.search.storage import stored_spec
+    from frontier.study.read import pareto
+
+    study = _study(args)
+    found = pareto(study, all_trials=args.all)
+    if args.json:
+        render.pareto_json(found)
+    else:
+        tasks = list(stored_spec(study).tasks)
+        render.pareto(study.study_name, found, tasks, all_trials=args.all)
+    return 0
+
+
+def show(args: argparse.Namespace) -> int:
+    from frontier.study.read import show
+
+    render.trial(show(_study(args), args.trial))
+    return 0
+
+
+# -- exports ----------------------------------------------------------------------------
+def export(args: argparse.Namespace) -> int:
+    from frontier.search.export import export
+
+    result = export(
+        _study(args),
+        args.trial,
+        Path(args.out),
+        format=args.format,
+        dtype=args.dtype,
+        force=args.force,
+        gguf_type=args.gguf_type or "f32",
+    )
+    render.exported(result)
+    return 0
+
+
+def apply(args: argparse.Namespace) -> int:
+    from frontier.export import apply
+
+    result = apply(
+        Path(args.source),
+        args.model,
+        Path(args.out),
+        format=args.format,
+        dtype=args.dtype,
+        force=args.force,
+        check_source=args.check_source,
+        gguf_type=args.gguf_type,
+        trust_remote_code=args.trust_remote_code,
+        progress=render.say,
+    )
+    render.exported(result)
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from frontier.search.verify import verify
+
+    result = verify(_study(args), Path(args.source), progress=render.say)
+    render.verified(result)
+    return 0 if result.ok else 1
+
+
+def llamacpp_build(args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    _llamacpp.build(render.say, jobs=args.jobs)
+    return 0
+
+
+def llamacpp_status(_args: argparse.Namespace) -> int:
+    from frontier.export import _llamacpp
+
+    found = _llamacpp.find()
+    print(f"llama.cpp {_llamacpp.VERSION}: {found.bin}" if found else _llamacpp.INSTALL_HINT)
+    return 0
+
+
+# -- analysis ---------------------------------------------------------------------------
+def fit(args: argparse.Namespace) -> int:
+    from frontier.laws import fit
+
+    summary = _summary(args.study, args.storage)
+    render.fits(summary, fit(summary, x=args.x, all_trials=args.all), args.x)
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from frontier.report import report
+
+    print(report(_summary(args.study, args.storage), args.out))
+    return 0
+
+
+def compare(args: argparse.Namespace) -> int:
+    from frontier.compare import compare
+
+    summaries = [_summary(name, args.storage) for name in args.studies]
+    render.compared(compare(summaries, Path(args.out)))
+    return 0

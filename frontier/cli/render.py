@@ -1,0 +1,253 @@
+"""What the commands print: rich tables on stdout, one-line progress messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from rich.console import Console
+
+    from frontier.compare import ComparisonResult
+    from frontier.export import ExportResult
+    from frontier.laws import Axis, StudyFits
+    from frontier.models import Alias
+    from frontier.prune import PruneResult
+    from frontier.search.display import LiveProgress
+    from frontier.search.progress import PlainProgress
+    from frontier.search.spec import StudySpec
+    from frontier.search.verify import Verification
+    from frontier.study.read import StudyTrial
+    from frontier.study.summary import StudySummary
+
+
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(stderr=False, highlight=False)
+
+
+def say(msg: str) -> None:
+    """A progress message of the library (``… loading ...``), on stderr."""
+    print(f"… {msg}", file=sys.stderr, flush=True)
+
+
+def trial_progress(con: Console, total: int | None) -> LiveProgress | PlainProgress:
+    """Rich's live bar on a terminal; plain lines at a steady pace anywhere else."""
+    if sys.stdout.isatty():
+        from frontier.search.display import LiveProgress
+
+        return LiveProgress(con, total)
+    from frontier.search.progress import PlainProgress
+
+    return PlainProgress(total)
+
+
+def _fmt(x: Any) -> str:
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+# -- models, data, prune ----------------------------------------------------------------
+def models(aliases: list[Alias], default: str) -> None:
+    from rich.table import Table
+
+    table = Table(title="built-in models (from PyPI)")
+    for col in ("alias", "model", "license", "cached"):
+        table.add_column(col)
+    for a in aliases:
+        name = a.name + (" (default)" if a.name == default else "")
+        table.add_row(name, a.description, a.license, str(a.cache_dir) if a.is_cached else "no")
+    console().print(table)
+
+
+def mirror(path: Any, manifest: Mapping[str, Any]) -> None:
+    con = console()
+    con.print(f"benchmark mirror at {path}")
+    for task, info in sorted((manifest.get("task_docs") or {}).items()):
+        docs = info.get("docs") if isinstance(info, dict) else info
+        if isinstance(docs, dict):  # a group: total over its subtasks
+            docs = f"{sum(docs.values())} in {len(docs)} subtasks"
+        split = info.get("split", "") if isinstance(info, dict) else ""
+        con.print(f"  {task:16s} {docs} documents {split}")
+    if manifest.get("truthfulqa"):
+        con.print(f"  note: {manifest['truthfulqa']}")
+
+
+def pruned(name: str, r: PruneResult) -> None:
+    ev = r.protocol["evaluation"]
+    con = console()
+    con.print(f"[bold]{name}[/]: {r.plan.describe()}, operator {r.operator}")
+    con.print(
+        f"  parameters   {r.params_before:,} -> {r.params_after:,} "
+        f"({100 * (1 - r.params_after / r.params_before):.1f}% removed)"
+    )
+    con.print(f"  perplexity   {r.ppl_before:.3f} -> {r.ppl_after:.3f}  (ratio {r.ppl_ratio:.3f})")
+    con.print(
+        f"  protocol     {ev['source']}, {ev['role']} articles, {ev['tokens']} tokens in "
+        f"{ev['windows']} windows of {ev['seq_len']}"
+    )
+    con.print("  seconds      " + ", ".join(f"{k} {v:.1f}" for k, v in r.seconds.items()))
+
+
+# -- studies ----------------------------------------------------------------------------
+def find_header(con: Console, spec: StudySpec) -> None:
+    con.print(
+        f"[bold]frontier find[/] {spec.model}: SLOs {' AND '.join(spec.slos)}; "
+        f"study '{spec.study_name}' in {spec.storage_url}"
+    )
+
+
+def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
+    """The Pareto table, then the chosen point or the nearest miss; True if one was chosen."""
+    from frontier.search.display import pareto_table
+    from frontier.study.read import chosen_trial, nearest_trial, read_trials
+
+    con.print(
+        pareto_table(
+            f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
+            read_trials(study, pareto_only=True),
+            tasks,
+        )
+    )
+    chosen = chosen_trial(study)
+    if chosen is not None:
+        f = chosen.final or chosen.search
+        con.print(
+            f"[bold green]chosen point: trial {chosen.number}[/]: "
+            f"{100 * (chosen.mlp_removed or 0):.1f}% of MLP parameters removed, "
+            f"{100 * (chosen.params_removed or 0):.1f}% of all parameters; "
+            f"ppl ratio {_fmt(f.get('ppl_ratio'))} on held-out text"
+        )
+        con.print(f"export it with: frontier export {study.study_name} --out DIR")
+        return True
+    near = nearest_trial(study)
+    con.print(
+        "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
+    )
+    return False
+
+
+def _missed(trial: StudyTrial) -> str:
+    """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
+    figures = trial.figures
+    if figures is None:
+        return f"; nearest: trial {trial.number}"
+    where = "held-out" if figures.stage == "final" else "search-time"
+    return (
+        f"; nearest: trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed), "
+        f"which misses {', '.join(figures.missed) or 'none'} on its {where} figures "
+        f"(ppl ratio {_fmt(figures.ppl_ratio)})"
+    )
+
+
+def pareto(study_name: str, found: list[StudyTrial], tasks: list[str], *, all_trials: bool) -> None:
+    from frontier.search.display import pareto_table
+
+    title = f"{'all trials' if all_trials else 'Pareto set'} of '{study_name}' (* = chosen)"
+    console().print(pareto_table(title, found, tasks))
+
+
+def pareto_json(found: list[StudyTrial]) -> None:
+    print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
+
+
+def trial(r: StudyTrial) -> None:
+    from frontier.search.display import widths_bars
+
+    con = console()
+    con.print(
+        f"[bold]trial {r.number}[/] ({r.state}{', chosen' if r.chosen else ''}"
+        f"{', Pareto' if r.pareto else ''}{', ' + r.warm_start if r.warm_start else ''})"
+    )
+    if r.note:
+        con.print(f"note: {r.note}")
+    con.print("search-time figures: " + json.dumps(r.search, default=str))
+    if r.final:
+        con.print("final figures:       " + json.dumps(r.final, default=str))
+    if r.plan is not None:
+        con.print(r.plan.describe())
+    for line in widths_bars(r):
+        con.print(line, highlight=False)
+
+
+# -- exports ----------------------------------------------------------------------------
+def exported(result: ExportResult) -> None:
+    con = console()
+    rec = result.record
+    if result.gguf is not None:
+        from frontier.export._gguf_report import gguf_lines
+
+        for line in gguf_lines(result):
+            con.print(line, highlight=False)
+        return
+    con.print(
+        f"[bold]{result.path}[/]: {rec.export_format} checkpoint, {rec.dtype}, "
+        f"{result.weights_bytes / 1e6:.1f} MB of weights"
+    )
+    con.print(f"reload checked: max |logit difference| {result.max_abs_logit_diff:.2e}")
+    if rec.export_format == "heterogeneous":
+        con.print(
+            "load with frontier.load_pruned(DIR), or AutoModelForCausalLM.from_pretrained"
+            "(DIR, trust_remote_code=True)"
+        )
+    else:
+        con.print("load with AutoModelForCausalLM.from_pretrained(DIR)")
+
+
+def verified(result: Verification) -> None:
+    from rich.table import Table
+
+    how = "trust_remote_code=True" if result.trust_remote_code else "plain transformers"
+    table = Table(
+        title=f"{result.folder} ({result.export_format}, loaded with {how}) vs "
+        f"study {result.study} trial {result.trial}'s report"
+    )
+    for col in ("metric", "report", "export", "difference", ""):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for c in result.checks:
+        table.add_row(
+            c.metric,
+            f"{c.reported:.6g}",
+            f"{c.measured:.6g}",
+            f"{c.difference:+.2e}",
+            "[green]equal[/]" if c.ok else "[red]DIFFERS[/]",
+        )
+    con = console()
+    con.print(table)
+    con.print(f"{result.parameters:,} parameters in the loaded checkpoint")
+    if not result.ok:
+        con.print("[red]the export does not reproduce the report's figures[/]")
+
+
+# -- analysis ---------------------------------------------------------------------------
+def fits(summary: StudySummary, fits: StudyFits, x: Axis) -> None:
+    con = console()
+    con.print(
+        f"[bold]{summary.name}[/]: fits on "
+        + (
+            "every trial's search-time figures"
+            if fits.stage == "search"
+            else f"the {len(summary.final)} Pareto points' held-out figures"
+        )
+        + f"; r = fraction of {'MLP' if x == 'mlp' else 'all'} parameters removed"
+    )
+    con.print(fits.describe(), highlight=False)
+    for fit in (fits.loss_quadratic, fits.loss_power, *fits.tasks.values(), fits.retention):
+        if fit is not None:
+            con.print("  " + fit.describe(), highlight=False)
+    chosen = summary.chosen
+    for limit in fits.limits:
+        line = "  " + limit.describe()
+        if chosen is not None:
+            removed = chosen.mlp_removed if x == "mlp" else chosen.params_removed
+            line += f" (search chose {100 * removed:.1f}%)"
+        con.print(line, highlight=False)
+
+
+def compared(result: ComparisonResult) -> None:
+    con = console()
+    con.print(result.describe())
+    con.print(f"{result.markdown}\n{result.chart}")

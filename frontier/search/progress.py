@@ -1,0 +1,125 @@
+"""Progress of a running study as plain lines, for logs: ``nohup``, CI, a pipe.
+
+A terminal gets rich's live bar (:class:`frontier.search.display.LiveProgress`); where
+stdout is not a terminal, :class:`PlainProgress` writes one line per finished trial, at
+most one every ``interval`` seconds (the first and the last always), and a line every
+``heartbeat`` seconds while nothing finishes (a long trial, the final re-measurements),
+so a log never goes quiet for long.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from frontier.search import storage as st
+from frontier.study.schema import ATTR_SEARCH
+
+
+def best_feasible_removed(study: optuna.Study) -> float | None:
+    """The largest fraction of MLP parameters removed by a feasible Pareto trial."""
+    best = None
+    for t in study.best_trials:  # with constraints: the feasible Pareto set only
+        kept = t.user_attrs.get(ATTR_SEARCH, {}).get("mlp_kept")
+        if kept is not None and (best is None or 1 - kept > best):
+            best = 1 - kept
+    return best
+
+
+def describe_best(study: optuna.Study) -> str:
+    best = best_feasible_removed(study)
+    return "best feasible: " + ("none yet" if best is None else f"{100 * best:.1f}% MLP removed")
+
+
+def clock_time(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``."""
+    s = max(round(seconds), 0)
+    h, m = divmod(s // 60, 60)
+    return f"{h}:{m:02d}:{s % 60:02d}" if h else f"{m}:{s % 60:02d}"
+
+
+class PlainProgress:
+    """Optuna callback: ``trial n/N done, best feasible ..., s/trial, ETA ...`` lines.
+
+    ``total`` is the study's total (``None``: read from the stored spec on first use).
+    ``heartbeat`` seconds without a line, before the study's total is reached, print a
+    ``still working`` line (0 turns that off).
+    """
+
+    def __init__(
+        self,
+        total: int | None,
+        *,
+        stream: TextIO | None = None,
+        interval: float = 10.0,
+        heartbeat: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.total = total
+        self.stream = stream
+        self.interval = interval
+        self.heartbeat = heartbeat
+        self.clock = clock
+        self.ran = 0
+        self.done = 0
+        self.started: float | None = None
+        self.last_line = 0.0
+        self.trial_started = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
+
+    def start(self, study: optuna.Study) -> None:
+        if self.total is None:
+            self.total = st.stored_spec(study).trials
+        self.done = st.n_finished(study)
+        self.started = self.last_line = self.trial_started = self.clock()
+        self._write(f"trials: {self.done}/{self.total} finished before this run")
+        if self.heartbeat > 0:
+            self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+            self._beat.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._beat is not None:
+            self._beat.join(timeout=1.0)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.started is None:
+            self.start(study)
+        assert self.started is not None and self.total is not None
+        now = self.clock()
+        self.ran += 1
+        self.done = st.n_finished(study)
+        self.trial_started = now
+        last = self.done >= self.total
+        if not (self.ran == 1 or last or now - self.last_line >= self.interval):
+            return
+        per = (now - self.started) / self.ran
+        eta = max(self.total - self.done, 0) * per
+        self._write(
+            f"trial {self.done}/{self.total} done ({trial.state.name.lower()}); "
+            f"{describe_best(study)}; {per:.1f} s/trial; ETA {clock_time(eta)}"
+        )
+
+    def _heartbeat(self) -> None:
+        assert self.total is not None
+        while not self._stop.wait(min(self.heartbeat, self.interval) / 2):
+            now = self.clock()
+            if now - self.last_line >= self.heartbeat and self.done < self.total:
+                self._write(
+                    f"still working: {self.done}/{self.total} trials done, the last "
+                    f"{clock_time(now - self.trial_started)} ago"
+                )
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            stream = self.stream or sys.stdout  # the current one (tests replace it)
+            print(line, file=stream, flush=True)
+            self.last_line = self.clock()

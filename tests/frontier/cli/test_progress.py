@@ -1,0 +1,101 @@
+"""Progress where stdout is not a terminal: plain lines at a steady pace (n/N, best, ETA)."""
+
+from __future__ import annotations
+
+import io
+import re
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from frontier.cli import main, render
+from frontier.search.display import LiveProgress
+from frontier.search.progress import PlainProgress, clock_time
+from frontier.testing import SMALL_STUDY_FLAGS
+
+LINE = re.compile(r"^trial (\d+)/(\d+) done \((\w+)\); best feasible: (.+); [\d.]+ s/trial; ETA ")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _study_with(n: int) -> optuna.Study:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    for i in range(n):
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=[1.0 - i / 100, 1.0 + i / 100],
+                user_attrs={"frontier:search": {"mlp_kept": 1.0 - i / 100}},
+            )
+        )
+    return study
+
+
+def test_lines_come_at_most_every_interval_and_for_the_first_and_last_trial() -> None:
+    clock, out = Clock(), io.StringIO()
+    shown = PlainProgress(30, stream=out, interval=10.0, heartbeat=0, clock=clock)
+    study = _study_with(0)
+    shown.start(study)
+    for i in range(30):  # one trial a second
+        clock.now += 1.0
+        study = _study_with(i + 1)
+        shown(study, study.trials[-1])
+    shown.stop()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == "trials: 0/30 finished before this run"
+    done = [int(m[1]) for m in map(LINE.match, lines[1:]) if m]
+    assert len(done) == len(lines) - 1  # every other line is a trial line
+    assert done == [1, 11, 21, 30]  # the first, one per 10 s, the last
+    assert lines[-1].endswith("ETA 0:00")
+    assert "best feasible: 29.0% MLP removed" in lines[-1]
+    assert lines[2].endswith("1.0 s/trial; ETA 0:19")  # 11 done, 19 left at 1 s each
+
+
+def test_a_long_trial_gets_a_still_working_line() -> None:
+    out = io.StringIO()
+    shown = PlainProgress(3, stream=out, interval=0.05, heartbeat=0.2)
+    shown.start(_study_with(0))
+    time.sleep(0.7)
+    shown.stop()
+    lines = out.getvalue().splitlines()
+    assert any(line.startswith("still working: 0/3 trials done, the last 0:0") for line in lines)
+    assert len(lines) < 8  # one per heartbeat, not one per tick
+
+
+def test_clock_time() -> None:
+    assert clock_time(59.6) == "1:00" and clock_time(3725) == "1:02:05" and clock_time(-3) == "0:00"
+
+
+def test_a_terminal_gets_the_live_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert isinstance(render.trial_progress(render.console(), 5), LiveProgress)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: False)
+    assert isinstance(render.trial_progress(render.console(), 5), PlainProgress)
+
+
+def test_find_off_a_terminal_prints_progress_lines(
+    tiny_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    argv = ["find", "--model", str(tiny_folder), "--slo", "ppl<1.5", "--trials", "4"]
+    assert main([*argv, *SMALL_STUDY_FLAGS, "--no-report"]) in (0, 3)
+    out = capsys.readouterr().out
+    assert not sys.stdout.isatty()
+    lines = [m for m in map(LINE.match, out.splitlines()) if m]
+    assert lines, out
+    assert lines[0][1] == "1" and lines[-1][1] == "4"  # the first and the last trial
+    assert all(m[2] == "4" for m in lines)  # n/N with the study's total
+    assert "trials: 0/4 finished before this run" in out
+    assert not (tmp_path / "studies" / "results").exists()  # --no-report
