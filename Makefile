@@ -6,8 +6,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 MODEL  ?= smollm2-135m
+# -rs: say why each skipped test was skipped (CI passes -rA: every outcome)
+PYTEST_FLAGS ?= -rs
 
-.PHONY: setup demo test test-slow test-gpu studies lint bench clean
+.PHONY: setup demo test test-slow test-gpu studies lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,15 +28,15 @@ demo: $(STAMP)
 	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials 100 --groups 10
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check frontier objectives tests benchmarks
-	$(VENV)/bin/ruff format --check frontier objectives tests benchmarks
+	$(VENV)/bin/ruff check frontier objectives tests benchmarks tools
+	$(VENV)/bin/ruff format --check frontier objectives tests benchmarks tools
 	$(VENV)/bin/mypy
 
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_FLAGS)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q $(PYTEST_FLAGS) -m slow
 
 # CUDA checks of the engine (skipped where no GPU is present; CI has none).
 test-gpu: $(STAMP)
@@ -49,6 +51,11 @@ studies: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/engine.py
 	$(PY) benchmarks/search.py
+
+# Mutation testing of the modules that decide results (mutmut; hours on 2 cores, not in
+# CI): one run per module against the few test files that cover it. MODULES=find kl ...
+mutation: $(STAMP)
+	nice -n 10 $(PY) tools/mutation.py $(MODULES)
 
 clean:
 	rm -rf $(VENV)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+import inspect
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -85,6 +87,30 @@ def mean_nll(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) ->
     return total / count
 
 
-def cached_baseline(kind: str, key: dict[str, Any], compute: Any) -> Any:
-    """A baseline figure of the unpruned model, cached as JSON under $FRONTIER_HOME."""
+# Bump when what a cached baseline means changes in a way its code digest cannot see.
+BASELINE_PROTOCOL = 2
+
+
+def code_digest(functions: Sequence[Callable[..., Any]]) -> str:
+    """blake2b of the source of the functions that compute a figure: a changed metric
+    gets a new cache key, so it never reads a figure the old code cached."""
+    h = hashlib.blake2b(digest_size=8)
+    for fn in functions:
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()
+
+
+def cached_baseline(
+    kind: str,
+    key: dict[str, Any],
+    compute: Any,
+    *,
+    code: Sequence[Callable[..., Any]] = (),
+) -> Any:
+    """A baseline figure of the unpruned model, cached as JSON under $FRONTIER_HOME.
+
+    The key carries :data:`BASELINE_PROTOCOL` and the digest of ``code`` (the functions
+    that compute the figure) besides ``key``.
+    """
+    key = {**key, "baseline_protocol": BASELINE_PROTOCOL, "code": code_digest(code)}
     return cached_json("baselines", kind, key, compute)

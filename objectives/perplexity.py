@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from frontier.data.text import Role
 from frontier.models import LoadedModel
 from objectives._base import Direction, Measurement, Objective, not_prepared, register
-from objectives._lm import TextWindows, cached_baseline, mean_nll
+from objectives._lm import TextWindows, cached_baseline, mean_nll, window_logits
 
 
 @register
@@ -38,7 +38,12 @@ class Perplexity(TextWindows, Objective):
         tokens = self.windows(lm)
         key = {"model": lm.fingerprint, "tokens": tokens.fingerprint}
         self.baseline_nll = float(
-            cached_baseline("nll", key, lambda: mean_nll(lm.model, tokens.ids))
+            cached_baseline(
+                "nll",
+                key,
+                lambda: mean_nll(lm.model, tokens.ids),
+                code=(mean_nll, window_logits),
+            )
         )
 
     def nll(self, lm: LoadedModel) -> float:

@@ -203,7 +203,11 @@ class TaskAccuracy(Objective):
             self._load_tasks()
         self._wrap(lm)
         key = {"protocol": self.protocol(), "model": lm.fingerprint}
-        self.baseline = dict(cached_baseline("tasks", key, lambda: self._accuracies()))
+        self.baseline = dict(
+            cached_baseline(
+                "tasks", key, lambda: self._accuracies(), code=(type(self)._accuracies,)
+            )
+        )
 
     def _wrap(self, lm: LoadedModel) -> None:
         if self._lm is not None and self._model is lm.model:

@@ -1,13 +1,46 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
+
+from frontier import settings
 
 # Never reach for a hub during tests; real models come from the FRONTIER_HOME cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+
+try:  # a profile for slow runs (mutation testing traces every line): no time limits
+    from hypothesis import HealthCheck
+    from hypothesis import settings as _hypothesis
+
+    _hypothesis.register_profile(
+        "slow-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
+except ImportError:  # hypothesis is a dev dependency
+    pass
+
+# The user's cache, read once before any test changes FRONTIER_HOME.
+SHARED_HOME = settings.home()
+# What tests may share with the user's cache: provisioned models, benchmark data and the
+# llama.cpp build (slow to make, keyed by content or version). Baselines and importance
+# statistics are never shared, so a changed metric is always measured afresh.
+SHARED_DIRS = ("models", "data", "downloads", "llama.cpp")
+
+
+@pytest.fixture(autouse=True)
+def _own_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own FRONTIER_HOME; the real models and data stay reachable."""
+    home = tmp_path_factory.mktemp("frontier-home")
+    for name in SHARED_DIRS:
+        shared = SHARED_HOME / name
+        shared.mkdir(parents=True, exist_ok=True)
+        (home / name).symlink_to(shared, target_is_directory=True)
+    monkeypatch.setenv("FRONTIER_HOME", str(home))
+    return home
 
 
 @pytest.fixture(autouse=True)

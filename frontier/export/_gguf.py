@@ -105,8 +105,13 @@ def write_gguf(
     gguf_type: GGUFType,
     *,
     name: str,
+    pad_as: GGUFType | None = None,
 ) -> GGUFWritten:
-    """Write the (pruned, in-memory) transformers ``model`` to ``path``."""
+    """Write the (pruned, in-memory) transformers ``model`` to ``path``.
+
+    ``pad_as``: pad the MLP widths as for that type (the f32 file that llama-quantize
+    turns into q4_k_m is padded as q4_k_m).
+    """
     import gguf
 
     if gguf_type not in GGUF_TYPES:
@@ -116,11 +121,11 @@ def write_gguf(
     width_list = [int(w) for w in widths]
     layout = family.layout(width_list)
     arch = family.arch_for(width_list)
-    built = built_widths(width_list, layout, gguf_type)
+    built = built_widths(width_list, layout, pad_as or gguf_type)
     if gguf_type == "q4_k_m":
         _llamacpp.require()  # fail before writing anything
         f32 = path.with_name(path.stem + "-f32.gguf")
-        first = write_gguf(model, tokenizer, widths, f32, "f32", name=name)
+        first = write_gguf(model, tokenizer, widths, f32, "f32", name=name, pad_as="q4_k_m")
         try:
             _llamacpp.quantize(f32, path, "Q4_K_M")
         finally:

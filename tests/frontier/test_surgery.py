@@ -155,3 +155,47 @@ def test_selection_round_trip_and_validation() -> None:
         Selection.from_lists(sel.plan, [[0, 0] + list(range(2, 32))] + sel.to_lists()[1:])
     with pytest.raises(FrontierError):
         pruner.select(Plan.uniform(0.5, [32, 32, 32]))
+
+
+# Families whose down projection has a bias of its own (compensation adds to it), and
+# llama, where compensation creates one.
+BIASED_DOWN = ("falcon", "gpt2", "gpt_neox", "opt")
+
+
+@pytest.mark.parametrize("model_type", [*BIASED_DOWN, "llama"])
+def test_bias_compensation_is_exact_when_dropped_neurons_sit_at_their_mean(
+    model_type: str,
+) -> None:
+    # One token: the activation at layer 0's down input is one vector a. With a as the
+    # "mean", folding the dropped neurons' a_j * down_j into the bias reproduces the
+    # unpruned model exactly; without compensation the output moves.
+    model = tiny_model(model_type)
+    adapter = adapter_for(model.config)
+    h0 = adapter.handles(model)[0]
+    had_bias = getattr(h0.down_module, "bias", None)
+    assert (had_bias is not None) == (model_type in BIASED_DOWN)
+    original_bias = None if had_bias is None else had_bias.detach().clone()
+    ids = torch.tensor([[17]])
+    seen: list[torch.Tensor] = []
+    hook = h0.down_module.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach()))
+    with torch.no_grad():
+        full = model(input_ids=ids).logits
+    hook.remove()
+    act = seen[0].reshape(-1)
+    widths = adapter.full_widths(model)
+    means = [act, *(torch.zeros(w) for w in widths[1:])]
+    pruner = Pruner(model, _scores(model), mean_activation=means)
+    plan = Plan.from_ratios([0.5, 1.0, 1.0], pruner.full)
+    with pruner.pruned(plan):
+        with torch.no_grad():
+            plain = model(input_ids=ids).logits
+    with pruner.pruned(plan, compensate=True):
+        with torch.no_grad():
+            compensated = model(input_ids=ids).logits
+    assert (plain - full).abs().max() > 1e-3
+    assert torch.allclose(compensated, full, atol=1e-5, rtol=1e-5)
+    restored = adapter.handles(model)[0].down_module.bias
+    if original_bias is None:
+        assert restored is None
+    else:
+        assert torch.equal(restored, original_bias)

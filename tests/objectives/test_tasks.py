@@ -115,13 +115,28 @@ def test_objective_on_a_tiny_model(mirror: Path) -> None:
     assert d["metric"] == "acc_norm" and d["n_docs"] == 6 and 0.0 <= d["acc"] <= 1.0
     json.dumps(first.to_dict())
 
-    # The wrapper is built once and sees in-place weight changes.
+    # The wrapper is built once and sees in-place weight changes: the log-likelihoods it
+    # scores the answers with change when the weights do (and only then).
     wrapper = obj._lm
-    assert wrapper.model is lm.model
+    assert wrapper is not None and wrapper.model is lm.model
+    scored: list[list[float]] = []
+    inner = wrapper.loglikelihood
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        out = inner(*args, **kwargs)
+        scored.append([float(ll) for ll, _greedy in out])
+        return out
+
+    wrapper.loglikelihood = spy  # type: ignore[method-assign]
+    obj.evaluate(lm)
+    obj.evaluate(lm)
     with torch.no_grad():
         lm.model.lm_head.weight.mul_(-1.0)
     flipped = obj.evaluate(lm)
     assert obj._lm is wrapper and math.isfinite(flipped.value)
+    assert len(scored) == 3 and len(scored[0]) >= 6 * 2  # every answer of every document
+    assert scored[1] == scored[0]
+    assert all(a != b for a, b in zip(scored[2], scored[0], strict=True))
     assert flipped.details["arc_easy"]["baseline"] == d["baseline"]
 
     proto = obj.protocol()

@@ -1,7 +1,8 @@
 """Two ``frontier worker`` processes on one study: every trial arrives, once.
 
-Run on a real PostgreSQL server started here (skipped, with the reason, only where its
-binaries are missing) and on Optuna's journal file.
+Run on a real PostgreSQL server started here and on Optuna's journal file. Where the
+server cannot run here the PostgreSQL case is skipped with the reason, or fails when
+``FRONTIER_REQUIRE_POSTGRES=1`` (CI sets it, so a broken install cannot pass unseen).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 from optuna.trial import TrialState
@@ -37,6 +38,13 @@ def _pg_bin() -> Path | None:
     return Path(dirs[-1]) if dirs else None
 
 
+def _unavailable(reason: str) -> NoReturn:
+    """Skip, or fail where PostgreSQL is required (CI)."""
+    if os.environ.get("FRONTIER_REQUIRE_POSTGRES") == "1":
+        pytest.fail(f"FRONTIER_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -46,10 +54,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """A throw-away PostgreSQL server on 127.0.0.1 (trust auth), stopped afterwards."""
-    pytest.importorskip("psycopg", reason="needs psycopg (pip install 'psycopg[binary]')")
+    try:
+        import psycopg
+    except ImportError:
+        _unavailable("needs psycopg (pip install 'psycopg[binary]')")
     bindir = _pg_bin()
     if bindir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt-get install -y postgresql)")
+        _unavailable("PostgreSQL server binaries not found (apt-get install -y postgresql)")
     prefix: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="frontier-pg-"))  # not under pytest's 0700 tmp
     if os.geteuid() == 0:  # the server refuses to run as root
@@ -58,7 +69,7 @@ def postgres_url() -> Iterator[str]:
             pw = pwd.getpwnam(user)
         except KeyError:
             shutil.rmtree(root, ignore_errors=True)
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
+            _unavailable("running as root and there is no 'postgres' user to run the server")
         os.chown(root, pw.pw_uid, pw.pw_gid)
         prefix = [shutil.which("runuser") or "runuser", "-u", user, "--"]
     data, port = root / "data", _free_port()
@@ -75,8 +86,6 @@ def postgres_url() -> Iterator[str]:
              "-k", str(root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        import psycopg
-
         deadline = time.monotonic() + 60
         while True:
             try:

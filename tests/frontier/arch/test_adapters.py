@@ -8,6 +8,8 @@ import torch
 from frontier.arch import ADAPTERS, adapter_for, supported_model_types
 from frontier.arch._weights import down_vectors, neuron_count, up_vectors
 from frontier.errors import FrontierError
+from frontier.plan import Plan
+from frontier.surgery import Pruner
 from frontier.testing import LAYERS, TINY_CONFIGS, WIDTH, tiny_config, tiny_model
 
 FAMILIES = sorted(TINY_CONFIGS)
@@ -41,15 +43,35 @@ def test_adapter_contract(model_type: str) -> None:
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_down_input_is_the_neuron_axis(model_type: str) -> None:
-    """Zeroing neuron j's down vector must change nothing when neuron j's activation is 0."""
+    """Zeroing neuron j's down vector must change nothing when neuron j's activation is 0
+    (and must change the output when it is not): row j of ``down_vectors`` is what the
+    down projection's input column j writes."""
     model = tiny_model(model_type)
     adapter = adapter_for(model.config)
     h = adapter.handles(model)[0]
-    seen: list[torch.Tensor] = []
-    hook = h.down_module.register_forward_pre_hook(lambda _m, a: seen.append(a[0]))
-    model(input_ids=torch.tensor([[1, 2, 3, 4]]))
+    ids = torch.tensor([[1, 2, 3, 4, 5, 6]])
+    j = 5
+
+    def silence(_m: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+        x = args[0].clone()
+        assert x.shape[-1] == WIDTH  # the down projection reads one input per neuron
+        x[..., j] = 0
+        return (x, *args[1:])
+
+    def logits() -> torch.Tensor:
+        with torch.no_grad():
+            return model(input_ids=ids).logits
+
+    base = logits()
+    hook = h.down_module.register_forward_pre_hook(silence)
+    silenced = logits()
+    with torch.no_grad():
+        down_vectors(h.down_module, adapter.layout)[j].zero_()  # a view of the weight
+    silenced_and_zeroed = logits()
     hook.remove()
-    assert seen[0].shape[-1] == WIDTH
+    zeroed = logits()
+    assert torch.allclose(silenced_and_zeroed, silenced, atol=1e-6, rtol=0)
+    assert (zeroed - base).abs().max() > 1e-4, "neuron j's down vector wrote nothing"
 
 
 def test_unsupported_architecture_names_supported_families() -> None:
@@ -83,3 +105,18 @@ def test_multimodal_gemma3_prunes_text_layers_only() -> None:
     assert adapter.model_type == "gemma3"
     assert adapter.full_widths(model) == (WIDTH,) * LAYERS
     assert adapter.config_width(model.config) == WIDTH
+    text_layers = model.model.language_model.layers
+    handles = adapter.handles(model)
+    assert [h.down_module for h in handles] == [layer.mlp.down_proj for layer in text_layers]
+
+    vision = {k: v.clone() for k, v in model.model.vision_tower.state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    pruner = Pruner(model, [torch.rand(WIDTH, generator=gen) for _ in range(LAYERS)])
+    with pruner.pruned(Plan.uniform(0.5, pruner.full)):
+        for layer in text_layers:
+            assert layer.mlp.down_proj.weight.shape[1] == WIDTH // 2
+            assert layer.mlp.gate_proj.weight.shape[0] == WIDTH // 2
+        after = model.model.vision_tower.state_dict()
+        assert after.keys() == vision.keys()
+        for k, v in vision.items():
+            assert torch.equal(after[k], v), f"vision weight {k} changed"

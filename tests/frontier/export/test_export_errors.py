@@ -50,7 +50,11 @@ def test_non_empty_out_is_refused_unless_forced(tmp_path: Path) -> None:
 def test_empty_out_folder_is_fine(tmp_path: Path) -> None:
     lm = tiny_loaded("llama")
     (tmp_path / "out").mkdir()
-    export_model(lm, _selection(lm, (16, 16, 16)), tmp_path / "out", format="uniform")
+    result = export_model(lm, _selection(lm, (16, 16, 16)), tmp_path / "out", format="uniform")
+    assert result.path == tmp_path / "out"
+    record = read_record(tmp_path / "out" / RECORD_NAME)
+    assert record.export_format == "uniform" and record.plan.widths == (16, 16, 16)
+    assert (tmp_path / "out" / "config.json").is_file()
 
 
 def test_uniform_refuses_a_non_uniform_plan(tmp_path: Path) -> None:
@@ -91,7 +95,8 @@ def test_kept_indices_inconsistent_with_plan(exported: Path, tmp_path: Path) -> 
     (tmp_path / RECORD_NAME).write_text(json.dumps(data))
     with pytest.raises(FrontierError) as exc:
         apply_compression(tmp_path / RECORD_NAME, tiny_loaded("llama"), tmp_path / "out")
-    _one_line(exc)
+    assert "kept" in _one_line(exc)
+    assert not (tmp_path / "out").exists()
 
 
 def test_source_fingerprint_mismatch(exported: Path, tmp_path: Path) -> None:
@@ -112,5 +117,44 @@ def test_other_family_is_refused(exported: Path, tmp_path: Path) -> None:
 def test_selection_for_other_widths_is_refused(tmp_path: Path) -> None:
     lm = tiny_loaded("llama")
     bad = Selection.from_lists(Plan((8, 8), (16, 16)), [list(range(8))] * 2)
-    with pytest.raises(FrontierError):
+    with pytest.raises(FrontierError) as exc:
         export_model(lm, bad, tmp_path / "o")
+    message = _one_line(exc)
+    assert "widths that differ from this model" in message
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("format", ["padded", "heterogeneous"])
+def test_export_check_refuses_a_checkpoint_that_reloads_differently(
+    format: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the folder as written reloads with other logits (here: one weight nudged on load)
+    import transformers
+
+    import frontier.export._export as export_mod
+
+    def nudged(model: torch.nn.Module) -> torch.nn.Module:
+        with torch.no_grad():
+            next(p for p in model.parameters() if p.dim() == 2).add_(0.05)
+        return model
+
+    real_from_pretrained = transformers.AutoModelForCausalLM.from_pretrained
+    real_load_pruned = export_mod.load_pruned
+    monkeypatch.setattr(
+        transformers.AutoModelForCausalLM,
+        "from_pretrained",
+        lambda *a, **kw: nudged(real_from_pretrained(*a, **kw)),
+    )
+    monkeypatch.setattr(
+        export_mod,
+        "load_pruned",
+        lambda *a, **kw: (nudged(real_load_pruned(*a, **kw)[0]), None),
+    )
+    lm = tiny_loaded("llama")
+    with pytest.raises(FrontierError) as exc:
+        export_model(lm, _selection(lm, (16, 40, 64)), tmp_path / "out", format=format)  # type: ignore[arg-type]
+    message = _one_line(exc)
+    assert message.startswith("export check failed: reloading with")
+    assert "nothing written" in message
+    assert not (tmp_path / "out").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left

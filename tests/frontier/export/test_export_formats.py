@@ -105,6 +105,17 @@ def test_half_precision_export_and_apply(
     assert {t.dtype for t in tensors.values()} == {want}
     model, _ = load_pruned(result.path)
     assert next(model.parameters()).dtype == want
+    # its logits are the pruned model's with every weight rounded to the dtype
+    model_ = lm.model  # type: ignore[attr-defined]
+    ids = torch.randint(3, 300, (2, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        got = model.float()(input_ids=ids).logits
+        unpruned = model_(input_ids=ids).logits
+        with pruner.pruned(selection):
+            rounded = {k: v.to(want).float() for k, v in model_.state_dict().items()}
+            want_logits = torch.func.functional_call(model_, rounded, (ids,)).logits
+    assert torch.allclose(got, want_logits, atol=1e-4, rtol=1e-4)
+    assert float((unpruned - want_logits).abs().max()) > 1e-2  # the check can tell
     again = apply_compression(result.path, lm, tmp_path / "again")  # type: ignore[arg-type]
     assert again.record.dtype == dtype
     same_tensors(result.path, again.path)

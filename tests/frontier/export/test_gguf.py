@@ -321,3 +321,15 @@ def test_llamacpp_build_is_found_only_when_complete(tmp_path: Path, monkeypatch:
     assert found is not None and found.bin == bin_dir
     with pytest.raises(FrontierError, match="llama-bench is not built"):
         found.tool("llama-bench")
+
+
+@needs_llamacpp
+def test_q4_k_m_is_made_by_llama_quantize_at_block_widths(tmp_path: Path) -> None:
+    if not (_llamacpp.root() / "build" / "bin" / "llama-quantize").is_file():
+        pytest.skip("llama-quantize not built")
+    _, result = _export(tiny_loaded("llama"), tmp_path / "out", gguf_type="q4_k_m")
+    assert result.gguf.widths == (32, 64, 64)
+    reader = _reader(result.gguf.path)
+    assert list(_field(reader, "deci.feed_forward_length")) == [32, 64, 64]
+    assert result.llamacpp.checked and result.llamacpp.ppl_llamacpp > 0
+    assert not list((tmp_path / "out").glob("*-f32.gguf"))  # the f32 step is removed

@@ -13,7 +13,7 @@ from frontier.errors import FrontierError
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
-from frontier.study.read import choose, read_trials
+from frontier.study.read import choose, final_record, nearest_trial, read_trials
 from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 
@@ -48,6 +48,40 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
     # warm starts ran first: uniform plans among the first trials
     first = study.trials[0]
     assert first.user_attrs["frontier:warm_start"].startswith("uniform-")
+
+
+def test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    # On the tiny model ppl<1.05 separates: the smallest search-feasible Pareto trial has a
+    # search ratio of about 1.03 and a held-out one of about 1.09.
+    result = find(_spec(tiny_folder, tmp_path, slos=("ppl<1.05",)))
+    study = result.study
+    assert result.chosen is not None
+    final = final_record(study, result.chosen)
+    assert final is not None and final["feasible"] and final["ppl_ratio"] < 1.05
+    smaller = [t for t in study.best_trials if t.values[0] < result.chosen.values[0]]
+    assert smaller, "a smaller Pareto trial the held-out text rejects"
+    for t in smaller:
+        assert t.constraints["ppl<1.05"] <= 0  # it met the SLO at search time
+        rec = final_record(study, t)
+        assert rec is not None and not rec["feasible"] and rec["ppl_ratio"] >= 1.05
+        assert rec["violations"]["ppl<1.05"] > 0
+
+
+def test_kl_study_searches_on_kl_and_reports_held_out_perplexity(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    result = find(_spec(tiny_folder, tmp_path, trials=6, search_metric="kl", slos=("kl<0.5",)))
+    done = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
+    assert done
+    for t in done:
+        kept, kl = t.values
+        assert kl == pytest.approx(t.constraints["kl<0.5"] * 0.5 + 0.5)  # the SLO reads KL
+        assert (kl > 1e-4) == (kept < 1.0)  # a pruned model moves its distribution
+    assert result.chosen is not None
+    final = final_record(result.study, result.chosen)
+    assert final is not None and final["ppl_ratio"] > 1.0
 
 
 def test_interrupted_study_resumes_with_finished_trials_intact(
@@ -122,7 +156,15 @@ def test_cli_infeasible_exits_non_zero_with_nearest_trial(
     assert "no trial meets every SLO" in out and "nearest: trial" in out
     assert "which misses params<=20%" in " ".join(out.split())  # the SLO it misses, by name
     assert (tmp_path / "studies" / "tiny-llama.db").is_file()
-    assert choose(load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")) is None
+    study = load_existing("tiny-llama", "sqlite:///studies/tiny-llama.db")
+    assert choose(study) is None
+    # the trial it names is the nearest one, and it was re-measured on held-out data
+    nearest = nearest_trial(study)
+    assert nearest is not None
+    assert f"nearest: trial {nearest.number}" in " ".join(out.split())
+    assert final_record(study, nearest.number) is not None
+    finals = [k for k in study.user_attrs if k.startswith("frontier:final:")]
+    assert finals == [f"frontier:final:{nearest.number}"]
 
 
 def test_cli_pareto_and_show(

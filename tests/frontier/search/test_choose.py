@@ -1,0 +1,271 @@
+"""choose, nearest and finalize on hand-built Optuna studies: every verdict is known."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from types import SimpleNamespace
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import FloatDistribution
+from optuna.trial import TrialState, create_trial
+
+import frontier.search.find as find_mod
+from frontier.plan import Plan
+from frontier.search.find import choose, final_record, finalize, nearest_trial
+from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH, ATTR_SPEC
+from frontier.testing import small_spec
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SLO = "ppl<1.5"
+SLO2 = "mlp<=60%"
+
+
+def _attrs(kept: float, ppl: float) -> dict[str, Any]:
+    """What the runner stores with a trial: its plan and search-time figures."""
+    plan = Plan((round(64 * kept) // 4 * 4,), (64,), 4, 4)
+    search = {"mlp_kept": kept, "params_kept": kept, "ppl_ratio": ppl}
+    return {ATTR_PLAN: plan.to_dict(), ATTR_SEARCH: search}
+
+
+def _study(*trials: tuple[float, float, Mapping[str, float]]) -> optuna.Study:
+    """A two-objective study of (params kept, ppl ratio) with these constraint values."""
+    study = optuna.create_study(directions=["minimize", "minimize"])
+    spec = small_spec("tiny", "sqlite:///unused.db", slos=(SLO, SLO2))
+    study.set_user_attr(ATTR_SPEC, json.loads(json.dumps(spec.to_dict())))
+    for i, (kept, ppl, constraints) in enumerate(trials):
+        study.add_trial(
+            create_trial(
+                values=[kept, ppl],
+                params={"x": float(i)},
+                distributions={"x": FloatDistribution(0.0, 100.0)},
+                user_attrs=_attrs(kept, ppl),
+                constraints=dict(constraints),
+            )
+        )
+    return study
+
+
+def _final(study: optuna.Study, number: int, *, feasible: bool, ppl: float = 1.4) -> None:
+    kept = study.trials[number].values[0]
+    study.set_user_attr(
+        f"frontier:final:{number}",
+        {
+            "feasible": feasible,
+            "ppl_ratio": ppl,
+            "violations": {},
+            "mlp_kept": kept,
+            "params_kept": kept,
+        },
+    )
+
+
+# -- choose ------------------------------------------------------------------------------
+def test_choose_skips_a_trial_that_fails_held_out() -> None:
+    # trial 0 is the smallest and met the SLO at search time, but not on held-out text
+    study = _study((0.5, 1.45, {SLO: -0.03}), (0.6, 1.3, {SLO: -0.13}), (0.7, 1.2, {SLO: -0.2}))
+    _final(study, 0, feasible=False, ppl=1.6)
+    _final(study, 1, feasible=True, ppl=1.35)
+    _final(study, 2, feasible=True, ppl=1.25)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 1
+
+
+def test_choose_never_picks_a_trial_not_re_measured() -> None:
+    study = _study((0.5, 1.45, {SLO: -0.03}), (0.6, 1.3, {SLO: -0.13}))
+    _final(study, 1, feasible=True)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 1
+    empty = _study((0.5, 1.45, {SLO: -0.03}))
+    assert choose(empty) is None
+
+
+def test_choose_ties_on_size_go_to_the_lower_held_out_ppl_then_the_lower_number() -> None:
+    # two Pareto trials of equal search figures: held-out perplexity decides
+    study = _study((0.5, 1.3, {SLO: -0.1}), (0.5, 1.3, {SLO: -0.1}), (0.5, 1.3, {SLO: -0.1}))
+    _final(study, 0, feasible=True, ppl=1.40)
+    _final(study, 1, feasible=True, ppl=1.32)
+    _final(study, 2, feasible=True, ppl=1.32)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 1
+
+
+def test_choose_ignores_trials_outside_the_pareto_set() -> None:
+    # trial 1 is dominated by trial 0 (bigger and worse); even re-measured it is not chosen
+    study = _study((0.6, 1.2, {SLO: -0.2}), (0.7, 1.3, {SLO: -0.1}))
+    _final(study, 0, feasible=True)
+    _final(study, 1, feasible=True)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 0
+
+
+# -- nearest -----------------------------------------------------------------------------
+def test_nearest_minimises_the_largest_violation_not_the_sum() -> None:
+    # trial 0: one SLO badly missed (worst 0.5, sum 0.5); trial 1: two SLOs narrowly missed
+    # (worst 0.3, sum 0.6). The summed violation would pick trial 0; the worst picks 1.
+    study = _study(
+        (0.5, 2.0, {SLO: 0.5, SLO2: -0.1}),
+        (0.7, 1.8, {SLO: 0.3, SLO2: 0.3}),
+        (0.9, 3.0, {SLO: 1.0, SLO2: 0.5}),
+    )
+    nearest = nearest_trial(study)
+    assert nearest is not None and nearest.number == 1
+
+
+def test_nearest_ties_go_to_the_smaller_sum_then_fewer_params_then_lower_number() -> None:
+    sum_decides = _study(
+        (0.5, 2.0, {SLO: 0.3, SLO2: 0.3}),
+        (0.7, 1.8, {SLO: 0.3, SLO2: 0.1}),
+    )
+    n = nearest_trial(sum_decides)
+    assert n is not None and n.number == 1
+    size_decides = _study((0.8, 2.0, {SLO: 0.3}), (0.6, 2.0, {SLO: 0.3}))
+    n = nearest_trial(size_decides)
+    assert n is not None and n.number == 1
+    number_decides = _study((0.6, 2.0, {SLO: 0.3}), (0.6, 2.0, {SLO: 0.3}))
+    n = nearest_trial(number_decides)
+    assert n is not None and n.number == 0
+
+
+def test_nearest_counts_met_slos_as_zero_and_needs_constraints() -> None:
+    # a large margin on a met SLO buys nothing against a violated one
+    study = _study((0.5, 1.0, {SLO: 0.2, SLO2: -5.0}), (0.6, 1.0, {SLO: 0.1, SLO2: 0.0}))
+    n = nearest_trial(study)
+    assert n is not None and n.number == 1
+    assert nearest_trial(_study((0.5, 1.0, {}))) is None
+
+
+# -- finalize ----------------------------------------------------------------------------
+class _Measured:
+    """Stands in for the held-out re-measurement: records the order, returns set verdicts."""
+
+    def __init__(self, feasible: Mapping[int, bool]) -> None:
+        self.feasible = feasible
+        self.order: list[int] = []
+
+    def __call__(self, _ctx: Any, study: optuna.Study, t: Any) -> dict[str, Any]:
+        self.order.append(t.number)
+        rec = {
+            "feasible": self.feasible.get(t.number, True),
+            "ppl_ratio": t.values[1],
+            "mlp_kept": t.values[0],
+            "params_kept": t.values[0],
+            "violations": dict(t.constraints),  # as the runner records them, per SLO
+        }
+        study.set_user_attr(f"frontier:final:{t.number}", rec)
+        return rec
+
+
+def _front(n: int) -> optuna.Study:
+    """n Pareto trials, added in shuffled order; trial i keeps a size given by `sizes`."""
+    sizes = [0.9, 0.4, 0.7, 0.5, 0.8, 0.6, 0.3, 0.95][:n]
+    return _study(*((s, 1.0 + (1 - s), {SLO: -0.01}) for s in sizes))
+
+
+def _run_finalize(
+    study: optuna.Study, report_points: int, feasible: Mapping[int, bool], mp: pytest.MonkeyPatch
+) -> list[int]:
+    measured = _Measured(feasible)
+    mp.setattr(find_mod, "_measure_final", measured)
+    ctx = SimpleNamespace(spec=SimpleNamespace(report_points=report_points))
+    finalize(ctx, study)  # type: ignore[arg-type]
+    return measured.order
+
+
+def _by_size(study: optuna.Study) -> list[int]:
+    return [t.number for t in sorted(study.best_trials, key=lambda t: t.values[0])]
+
+
+def test_finalize_measures_smallest_first_until_feasible_then_spaces_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _front(8)
+    by_size = _by_size(study)  # trial numbers from the smallest up
+    assert len(by_size) == 8
+    # the two smallest fail held out, the third passes; 5 report points in all
+    feasible = {by_size[0]: False, by_size[1]: False}
+    order = _run_finalize(study, 5, feasible, monkeypatch)
+    # the first three in size order, then 2 evenly spaced among the 5 left: first and last
+    assert order == [by_size[0], by_size[1], by_size[2], by_size[3], by_size[7]]
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == by_size[2]
+
+
+def test_finalize_spacing_covers_the_front_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _front(8)
+    by_size = _by_size(study)
+    order = _run_finalize(study, 4, {}, monkeypatch)
+    # the smallest is feasible at once; 3 more among the 7 left, at positions 0, 3 and 6
+    assert order == [by_size[0], by_size[1], by_size[4], by_size[7]]
+
+
+def test_finalize_stops_at_report_points_when_nothing_passes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _front(6)
+    by_size = _by_size(study)
+    order = _run_finalize(study, 3, dict.fromkeys(by_size, False), monkeypatch)
+    assert order == by_size[:3]
+    assert choose(study) is None
+
+
+def test_finalize_does_not_re_measure_what_was_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _front(4)
+    by_size = _by_size(study)
+    _final(study, by_size[0], feasible=False)
+    order = _run_finalize(study, 2, {}, monkeypatch)
+    assert order == [by_size[1]]
+    rec = final_record(study, study.trials[by_size[0]])
+    assert rec is not None and rec["feasible"] is False and rec["ppl_ratio"] == 1.4
+
+
+def test_finalize_re_measures_the_nearest_when_nothing_is_feasible(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _study(
+        (0.5, 2.0, {SLO: 0.6}),
+        (0.6, 1.7, {SLO: 0.15}),
+        (0.7, 1.9, {SLO: 0.3}),
+    )
+    assert study.best_trials == []  # no feasible trial: no Pareto set to re-measure
+    order = _run_finalize(study, 12, {}, monkeypatch)
+    assert order == [1]
+    # measured once only: a second finalize leaves it alone
+    assert _run_finalize(study, 12, {}, monkeypatch) == []
+
+
+def test_nearest_counts_screened_trials() -> None:
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    study.add_trial(
+        create_trial(state=TrialState.PRUNED, user_attrs=_attrs(0.6, 1.6), constraints={SLO: 0.1})
+    )
+    n = nearest_trial(study)
+    assert n is not None and n.number == 1
+
+
+def test_nearest_ignores_failed_and_running_trials() -> None:
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    study.add_trial(create_trial(state=TrialState.FAIL, constraints={SLO: 0.01}))
+    n = nearest_trial(study)
+    assert n is not None and n.number == 0
+
+
+def test_finalize_says_it_re_measures_the_nearest(monkeypatch: pytest.MonkeyPatch) -> None:
+    study = _study((0.5, 2.0, {SLO: 0.6}))
+    said: list[str] = []
+    monkeypatch.setattr(find_mod, "_measure_final", _Measured({}))
+    ctx = SimpleNamespace(spec=SimpleNamespace(report_points=3))
+    finalize(ctx, study, progress=said.append)  # type: ignore[arg-type]
+    assert said == ["no feasible trial: re-measuring the nearest one on held-out data"]
+
+
+def test_evenly_spaced_picks_k_of_n_from_both_ends() -> None:
+    items = list(range(7))
+    spaced = find_mod._evenly_spaced
+    assert spaced(items, 0) == [] and spaced([], 3) == []
+    assert spaced(items, 1) == [0]
+    assert spaced(items, 2) == [0, 6]
+    assert spaced(items, 3) == [0, 3, 6]
+    assert spaced(items, 7) == items and spaced(items, 9) == items
