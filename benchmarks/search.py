@@ -1,6 +1,13 @@
 """Search benchmark: the found frontier against uniform and global-threshold plans.
 
     python benchmarks/search.py [--model smollm2-135m] [--slo ppl<2.0] [--trials 80]
+                                [--report-points 12] [--no-bisect]
+
+After the study (with the spec's operator, the new default unless --criterion and
+--no-refit say otherwise), the best uniform plan is bisected on the keep ratio (to
+0.005) on the same search-time text for the study's operator and for the old one
+(activation scores, no refit), side by side in the same process, and each bisected plan
+is re-measured on the held-out report text, as the chosen point is.
 
 One study, one process: the warm-start plans (a ladder of uniform keep ratios and
 FLAP-style global-threshold plans) run as the study's first trials on the same data as
@@ -31,6 +38,10 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=None)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--storage", default=None)
+    ap.add_argument("--report-points", type=int, default=12)
+    ap.add_argument("--criterion", default=None)
+    ap.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None)
+    ap.add_argument("--bisect", action=argparse.BooleanOptionalAction, default=True)
     args = ap.parse_args()
     settings.set_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,6 +53,10 @@ def main() -> None:
         groups=args.groups,
         study="bench",
         storage=storage,
+        report_points=args.report_points,
+        **{
+            k: v for k, v in (("criterion", args.criterion), ("refit", args.refit)) if v is not None
+        },
     )
     result = find(spec)
     study = result.study
@@ -78,6 +93,44 @@ def main() -> None:
     print(f"trials per hour           {3600 * len(done) / total:8.1f}")
     print(f"forward-pass share        {100 * forward / total:8.1f}% of trial time (goal >= 90%)")
     print(f"wall time                 {result.seconds:8.1f} s")
+    if args.bisect:
+        _bisected(spec)
+
+
+def _bisected(spec: StudySpec) -> None:
+    """Bisected uniform plans for the spec's operator and the old one, held-out figures."""
+    import time
+
+    from frontier.search.context import build_context, build_operator
+    from frontier.search.uniform import uniform_baseline
+
+    ctx = build_context(spec)
+    operators = {ctx.pruner.name: ctx.pruner}
+    old = spec.replace(criterion="activation", refit=False, compensate=False)
+    old_op = build_operator(old, ctx.lm)
+    operators.setdefault(old_op.name, old_op)
+    report = ctx.report_objectives()["ppl"]
+    removed = {}
+    for name, op in operators.items():
+        t = time.perf_counter()
+        ctx.pruner = op
+        found = uniform_baseline(ctx, tol=0.005)
+        if found.best is None:
+            print(f"bisected uniform ({name}): even keeping everything misses the SLO")
+            continue
+        with op.pruned(found.best.plan):
+            held = report.evaluate(ctx.lm)
+        removed[name] = found.best.plan.removed_fraction
+        print(
+            f"bisected uniform ({name:16s}) keep {found.best.keep:.4f}: "
+            f"{100 * found.best.plan.removed_fraction:5.1f}% MLP removed, search ratio "
+            f"{found.best.measured['value']:.3f}, held-out ratio {held.value:.3f} "
+            f"({len({p.plan.widths for p in found.points})} plans, "
+            f"{time.perf_counter() - t:.0f} s)"
+        )
+    if len(removed) == 2:
+        new, old_name = list(removed)
+        print(f"bisected uniform, {new} / {old_name}: {removed[new] / removed[old_name]:.2f}x")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontier.importance import calibrate
 from frontier.plan import Plan
-from frontier.surgery import Pruner, count_mlp_parameters, count_parameters
+from frontier.surgery import count_mlp_parameters, count_parameters
 
 if TYPE_CHECKING:
     from frontier.models import LoadedModel
@@ -29,6 +29,7 @@ class CalibrationSpec:
 class PruneResult:
     plan: Plan
     criterion: str
+    operator: str
     ppl_before: float
     ppl_after: float
     params_before: int
@@ -47,11 +48,12 @@ def prune(
     model: LoadedModel | str,
     keep: float,
     *,
-    criterion: str = "activation",
+    criterion: str = "obs",
     calibration: CalibrationSpec | None = None,
     text: str = "wiki-sample",
     eval_tokens: int = 4096,
     compensate: bool = False,
+    refit: bool = True,
     trust_remote_code: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> PruneResult:
@@ -62,6 +64,7 @@ def prune(
     measured on (the report part of it, disjoint from the calibration part).
     """
     from frontier.models import load_model
+    from frontier.operator import PruningOperator
     from objectives.perplexity import Perplexity
 
     say = progress or (lambda _msg: None)
@@ -81,16 +84,19 @@ def prune(
         n_tokens=cal.n_tokens,
         seq_len=cal.seq_len,
         batch_size=cal.batch_size,
+        grams=refit,
     )
     times["scores"] = time.perf_counter() - t
     ppl = Perplexity(text=text, role="report", n_tokens=eval_tokens)
     t = time.perf_counter()
     ppl.prepare(lm)
     times["baseline"] = time.perf_counter() - t
-    pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
+    t = time.perf_counter()
+    pruner = PruningOperator.for_model(lm, scores, refit=refit, compensate=compensate)
+    times["operator"] = time.perf_counter() - t
     plan = Plan.uniform(keep, pruner.full)
     params, mlp = count_parameters(lm.model), count_mlp_parameters(lm.model)
-    with pruner.pruned(plan, compensate=compensate):
+    with pruner.pruned(plan):
         t = time.perf_counter()
         m = ppl.evaluate(lm)
         times["pruned_eval"] = time.perf_counter() - t
@@ -99,6 +105,7 @@ def prune(
     return PruneResult(
         plan=plan,
         criterion=criterion,
+        operator=pruner.name,
         ppl_before=m.baseline,
         ppl_after=m.raw,
         params_before=params,
@@ -108,6 +115,7 @@ def prune(
         seconds=times,
         protocol={
             "calibration": scores.calibration,
+            "operator": pruner.describe(),
             "evaluation": ppl.protocol(),
             "scores_from_cache": scores.from_cache,
         },

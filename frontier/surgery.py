@@ -1,16 +1,17 @@
-"""Apply a plan to a model in place, and restore it exactly.
+"""Surgery: cut a model down to a selection in place, and restore it exactly.
 
-Applying swaps physically smaller projection modules into every MLP: the top-scored
-neurons of each layer are kept, in their original order. The original modules are kept
-aside (not copied) and put back by :meth:`Pruner.restore`, so the unpruned weights are
-bit-identical afterwards.
+Applying swaps physically smaller projection modules into every MLP: the selected
+neurons of each layer are kept, in their original order, and the down projection can be
+given new (refitted) weights for them. The original modules are kept aside (not copied)
+and put back by :meth:`Pruner.restore`, so the unpruned weights are bit-identical
+afterwards. Which neurons to keep is :mod:`frontier.selection`'s job; a pruner given
+scores selects plans for convenience, one given none only cuts selections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -19,39 +20,19 @@ from frontier.arch import MLPAdapter, MLPHandle, adapter_for
 from frontier.arch._weights import down_vectors, shrink_down, shrink_up
 from frontier.errors import FrontierError
 from frontier.plan import Plan
+from frontier.refit import DownWeights
+from frontier.selection import Selection, Selector
 
-
-@dataclass(frozen=True)
-class Selection:
-    """The kept neuron indices of every layer (sorted ascending), for one plan."""
-
-    plan: Plan
-    kept: tuple[torch.Tensor, ...]
-
-    def to_lists(self) -> list[list[int]]:
-        return [k.tolist() for k in self.kept]
-
-    @classmethod
-    def from_lists(cls, plan: Plan, kept: Sequence[Sequence[int]]) -> Selection:
-        if len(kept) != plan.n_layers:
-            raise FrontierError(f"{len(kept)} index lists for a {plan.n_layers}-layer plan")
-        tensors = []
-        for i, (idx, w, f) in enumerate(zip(kept, plan.widths, plan.full, strict=True)):
-            t = torch.as_tensor(list(idx), dtype=torch.long)
-            if t.numel() != w:
-                raise FrontierError(f"layer {i}: {t.numel()} kept indices for width {w}")
-            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= f or t.unique().numel() != w):
-                raise FrontierError(f"layer {i}: kept indices out of range or repeated")
-            tensors.append(t.sort().values)
-        return cls(plan, tuple(tensors))
+__all__ = ["Pruner", "Selection", "count_mlp_parameters", "count_parameters"]
 
 
 class Pruner:
-    """Applies plans to one model using one set of per-neuron importance scores.
+    """Applies selections (or, given scores, plans) to one model.
 
     Args:
         model: a causal LM of a supported family (modified in place while a plan is applied).
-        scores: one 1-D tensor per layer, higher = more important.
+        scores: one 1-D tensor per layer, higher = more important; needed only to apply
+            plans rather than selections.
         mean_activation: per-layer mean activation at the down projection's input; needed
             only for bias compensation (the dropped neurons' mean contribution is folded
             into the down projection's bias).
@@ -60,7 +41,7 @@ class Pruner:
     def __init__(
         self,
         model: nn.Module,
-        scores: Sequence[torch.Tensor],
+        scores: Sequence[torch.Tensor] | None = None,
         *,
         mean_activation: Sequence[torch.Tensor] | None = None,
         adapter: MLPAdapter | None = None,
@@ -69,13 +50,14 @@ class Pruner:
         self.adapter = adapter or adapter_for(model.config)
         self.handles: list[MLPHandle] = self.adapter.handles(model)
         self.full: tuple[int, ...] = tuple(h.width for h in self.handles)
-        if len(scores) != len(self.handles):
-            raise FrontierError(f"{len(scores)} score vectors for {len(self.handles)} layers")
-        for i, (s, f) in enumerate(zip(scores, self.full, strict=True)):
-            if s.shape != (f,):
-                raise FrontierError(f"layer {i}: scores of shape {tuple(s.shape)}, width {f}")
-        # Descending order once; stable so equal scores keep the lower index.
-        self._order = [torch.argsort(s.float(), descending=True, stable=True) for s in scores]
+        self._selector: Selector | None = None
+        if scores is not None:
+            if len(scores) != len(self.handles):
+                raise FrontierError(f"{len(scores)} score vectors for {len(self.handles)} layers")
+            for i, (s, f) in enumerate(zip(scores, self.full, strict=True)):
+                if s.shape != (f,):
+                    raise FrontierError(f"layer {i}: scores of shape {tuple(s.shape)}, width {f}")
+            self._selector = Selector(scores)
         self._mean = list(mean_activation) if mean_activation is not None else None
         self._originals: list[dict[str, nn.Module]] | None = None
 
@@ -87,17 +69,26 @@ class Pruner:
         return Plan(self.full, self.full, multiple, floor)
 
     def select(self, plan: Plan) -> Selection:
+        if self._selector is None:
+            raise FrontierError("this pruner has no importance scores: apply a Selection")
         if plan.full != self.full:
             raise FrontierError(
                 f"plan is for MLP widths {plan.full[:3]}..., this model has {self.full[:3]}..."
             )
-        kept = tuple(
-            order[:w].sort().values for order, w in zip(self._order, plan.widths, strict=True)
-        )
-        return Selection(plan, kept)
+        return self._selector.select(plan)
 
-    def apply(self, plan: Plan | Selection, *, compensate: bool = False) -> Selection:
-        """Swap smaller MLP projections into the model. Restore before applying again."""
+    def apply(
+        self,
+        plan: Plan | Selection,
+        *,
+        compensate: bool = False,
+        refit: Sequence[DownWeights | None] | None = None,
+    ) -> Selection:
+        """Swap smaller MLP projections into the model. Restore before applying again.
+
+        ``refit`` gives, per layer, the down projection's new weights for the kept
+        neurons (in the module's layout) and its new bias (None keeps the bias it has).
+        """
         if self._originals is not None:
             raise RuntimeError("a plan is already applied; call restore() first")
         selection = plan if isinstance(plan, Selection) else self.select(plan)
@@ -105,24 +96,31 @@ class Pruner:
             raise FrontierError("selection is for a model with other MLP widths")
         if compensate and self._mean is None:
             raise FrontierError("bias compensation needs calibration activation statistics")
+        if compensate and refit is not None:
+            raise FrontierError("bias compensation and the refit exclude each other")
         ad = self.adapter
         originals: list[dict[str, nn.Module]] = []
+        news = refit if refit is not None else [None] * len(self.handles)
         with torch.no_grad():
-            for h, keep, full in zip(self.handles, selection.kept, self.full, strict=True):
+            for h, keep, full, new in zip(
+                self.handles, selection.kept, self.full, news, strict=True
+            ):
                 saved = {n: h.get(n) for n in (*ad.up, ad.down)}
                 originals.append(saved)
                 if keep.numel() == full:
                     continue
+                keep = keep.to(next(saved[ad.down].parameters()).device)  # once per layer
                 for name in ad.up:
                     h.set(name, shrink_up(saved[name], keep, ad.layout, fused=ad.fused_gate_up))
                 delta = None
                 if compensate and self._mean is not None:
                     vecs = down_vectors(saved[ad.down], ad.layout)
                     dropped = torch.ones(full, dtype=torch.bool, device=vecs.device)
-                    dropped[keep.to(vecs.device)] = False
+                    dropped[keep] = False
                     mean = self._mean[h.index].to(vecs.device, vecs.dtype)
                     delta = mean[dropped] @ vecs[dropped]
-                h.set(ad.down, shrink_down(saved[ad.down], keep, ad.layout, bias_delta=delta))
+                down = shrink_down(saved[ad.down], keep, ad.layout, bias_delta=delta, new=new)
+                h.set(ad.down, down)
         self._originals = originals
         return selection
 
@@ -135,8 +133,14 @@ class Pruner:
         self._originals = None
 
     @contextmanager
-    def pruned(self, plan: Plan | Selection, *, compensate: bool = False) -> Iterator[Selection]:
-        selection = self.apply(plan, compensate=compensate)
+    def pruned(
+        self,
+        plan: Plan | Selection,
+        *,
+        compensate: bool = False,
+        refit: Sequence[DownWeights | None] | None = None,
+    ) -> Iterator[Selection]:
+        selection = self.apply(plan, compensate=compensate, refit=refit)
         try:
             yield selection
         finally:

@@ -75,19 +75,32 @@ def shrink_down(
     layout: WeightLayout,
     *,
     bias_delta: torch.Tensor | None = None,
+    new: Any = None,
 ) -> nn.Module:
     """Copy of ``down`` reading only neurons ``keep``; ``bias_delta`` is added to its bias.
 
-    A bias is created when ``bias_delta`` is given and the projection had none.
+    A bias is created when ``bias_delta`` is given and the projection had none. ``new``
+    (a :class:`frontier.refit.DownWeights`) replaces the kept columns' weights, and the
+    bias when it carries one.
     """
     keep = keep.to(down.weight.device)
-    new = _clone_shell(down)
+    shell = _clone_shell(down)
     dim = 0 if layout is WeightLayout.CONV1D else 1
-    new.weight = nn.Parameter(down.weight.detach().index_select(dim, keep), requires_grad=False)
+    if new is not None:
+        expected = list(down.weight.shape)
+        expected[dim] = int(keep.numel())
+        if list(new.weight.shape) != expected:
+            raise ValueError(f"refit weight {tuple(new.weight.shape)}, expected {expected}")
+        weight = new.weight.to(down.weight.dtype)
+    else:
+        weight = down.weight.detach().index_select(dim, keep)
+    shell.weight = nn.Parameter(weight, requires_grad=False)
     if layout is WeightLayout.LINEAR:
-        new.in_features = int(keep.numel())
+        shell.in_features = int(keep.numel())
+    if new is not None and new.bias is not None:
+        shell.bias = nn.Parameter(new.bias.to(down.weight.dtype), requires_grad=False)
     bias = getattr(down, "bias", None)
     if bias_delta is not None:
         base = bias.detach() if bias is not None else torch.zeros_like(bias_delta)
-        new.bias = nn.Parameter(base + bias_delta.to(base.dtype), requires_grad=False)
-    return new
+        shell.bias = nn.Parameter(base + bias_delta.to(base.dtype), requires_grad=False)
+    return shell

@@ -85,6 +85,7 @@ def prune(args: argparse.Namespace) -> int:
         text=args.text,
         eval_tokens=args.eval_tokens,
         compensate=args.compensate,
+        refit=args.refit,
         progress=render.say,
     )
     render.pruned(lm.name, result)

@@ -149,7 +149,7 @@ def _prune(sub: Any) -> None:
         commands.prune,
         loads_models=True,
     )
-    for name in ("model", "trust_remote_code", "threads", "criterion", "compensate"):
+    for name in ("model", "trust_remote_code", "threads", "criterion", "refit", "compensate"):
         add_spec_argument(prune, name, default=SPEC_FIELDS[name].default)
     prune.add_argument(
         "--keep",

@@ -80,7 +80,7 @@ def mirror(path: Any, manifest: Mapping[str, Any]) -> None:
 def pruned(name: str, r: PruneResult) -> None:
     ev = r.protocol["evaluation"]
     con = console()
-    con.print(f"[bold]{name}[/]: {r.plan.describe()}, criterion {r.criterion}")
+    con.print(f"[bold]{name}[/]: {r.plan.describe()}, operator {r.operator}")
     con.print(
         f"  parameters   {r.params_before:,} -> {r.params_after:,} "
         f"({100 * (1 - r.params_after / r.params_before):.1f}% removed)"

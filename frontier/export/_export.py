@@ -39,8 +39,10 @@ from frontier.export._record import (
     SourceModel,
     read_record,
 )
+from frontier.export._refit_file import read_refit, write_refit
 from frontier.export._tensors import padded_down, padded_up, rounded_state, savable_state_dict
 from frontier.models import LoadedModel
+from frontier.refit import DownWeights
 from frontier.surgery import Pruner, Selection
 
 WEIGHTS_FILE = "model.safetensors"
@@ -79,11 +81,16 @@ def export_model(
     dtype: ExportDtype = "fp32",
     provenance: Provenance | None = None,
     force: bool = False,
+    refit: Sequence[DownWeights | None] | None = None,
     gguf_type: GGUFType = "f32",
     modules: Sequence[dict[str, nn.Module]] | None = None,
     repair: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
+
+    ``refit`` gives the refitted down weights of every layer (from
+    :meth:`frontier.operator.PruningOperator.weights`); they are applied, written in every
+    format, and stored beside ``compression.json`` for :func:`apply_compression`.
 
     Formats: ``uniform`` (stock checkpoint; every layer must keep the same width),
     ``padded`` (stock checkpoint at the widest kept width, the rest zero: same outputs)
@@ -125,15 +132,15 @@ def export_model(
         repair=repair,
     )
     torch_dtype = TORCH_DTYPES[dtype]
-    pruner = Pruner(model, [torch.zeros(f) for f in full], adapter=adapter)
+    pruner = Pruner(model, adapter=adapter)  # surgery only: the selection is given
     was_training = model.training
     model.eval()
-    pruner.apply(selection)
+    pruner.apply(selection, refit=refit)
     try:
         if modules is not None:
             _put_modules(pruner, modules, plan.widths)
         if format == "gguf":
-            return _gguf_result(out, lm, plan.widths, gguf_type, record)
+            return _gguf_result(out, lm, plan.widths, gguf_type, record, refit)
         ids = _probe_ids(model, adapter)
         reference = _logits(model, ids, torch_dtype)
         with atomic_dir(out) as tmp:
@@ -145,6 +152,8 @@ def export_model(
                 )
             if lm.tokenizer is not None:
                 lm.tokenizer.save_pretrained(tmp)
+            if refit is not None and any(r is not None for r in refit):
+                record = replace(record, refit=write_refit(tmp, refit))
             write_json_atomic(tmp / RECORD_NAME, record.to_dict())
             written = _logits(model, ids, torch_dtype)  # the model as written (padded, say)
             padded = format == "padded"
@@ -183,8 +192,9 @@ def apply_compression(
     """Rebuild an export from the original model and a ``compression.json`` (no calibration).
 
     With the record's format and dtype the weights are bit-identical to the original
-    export's. ``check_source=False`` applies the kept indices to a model other than
-    the one they were chosen on (same architecture and widths).
+    export's; refitted down weights come from the ``refit.safetensors`` beside the
+    record. ``check_source=False`` applies the kept indices to a model other than the one
+    they were chosen on (same architecture and widths).
     """
     record_path = Path(record_path)
     record = read_record(record_path)
@@ -204,6 +214,10 @@ def apply_compression(
     if record.plan.full != lm.adapter.full_widths(lm.model):
         raise FrontierError(f"{record_path}: plan is for other MLP widths than this model's")
     selection = Selection.from_lists(record.plan, record.kept)
+    refit = None
+    if record.refit is not None:
+        folder = record_path if record_path.is_dir() else record_path.parent
+        refit = read_refit(folder, record.refit, record.plan.n_layers, _device(lm.model))
     return export_model(
         lm,
         selection,
@@ -212,6 +226,7 @@ def apply_compression(
         dtype=dtype or record.dtype,
         provenance=record.provenance,
         force=force,
+        refit=refit,
         gguf_type=cast(GGUFType, gguf_type or record.gguf_type or "f32"),
     )
 
@@ -262,7 +277,12 @@ def repaired_note(record: CompressionRecord) -> str:
 
 # -- writing ----------------------------------------------------------------------------
 def _gguf_result(
-    out: Path, lm: LoadedModel, widths: tuple[int, ...], gguf_type: GGUFType, record: Any
+    out: Path,
+    lm: LoadedModel,
+    widths: tuple[int, ...],
+    gguf_type: GGUFType,
+    record: Any,
+    refit: Sequence[DownWeights | None] | None,
 ) -> ExportResult:
     record, written, check = export_gguf(
         out,
@@ -273,6 +293,7 @@ def _gguf_result(
         record,
         name=lm.name,
         threads=max(1, torch.get_num_threads()),
+        refit=refit,
     )
     diff = check.max_abs_logprob_diff
     return ExportResult(out, record, diff, written.tensor_bytes, gguf=written, llamacpp=check)

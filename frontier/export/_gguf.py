@@ -11,6 +11,7 @@ is made from an f32 file by llama.cpp's own ``llama-quantize``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -23,6 +24,8 @@ from frontier.export import _llamacpp
 from frontier.export._gguf_arch import GGUFLayout, family_for, gguf_tensors, size_label
 from frontier.export._gguf_vocab import vocab_of
 from frontier.export._record import RECORD_NAME, CompressionRecord
+from frontier.export._refit_file import write_refit
+from frontier.refit import DownWeights
 
 GGUFType = Literal["f32", "f16", "q8_0", "q4_k_m"]
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)
@@ -292,6 +295,7 @@ def export_gguf(
     *,
     name: str,
     threads: int = 1,
+    refit: Sequence[DownWeights | None] | None = None,
 ) -> tuple[CompressionRecord, GGUFWritten, LlamaCppCheck]:
     """Write ``out/model.gguf`` and ``compression.json`` for the pruned ``model``.
 
@@ -321,5 +325,7 @@ def export_gguf(
         if written.kept_f16:
             verification["gguf_kept_f16"] = list(written.kept_f16)
         record = replace(record, gguf_type=gguf_type, verification=verification)
+        if refit is not None and any(r is not None for r in refit):
+            record = replace(record, refit=write_refit(tmp, refit))  # for apply
         write_json_atomic(tmp / RECORD_NAME, record.to_dict())
     return record, replace(written, path=out / GGUF_NAME), check

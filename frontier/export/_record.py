@@ -1,8 +1,11 @@
 """``compression.json``: what an export is, where it came from, and how to rebuild it.
 
 The record holds the kept neuron indices of every layer, so ``apply`` can rebuild the
-exact checkpoint from the original model without calibration data. Reading it is
-strict: a truncated or hand-broken file is a one-line :class:`FrontierError`.
+exact checkpoint from the original model without calibration data. When the operator
+refitted the kept down-projection columns, the refitted weights are stored beside it
+(``refit.safetensors``, named with its sha256 in the record) and ``apply`` uses them as
+they are: no Gram matrix or calibration pass is needed, and the rebuild is bit for bit.
+Reading it is strict: a truncated or hand-broken file is a one-line :class:`FrontierError`.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from frontier.errors import FrontierError
 from frontier.plan import Plan
 
 RECORD_NAME = "compression.json"
+REFIT_NAME = "refit.safetensors"
 RECORD_FORMAT = 1
 
 ExportFormat = Literal["uniform", "padded", "heterogeneous", "gguf"]
@@ -33,6 +37,8 @@ class Provenance:
     study: str | None = None
     trial: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
+    # the pruning operator (frontier.operator.PruningOperator.describe()) and its inputs
+    operator: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -41,6 +47,7 @@ class Provenance:
             "study": self.study,
             "trial": self.trial,
             "metrics": dict(self.metrics),
+            "operator": None if self.operator is None else dict(self.operator),
         }
 
     @classmethod
@@ -49,7 +56,11 @@ class Provenance:
         if not isinstance(metrics, dict):
             raise FrontierError("provenance metrics must be an object")
         trial = data.get("trial")
+        operator = data.get("operator")
+        if operator is not None and not isinstance(operator, dict):
+            raise FrontierError("provenance operator must be an object")
         return cls(
+            operator=operator,
             criterion=_opt_str(data.get("criterion")),
             calibration_fingerprint=_opt_str(data.get("calibration_fingerprint")),
             study=_opt_str(data.get("study")),
@@ -80,6 +91,8 @@ class CompressionRecord:
     provenance: Provenance = field(default_factory=Provenance)
     versions: dict[str, str] = field(default_factory=dict)
     verification: dict[str, Any] = field(default_factory=dict)
+    # {"file": REFIT_NAME, "sha256": ..., "layers": [refitted layer indices]} or None
+    refit: dict[str, Any] | None = None
     gguf_type: str | None = None  # only for export_format "gguf": f32, f16, q8_0, q4_k_m
     # set when the pruned weights were repaired (see frontier.repair): then the kept indices
     # alone do not rebuild the weights, and this says how they were trained
@@ -102,6 +115,7 @@ class CompressionRecord:
             **self.provenance.to_dict(),
             "versions": dict(self.versions),
             "verification": dict(self.verification),
+            "refit": None if self.refit is None else dict(self.refit),
             **extra,
         }
         if self.repair is not None:
@@ -130,6 +144,7 @@ class CompressionRecord:
                 provenance=Provenance.from_dict(data),
                 versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},
                 verification=dict(data.get("verification") or {}),
+                refit=_refit_entry(data.get("refit")),
                 gguf_type=_opt_str(data.get("gguf_type")),
                 repair=_opt_dict(data.get("repair")),
             )
@@ -170,3 +185,13 @@ def _opt_dict(value: object) -> dict[str, Any] | None:
 
 def _opt_str(value: object) -> str | None:
     return None if value is None else str(value)
+
+
+def _refit_entry(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("sha256"), str):
+        raise FrontierError("refit must be an object naming its file and sha256")
+    if value.get("file") != REFIT_NAME:
+        raise FrontierError(f"refit file must be {REFIT_NAME}, got {value.get('file')!r}")
+    return dict(value)

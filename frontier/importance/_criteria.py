@@ -25,16 +25,17 @@ class Criterion:
     fn: ScoreFn
     needs_calibration: bool
     description: str
+    needs_gram: bool = False
 
 
 CRITERIA: dict[str, Criterion] = {}
 
 
 def register_criterion(
-    name: str, *, needs_calibration: bool, description: str
+    name: str, *, needs_calibration: bool, description: str, needs_gram: bool = False
 ) -> Callable[[ScoreFn], ScoreFn]:
     def wrap(fn: ScoreFn) -> ScoreFn:
-        CRITERIA[name] = Criterion(name, fn, needs_calibration, description)
+        CRITERIA[name] = Criterion(name, fn, needs_calibration, description, needs_gram)
         return fn
 
     return wrap
@@ -88,6 +89,42 @@ def activation(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> l
 def fluctuation(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
     assert stats is not None
     return [stats.var[h.index] * _down_norm(h).square() for h in handles]
+
+
+@register_criterion(
+    "energy",
+    needs_calibration=True,
+    description="E[a^2] times ||down column||^2: the mean squared output each neuron writes",
+)
+def energy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    assert stats is not None
+    return [
+        (stats.var[h.index] + stats.mean[h.index].square()) * _down_norm(h).square()
+        for h in handles
+    ]
+
+
+OBS_DAMPING = 0.01  # ridge of the OBS inverse: this fraction of the mean diagonal of G
+
+
+@register_criterion(
+    "obs",
+    needs_calibration=True,
+    needs_gram=True,
+    description="OBS-style: ||down column||^2 / [(G + lambda I)^-1]_jj, the output error "
+    "of dropping neuron j alone when the others are refitted (G: Gram of the down input; "
+    "lambda = 0.01 x mean diag G)",
+)
+def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    assert stats is not None and stats.gram is not None
+    out = []
+    for h in handles:
+        g = stats.gram.full(h.index)[:-1, :-1]
+        damp = OBS_DAMPING * float(g.diagonal().mean()) + 1e-12
+        eye = torch.eye(g.shape[0], dtype=g.dtype)
+        inv_diag = torch.cholesky_inverse(torch.linalg.cholesky(g + damp * eye)).diagonal()
+        out.append(_down_norm(h).square() / inv_diag)
+    return out
 
 
 @register_criterion(

@@ -1,12 +1,15 @@
 """Scores for one model and criterion, with the calibration pass cached on disk.
 
-The expensive part, the calibration pass, yields :class:`ActivationStats`; they are
-stored as safetensors under ``$FRONTIER_HOME/importance``, keyed by the model's
-fingerprint and the calibration tokens' fingerprint, and shared by every criterion.
+The expensive part, the calibration pass, yields :class:`ActivationStats` and, when the
+refit or a criterion needs them, the Gram matrices (:class:`GramStats`). Both are stored
+as safetensors under ``$FRONTIER_HOME/importance``, keyed by the model's fingerprint and
+the calibration tokens' fingerprint (the Grams in a ``.gram`` file of their own, since
+they are large), and shared by every criterion.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +22,12 @@ from frontier._io import write_bytes_atomic
 from frontier.data.text import TokenSet
 from frontier.errors import FrontierError
 from frontier.importance._criteria import get_criterion
-from frontier.importance._stats import ActivationStats, collect_stats
+from frontier.importance._gram import GramStats
+from frontier.importance._stats import ActivationStats, calibration_pass
 from frontier.models import LoadedModel
 
 STATS_FORMAT = 1
+GRAM_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -40,19 +45,29 @@ class Scores:
     def mean_activation(self) -> tuple[torch.Tensor, ...] | None:
         return self.stats.mean if self.stats is not None else None
 
+    @property
+    def grams(self) -> GramStats | None:
+        return self.stats.gram if self.stats is not None else None
+
 
 def _cache_path(model_fp: str, calib_fp: str) -> Path:
     return settings.home() / "importance" / f"{model_fp}-{calib_fp}-v{STATS_FORMAT}.safetensors"
 
 
-def _read_cache(path: Path) -> ActivationStats | None:
+def gram_cache_path(model_fp: str, calib_fp: str) -> Path:
+    """Where the Gram matrices for one model and calibration token set are cached."""
+    name = f"{model_fp}-{calib_fp}-v{GRAM_FORMAT}.gram.safetensors"
+    return settings.home() / "importance" / name
+
+
+def _read_cache(path: Path, kind: type[Any] = ActivationStats) -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     if not path.is_file():
         return None
     try:
-        return ActivationStats.from_tensors(load_file(str(path)))
+        return kind.from_tensors(load_file(str(path)))
     except (SafetensorError, OSError, KeyError, ValueError, RuntimeError) as exc:
         import warnings
 
@@ -72,6 +87,7 @@ def calibrate(
     n_tokens: int = 16384,
     seq_len: int = 512,
     batch_size: int = 4,
+    grams: bool = False,
 ) -> Scores:
     """Scores from the calibration part of ``text`` (windows of ``seq_len``, capped at the
     model's context), cached like :func:`compute_scores`."""
@@ -84,7 +100,7 @@ def calibrate(
         n_tokens=n_tokens,
         seq_len=min(seq_len, lm.max_length),
     )
-    return compute_scores(lm, criterion, tokens, batch_size=batch_size)
+    return compute_scores(lm, criterion, tokens, batch_size=batch_size, grams=grams)
 
 
 def compute_scores(
@@ -94,29 +110,25 @@ def compute_scores(
     *,
     batch_size: int = 4,
     use_cache: bool = True,
+    grams: bool = False,
 ) -> Scores:
-    """Scores for ``lm`` (unpruned) under ``criterion``; calibrates only if it needs to."""
-    from safetensors.torch import save as save_bytes
+    """Scores for ``lm`` (unpruned) under ``criterion``; calibrates only if it needs to.
 
+    With ``grams`` (or a criterion that needs them) the Gram matrices are gathered too
+    and attached to ``Scores.stats``; the refit (:mod:`frontier.refit`) uses them.
+    """
     crit = get_criterion(criterion)
-    adapter = lm.adapter
-    handles = adapter.handles(lm.model)
+    handles = lm.adapter.handles(lm.model)
     stats: ActivationStats | None = None
     info: dict[str, Any] = {}
     start = time.perf_counter()
     cached = False
-    if crit.needs_calibration:
+    need_grams = grams or crit.needs_gram
+    if crit.needs_calibration or need_grams:
         if calibration is None:
             raise FrontierError(f"criterion {criterion!r} needs calibration text")
         info = calibration.describe()
-        path = _cache_path(lm.fingerprint, calibration.fingerprint)
-        stats = _read_cache(path) if use_cache else None
-        cached = stats is not None
-        if stats is None:
-            stats = collect_stats(lm.model, adapter, calibration.ids, batch_size=batch_size)
-            if use_cache:
-                tensors = {k: v.contiguous() for k, v in stats.to_tensors().items()}
-                write_bytes_atomic(path, save_bytes(tensors))
+        stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams)
     scores = crit.fn(handles, stats)
     for i, s in enumerate(scores):
         if not torch.isfinite(s).all():
@@ -129,3 +141,31 @@ def compute_scores(
         seconds=time.perf_counter() - start,
         from_cache=cached,
     )
+
+
+def _stats(
+    lm: LoadedModel, calibration: TokenSet, batch_size: int, use_cache: bool, grams: bool
+) -> tuple[ActivationStats, bool]:
+    """The calibration statistics (and Grams when asked), from the cache or one pass."""
+    from safetensors.torch import save as save_bytes
+
+    path = _cache_path(lm.fingerprint, calibration.fingerprint)
+    gpath = gram_cache_path(lm.fingerprint, calibration.fingerprint)
+    stats: ActivationStats | None = _read_cache(path) if use_cache else None
+    gram: GramStats | None = None
+    if grams and use_cache:
+        gram = _read_cache(gpath, GramStats)
+    if stats is not None and (gram is not None or not grams):
+        return dataclasses.replace(stats, gram=gram), True
+    fresh, fresh_gram = calibration_pass(
+        lm.model, lm.adapter, calibration.ids, batch_size=batch_size, grams=grams
+    )
+    if use_cache:
+        if stats is None:
+            tensors = {k: v.contiguous() for k, v in fresh.to_tensors().items()}
+            write_bytes_atomic(path, save_bytes(tensors))
+        if fresh_gram is not None:
+            tensors = {k: v.contiguous() for k, v in fresh_gram.to_tensors().items()}
+            write_bytes_atomic(gpath, save_bytes(tensors))
+    # cached statistics stay the ones used (the same scores as before the Grams existed)
+    return dataclasses.replace(stats or fresh, gram=fresh_gram), False

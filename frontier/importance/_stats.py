@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from frontier.arch import MLPAdapter
+from frontier.importance._gram import GramAccumulator, GramStats, held_windows
 
 
 @dataclass(frozen=True)
 class ActivationStats:
-    """Per layer, per neuron: mean, mean |x| and variance of the activation feeding down.
+    """Per layer, per neuron: mean, mean |x| and variance of the activation feeding down,
+    and, when gathered, the Gram matrices of the same activations (:class:`GramStats`).
 
     Accumulated in float64 over ``tokens`` calibration tokens.
     """
@@ -22,6 +24,8 @@ class ActivationStats:
     abs_mean: tuple[torch.Tensor, ...]
     var: tuple[torch.Tensor, ...]
     tokens: int
+    # Gram matrices of the same pass, when gathered (cached in a file of their own)
+    gram: GramStats | None = field(default=None, compare=False)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         out: dict[str, torch.Tensor] = {"tokens": torch.tensor([self.tokens])}
@@ -60,22 +64,55 @@ def collect_stats(
     model: nn.Module, adapter: MLPAdapter, ids: torch.Tensor, *, batch_size: int = 4
 ) -> ActivationStats:
     """Run ``ids`` ([n, seq_len]) through the decoder stack, skipping the LM head."""
+    return calibration_pass(model, adapter, ids, batch_size=batch_size, grams=False)[0]
+
+
+@torch.no_grad()
+def calibration_pass(
+    model: nn.Module,
+    adapter: MLPAdapter,
+    ids: torch.Tensor,
+    *,
+    batch_size: int = 4,
+    grams: bool = True,
+) -> tuple[ActivationStats, GramStats | None]:
+    """One pass over ``ids``: activation statistics over every window and, with ``grams``,
+    the Gram matrices of the fitting windows and of the held-out last windows apart."""
     handles = adapter.handles(model)
     accs = [_Accumulator(h.width) for h in handles]
+    grams_acc = [GramAccumulator(h.width) for h in handles] if grams else []
     hooks = [h.down_module.register_forward_pre_hook(a) for h, a in zip(handles, accs, strict=True)]
+    for h, g in zip(handles, grams_acc, strict=False):  # none when grams is False
+        hooks.append(h.down_module.register_forward_pre_hook(g))
     backbone = adapter.backbone(model)
     device = next(model.parameters()).device
+    n = ids.shape[0]
+    split = n - (held_windows(n) if grams else 0)
     try:
-        for start in range(0, ids.shape[0], batch_size):
-            backbone(input_ids=ids[start : start + batch_size].to(device), use_cache=False)
+        for lo, hi in ((0, split), (split, n)):
+            for g in grams_acc:
+                g.holding_out = lo > 0
+            for start in range(lo, hi, batch_size):
+                batch = ids[start : min(start + batch_size, hi)].to(device)
+                backbone(input_ids=batch, use_cache=False)
     finally:
         for hook in hooks:
             hook.remove()
     means, abs_means, vars_ = [], [], []
     for a in accs:
-        n = max(a.count, 1)
-        mean = a.sum / n
+        count = max(a.count, 1)
+        mean = a.sum / count
         means.append(mean)
-        abs_means.append(a.sum_abs / n)
-        vars_.append((a.sumsq / n - mean * mean).clamp_min(0.0))
-    return ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count)
+        abs_means.append(a.sum_abs / count)
+        vars_.append((a.sumsq / count - mean * mean).clamp_min(0.0))
+    if not grams:
+        return ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count), None
+    results = [g.result() for g in grams_acc]
+    gram = GramStats(
+        fit=tuple(r[0] for r in results),
+        held=tuple(r[1] for r in results),
+        fit_tokens=grams_acc[0].fit_count,
+        held_tokens=grams_acc[0].held_count,
+    )
+    stats = ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count, gram)
+    return stats, gram

@@ -81,7 +81,7 @@ def repair_trial(
         before: dict[str, Any] = dict(stored)
     else:
         say(f"measuring trial {number} before repair")
-        with point.pruner.pruned(point.selection):
+        with point.operator.pruned(point.selection):
             before = measure_report(objectives, size, lm)
     before = {k: v for k, v in before.items() if k not in ("violations", "feasible")}
     data = repair_data(
@@ -93,11 +93,11 @@ def repair_trial(
         max_train_tokens=config.steps * config.batch_windows * config.seq_len,
     )
     try:
-        result = repair(point.pruner, point.selection, data, config, reporter=reporter)
+        result = repair(point.operator, point.selection, data, config, reporter=reporter)
         say("measuring the repaired model on held-out text")
         after = measure_report(objectives, size, lm)
     finally:
-        point.pruner.restore()
+        point.operator.restore()
     rec = repair_record(result, report_before=before, report_after=after)
     say(f"exporting to {out}")
     exported = export_model(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from frontier.errors import FrontierError
+from frontier.operator import PruningOperator
 from frontier.plan import Plan
 from frontier.repair._config import RepairConfig
 from frontier.repair._data import RepairData
@@ -63,24 +64,26 @@ def micro_batch_size(seq_len: int, vocab: int, requested: int | None) -> int:
 
 
 def repair(
-    pruner: Pruner,
+    engine: Pruner | PruningOperator,
     plan: Plan | Selection,
     data: RepairData,
     config: RepairConfig,
     *,
     reporter: Reporter | None = None,
 ) -> RepairResult:
-    """Apply ``plan`` with ``pruner`` (its own plan application) and distil the result.
+    """Apply ``plan`` with ``engine`` (its own plan application: an operator's refit
+    included) and distil the result towards the unpruned model.
 
-    The pruner must not have a plan applied. On return it has: the model is the repaired
-    pruned model, and ``pruner.restore()`` gives back the unpruned one bit-identically.
+    The engine must not have a plan applied. On return it has: the model is the repaired
+    pruned model, and ``engine.restore()`` gives back the unpruned one bit-identically.
     """
-    if pruner.applied:
+    if engine.applied:
         raise FrontierError("repair applies the plan itself; restore the pruner first")
+    pruner = engine.pruner if isinstance(engine, PruningOperator) else engine
     ad = pruner.adapter
     names = (*ad.up, ad.down)
     originals = [{n: h.get(n) for n in names} for h in pruner.handles]
-    pruner.apply(plan)
+    engine.apply(plan)
     swap = TeacherSwap(pruner.handles, originals, names)
     return _Loop(pruner.model, swap, data, config, reporter or SilentReporter()).run()
 

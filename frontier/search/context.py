@@ -9,13 +9,41 @@ from typing import Any
 
 from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
+from frontier.operator import PruningOperator
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
 from frontier.study.slo import SLO, parse_slos
-from frontier.surgery import Pruner
 from objectives import Objective, create
 
 Progress = Callable[[str], None]
+CHECK_PREFIX = "check:"  # report objectives on the spec's check_texts
+
+
+def build_operator(
+    spec: StudySpec, lm: LoadedModel, *, say: Progress | None = None
+) -> PruningOperator:
+    """The study's pruning operator on ``lm`` (unpruned), from the cached calibration pass."""
+    (say or (lambda _m: None))(
+        f"calibrating ({spec.criterion}{', refit' if spec.refit else ''}, "
+        f"{spec.calibration_tokens} tokens)"
+    )
+    scores = calibrate(
+        lm,
+        spec.criterion,
+        text=spec.calibration_text,
+        n_tokens=spec.calibration_tokens,
+        seq_len=spec.calibration_seq_len,
+        grams=spec.refit,
+    )
+    return PruningOperator.for_model(lm, scores, refit=spec.refit, compensate=spec.compensate)
+
+
+def check_text_sources(sources: tuple[str, ...]) -> None:
+    """A check text that cannot be read is a one-line error before anything is computed."""
+    from frontier.data.text import TextSource
+
+    for source in sources:
+        TextSource(source).documents("report")
 
 
 @dataclass
@@ -23,7 +51,7 @@ class SearchContext:
     spec: StudySpec
     lm: LoadedModel
     scores: Scores
-    pruner: Pruner
+    pruner: PruningOperator  # selection, refit and surgery: applies every plan
     space: Space
     slos: tuple[SLO, ...]
     cheap: Objective
@@ -63,6 +91,12 @@ def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
     )
     ppl.prepare(lm)
     out["ppl"] = ppl
+    for source in spec.check_texts:
+        check = create(
+            "ppl", text=source, role="report", n_tokens=spec.report_tokens, seq_len=spec.seq_len
+        )
+        check.prepare(lm)
+        out[CHECK_PREFIX + source] = check
     if spec.tasks:
         tasks = _tasks_objective(spec, role="report")
         tasks.prepare(lm)
@@ -114,20 +148,14 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
             raise FrontierError(f"SLO '{slo}' needs task accuracy; add --tasks {slo.metric}")
     if spec.tasks:
         check_tasks(spec.tasks, say)
+    check_text_sources(spec.check_texts)
     t = time.perf_counter()
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code, progress=progress)
     seconds["load"] = time.perf_counter() - t
-    say(f"calibrating importance scores ({spec.criterion}, {spec.calibration_tokens} tokens)")
     t = time.perf_counter()
-    scores = calibrate(
-        lm,
-        spec.criterion,
-        text=spec.calibration_text,
-        n_tokens=spec.calibration_tokens,
-        seq_len=spec.calibration_seq_len,
-    )
+    pruner = build_operator(spec, lm, say=say)
+    scores = pruner.scores
     seconds["calibration"] = time.perf_counter() - t
-    pruner = Pruner(lm.model, scores.per_layer, mean_activation=scores.mean_activation)
     space = Space.build(
         pruner.full,
         lo=spec.min_keep,

@@ -38,6 +38,9 @@ def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
         "ppl ratio (final)",
     ):
         table.add_column(col, justify="right")
+    checks = sorted({c for r in rows if r.final for c in (r.final.get("check_texts") or {})})
+    for source in checks:
+        table.add_column(f"ppl ratio ({source})", justify="right")
     for task in tasks:
         table.add_column(f"{task} acc (ret.)", justify="right")
     table.add_column("feasible")
@@ -51,6 +54,9 @@ def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
             _num(r.search.get("ppl_ratio", r.search.get("kl"))),
             _num(r.final.get("ppl_ratio")) if r.final else "-",
         ]
+        for source in checks:
+            check = ((r.final or {}).get("check_texts") or {}).get(source) or {}
+            cells.append(_num(check.get("ppl_ratio")) if check else "-")
         for task in tasks:
             d = (src.get("tasks") or {}).get(task)
             cells.append("-" if not d else f"{d['acc']:.3f} ({_pct(d.get('retained'))})")

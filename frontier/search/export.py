@@ -1,4 +1,4 @@
-"""Export a study's trial as a checkpoint: the same plan, scores and model the study used."""
+"""Export a study's trial as a checkpoint: the same plan, operator and model the study used."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from frontier.export import (
     Provenance,
     export_model,
 )
-from frontier.importance import calibrate
 from frontier.models import LoadedModel, load_model
+from frontier.operator import PruningOperator
 from frontier.search import storage as st
+from frontier.search.context import build_operator
 from frontier.search.spec import StudySpec
 from frontier.study.read import read_trial
 from frontier.study.schema import ATTR_MODEL_FINGERPRINT
-from frontier.surgery import Pruner, Selection
+from frontier.surgery import Selection
 
 
 def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:
@@ -60,20 +61,21 @@ def export(
 
 @dataclass
 class TrialPoint:
-    """A study trial rebuilt: the unpruned model, the trial's selection, and its provenance."""
+    """A study trial rebuilt: the unpruned model, its operator, the trial's selection."""
 
     spec: StudySpec
     lm: LoadedModel
-    pruner: Pruner
+    operator: PruningOperator
     selection: Selection
     provenance: Provenance
 
 
 def trial_point(study: optuna.Study, number: int) -> TrialPoint:
-    """Rebuild trial ``number``'s selection from the study's settings.
+    """Rebuild trial ``number``'s selection with the study's operator.
 
-    The importance scores are recomputed from the same calibration tokens (normally a
-    cache hit), and the model's weights must be the ones the study searched.
+    The operator (scores, and the refit's Gram matrices) is rebuilt from the same
+    calibration tokens (normally a cache hit), and the model's weights must be the ones
+    the study searched.
     """
     spec = st.stored_spec(study)
     trial = read_trial(study, number)
@@ -81,20 +83,15 @@ def trial_point(study: optuna.Study, number: int) -> TrialPoint:
         raise FrontierError(f"trial {number} has no plan (state {trial.state})")
     if spec.compensate:
         raise FrontierError(
-            "this study used bias compensation, which the export formats do not carry yet"
+            "this study used bias compensation, which the export formats do not carry; "
+            "the refit (the default operator) subsumes it and exports"
         )
     lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
     if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
-    scores = calibrate(
-        lm,
-        spec.criterion,
-        text=spec.calibration_text,
-        n_tokens=spec.calibration_tokens,
-        seq_len=spec.calibration_seq_len,
-    )
-    pruner = Pruner(lm.model, scores.per_layer)
-    selection = pruner.select(trial.plan)
+    operator = build_operator(spec, lm)
+    scores = operator.scores
+    selection = operator.select(trial.plan)
     metrics = _flat_metrics(trial.search, "search:")
     metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(
@@ -103,8 +100,9 @@ def trial_point(study: optuna.Study, number: int) -> TrialPoint:
         study=study.study_name,
         trial=number,
         metrics=metrics,
+        operator={**operator.describe(), "calibration": scores.calibration},
     )
-    return TrialPoint(spec, lm, pruner, selection, provenance)
+    return TrialPoint(spec, lm, operator, selection, provenance)
 
 
 def export_trial(
@@ -127,5 +125,6 @@ def export_trial(
         dtype=dtype,
         provenance=point.provenance,
         force=force,
+        refit=point.operator.weights(point.selection),
         gguf_type=gguf_type,
     )

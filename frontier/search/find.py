@@ -13,10 +13,10 @@ from optuna.trial import FrozenTrial
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.search import storage as st
-from frontier.search.context import Progress, SearchContext, build_context
+from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
 from frontier.search.space import warm_start_plans
 from frontier.search.spec import StudySpec
-from frontier.search.trial import TrialFailed, measured_metrics, record, run_trial
+from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
 from frontier.study.read import choose, final_record, nearest_trial
 from frontier.study.schema import (
     ATTR_BASELINE,
@@ -92,6 +92,7 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "model": ctx.lm.name,
         "model_fingerprint": ctx.lm.fingerprint,
         "criterion": spec.criterion,
+        "operator": ctx.pruner.describe(),
         "calibration": ctx.scores.calibration,
         "text": ctx.cheap.protocol().get("source"),
         "search_metric": ctx.cheap.protocol(),
@@ -198,11 +199,21 @@ def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> F
         base["protocol"] = {k: o.protocol() for k, o in objs.items()}
         study.set_user_attr(ATTR_BASELINE_REPORT, base)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
-    with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
+    with ctx.pruner.pruned(plan):
         size = ctx.size.evaluate(ctx.lm)
         ppl = objs["ppl"].evaluate(ctx.lm)
         tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
+        checks = {
+            k.removeprefix(CHECK_PREFIX): o.evaluate(ctx.lm)
+            for k, o in objs.items()
+            if k.startswith(CHECK_PREFIX)
+        }
     rec = FinalRecord(**record(size, ppl, tasks))
+    if checks:
+        rec["check_texts"] = {
+            source: {"ppl_ratio": finite(m.value), "ppl": finite(m.raw)}
+            for source, m in checks.items()
+        }
     metrics = measured_metrics(size, ppl, tasks)
     violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
     # the KL SLO has no report-fidelity counterpart; keep its search-time verdict

@@ -26,6 +26,10 @@ EXECUTION_FIELDS = frozenset(
 )
 
 
+# Fields added later, and the value that means what studies stored before them did.
+LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": []}
+
+
 def _field(default: Any, help: str, **cli: Any) -> Any:
     """A spec field with its documentation; the CLI makes its flag from ``help`` (and
     ``flag``, where the flag's name is not the field's)."""
@@ -56,12 +60,21 @@ class StudySpec:
         "journal:PATH)",
     )
     trust_remote_code: bool = _field(False, "let the model's own Python code run when loading it")
-    # importance scores
+    # the pruning operator: which neurons go (criterion) and what the kept ones become
     criterion: str = _field(
-        "activation", "importance criterion: activation, fluctuation, magnitude or random"
+        "obs",
+        "importance criterion ranking each layer's neurons: obs, energy, activation, "
+        "fluctuation, magnitude or random",
+    )
+    refit: bool = _field(
+        True,
+        "refit the kept down-projection columns by ridge least squares on the calibration "
+        "activations (off: the old operator)",
     )
     compensate: bool = _field(
-        False, "fold the dropped neurons' mean output into the down-projection bias (FLAP)"
+        False,
+        "the old operator's FLAP mean compensation into the down bias (needs --no-refit; "
+        "the refit subsumes it; compensated plans do not export)",
     )
     calibration_text: str = _field(
         "wiki-sample",
@@ -81,6 +94,12 @@ class StudySpec:
     search_tokens: int = _field(2048, "evaluation tokens per trial at search time")
     report_tokens: int = _field(16384, "held-out evaluation tokens for the final report")
     report_points: int = _field(12, "Pareto trials re-measured on held-out data, at most")
+    check_texts: tuple[str, ...] = _field(
+        (),
+        "another text source (file:PATH, hf:NAME[:CONFIG]) whose held-out perplexity ratio "
+        "the final re-measurement adds (repeat the flag for several)",
+        flag="--check-text",
+    )
     seq_len: int | None = _field(
         None, "tokens per evaluation window (default: 1024 or the model's maximum if smaller)"
     )
@@ -123,6 +142,9 @@ class StudySpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
+        object.__setattr__(self, "check_texts", tuple(self.check_texts))
+        if self.refit and self.compensate:
+            raise FrontierError("the refit subsumes bias compensation: use one of them")
         if self.sampler not in SAMPLERS:
             raise FrontierError(f"unknown sampler {self.sampler!r}; use {', '.join(SAMPLERS)}")
         if self.search_metric not in ("ppl", "kl"):
@@ -192,6 +214,8 @@ class StudySpec:
         data = dict(data)
         if isinstance(data.get("slos"), str):
             data["slos"] = [data["slos"]]
+        if isinstance(data.get("check_texts"), str):
+            data["check_texts"] = [data["check_texts"]]
         if isinstance(data.get("tasks"), str):
             data["tasks"] = [t for t in data["tasks"].split(",") if t]
         try:
@@ -206,11 +230,20 @@ class StudySpec:
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["slos"], out["tasks"] = list(self.slos), list(self.tasks)
+        out["check_texts"] = list(self.check_texts)
         return out
 
     def measured_settings(self) -> dict[str, Any]:
-        """The fields that change what a trial measures (the fingerprint's content)."""
-        return {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        """The fields that change what a trial measures (the fingerprint's content).
+
+        Fields added after studies were stored are left out at the value that means what
+        those studies did, so their fingerprints still match.
+        """
+        return {
+            k: v
+            for k, v in self.to_dict().items()
+            if k not in EXECUTION_FIELDS and not (k in LEGACY_VALUES and LEGACY_VALUES[k] == v)
+        }
 
     def fingerprint(self, model_fingerprint: str) -> str:
         payload = json.dumps(

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
-from frontier.search.spec import StudySpec
+from frontier.search.spec import LEGACY_VALUES, StudySpec
 from frontier.study.schema import (
     ATTR_FAILED,
     ATTR_FINGERPRINT,
@@ -182,7 +182,8 @@ def stored_spec(study: optuna.Study) -> StudySpec:
     data = study.user_attrs.get(ATTR_SPEC)
     if not isinstance(data, dict):
         raise FrontierError(f"study {study.study_name!r} was not made by frontier (no spec)")
-    return StudySpec.from_dict(data, where=f"study {study.study_name}")
+    # a study stored before a field existed did what the field's legacy value means
+    return StudySpec.from_dict({**LEGACY_VALUES, **data}, where=f"study {study.study_name}")
 
 
 def check_fingerprint(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:

@@ -77,6 +77,11 @@ def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> 
     return out
 
 
+def finite(x: Any) -> Any:
+    """JSON-safe: NaN becomes None, infinities strings."""
+    return _finite(x)
+
+
 def _finite(x: Any) -> Any:
     if isinstance(x, float) and not math.isfinite(x):
         return None if math.isnan(x) else ("inf" if x > 0 else "-inf")
@@ -109,7 +114,7 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
     tasks_m: Measurement | None = None
     screened: str | None = None
     t = time.perf_counter()
-    with ctx.pruner.pruned(plan, compensate=ctx.spec.compensate):
+    with ctx.pruner.pruned(plan):
         surgery = time.perf_counter() - t
         size = ctx.size.evaluate(ctx.lm)
         t = time.perf_counter()

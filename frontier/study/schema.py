@@ -94,6 +94,8 @@ class FinalRecord(SearchRecord, total=False):
 
     violations: dict[str, float | None]
     feasible: bool
+    # held-out perplexity on each of the spec's check_texts: source -> {ppl_ratio, ppl}
+    check_texts: dict[str, dict[str, Any]]
 
 
 class TimingRecord(TypedDict):

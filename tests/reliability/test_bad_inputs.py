@@ -153,6 +153,20 @@ ROWS = [
         "unknown task(s) arc_esy; available offline: arc_easy",
     ),
     Row(
+        "check text that cannot be read",
+        lambda i, db: [
+            *_find(i, db, i.model, "--slo", "ppl<1.5"),
+            "--check-text",
+            f"file:{i.root / 'absent.txt'}",
+        ],
+        "cannot read text file",
+    ),
+    Row(
+        "unknown check text source",
+        lambda i, db: [*_find(i, db, i.model, "--slo", "ppl<1.5"), "--check-text", "c4"],
+        "unknown text source 'c4'; use wiki-sample, file:PATH or hf:NAME[:CONFIG]",
+    ),
+    Row(
         "study name reused with another model",
         lambda i, db: _find(i, db, i.other_model, "--slo", "ppl<1.5", trials=5),
         "study 's' was made with other settings (model: ",
@@ -238,7 +252,11 @@ def test_corrupted_importance_cache_warns_and_recovers(
     inputs: Inputs, db: Path, home: Path, cli: Any
 ) -> None:
     shutil.copytree(inputs.home / "importance", home / "importance")
-    (cache,) = (home / "importance").glob("*.safetensors")
+    (cache,) = [
+        p
+        for p in (home / "importance").glob("*.safetensors")
+        if not p.name.endswith(".gram.safetensors")
+    ]
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) // 3])  # e.g. a disk that filled up mid-write
     before = _stored(db)

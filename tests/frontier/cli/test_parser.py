@@ -106,14 +106,21 @@ def test_one_name_for_the_output_folder() -> None:
 
 def test_flags_override_a_toml_spec_both_ways(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
-    path.write_text("compensate = true\ntrust_remote_code = true\nwarm_start = false\n")
+    path.write_text(
+        "compensate = true\nrefit = false\ntrust_remote_code = true\nwarm_start = false\n"
+    )
 
     def spec(*flags: str) -> StudySpec:
         return spec_from_args(build_parser().parse_args(["find", "--spec", str(path), *flags]))
 
     assert spec().compensate and spec().trust_remote_code and not spec().warm_start
-    off = spec("--no-compensate", "--no-trust-remote-code", "--warm-start")
-    assert not off.compensate and not off.trust_remote_code and off.warm_start
+    assert not spec().refit
+    off = spec("--no-compensate", "--refit", "--no-trust-remote-code", "--warm-start")
+    assert not off.compensate and not off.trust_remote_code and off.warm_start and off.refit
+    assert spec("--check-text", "file:a.txt", "--check-text", "c").check_texts == (
+        "file:a.txt",
+        "c",
+    )
     assert spec("--tasks", "arc_easy,hellaswag", "--tasks", "mmlu").tasks == (
         "arc_easy",
         "hellaswag",

@@ -93,3 +93,24 @@ def test_weight_only_criteria_need_no_calibration_and_others_do() -> None:
         compute_scores(lm, "activation", None)
     with pytest.raises(FrontierError, match="known: activation"):
         get_criterion("nope")
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2", "phi3"])
+def test_energy_and_obs_follow_their_formulas(model_type: str) -> None:
+    from frontier.arch._weights import down_vectors
+
+    lm = tiny_loaded(model_type)
+    tokens = _tokens(8, 16)
+    energy = compute_scores(lm, "energy", tokens)
+    obs = compute_scores(lm, "obs", tokens)
+    assert obs.grams is not None and energy.stats is not None
+    for h in lm.adapter.handles(lm.model):
+        w = down_vectors(h.down_module, lm.adapter.layout).double()  # [I, H]
+        col2 = (w * w).sum(1)
+        # E[a^2] from the Gram's diagonal, independently of the mean/variance statistics
+        e_a2 = obs.grams.full(h.index).diagonal()[:-1]
+        torch.testing.assert_close(energy.per_layer[h.index], e_a2 * col2, rtol=1e-4, atol=0)
+        g = obs.grams.full(h.index)[:-1, :-1]
+        ridge = 0.01 * g.diagonal().mean()
+        inv = torch.linalg.inv(g + ridge * torch.eye(g.shape[0], dtype=g.dtype))
+        torch.testing.assert_close(obs.per_layer[h.index], col2 / inv.diagonal(), rtol=1e-6, atol=0)

@@ -75,15 +75,3 @@ def test_repair_exports_a_recorded_repair_that_verify_checks_and_apply_refuses(
     err = capsys.readouterr().err
     assert "only be reproduced by repeating the repair" in err and "--seed 7" in err
     assert len(err.strip().splitlines()) == 1 and not again.exists()
-
-
-def test_repair_of_a_study_without_a_chosen_point_asks_for_a_trial(
-    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = small_spec(
-        tiny_folder, f"sqlite:///{tmp_path}/n.db", study="n", trials=3, slos=("ppl<1.0001",)
-    )
-    find(spec)
-    code = main(["repair", "n", "--storage", spec.storage_url, "--out", str(tmp_path / "o")])
-    assert code == 2
-    assert "pass a trial number" in capsys.readouterr().err

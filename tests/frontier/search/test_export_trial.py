@@ -23,7 +23,9 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
     assert main(args) == 0
     record = json.loads((out / "compression.json").read_text())
     assert record["study"] == "e" and record["trial"] == chosen.number
-    assert record["criterion"] == "activation" and record["calibration_fingerprint"]
+    assert record["criterion"] == "obs" and record["calibration_fingerprint"]
+    assert record["operator"]["name"] == "obs+refit" and len(record["operator"]["alpha"]) == 3
+    assert record["refit"]["file"] == "refit.safetensors" and (out / "refit.safetensors").is_file()
     assert record["plan"]["widths"] == chosen.user_attrs["frontier:plan"]["widths"]
     assert "final:ppl_ratio" in record["metrics"] and "search:ppl_ratio" in record["metrics"]
     model, _tok = load_pruned(out)
@@ -44,6 +46,7 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
     )
     a, b = load_file(str(out / "model.safetensors")), load_file(str(again / "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert (out / "refit.safetensors").read_bytes() == (again / "refit.safetensors").read_bytes()
     # an existing non-empty output folder is refused without --force
     assert main(args) == 2
     assert main([*args, "--force"]) == 0

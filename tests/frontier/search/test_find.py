@@ -180,3 +180,25 @@ def test_cli_pareto_and_show(
     assert "layer   0" in out and "chosen" in out
     assert main(["show", "s", "999", "--storage", spec.storage_url]) == 2
     assert "has no trial 999" in capsys.readouterr().err
+
+
+def test_check_texts_add_held_out_ratios_to_the_final_figures(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    from frontier.search.display import pareto_table
+
+    words = ["the", "cat", "sat", "on", "a", "mat", "by", "the", "old", "red", "barn"]
+    text = tmp_path / "other.txt"
+    text.write_text(
+        "\n\n".join(" ".join(words[(i + j) % len(words)] for j in range(400)) for i in range(12))
+    )
+    source = f"file:{text}"
+    result = find(_spec(tiny_folder, tmp_path, trials=6, check_texts=[source]))
+    measured = [r for r in read_trials(result.study) if r.final is not None]
+    assert measured
+    for r in measured:
+        check = r.final["check_texts"][source]  # type: ignore[index]
+        assert check["ppl_ratio"] > 0 and check["ppl"] > 0
+    table = pareto_table("t", read_trials(result.study), [])
+    assert f"ppl ratio ({source})" in [c.header for c in table.columns]
+    assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs+refit"

@@ -99,3 +99,23 @@ def test_committed_study_specs_load(path: Path) -> None:
     assert "ppl<2.0" in spec.slos
     floors = {s.split(">=")[0] for s in spec.slos if ">=" in s}
     assert floors == set(spec.tasks) >= {"arc_easy", "arc_challenge", "hellaswag", "mmlu"}
+
+
+def test_fields_added_later_keep_old_fingerprints_and_old_meaning() -> None:
+    from frontier.search.spec import LEGACY_VALUES
+
+    old = StudySpec(criterion="activation", refit=False)
+    settings = old.measured_settings()
+    assert "refit" not in settings and "check_texts" not in settings
+    assert StudySpec().measured_settings()["refit"] is True  # the new default is recorded
+    assert old.fingerprint("m") != StudySpec(criterion="activation").fingerprint("m")
+    stored = {k: v for k, v in old.to_dict().items() if k not in LEGACY_VALUES}
+    again = StudySpec.from_dict({**LEGACY_VALUES, **stored})
+    assert again.refit is False and again.fingerprint("m") == old.fingerprint("m")
+
+
+def test_refit_and_compensation_exclude_each_other() -> None:
+    with pytest.raises(FrontierError, match="subsumes"):
+        StudySpec(refit=True, compensate=True)
+    assert StudySpec(refit=False, compensate=True).compensate
+    assert StudySpec.from_dict({"check_texts": "file:x.txt"}).check_texts == ("file:x.txt",)

@@ -1,0 +1,86 @@
+"""Second moments (Gram matrices) of every down projection's input, for the refit.
+
+Per layer the calibration pass accumulates ``E[x x^T]`` of ``x = [activation; 1]``, an
+``(I+1) x (I+1)`` float64 matrix whose last row and column are the activation mean and 1
+(the constant input that carries a bias). Each batch is multiplied on the model's device
+in float32 (a few thousand tokens per product) and summed on the host in float64, so
+the device never holds more than one layer's ``I x I`` float32 product at a time; the
+matrices themselves live in host memory and in the disk cache (``I^2`` x 8 bytes per
+layer and slice: 19 MB for SmolLM2's 1,536-wide MLPs; 1.6 GB for an 8B model's 14,336).
+
+The calibration windows are split: the last ``held_windows`` ones are a held-out slice
+whose Gram is kept apart, so the refit's regularisation can be chosen on text the fit
+never saw (and never on search or report text).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def held_windows(n_windows: int) -> int:
+    """How many calibration windows are held out: one in eight, none for a single window."""
+    return n_windows // 8 if n_windows >= 8 else (1 if n_windows >= 2 else 0)
+
+
+@dataclass(frozen=True)
+class GramStats:
+    """Per layer: ``E[x x^T]`` for ``x = [activation; 1]`` on the fitting and held-out windows."""
+
+    fit: tuple[torch.Tensor, ...]
+    held: tuple[torch.Tensor, ...]
+    fit_tokens: int
+    held_tokens: int
+
+    def full(self, layer: int) -> torch.Tensor:
+        """The second moment over every calibration token (fitting and held-out)."""
+        n_f, n_h = self.fit_tokens, self.held_tokens
+        if n_h == 0:
+            return self.fit[layer]
+        return (self.fit[layer] * n_f + self.held[layer] * n_h) / (n_f + n_h)
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        out = {"tokens": torch.tensor([self.fit_tokens, self.held_tokens])}
+        for i, (f, h) in enumerate(zip(self.fit, self.held, strict=True)):
+            out[f"fit.{i}"], out[f"held.{i}"] = f, h
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> GramStats:
+        n = sum(1 for k in tensors if k.startswith("fit."))
+        tokens = tensors["tokens"].tolist()
+        return cls(
+            fit=tuple(tensors[f"fit.{i}"] for i in range(n)),
+            held=tuple(tensors[f"held.{i}"] for i in range(n)),
+            fit_tokens=int(tokens[0]),
+            held_tokens=int(tokens[1]),
+        )
+
+
+class GramAccumulator:
+    """A forward pre-hook adding each batch's ``x^T x`` to the fitting or held-out sum."""
+
+    def __init__(self, width: int) -> None:
+        self.fit = torch.zeros(width + 1, width + 1, dtype=torch.float64)
+        self.held = torch.zeros(width + 1, width + 1, dtype=torch.float64)
+        self.fit_count = 0
+        self.held_count = 0
+        self.holding_out = False
+
+    def __call__(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
+        x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
+        x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
+        product = (x.t() @ x).double().cpu()
+        if self.holding_out:
+            self.held += product
+            self.held_count += x.shape[0]
+        else:
+            self.fit += product
+            self.fit_count += x.shape[0]
+
+    def result(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.fit / max(self.fit_count, 1), self.held / max(self.held_count, 1)

@@ -1,0 +1,165 @@
+"""The pruning operator: which neurons go (a criterion's ranking), what the kept ones
+become (refitted or left as they were), and the surgery that applies both.
+
+Every trial, warm start, uniform baseline, final re-measurement and export applies plans
+through one :class:`PruningOperator`, so they all measure the same thing; its
+:meth:`~PruningOperator.describe` names it in protocols, reports and ``compression.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from torch import nn
+
+from frontier.errors import FrontierError
+from frontier.importance import Scores
+from frontier.models import LoadedModel
+from frontier.plan import Plan
+from frontier.refit import ALPHAS, LAMBDA_RULE, DownWeights, Refitter, choose_alphas
+from frontier.selection import Selection, Selector
+from frontier.surgery import Pruner
+
+
+def operator_name(criterion: str, refit: bool, compensate: bool = False) -> str:
+    """A short name: ``energy+refit``, ``activation``, ``fluctuation+compensate``."""
+    return criterion + ("+refit" if refit else "") + ("+compensate" if compensate else "")
+
+
+def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
+    """The refit's per-layer ridge strengths for ``lm`` and its calibration, chosen once
+    on the held-out calibration windows and cached beside the Gram matrices."""
+    from frontier._io import write_json_atomic
+    from frontier.importance._scores import gram_cache_path
+
+    if scores.grams is None:
+        raise FrontierError("the refit needs the calibration Gram matrices")
+    calib = str(scores.calibration.get("fingerprint", "none"))
+    path = gram_cache_path(lm.fingerprint, calib).with_suffix(".alpha.json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("grid") == list(ALPHAS) and len(data.get("alpha", [])) == len(
+            lm.adapter.handles(lm.model)
+        ):
+            return [float(a) for a in data["alpha"]]
+    except (OSError, ValueError, AttributeError):
+        pass
+    alphas, errors = choose_alphas(lm.adapter.handles(lm.model), scores.grams)
+    record = {
+        "grid": list(ALPHAS),
+        "alpha": alphas,
+        "heldout_error": [{str(k): v for k, v in e.items()} for e in errors],
+    }
+    write_json_atomic(path, record)
+    return alphas
+
+
+class PruningOperator:
+    """Selection by one criterion's scores, the optional refit, and the surgery.
+
+    Args:
+        model: the unpruned model (cut in place while a plan is applied).
+        scores: the criterion's scores; with ``refit`` they must carry the Gram matrices
+            (``compute_scores(..., grams=True)``).
+        refit: refit the kept down-projection columns (:mod:`frontier.refit`).
+        compensate: FLAP-style mean compensation of the dropped neurons instead (into the
+            down bias; the older operator, kept for comparison).
+        alphas: per-layer ridge strengths; chosen on held-out calibration windows if None.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        scores: Scores,
+        *,
+        refit: bool,
+        compensate: bool = False,
+        alphas: Sequence[float] | None = None,
+    ) -> None:
+        if refit and compensate:
+            raise FrontierError("the refit subsumes bias compensation: choose one")
+        self.scores = scores
+        self.selector = Selector(scores.per_layer)
+        self.pruner = Pruner(model, mean_activation=scores.mean_activation)
+        if self.selector.full != self.pruner.full:
+            raise FrontierError("scores are for other MLP widths than this model's")
+        self.compensate = compensate
+        self.refitter: Refitter | None = None
+        if refit:
+            if scores.grams is None:
+                raise FrontierError("the refit needs the calibration Gram matrices")
+            self.refitter = Refitter.build(
+                self.pruner.handles, scores.grams, self.selector.orders, alphas=alphas
+            )
+
+    @classmethod
+    def for_model(
+        cls, lm: LoadedModel, scores: Scores, *, refit: bool, compensate: bool = False
+    ) -> PruningOperator:
+        """The operator on ``lm``, its ridge strengths from the cache when chosen before."""
+        alphas = cached_alphas(lm, scores) if refit else None
+        return cls(lm.model, scores, refit=refit, compensate=compensate, alphas=alphas)
+
+    @property
+    def name(self) -> str:
+        return operator_name(self.scores.criterion, self.refitter is not None, self.compensate)
+
+    @property
+    def full(self) -> tuple[int, ...]:
+        return self.pruner.full
+
+    @property
+    def applied(self) -> bool:
+        return self.pruner.applied
+
+    def dense_plan(self, *, multiple: int = 8, floor: int = 8) -> Plan:
+        return self.pruner.dense_plan(multiple=multiple, floor=floor)
+
+    def select(self, plan: Plan) -> Selection:
+        return self.selector.select(plan)
+
+    def weights(self, selection: Selection) -> list[DownWeights | None] | None:
+        """The refitted down weights for a selection this operator made (None: no refit)."""
+        if self.refitter is None:
+            return None
+        downs = [h.down_module for h in self.pruner.handles]
+        return self.refitter.weights(selection.kept, downs, self.pruner.adapter.layout)
+
+    def apply(self, plan: Plan | Selection) -> Selection:
+        selection = plan if isinstance(plan, Selection) else self.select(plan)
+        refit = self.weights(selection)
+        return self.pruner.apply(selection, compensate=self.compensate, refit=refit)
+
+    def restore(self) -> None:
+        self.pruner.restore()
+
+    @contextmanager
+    def pruned(self, plan: Plan | Selection) -> Iterator[Selection]:
+        """Apply ``plan`` for the duration of the block (restored even on error)."""
+        selection = self.apply(plan)
+        try:
+            yield selection
+        finally:
+            self.restore()
+
+    def describe(self) -> dict[str, Any]:
+        """The operator as recorded in protocols, reports and ``compression.json``."""
+        out: dict[str, Any] = {
+            "name": self.name,
+            "criterion": self.scores.criterion,
+            "refit": self.refitter is not None,
+            "compensate": self.compensate,
+            "selection": "the top-scored neurons of each layer, in their original order",
+        }
+        if self.refitter is not None:
+            out["refit_method"] = (
+                "ridge least squares of the kept down-projection columns against the "
+                "unpruned layer's output over the calibration activations"
+                + (" (with the bias)" if any(r.has_bias for r in self.refitter.layers) else "")
+            )
+            out["lambda_rule"] = LAMBDA_RULE
+            out["alpha"] = self.refitter.alphas
+        return out

@@ -1,0 +1,284 @@
+"""The refit: kept down-projection columns re-solved so the layer's output changes least.
+
+For one layer with down weight ``W`` ([H, I], output = W a (+ b)) and the calibration
+second moment ``G = E[a a^T]``, keeping neurons ``K`` and refitting them minimises, over
+the calibration activations, ``E||W a - W' a_K||^2 + lambda ||W'||^2``:
+
+    W' = W G[:, K] (G[K, K] + lambda I)^-1
+
+Where the down projection has a bias, ``a`` is augmented with the constant 1 (whose
+column of ``W`` is the bias, never penalised), so the new bias absorbs the dropped
+neurons' mean output as FLAP's compensation does, and more. ``lambda`` is ``alpha`` times
+the mean diagonal of ``G``; ``alpha`` is chosen per layer, from :data:`ALPHAS`, by the
+error of the layer's output on the held-out calibration windows (never on search or
+report text), at a reference selection.
+
+Speed: a trial refits every layer, and the kept set of a layer is always a prefix of
+one fixed order (the criterion's ranking). So each layer factors ``G + lambda I``, once,
+in that order (:meth:`LayerRefit.prefix`), and a trial costs one float32 product per
+layer. The set-up is float64 on the host; any other kept set is solved directly
+(:meth:`LayerRefit.columns`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from frontier.arch import MLPHandle, WeightLayout
+from frontier.arch._weights import down_vectors
+from frontier.importance._gram import GramStats
+
+ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+DEFAULT_ALPHA = 1e-2  # used when the calibration has no held-out windows
+REFERENCE_KEEP = 0.6  # alpha is chosen at this share of each layer's highest-energy neurons
+LAMBDA_RULE = (
+    "ridge lambda = alpha x mean diag(G); alpha per layer from {1e-4, 1e-3, 1e-2, 1e-1, 1}, "
+    "the best reconstruction of the layer output on the held-out calibration windows when "
+    "fitted on the others, at the top 60% of neurons by energy"
+)
+
+
+@dataclass(frozen=True)
+class DownWeights:
+    """A layer's new down projection: ``weight`` in the module's own layout, and its bias
+    (None: the projection keeps having no bias, or keeps its own)."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None = None
+
+
+class LayerRefit:
+    """The closed-form refit of one layer (float64, host memory).
+
+    Args:
+        w: the unpruned down weight as [H, I] (output x neurons).
+        bias: the down projection's bias [H], or None when it has none.
+        gram: ``E[x x^T]`` for ``x = [a; 1]``, [(I+1), (I+1)].
+        alpha: ridge strength relative to the mean diagonal of the activations' Gram.
+    """
+
+    def __init__(
+        self,
+        w: torch.Tensor,
+        bias: torch.Tensor | None,
+        gram: torch.Tensor,
+        alpha: float,
+        order: torch.Tensor | None = None,
+    ) -> None:
+        i = w.shape[1]
+        self.width = i
+        self.has_bias = bias is not None
+        w = w.double().cpu()
+        if bias is not None:
+            w = torch.cat([w, bias.double().cpu().view(-1, 1)], dim=1)
+        g = gram.double() if self.has_bias else gram[:i, :i].double()
+        self.alpha = alpha
+        self.m_scale = float(gram[:i, :i].diagonal().mean())
+        self.lam = alpha * self.m_scale
+        ridge = torch.full((g.shape[0],), self.lam, dtype=torch.float64)
+        if self.has_bias:
+            ridge[-1] = 0.0
+        self.w = w
+        self.m = g + torch.diag(ridge)
+        self.a = w @ g
+        self.order: torch.Tensor | None = None
+        if order is not None:
+            self._prepare_prefixes(order)
+
+    def _prepare_prefixes(self, order: torch.Tensor) -> None:
+        """Set up the fast refit of every prefix of ``order`` (most important first).
+
+        In that order, with ``M = L L^T`` and ``Z = L^-1``, the Cholesky factor of a
+        leading block of ``M`` is the leading block of ``L``, so keeping the first ``k``
+        gives ``W' = Y[:, :k] Z[:k, :k]`` with ``Y = A Z^T``: ``H k^2`` work. When more
+        are kept than dropped, the block-inverse identity ``W'_K = B_K - B_D N_DD^-1
+        N_DK`` (``N = M^-1``, ``B = A N``), with ``N = U U^T`` factored upper-triangular
+        so a trailing block's factor is the trailing block of ``U`` (``V = U^-1``), gives
+        ``W' = B_K - Q[:, D] P[D, K]`` with ``Q = B V^T``, ``P = V N``: ``H k (I-k)``.
+        """
+        order = order.cpu().long()
+        perm = torch.cat([torch.tensor([self.width]), order]) if self.has_bias else order
+        m = self.m[perm][:, perm]
+        eye = torch.eye(m.shape[0], dtype=torch.float64)
+        z = torch.linalg.solve_triangular(torch.linalg.cholesky(m), eye, upper=False)
+        a = self.a[:, perm]
+        n = z.t() @ z
+        flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
+        v = torch.linalg.solve_triangular(flip, eye, upper=False).flip(0, 1)
+        b = a @ n
+        self._y, self._z = (a @ z.t()).float(), z.float()
+        self._b, self._q, self._p = b.float(), (b @ v.t()).float(), (v @ n).float()
+        self.order = order
+        self.m = self.a = torch.empty(0, dtype=torch.float64)  # not needed any more
+
+    def prefix(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(kept indices sorted, refitted weight [H, k] in that order, bias or None) for the
+        first ``k`` of the order, in float32."""
+        assert self.order is not None, "built without an order"
+        n = k + int(self.has_bias)
+        total = self._z.shape[0]
+        if n <= total - n:
+            cols = self._y[:, :n] @ self._z[:n, :n]
+        else:
+            cols = self._b[:, :n] - self._q[:, n:] @ self._p[n:, :n]
+        kept, pos = self.order[:k].sort()
+        bias = cols[:, 0] if self.has_bias else None
+        return kept, cols[:, int(self.has_bias) :][:, pos], bias
+
+    def columns(self, keep: torch.Tensor) -> torch.Tensor:
+        """The refitted weight [H, |K|] (with the bias as a last column where there is one)."""
+        keep = keep.cpu()
+        mask = torch.ones(self.m.shape[0], dtype=torch.bool)
+        mask[keep] = False
+        if self.has_bias:
+            mask[-1] = False
+            keep = torch.cat([keep, torch.tensor([self.width])])
+        if not mask.any():
+            return self.w[:, keep].clone()
+        chol = torch.linalg.cholesky(self.m[keep][:, keep])
+        return torch.cholesky_solve(self.a[:, keep].t(), chol).t()
+
+    def error(self, keep: torch.Tensor, held: torch.Tensor) -> float:
+        """Output error on a held-out Gram, relative to the layer's output energy there."""
+        return self.errors(keep, held, [self.alpha])[self.alpha]
+
+    def errors(
+        self, keep: torch.Tensor, held: torch.Tensor, alphas: Sequence[float]
+    ) -> dict[float, float]:
+        """:meth:`error` for several ridge strengths, sharing what does not depend on them.
+
+        With ``V`` the refitted columns, ``E||W x - V x_K||^2 = tr(W Gh W^T) - 2 tr(V (Gh
+        W^T)[K]) + tr(V Gh[K, K] V^T)`` on the held-out Gram ``Gh``.
+        """
+        g = held.double() if self.has_bias else held[: self.width, : self.width].double()
+        idx = keep.cpu()
+        if self.has_bias:
+            idx = torch.cat([idx, torch.tensor([self.width])])
+        gw = g @ self.w.t()  # [I(+1), H]
+        total = float((self.w * gw.t()).sum())
+        g_kk, gw_k = g[idx][:, idx], gw[idx]
+        m_kk, a_k = self.m[idx][:, idx], self.a[:, idx]
+        diag = torch.zeros(m_kk.shape[0], dtype=torch.float64)
+        diag[: len(keep)] = 1.0  # the bias is never penalised
+        out = {}
+        for alpha in alphas:
+            lam = alpha * float(self.m_scale)
+            base = m_kk - torch.diag(diag * self.lam)  # G[K, K] without this layer's ridge
+            chol = torch.linalg.cholesky(base + torch.diag(diag * lam))
+            v = torch.cholesky_solve(a_k.t(), chol).t()  # [H, K]
+            err = total - 2 * float((v * gw_k.t()).sum()) + float(((v @ g_kk) * v).sum())
+            out[alpha] = max(err, 0.0) / max(total, 1e-300)
+        return out
+
+
+def _down_weight(h: MLPHandle) -> tuple[torch.Tensor, torch.Tensor | None]:
+    down = h.down_module
+    w = down_vectors(down, h.adapter.layout).t()  # [H, I]
+    bias = getattr(down, "bias", None)
+    return w, (None if bias is None else bias.detach())
+
+
+def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch.Tensor]:
+    """The selection alpha is chosen at: per layer, the top :data:`REFERENCE_KEEP` share of
+    neurons by output energy (``E[a^2] ||down column||^2``), whatever the criterion, so the
+    choice is a property of the model and the calibration text and is cached with them."""
+    out = []
+    for h in handles:
+        w, _ = _down_weight(h)
+        energy = grams.full(h.index).diagonal()[:-1] * w.double().square().sum(0).cpu()
+        n = max(1, round(REFERENCE_KEEP * energy.numel()))
+        out.append(torch.argsort(energy, descending=True, stable=True)[:n].sort().values)
+    return out
+
+
+def choose_alphas(
+    handles: Sequence[MLPHandle], grams: GramStats, alphas: Sequence[float] = ALPHAS
+) -> tuple[list[float], list[dict[float, float]]]:
+    """Per layer, the alpha whose fit (on the fitting windows) best reproduces the layer's
+    output on the held-out windows, and every candidate's relative error."""
+    if grams.held_tokens == 0 or len(alphas) == 1:
+        alpha = alphas[0] if len(alphas) == 1 else DEFAULT_ALPHA
+        return [alpha] * len(handles), [{} for _ in handles]
+    chosen, errors = [], []
+    for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
+        w, bias = _down_weight(h)
+        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0])
+        errs = layer.errors(keep, grams.held[h.index], alphas)
+        chosen.append(min(errs, key=lambda a: errs[a]))
+        errors.append(errs)
+    return chosen, errors
+
+
+class Refitter:
+    """Refits every layer of one model from its calibration Grams, for prefixes of one
+    ranking of the neurons per layer (see :meth:`LayerRefit.prefix`)."""
+
+    def __init__(
+        self, layers: Sequence[LayerRefit], *, errors: Sequence[dict[float, float]] = ()
+    ) -> None:
+        self.layers = list(layers)
+        self.errors = list(errors)
+
+    @property
+    def alphas(self) -> list[float]:
+        return [layer.alpha for layer in self.layers]
+
+    @property
+    def lambdas(self) -> list[float]:
+        return [layer.lam for layer in self.layers]
+
+    @classmethod
+    def build(
+        cls,
+        handles: Sequence[MLPHandle],
+        grams: GramStats,
+        orders: Sequence[torch.Tensor],
+        *,
+        alphas: Sequence[float] | None = None,
+        errors: Sequence[dict[float, float]] = (),
+    ) -> Refitter:
+        """Set up the refit on every calibration token; ``alphas`` per layer (chosen on
+        the held-out windows by :func:`choose_alphas` when not given)."""
+        if alphas is None:
+            alphas, errors = choose_alphas(handles, grams)
+        layers = []
+        for h, order, alpha in zip(handles, orders, alphas, strict=True):
+            w, bias = _down_weight(h)
+            layers.append(LayerRefit(w, bias, grams.full(h.index), alpha, order))
+        return cls(layers, errors=errors)
+
+    def weights(
+        self, kept: Sequence[torch.Tensor], downs: Sequence[Any], layout: WeightLayout
+    ) -> list[DownWeights | None]:
+        """New down weights for every pruned layer (None where a layer keeps every neuron)."""
+        out: list[DownWeights | None] = []
+        for layer, keep, down in zip(self.layers, kept, downs, strict=True):
+            if keep.numel() == layer.width:
+                out.append(None)
+                continue
+            got, cols, bias = layer.prefix(keep.numel())
+            if not torch.equal(got, keep.cpu()):
+                from frontier.errors import FrontierError
+
+                raise FrontierError("the refit needs the kept neurons its ranking chooses")
+            weight = cols.t() if layout is WeightLayout.CONV1D else cols
+            dtype, device = down.weight.dtype, down.weight.device
+            out.append(
+                DownWeights(
+                    weight.to(dtype=dtype, device=device).contiguous(),
+                    None if bias is None else bias.to(dtype=dtype, device=device),
+                )
+            )
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "rule": LAMBDA_RULE,
+            "alpha": self.alphas,
+            "lambda": self.lambdas,
+            "heldout_error": [{str(k): v for k, v in e.items()} for e in self.errors],
+        }

@@ -1,0 +1,196 @@
+"""The refit on tiny models of every family, and its closed form on synthetic layers."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from frontier.arch._weights import up_vectors
+from frontier.data.text import TokenSet
+from frontier.importance import Scores, compute_scores
+from frontier.models import fingerprint_model
+from frontier.operator import PruningOperator
+from frontier.plan import Plan
+from frontier.refit import LayerRefit, Refitter, choose_alphas
+from frontier.testing import TINY_CONFIGS, WIDTH, tiny_loaded
+
+FAMILIES = sorted(TINY_CONFIGS)
+HALF = WIDTH // 2
+IDS = torch.tensor([[1, 17, 33, 5, 99, 250, 7, 8, 42, 3], [4, 4, 200, 31, 2, 90, 11, 6, 8, 1]])
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+
+
+def _tokens(n: int = 16, seq: int = 16, seed: int = 3) -> TokenSet:
+    ids = torch.randint(0, 300, (n, seq), generator=torch.Generator().manual_seed(seed))
+    return TokenSet(ids, "random ids", "calibration", seq, f"rand-{n}-{seq}-{seed}")
+
+
+def _logits(model: torch.nn.Module) -> torch.Tensor:
+    with torch.no_grad():
+        return model(input_ids=IDS, use_cache=False).logits.float()
+
+
+def _duplicate_second_half(lm: object) -> None:
+    """Neuron HALF + j computes exactly what neuron j does, in every layer."""
+    adapter = lm.adapter  # type: ignore[attr-defined]
+    with torch.no_grad():
+        for h in adapter.handles(lm.model):  # type: ignore[attr-defined]
+            for up in h.up_modules:
+                for rows in up_vectors(up, adapter.layout, fused=adapter.fused_gate_up):
+                    rows[HALF:] = rows[:HALF]
+                if getattr(up, "bias", None) is not None:
+                    b = up.bias
+                    if adapter.fused_gate_up:
+                        n = b.shape[0] // 2
+                        b[HALF:n] = b[:HALF]
+                        b[n + HALF :] = b[n : n + HALF]
+                    else:
+                        b[HALF:] = b[:HALF]
+
+
+def _first_half_scores(scores: Scores) -> Scores:
+    ranked = tuple(
+        torch.cat([torch.full((HALF,), 2.0), torch.ones(s.numel() - HALF)]).double()
+        for s in scores.per_layer
+    )
+    return dataclasses.replace(scores, per_layer=ranked)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_refit_reconstructs_the_model_when_kept_neurons_span_the_dropped(family: str) -> None:
+    lm = tiny_loaded(family)
+    _duplicate_second_half(lm)
+    dense = _logits(lm.model)
+    scores = _first_half_scores(compute_scores(lm, "energy", _tokens(), grams=True))
+    plan = Plan.uniform(0.5, lm.adapter.full_widths(lm.model), multiple=4, floor=4)
+    refit = PruningOperator(lm.model, scores, refit=True, alphas=[1e-9] * 3)
+    plain = PruningOperator(lm.model, scores, refit=False)
+    with plain.pruned(plan):
+        cut = _logits(lm.model)
+    with refit.pruned(plan) as selection:
+        refitted = _logits(lm.model)
+    assert selection.to_lists()[0] == list(range(HALF))
+    assert (cut - dense).abs().max() > 1e-2  # dropping the copies alone changes the model
+    torch.testing.assert_close(refitted, dense, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_restore_after_a_refit_is_bit_identical(family: str) -> None:
+    lm = tiny_loaded(family)
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    fp = fingerprint_model(lm.model)
+    op = PruningOperator(lm.model, compute_scores(lm, "energy", _tokens(), grams=True), refit=True)
+    for keep in (0.75, 0.25):
+        with op.pruned(Plan.uniform(keep, op.full, multiple=4, floor=4)):
+            pass
+    after = lm.model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert fingerprint_model(lm.model) == fp
+
+
+def _layer(n: int = 4000, width: int = 12, hidden: int = 5, seed: int = 0):  # type: ignore[no-untyped-def]
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, width, generator=gen, dtype=torch.float64) + 0.3
+    w = torch.randn(hidden, width, generator=gen, dtype=torch.float64)
+    return a, w
+
+
+def _gram(a: torch.Tensor) -> torch.Tensor:
+    x = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
+    return x.t() @ x / a.shape[0]
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_a_dropped_duplicate_is_fully_compensated(bias: bool) -> None:
+    a, w = _layer()
+    a[:, 7] = a[:, 2]  # neuron 7 duplicates neuron 2
+    b = torch.randn(w.shape[0], dtype=torch.float64) if bias else None
+    keep = torch.tensor([i for i in range(12) if i != 7])
+    cols = LayerRefit(w, b, _gram(a), 1e-12).columns(keep)
+    expected = w[:, keep].clone()
+    expected[:, 2] += w[:, 7]
+    if bias:
+        assert b is not None
+        expected = torch.cat([expected, b.view(-1, 1)], dim=1)
+    torch.testing.assert_close(cols, expected, atol=1e-6, rtol=1e-6)
+
+
+def test_refit_is_the_ridge_least_squares_solution() -> None:
+    a, w = _layer()
+    keep = torch.tensor([0, 3, 4, 8, 11])
+    lam = 0.05
+    layer = LayerRefit(w, None, _gram(a), lam / float(_gram(a)[:12, :12].diagonal().mean()))
+    ak = a[:, keep]
+    # argmin_W' mean||W a - W' a_K||^2 + lam ||W'||^2, by the normal equations on raw data
+    lhs = ak.t() @ ak / a.shape[0] + lam * torch.eye(len(keep), dtype=torch.float64)
+    rhs = ak.t() @ (a @ w.t()) / a.shape[0]
+    torch.testing.assert_close(layer.columns(keep), torch.linalg.solve(lhs, rhs).t())
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_every_prefix_matches_the_direct_solve(bias: bool) -> None:
+    a, w = _layer(width=20)
+    b = torch.randn(w.shape[0], dtype=torch.float64) if bias else None
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(1))
+    direct = LayerRefit(w, b, _gram(a), 1e-3)
+    fast = LayerRefit(w, b, _gram(a), 1e-3, order)
+    for k in range(1, 20):  # both the k^2 and the k (I - k) forms
+        kept, cols, new_bias = fast.prefix(k)
+        assert torch.equal(kept, order[:k].sort().values)
+        want = direct.columns(kept)
+        if bias:
+            assert new_bias is not None
+            torch.testing.assert_close(new_bias.double(), want[:, -1], atol=1e-5, rtol=1e-4)
+            want = want[:, :-1]
+        torch.testing.assert_close(cols.double(), want, atol=1e-5, rtol=1e-4)
+
+
+def test_alpha_is_chosen_on_the_held_out_windows() -> None:
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert scores.grams is not None and scores.grams.held_tokens == 2 * 16
+    handles = lm.adapter.handles(lm.model)
+    alphas, errors = choose_alphas(handles, scores.grams)
+    for alpha, errs in zip(alphas, errors, strict=True):
+        assert errs[alpha] == min(errs.values())
+    refitter = Refitter.build(handles, scores.grams, [torch.arange(WIDTH)] * 3)
+    assert refitter.alphas == alphas
+
+
+def test_grams_are_cached_and_recomputed_for_other_calibration(tmp_path: Path) -> None:
+    lm = tiny_loaded("llama")
+    first = compute_scores(lm, "obs", _tokens(), grams=True)
+    assert not first.from_cache and first.grams is not None
+    files = sorted(p.name for p in (tmp_path / "importance").iterdir())
+    assert len(files) == 2 and any(f.endswith(".gram.safetensors") for f in files)
+    again = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert again.from_cache and again.grams is not None
+    for x, y in zip(first.grams.fit, again.grams.fit, strict=True):
+        assert torch.equal(x, y)
+    other = compute_scores(lm, "energy", _tokens(seed=4), grams=True)
+    assert not other.from_cache
+    assert len(list((tmp_path / "importance").iterdir())) == 4
+    assert other.grams is not None and not torch.equal(other.grams.fit[0], first.grams.fit[0])
+
+
+def test_the_gram_is_the_second_moment_of_the_down_input() -> None:
+    lm = tiny_loaded("gpt2")
+    tokens = _tokens(n=2)  # one fitting window, one held out
+    seen: list[torch.Tensor] = []
+    h = lm.adapter.handles(lm.model)[1]
+    hook = h.down_module.register_forward_pre_hook(lambda _m, a: seen.append(a[0].detach()))
+    with torch.no_grad():
+        lm.model(input_ids=tokens.ids[:1])
+    hook.remove()
+    x = seen[0].reshape(-1, WIDTH).double()
+    grams = compute_scores(lm, "energy", tokens, grams=True).grams
+    assert grams is not None and grams.fit_tokens == 16 and grams.held_tokens == 16
+    torch.testing.assert_close(grams.fit[1], _gram(x), atol=1e-5, rtol=1e-5)
