@@ -13,13 +13,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
-try:  # a profile for slow runs (mutation testing traces every line): no time limits
+try:  # no time limits: tests run on shared 2-core machines, and timed tests flake there
     from hypothesis import HealthCheck
     from hypothesis import settings as _hypothesis
 
-    _hypothesis.register_profile(
-        "slow-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-    )
+    for _name in ("default-untimed", "slow-machine"):  # slow-machine: tools/mutation.py
+        _hypothesis.register_profile(
+            _name, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+        )
+    _hypothesis.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default-untimed"))
 except ImportError:  # hypothesis is a dev dependency
     pass
 
