@@ -53,9 +53,11 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
 def test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
-    # On the tiny model ppl<1.05 separates: the smallest search-feasible Pareto trial has a
-    # search ratio of about 1.03 and a held-out one of about 1.09.
-    result = find(_spec(tiny_folder, tmp_path, slos=("ppl<1.05",)))
+    # On the tiny model ppl<1.05 separates under the plain cut (activation scores, no refit):
+    # the smallest search-feasible Pareto trial has a search ratio of about 1.03 and a
+    # held-out one of about 1.09. The operator is pinned because the test is about choosing.
+    spec = _spec(tiny_folder, tmp_path, slos=("ppl<1.05",), criterion="activation", refit=False)
+    result = find(spec)
     study = result.study
     assert result.chosen is not None
     final = final_record(study, result.chosen)
