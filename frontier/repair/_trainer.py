@@ -22,7 +22,7 @@ from frontier.operator import PruningOperator
 from frontier.plan import Plan
 from frontier.repair._config import RepairConfig
 from frontier.repair._data import RepairData
-from frontier.repair._loss import HeldOut, distill_loss
+from frontier.repair._loss import HeldOut, LossParts, distill_loss
 from frontier.repair._progress import Reporter, SilentReporter
 from frontier.repair._swap import Modules, TeacherSwap
 from frontier.surgery import Pruner, Selection
@@ -121,20 +121,24 @@ class _Loop:
         with torch.no_grad(), self.swap.teacher():
             return self._logits(ids)
 
+    def _loss(self, ids: torch.Tensor) -> LossParts:
+        """The distillation loss of one micro-batch against the on-the-fly teacher."""
+        teacher = self._teacher(ids)
+        return distill_loss(
+            self._logits(ids),
+            teacher,
+            ids[:, 1:],
+            temperature=self.cfg.temperature,
+            ce_weight=self.cfg.ce_weight,
+        )
+
     @torch.no_grad()
     def evaluate(self) -> HeldOut:
         sums = [0.0, 0.0, 0.0]
         count = 0
         for start in range(0, self.data.heldout.shape[0], self.micro):
             ids = self.data.heldout[start : start + self.micro].to(self.device)
-            teacher = self._teacher(ids)
-            parts = distill_loss(
-                self._logits(ids),
-                teacher,
-                ids[:, 1:],
-                temperature=self.cfg.temperature,
-                ce_weight=self.cfg.ce_weight,
-            )
+            parts = self._loss(ids)
             n = ids[:, 1:].numel()
             for i, v in enumerate((parts.loss, parts.kl, parts.ce)):
                 sums[i] += float(v) * n
@@ -163,14 +167,7 @@ class _Loop:
         n_all = batch[:, 1:].numel()
         for start in range(0, batch.shape[0], self.micro):
             ids = batch[start : start + self.micro].to(self.device)
-            teacher = self._teacher(ids)
-            parts = distill_loss(
-                self._logits(ids),
-                teacher,
-                ids[:, 1:],
-                temperature=self.cfg.temperature,
-                ce_weight=self.cfg.ce_weight,
-            )
+            parts = self._loss(ids)
             share = ids[:, 1:].numel() / n_all
             (parts.loss * share).backward()
             total += float(parts.loss.detach()) * share
