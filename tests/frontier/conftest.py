@@ -9,7 +9,8 @@ from frontier.testing import tiny_model, tiny_tokenizer
 
 @pytest.fixture
 def tiny_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A tiny random llama saved as a local HF folder; FRONTIER_HOME in tmp."""
+    """A tiny random llama saved as a local HF folder; FRONTIER_HOME in tmp (shared by the
+    search, CLI and repair tests)."""
     monkeypatch.setenv("FRONTIER_HOME", str(tmp_path / "home"))
     folder = tmp_path / "tiny-llama"
     tiny_model("llama").save_pretrained(folder)
