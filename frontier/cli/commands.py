@@ -152,6 +152,9 @@ def pareto(args: argparse.Namespace) -> int:
     else:
         tasks = list(stored_spec(study).tasks)
         render.pareto(study.study_name, found, tasks, all_trials=args.all)
+        line = render.uniform_line(study)
+        if line:
+            render.console().print(line)
     return 0
 
 

@@ -122,6 +122,9 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
             f"{100 * (chosen.params_removed or 0):.1f}% of all parameters; "
             f"ppl ratio {_fmt(f.get('ppl_ratio'))} on held-out text"
         )
+        line = uniform_line(study)
+        if line:
+            con.print(line)
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
     near = nearest_trial(study)
@@ -149,6 +152,27 @@ def pareto(study_name: str, found: list[StudyTrial], tasks: list[str], *, all_tr
 
     title = f"{'all trials' if all_trials else 'Pareto set'} of '{study_name}' (* = chosen)"
     console().print(pareto_table(title, found, tasks))
+
+
+def uniform_line(study: optuna.Study) -> str | None:
+    """The bisected uniform plan and the chosen point's gain over it, in one line (None
+    when the study has no bisected uniform plan)."""
+    from frontier.study.read import read_summary
+
+    summary = read_summary(study)
+    u = summary.uniform
+    if u is None:
+        return None
+    where = "held-out" if u.stage == "final" else "search-time"
+    line = (
+        f"bisected uniform plan: keep {summary.uniform_limit.get('keep'):.4f}, trial "
+        f"{u.number}, {100 * u.mlp_removed:.1f}% of MLP parameters removed, ppl ratio "
+        f"{_fmt(u.ppl_ratio)} on {where} text"
+    )
+    gain = summary.gain_over_uniform()
+    if gain is not None:
+        line += f"; the chosen point removes {gain:.2f}x as much"
+    return line
 
 
 def pareto_json(found: list[StudyTrial]) -> None:

@@ -165,9 +165,28 @@ def _chosen_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
         "",
         *_table(_pareto_header(summary), [_point_row(summary, search, final)]),
     ]
+    lines += _uniform_lines(summary)
     if "widths" in images:
         lines += [f"![Kept MLP width per layer of trial {p.number}]({images['widths']})", ""]
     return lines
+
+
+def _uniform_lines(summary: StudySummary) -> list[str]:
+    u = summary.uniform
+    if u is None:
+        return []
+    limit = summary.uniform_limit
+    gain = summary.gain_over_uniform()
+    where = "held-out" if u.stage == "final" else "search-time"
+    return [
+        f"**Against the bisected uniform plan** (every layer keeps the same share; the "
+        f"smallest share meeting the SLOs at search time, bisected to "
+        f"{limit.get('tol')} of the keep ratio): trial {u.number}, keep "
+        f"{float(limit.get('keep') or 0):.4f}, {_pct(u.mlp_removed)} of MLP parameters "
+        f"removed at ppl ratio {_num(u.ppl_ratio)} ({where} figures)"
+        + (f". The chosen point removes **{gain:.2f}x** as much." if gain is not None else "."),
+        "",
+    ]
 
 
 def _fit_row(fit: FitResult, formula: str) -> list[str]:

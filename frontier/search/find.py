@@ -17,6 +17,7 @@ from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build
 from frontier.search.space import warm_start_plans
 from frontier.search.spec import StudySpec
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
+from frontier.search.uniform import BudgetSpent, bisect_in_study
 from frontier.study.read import choose, final_record, nearest_trial
 from frontier.study.schema import (
     ATTR_BASELINE,
@@ -25,6 +26,7 @@ from frontier.study.schema import (
     ATTR_MODEL_FINGERPRINT,
     ATTR_PLAN,
     ATTR_PROTOCOL,
+    ATTR_UNIFORM,
     ATTR_WARM,
     FinalRecord,
     final_key,
@@ -64,22 +66,52 @@ def open_study(ctx: SearchContext, *, worker: bool = False) -> optuna.Study:
     )
     # a resumed run or a second worker must not replay the same seeded proposals
     seed = st.run_seed(spec.seed, len(study.get_trials(deepcopy=False)), worker=worker)
-    study.sampler = st.make_sampler(spec.sampler, seed)
+    study.sampler = st.make_sampler(spec.sampler, seed, ctx.space)
     st.check_fingerprint(study, spec, ctx.fingerprint)
     if ATTR_FINGERPRINT not in study.user_attrs:
         # The fingerprint is written last: a study killed while being set up has none and
         # is set up again on the next run; skip_if_exists keeps warm starts queued once.
         study.set_user_attr(ATTR_BASELINE, ctx.baseline())
         study.set_user_attr(ATTR_PROTOCOL, protocol(ctx))
-        if spec.warm_start:
-            for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer):
-                study.enqueue_trial(
-                    ctx.space.params_for(plan),
-                    user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
-                    skip_if_exists=True,
-                )
         st.initialise(study, spec, ctx.fingerprint, ctx.lm.fingerprint)
     return study
+
+
+def warm_start(
+    ctx: SearchContext,
+    study: optuna.Study,
+    *,
+    progress: Progress | None = None,
+    callbacks: list[TrialCallback] | None = None,
+) -> int:
+    """Open the search: bisect the uniform keep ratio at the SLOs with trials of the study
+    (once; a resumed study keeps its steps), then queue the warm-start plans (once each).
+
+    The bisection stops early when it would overrun the study's trial budget; the study
+    then has no ``uniform_limit``, and the warm starts are the plain ladder. Returns the
+    number of trials the bisection ran.
+    """
+    if not ctx.spec.warm_start:
+        return 0
+    before = st.n_finished(study)
+    limit = study.user_attrs.get(ATTR_UNIFORM)
+    if limit is None and st.n_finished(study) < ctx.spec.trials:
+        if progress is not None:
+            progress("bisecting the uniform keep ratio at the SLOs (the baseline)")
+        try:
+            limit = bisect_in_study(ctx, study, budget=ctx.spec.trials, callbacks=callbacks)
+        except BudgetSpent:
+            limit = None
+        if limit is not None:
+            study.set_user_attr(ATTR_UNIFORM, limit)
+    keep = None if limit is None else limit.get("keep")
+    for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer, keep):
+        study.enqueue_trial(
+            ctx.space.params_for(plan),
+            user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
+            skip_if_exists=True,
+        )
+    return st.n_finished(study) - before
 
 
 def protocol(ctx: SearchContext) -> dict[str, Any]:
@@ -164,6 +196,8 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     Trials are measured from the smallest upward until one meets every SLO on the held-out
     figures (the chosen point: no smaller trial can be chosen unverified), then evenly
     spaced others are added up to ``spec.report_points`` so the report covers the front.
+    The bisected uniform plan (the baseline the chosen point is judged against) is
+    re-measured too.
     """
     say = progress or (lambda _m: None)
     pareto = sorted(study.best_trials, key=lambda t: (t.values[0], t.values[1], t.number))
@@ -173,6 +207,16 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
             say("no feasible trial: re-measuring the nearest one on held-out data")
             _measure_final(ctx, study, study.get_trials(deepcopy=False)[nearest.number])
         return
+    _measure_pareto(ctx, study, pareto, say)
+    number = (study.user_attrs.get(ATTR_UNIFORM) or {}).get("trial")
+    if isinstance(number, int) and final_record(study, number) is None:
+        say("re-measuring the bisected uniform plan on held-out data (the baseline)")
+        _measure_final(ctx, study, study.get_trials(deepcopy=False)[number])
+
+
+def _measure_pareto(
+    ctx: SearchContext, study: optuna.Study, pareto: list[FrozenTrial], say: Progress
+) -> None:
     limit = max(ctx.spec.report_points, 1)
     measured = 0
     for t in pareto:
@@ -240,7 +284,8 @@ def find(
     study = open_study(ctx)
     if on_start is not None:
         on_start(study, ctx)
-    ran = optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
+    ran = warm_start(ctx, study, progress=progress, callbacks=callbacks)
+    ran += optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
     finalize(ctx, study, progress=progress)
     return FindResult(study, choose(study), ran, time.perf_counter() - start)
 

@@ -129,12 +129,23 @@ def global_threshold_plan(
     return Plan.from_ratios(ratios, space.full, multiple=space.multiple, floor=space.multiple)
 
 
-def warm_start_plans(space: Space, scores: Sequence[torch.Tensor] | None) -> list[tuple[str, Plan]]:
-    """Uniform plans on a ladder of keep ratios, and global-threshold plans at several sizes."""
-    plans = uniform_ladder(space, (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5))
+def warm_start_plans(
+    space: Space, scores: Sequence[torch.Tensor] | None, limit: float | None = None
+) -> list[tuple[str, Plan]]:
+    """Warm starts: without a bisected uniform ``limit`` (the smallest uniform keep ratio
+    that met the SLOs), uniform plans on a ladder of keep ratios and global-threshold
+    plans at several sizes; with one (whose bisection steps already cover the range
+    uniformly), global-threshold plans at and just below it, and two larger ones."""
+    if limit is None:
+        plans = uniform_ladder(space, (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5))
+        targets: tuple[float, ...] = (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
+    else:
+        plans = []
+        targets = (0.9, (1 + limit) / 2, limit, limit - space.step)
     if scores is not None:
-        for target in (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6):
-            plans.append((f"global-{target:.2f}", global_threshold_plan(scores, space, target)))
+        for target in targets:
+            if 0 < target <= 1:
+                plans.append((f"global-{target:.2f}", global_threshold_plan(scores, space, target)))
     seen: set[tuple[int, ...]] = set()
     unique = []
     for label, plan in plans:  # small models round several targets to one plan

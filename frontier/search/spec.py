@@ -18,8 +18,8 @@ import tomllib
 
 from frontier.errors import FrontierError
 
-SamplerName = Literal["tpe", "nsga2", "gp", "random"]
-SAMPLERS: tuple[str, ...] = ("tpe", "nsga2", "gp", "random")
+SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
+SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
 # Fields that say how long or where a study runs, not what it measures.
 EXECUTION_FIELDS = frozenset(
     {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points"}
@@ -128,12 +128,18 @@ class StudySpec:
     )
     multiple: int = _field(8, "round every layer's width to a multiple of this")
     # budget and sampler
-    sampler: SamplerName = _field("tpe", "Optuna sampler")
+    sampler: SamplerName = _field(
+        "boundary",
+        "Optuna sampler: boundary (level switches near the SLO boundary, over TPE), tpe, "
+        "nsga2, gp or random",
+    )
     trials: int = _field(100, "total trials of the study (a resumed study runs only the rest)")
     timeout: float | None = _field(None, "wall-time limit in seconds")
     seed: int = _field(0, "the sampler's seed")
     warm_start: bool = _field(
-        True, "begin with uniform and global-threshold baseline plans before sampling"
+        True,
+        "begin by bisecting the uniform keep ratio at the SLOs (the baseline every report "
+        "compares against), then uniform and global-threshold plans, before sampling",
     )
     threads: int | None = _field(
         None, "torch CPU threads (default: $FRONTIER_THREADS or torch's choice)"

@@ -11,13 +11,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.search.spec import LEGACY_VALUES, StudySpec
+
+if TYPE_CHECKING:
+    from frontier.search.space import Space
 from frontier.study.schema import (
     ATTR_FAILED,
     ATTR_FINGERPRINT,
@@ -257,10 +260,18 @@ def run_seed(seed: int, n_existing: int, *, worker: bool = False) -> int:
     return int.from_bytes(digest, "big") >> 1
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, space: Space | None = None) -> optuna.samplers.BaseSampler:
+    """The named sampler; ``boundary`` (level switches near the SLO boundary, see
+    :mod:`frontier.search.boundary`) wraps TPE and needs the study's search ``space``."""
     import warnings
 
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    if name == "boundary":
+        from frontier.search.boundary import BoundarySampler
+
+        if space is None:
+            raise FrontierError("the boundary sampler needs the search space")
+        return BoundarySampler(make_sampler("tpe", seed), space, seed=seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(multivariate=True, seed=seed, n_startup_trials=10)
     if name == "nsga2":

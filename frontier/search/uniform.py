@@ -42,11 +42,13 @@ def bisect_uniform(
     hi: float = 1.0,
     tol: float = 0.005,
     multiple: int = 8,
+    top_feasible: bool = False,
 ) -> Bisection:
     """Bisect the uniform keep ratio in [lo, hi] until the bracket is narrower than ``tol``.
 
     ``check`` is called once per distinct plan (keep ratios that round to the same
-    widths share one measurement).
+    widths share one measurement). ``top_feasible``: take ``hi`` as meeting the SLOs
+    without measuring it (the unpruned model meets any SLO relative to itself).
     """
     seen: dict[tuple[int, ...], UniformPoint] = {}
     points: list[UniformPoint] = []
@@ -56,11 +58,16 @@ def bisect_uniform(
         if plan.widths not in seen:
             ok, measured = check(plan)
             seen[plan.widths] = UniformPoint(keep, plan, ok, measured)
-        point = seen[plan.widths]
-        points.append(UniformPoint(keep, plan, point.feasible, point.measured))
+        known = seen[plan.widths]
+        point = UniformPoint(keep, plan, known.feasible, known.measured)
+        points.append(point)
         return point
 
-    top = at(hi)
+    if top_feasible:
+        plan = Plan.uniform(hi, full, multiple=multiple, floor=multiple)
+        top = UniformPoint(hi, plan, True, None)
+    else:
+        top = at(hi)
     if not top.feasible:
         return Bisection(None, tuple(points), tol)
     best = top
@@ -72,11 +79,115 @@ def bisect_uniform(
         point = at(mid)
         if point.feasible:
             hi = mid
-            if point.plan.kept_fraction < best.plan.kept_fraction:
+            if point.plan.kept_fraction <= best.plan.kept_fraction:
                 best = point
         else:
             lo = mid
     return Bisection(best, tuple(points), tol)
+
+
+class BudgetSpent(Exception):
+    """The study's trial budget ran out during the bisection."""
+
+
+QUALITY_NEEDS = ("ppl", "kl")
+BISECT_TOL = 0.01  # of the keep ratio, for the bisection that opens a study
+
+
+def quality_slos(slos: Sequence[Any]) -> list[Any]:
+    """The SLOs a uniform plan gets worse at as it keeps less (perplexity, KL)."""
+    return [s for s in slos if s.needs in QUALITY_NEEDS]
+
+
+def limit_record(bisection: Bisection) -> dict[str, Any]:
+    """What a study stores under ``frontier:uniform_limit``: the smallest uniform plan that
+    met the quality SLOs, its trial, and every bisection step (``measured``: the trial)."""
+    steps = [
+        {"keep": p.keep, "trial": p.measured, "feasible": p.feasible} for p in bisection.points
+    ]
+    if bisection.best is None:
+        return {"keep": None, "trial": None, "tol": bisection.tol, "steps": steps}
+    best = bisection.best
+    return {
+        "keep": best.keep,
+        "trial": best.measured,
+        "mlp_kept": best.plan.kept_fraction,
+        "tol": bisection.tol,
+        "steps": steps,
+    }
+
+
+def bisect_in_study(
+    ctx: Any,
+    study: Any,
+    *,
+    tol: float = BISECT_TOL,
+    budget: int | None = None,
+    callbacks: Sequence[Any] | None = None,
+) -> dict[str, Any] | None:
+    """Bisect the uniform keep ratio at a study's perplexity/KL SLOs with trials of the
+    study itself, so every step is a stored, resumable trial (labelled ``uniform-bisect``)
+    and the steps also feed the Pareto set. Plans a finished trial already measured are
+    not measured again. Returns the ``uniform_limit`` record (None without such an SLO).
+    Raises :class:`BudgetSpent` rather than run a step once ``budget`` trials are finished.
+    ``callbacks`` (Optuna's) see every bisection trial, as they see the others.
+    """
+    from optuna.trial import TrialState
+
+    from frontier.search.storage import n_finished
+    from frontier.search.trial import TrialFailed, run_trial
+    from frontier.study.schema import ATTR_FAILED, ATTR_PLAN, ATTR_WARM
+
+    quality = quality_slos(ctx.slos)
+    if not quality:
+        return None
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+    def measured(plan: Plan) -> Any:
+        for t in study.get_trials(deepcopy=False, states=states):
+            stored = t.user_attrs.get(ATTR_PLAN)
+            same = isinstance(stored, dict) and tuple(stored.get("widths", ())) == plan.widths
+            # a FAIL trial counts when the model broke (NaN), not when it was interrupted
+            if same and (t.state != TrialState.FAIL or t.user_attrs.get(ATTR_FAILED)):
+                return t
+        return None
+
+    def check(plan: Plan) -> tuple[bool, Any]:
+        keep = plan.kept_fraction
+        t = measured(plan)
+        if t is None and budget is not None and n_finished(study) >= budget:
+            raise BudgetSpent
+        if t is None:
+            study.enqueue_trial(
+                ctx.space.params_for(plan),
+                user_attrs={ATTR_WARM: f"uniform-bisect-{keep:.3f}", ATTR_PLAN: plan.to_dict()},
+            )
+            study.optimize(
+                lambda tr: run_trial(ctx, tr),
+                n_trials=1,
+                catch=(TrialFailed,),
+                callbacks=list(callbacks or ()),
+                gc_after_trial=False,
+            )
+            t = measured(plan)
+        if t is None:  # interrupted: the next run measures it
+            raise KeyboardInterrupt
+        ok = t.state != TrialState.FAIL and all(
+            (t.constraints.get(str(s), float("inf")) or 0.0) <= 0 for s in quality
+        )
+        return ok, t.number
+
+    spec = ctx.spec
+    bisection = bisect_uniform(
+        ctx.pruner.full,
+        check,
+        lo=spec.min_keep,
+        hi=spec.max_keep,
+        tol=tol,
+        multiple=spec.multiple,
+        top_feasible=spec.max_keep >= 1.0,
+    )
+    return limit_record(bisection)
 
 
 def uniform_baseline(ctx: Any, *, tol: float = 0.005) -> Bisection:

@@ -27,6 +27,7 @@ from frontier.study.schema import (
     ATTR_SCREENED,
     ATTR_SEARCH,
     ATTR_TIMING,
+    ATTR_UNIFORM,
     ATTR_WARM,
     FinalRecord,
     SearchRecord,
@@ -343,4 +344,5 @@ def read_summary(study: optuna.Study) -> StudySummary:
             if t.final_point is not None and t.search_point is not None
         ),
         protocol=protocol,
+        uniform_limit=dict(study.user_attrs.get(ATTR_UNIFORM) or {}),
     )

@@ -18,6 +18,7 @@ key                           on      value
 ``frontier:baseline:report``  study   the unpruned model's held-out measurements
 ``frontier:protocol``         study   how the numbers were measured (texts, versions, ...)
 ``frontier:final:N``          study   :class:`FinalRecord` of trial N (held-out figures)
+``frontier:uniform_limit``    study   the bisected uniform plan at the SLOs (its trial, keep)
 ============================  ======  ===================================================
 
 Final records sit on the study, not the trial, because a finished Optuna trial cannot be
@@ -48,6 +49,7 @@ ATTR_BASELINE = "frontier:baseline"
 ATTR_BASELINE_REPORT = "frontier:baseline:report"
 ATTR_PROTOCOL = "frontier:protocol"
 ATTR_FINAL = "frontier:final"
+ATTR_UNIFORM = "frontier:uniform_limit"
 
 
 def final_key(number: int) -> str:

@@ -173,6 +173,9 @@ class StudySummary:
     # Unpruned accuracy on the *report* documents, which the final points were measured
     # on; retention of a final point is relative to these, never to the search baseline.
     baseline_tasks_final: Mapping[str, float] = field(default_factory=dict, hash=False)
+    # The bisected uniform plan at the SLOs (``frontier:uniform_limit``): ``keep``,
+    # ``trial``, ``tol`` and the bisection ``steps``; empty when the study has none.
+    uniform_limit: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         for name in ("baseline_tasks", "baseline_tasks_final"):
@@ -238,6 +241,22 @@ class StudySummary:
         return nearest(self.believed())
 
     @property
+    def uniform(self) -> TrialPoint | None:
+        """The bisected uniform plan's figures (held-out when measured), or None."""
+        number = self.uniform_limit.get("trial")
+        return self.figures_for(int(number)) if isinstance(number, int) else None
+
+    def gain_over_uniform(self, point: TrialPoint | None = None) -> float | None:
+        """MLP fraction removed at ``point`` (default: the chosen one) over the bisected
+        uniform plan's, on the figures to believe for each; None when either is missing
+        or the uniform plan removes nothing."""
+        point = point or self.chosen
+        uniform = self.uniform
+        if point is None or uniform is None or uniform.mlp_removed <= 0:
+            return None
+        return point.mlp_removed / uniform.mlp_removed
+
+    @property
     def task_names(self) -> tuple[str, ...]:
         """Every task measured anywhere (baseline first, then any extra), sorted."""
         names = set(self.baseline_tasks)
@@ -259,7 +278,27 @@ class StudySummary:
             "final": [p.to_dict() for p in self.final],
             "protocol": dict(self.protocol),
             "baseline_tasks_final": dict(sorted(self.baseline_tasks_final.items())),
+            "uniform_limit": self._uniform_dict(),
         }
+
+    def _uniform_dict(self) -> dict[str, Any]:
+        if not self.uniform_limit:
+            return {}
+        out = dict(self.uniform_limit)
+        search = self.search_for(int(out["trial"])) if isinstance(out.get("trial"), int) else None
+        final = self.final_for(int(out["trial"])) if isinstance(out.get("trial"), int) else None
+        for key, p in (("search", search), ("heldout", final)):
+            out[key] = (
+                None
+                if p is None
+                else {
+                    "mlp_removed": p.mlp_removed,
+                    "ppl_ratio": p.ppl_ratio,
+                    "feasible": p.feasible,
+                }
+            )
+        out["gain_of_chosen"] = self.gain_over_uniform()
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> StudySummary:
@@ -279,6 +318,11 @@ class StudySummary:
                     str(k): float(v) for k, v in data.get("baseline_tasks_final", {}).items()
                 },
                 protocol=dict(data.get("protocol", {})),
+                uniform_limit={
+                    k: v
+                    for k, v in (data.get("uniform_limit") or {}).items()
+                    if k in ("keep", "trial", "tol", "steps", "mlp_kept")
+                },
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise FrontierError(f"malformed study summary: {type(exc).__name__}: {exc}") from None

@@ -13,7 +13,7 @@ from frontier.errors import FrontierError
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
-from frontier.study.read import choose, final_record, nearest_trial, read_trials
+from frontier.study.read import choose, final_record, nearest_trial, read_summary, read_trials
 from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 
@@ -56,7 +56,14 @@ def test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen(
     # On the tiny model ppl<1.05 separates under the plain cut (activation scores, no refit):
     # the smallest search-feasible Pareto trial has a search ratio of about 1.03 and a
     # held-out one of about 1.09. The operator is pinned because the test is about choosing.
-    spec = _spec(tiny_folder, tmp_path, slos=("ppl<1.05",), criterion="activation", refit=False)
+    spec = _spec(
+        tiny_folder,
+        tmp_path,
+        slos=("ppl<1.05",),
+        criterion="activation",
+        refit=False,
+        sampler="tpe",
+    )
     result = find(spec)
     study = result.study
     assert result.chosen is not None
@@ -83,7 +90,10 @@ def test_kl_study_searches_on_kl_and_reports_held_out_perplexity(
         assert (kl > 1e-4) == (kept < 1.0)  # a pruned model moves its distribution
     assert result.chosen is not None
     final = final_record(result.study, result.chosen)
-    assert final is not None and final["ppl_ratio"] > 1.0
+    assert final is not None and "kl" not in final  # held-out figures are perplexity
+    base = result.study.user_attrs["frontier:baseline:report"]["ppl"]["raw"]
+    assert final["ppl_ratio"] == pytest.approx(final["ppl"] / base)
+    assert final["ppl_ratio"] != pytest.approx(1.0, abs=1e-6)  # a pruned model's figure
 
 
 def test_interrupted_study_resumes_with_finished_trials_intact(
@@ -204,3 +214,50 @@ def test_check_texts_add_held_out_ratios_to_the_final_figures(
     table = pareto_table("t", read_trials(result.study), [])
     assert f"ppl ratio ({source})" in [c.header for c in table.columns]
     assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs+refit"
+
+
+def test_a_study_opens_by_bisecting_the_uniform_limit(tiny_folder: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny_folder, tmp_path, slos=("ppl<1.03",), criterion="activation", refit=False)
+    result = find(spec)
+    study = result.study
+    limit = study.user_attrs["frontier:uniform_limit"]
+    steps = limit["steps"]
+    # the bisection ran first, as trials of the study, one per distinct plan
+    numbers = [s["trial"] for s in steps]
+    assert sorted(set(numbers)) == list(range(len(set(numbers))))
+    for s in steps:
+        t = study.trials[s["trial"]]
+        assert t.user_attrs["frontier:warm_start"].startswith("uniform-bisect-")
+        assert len(set(t.user_attrs["frontier:plan"]["widths"])) == 1  # a uniform plan
+        assert s["feasible"] == (t.constraints["ppl<1.03"] <= 0)
+    # the limit is the smallest feasible uniform keep, and the largest infeasible one is
+    # within the bisection's tolerance below it
+    feasible = [s["keep"] for s in steps if s["feasible"]]
+    infeasible = [s["keep"] for s in steps if not s["feasible"]]
+    assert infeasible, "the SLO binds on this model"
+    assert limit["keep"] == min(feasible)
+    assert limit["keep"] - max(infeasible) <= limit["tol"] + 1e-9
+    assert all(k < limit["keep"] for k in infeasible)
+    # the uniform plan was re-measured held out, and the summary states the gain over it
+    assert final_record(study, limit["trial"]) is not None
+    summary = read_summary(study)
+    u = summary.uniform
+    assert u is not None and u.number == limit["trial"] and u.stage == "final"
+    data = summary.to_dict()["uniform_limit"]
+    assert data["heldout"]["mlp_removed"] == pytest.approx(u.mlp_removed)
+    chosen = summary.chosen
+    assert chosen is not None
+    assert data["gain_of_chosen"] == pytest.approx(chosen.mlp_removed / u.mlp_removed)
+    # a resumed study does not bisect again
+    more = find(spec.replace(trials=spec.trials + 2))
+    assert more.ran == 2
+    assert more.study.user_attrs["frontier:uniform_limit"] == limit
+
+
+def test_the_bisection_stops_at_the_trial_budget(tiny_folder: Path, tmp_path: Path) -> None:
+    spec = _spec(
+        tiny_folder, tmp_path, slos=("ppl<1.03",), criterion="activation", refit=False, trials=3
+    )
+    result = find(spec)
+    assert result.ran == 3 and n_finished(result.study) == 3
+    assert "frontier:uniform_limit" not in result.study.user_attrs
