@@ -1,106 +1,126 @@
-"""Search benchmark: the found frontier against uniform and global-threshold plans.
+"""Search benchmark: the chosen point against the bisected uniform plan, at two budgets.
 
-    python benchmarks/search.py [--model smollm2-135m] [--slo ppl<2.0] [--trials 80]
-                                [--report-points 12] [--no-bisect]
+    python benchmarks/search.py [--models smollm2-135m,gemma3-270m] [--slo ppl<2.0]
+                                [--budgets 30,100] [--groups 10] [--report-points 4]
+                                [--sampler boundary] [--compare-operators]
 
-After the study (with the spec's operator, the new default unless --criterion and
---no-refit say otherwise), the best uniform plan is bisected on the keep ratio (to
-0.005) on the same search-time text for the study's operator and for the old one
-(activation scores, no refit), side by side in the same process, and each bisected plan
-is re-measured on the held-out report text, as the chosen point is.
+For each model, one study under the SLO runs to the first budget, is finalised (its
+Pareto points re-measured on held-out text, the chosen point among them), then resumed
+to the next budget and finalised again, so every budget's figures come from the same
+study, as a user who asks for more trials gets them. Each study opens by bisecting the
+uniform keep ratio at the SLO with its own trials (to 0.01; see
+``frontier.search.uniform``), so the baseline is measured on the same text, with the
+same operator, in the same process; it is re-measured held out like the chosen point.
 
-One study, one process: the warm-start plans (a ladder of uniform keep ratios and
-FLAP-style global-threshold plans) run as the study's first trials on the same data as
-the searched ones, so the comparison is side by side. Prints the MLP parameters removed
-at the best feasible point of each kind (search-time figures, same SLO), the chosen
-point (re-measured on held-out text), trials per hour, and the share of trial time spent
-in the model's forward passes.
+Prints per model and budget: MLP parameters removed at the chosen point and at the
+bisected uniform plan (held-out figures), their ratio, the held-out ppl ratios, and
+the wall time (search and final re-measurement, cumulative).
+
+``--compare-operators`` also bisects (to 0.005) the uniform plan of the study's operator
+and of the old one (activation scores, no refit) side by side, outside the study.
 """
 
 from __future__ import annotations
 
 import argparse
 import tempfile
+import time
 
 import optuna
 
 from frontier import settings
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
-from frontier.study.read import chosen_trial, read_trials
+from frontier.study.read import read_summary
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default="smollm2-135m")
+    ap.add_argument("--models", default="smollm2-135m,gemma3-270m")
     ap.add_argument("--slo", default="ppl<2.0")
-    ap.add_argument("--trials", type=int, default=80)
-    ap.add_argument("--groups", type=int, default=None)
+    ap.add_argument("--budgets", default="30,100")
+    ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--storage", default=None)
-    ap.add_argument("--report-points", type=int, default=12)
+    ap.add_argument("--report-points", type=int, default=4)
+    ap.add_argument("--sampler", default="boundary")
     ap.add_argument("--criterion", default=None)
     ap.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None)
-    ap.add_argument("--bisect", action=argparse.BooleanOptionalAction, default=True)
+    ap.add_argument("--calibration-tokens", type=int, default=None)
+    ap.add_argument("--compare-operators", action="store_true")
     args = ap.parse_args()
     settings.set_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    storage = args.storage or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
-    spec = StudySpec(
-        model=args.model,
-        slos=(args.slo,),
-        trials=args.trials,
-        groups=args.groups,
-        study="bench",
-        storage=storage,
-        report_points=args.report_points,
-        **{
-            k: v for k, v in (("criterion", args.criterion), ("refit", args.refit)) if v is not None
-        },
-    )
-    result = find(spec)
-    study = result.study
-    done = [t for t in read_trials(study) if t.state == "complete"]
-    best: dict[str, float] = {}
-    for t in done:
-        if not t.feasible or t.mlp_removed is None:
-            continue
-        kind = (t.warm_start or "searched").split("-")[0]
-        best[kind] = max(best.get(kind, 0.0), t.mlp_removed)
-    timing = [t.timing for t in done]
-    total = sum(x["total"] for x in timing)
-    forward = sum(x["forward"] for x in timing)
+    budgets = [int(b) for b in args.budgets.split(",")]
+    rows = []
+    for model in args.models.split(","):
+        storage = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        spec = StudySpec(
+            model=model,
+            slos=(args.slo,),
+            trials=budgets[0],
+            groups=args.groups,
+            study=f"bench-{model}",
+            storage=storage,
+            report_points=args.report_points,
+            sampler=args.sampler,
+            **{
+                k: v
+                for k, v in (
+                    ("criterion", args.criterion),
+                    ("refit", args.refit),
+                    ("calibration_tokens", args.calibration_tokens),
+                )
+                if v is not None
+            },
+        )
+        start = time.perf_counter()
+        for budget in budgets:
+            result = find(spec.replace(trials=budget))
+            rows.append(_row(model, budget, result.study, time.perf_counter() - start))
+            print(_format(rows[-1]), flush=True)
+        if args.compare_operators:
+            _bisected(spec)
+    print(f"\nSLO {args.slo}, sampler {args.sampler}, groups {args.groups}; held-out figures")
     print(
-        f"model {spec.model}, SLO {args.slo}, {len(done)} trials "
-        f"({spec.search_tokens} search tokens), groups {spec.groups or 'per layer'}"
+        f"{'model':14s} {'trials':>6s} {'chosen removed':>15s} {'(ratio)':>8s} "
+        f"{'uniform removed':>16s} {'(ratio)':>8s} {'chosen/uniform':>15s} {'wall s':>8s}"
     )
-    for kind in ("uniform", "global", "searched"):
-        print(f"best feasible {kind:9s} {100 * best.get(kind, 0.0):6.1f}% of MLP params removed")
-    if best.get("uniform"):
-        print(
-            f"search / uniform          {best.get('searched', 0) / best['uniform']:6.2f}x "
-            "(goal >= 1.3x)"
-        )
-    chosen = chosen_trial(study)
-    if chosen is not None and chosen.final_point is not None:
-        print(
-            f"chosen point              trial {chosen.number}: "
-            f"{100 * chosen.final_point.mlp_removed:.1f}% MLP removed, held-out ppl ratio "
-            f"{chosen.final_point.ppl_ratio}"
-        )
-    else:
-        print("chosen point              none meets the SLO on held-out text")
-    print(f"trials per hour           {3600 * len(done) / total:8.1f}")
-    print(f"forward-pass share        {100 * forward / total:8.1f}% of trial time (goal >= 90%)")
-    print(f"wall time                 {result.seconds:8.1f} s")
-    if args.bisect:
-        _bisected(spec)
+    for r in rows:
+        print(_format(r))
+
+
+def _row(model: str, budget: int, study: optuna.Study, wall: float) -> dict[str, object]:
+    summary = read_summary(study)
+    chosen, uniform = summary.chosen, summary.uniform
+    return {
+        "model": model,
+        "trials": budget,
+        "chosen": chosen,
+        "uniform": uniform,
+        "uniform_keep": summary.uniform_limit.get("keep"),
+        "gain": summary.gain_over_uniform(),
+        "wall": wall,
+    }
+
+
+def _format(r: dict[str, object]) -> str:
+    def pct(p: object) -> str:
+        return "–" if p is None else f"{100 * p.mlp_removed:.1f}%"  # type: ignore[attr-defined]
+
+    def ratio(p: object) -> str:
+        v = None if p is None else p.ppl_ratio  # type: ignore[attr-defined]
+        return "–" if v is None else f"{v:.3f}"
+
+    gain = r["gain"]
+    return (
+        f"{r['model']!s:14s} {r['trials']!s:>6s} {pct(r['chosen']):>15s} "
+        f"{ratio(r['chosen']):>8s} {pct(r['uniform']):>16s} {ratio(r['uniform']):>8s} "
+        f"{('–' if gain is None else f'{gain:.2f}x'):>15s} {r['wall']:8.0f}"
+    )
 
 
 def _bisected(spec: StudySpec) -> None:
     """Bisected uniform plans for the spec's operator and the old one, held-out figures."""
-    import time
-
     from frontier.search.context import build_context, build_operator
     from frontier.search.uniform import uniform_baseline
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontier.importance import calibrate
 from frontier.plan import Plan
+from frontier.settings import CALIBRATION_TOKENS
 from frontier.surgery import count_mlp_parameters, count_parameters
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ class CalibrationSpec:
     """Which text the importance scores are computed on."""
 
     text: str = "wiki-sample"
-    n_tokens: int = 16384
+    n_tokens: int = CALIBRATION_TOKENS
     seq_len: int = 512
     batch_size: int = 4
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+#: Calibration tokens by default. The refit solves, per output, a regression on as many
+#: unknowns as the layer has neurons (1,536 in SmolLM2, 14,336 in an 8B model), so it
+#: needs far more tokens than the scores: on SmolLM2-135M, obs+refit at uniform keep 0.5
+#: has a held-out ppl ratio of 2.185 with 65,536 tokens and 2.392 with 16,384.
+CALIBRATION_TOKENS = 65536
+
 
 def home() -> Path:
     """The cache root: ``$FRONTIER_HOME``, else ``$XDG_CACHE_HOME/frontier``, else

@@ -84,7 +84,7 @@ def calibrate(
     criterion: str,
     *,
     text: str = "wiki-sample",
-    n_tokens: int = 16384,
+    n_tokens: int = settings.CALIBRATION_TOKENS,
     seq_len: int = 512,
     batch_size: int = 4,
     grams: bool = False,

@@ -121,7 +121,7 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         if not ok or self.space.lo == self.space.hi:
             return None
         best = min(ok, key=lambda t: (t.params["keep"], _violation(t), t.number))
-        seen = {tuple(round(t.params[n], 6) for n in names) for t in done}
+        seen = {self._widths(t.params) for t in done}
         step = self.space.step
         if self._rng.random() < self.same_level or best.params["keep"] - step < self.space.lo:
             parent = dict(best.params)
@@ -129,13 +129,22 @@ class BoundarySampler(optuna.samplers.BaseSampler):
             target = best.params["keep"] - step
             level = [t for t in done if abs(t.params["keep"] - target) < step / 2]
             if not level:  # first the edge's own allocation, one level down
-                return self._switch({**best.params, "keep": target}, switches=0)
-            parent = dict(min(level, key=lambda t: (_violation(t), t.number)).params)
+                child = self._switch({**best.params, "keep": target}, switches=0)
+                if self._widths(child) not in seen:
+                    return child
+                parent = child
+            else:
+                parent = dict(min(level, key=lambda t: (_violation(t), t.number)).params)
         for _ in range(32):
             child = self._switch(parent)
-            if tuple(round(child[n], 6) for n in names) not in seen:
+            if self._widths(child) not in seen:
                 return child
         return None
+
+    def _widths(self, params: dict[str, Any]) -> tuple[int, ...]:
+        """The plan ``params`` stand for (distinct parameters can round to one plan)."""
+        shape = [float(params[n]) for n in self.space.names[1:]] or [1.0]
+        return self.space.plan(self.space.ratios(float(params["keep"]), shape)).widths
 
     def _switch(self, parent: dict[str, float], switches: int | None = None) -> dict[str, float]:
         """Move shape between groups, keeping the mean shape (and so the budget); one to

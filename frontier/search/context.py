@@ -59,6 +59,7 @@ class SearchContext:
     tasks: Objective | None
     seconds: dict[str, float] = field(default_factory=dict)
     _report: dict[str, Objective] = field(default_factory=dict)
+    _fit: dict[str, Objective] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -69,6 +70,22 @@ class SearchContext:
         if not self._report:
             self._report = report_objectives(self.spec, self.lm)
         return self._report
+
+    def fit_objectives(self) -> dict[str, Objective]:
+        """The report objectives with perplexity on the first ``fit_tokens`` of the held-out
+        text (the report's own when ``fit_tokens`` is unset or equal), for Pareto trials
+        re-measured only to spread the front; no check texts."""
+        report = self.report_objectives()
+        n = self.spec.fit_tokens
+        if n is None or n >= self.spec.report_tokens:
+            return report
+        if not self._fit:
+            ppl = create(
+                "ppl", text=self.spec.text, role="report", n_tokens=n, seq_len=self.spec.seq_len
+            )
+            ppl.prepare(self.lm)
+            self._fit = {"ppl": ppl, **({"tasks": report["tasks"]} if "tasks" in report else {})}
+        return self._fit
 
     def baseline(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

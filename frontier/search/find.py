@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -233,15 +234,40 @@ def _measure_pareto(
             break
     rest = [t for t in pareto if final_record(study, t) is None]
     for t in _evenly_spaced(rest, limit - measured):
-        _measure_final(ctx, study, t)
+        _measure_final(ctx, study, t, spread=True)
+    # A spread trial (never chosen) that passed and is smaller than the chosen point is
+    # the candidate it must be: it is measured again on every report token.
+    for _ in pareto:
+        chosen = choose(study)
+        bound = math.inf if chosen is None else chosen.values[0]
+        spread = [
+            t
+            for t in pareto
+            if (r := final_record(study, t)) is not None
+            and r.get("spread")
+            and r["feasible"]
+            and t.values[0] < bound
+        ]
+        if not spread:
+            break
+        say(f"trial {spread[0].number} passed on {ctx.spec.fit_tokens} tokens: re-measuring it")
+        _measure_final(ctx, study, spread[0])
 
 
-def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> FinalRecord:
-    objs = ctx.report_objectives()
+def _measure_final(
+    ctx: SearchContext, study: optuna.Study, t: FrozenTrial, *, spread: bool = False
+) -> FinalRecord:
+    """Re-measure trial ``t`` on held-out text and report documents, on report_tokens, or
+    with ``spread`` (a trial measured only to spread the front) on fit_tokens."""
+    report = ctx.report_objectives()
     if ATTR_BASELINE_REPORT not in study.user_attrs:
-        base: dict[str, Any] = {k: o.evaluate(ctx.lm).to_dict() for k, o in objs.items()}
-        base["protocol"] = {k: o.protocol() for k, o in objs.items()}
+        base: dict[str, Any] = {k: o.evaluate(ctx.lm).to_dict() for k, o in report.items()}
+        base["protocol"] = {k: o.protocol() for k, o in report.items()}
         study.set_user_attr(ATTR_BASELINE_REPORT, base)
+    objs = ctx.fit_objectives() if spread else report
+    tokens = ctx.spec.report_tokens
+    if spread and ctx.spec.fit_tokens is not None:
+        tokens = min(ctx.spec.fit_tokens, tokens)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
     with ctx.pruner.pruned(plan):
         size = ctx.size.evaluate(ctx.lm)
@@ -253,6 +279,9 @@ def _measure_final(ctx: SearchContext, study: optuna.Study, t: FrozenTrial) -> F
             if k.startswith(CHECK_PREFIX)
         }
     rec = FinalRecord(**record(size, ppl, tasks))
+    rec["tokens"] = tokens
+    if tokens < ctx.spec.report_tokens:
+        rec["spread"] = True
     if checks:
         rec["check_texts"] = {
             source: {"ppl_ratio": finite(m.value), "ppl": finite(m.raw)}

@@ -17,17 +17,18 @@ from typing import Any, Literal
 import tomllib
 
 from frontier.errors import FrontierError
+from frontier.settings import CALIBRATION_TOKENS
 
 SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
 # Fields that say how long or where a study runs, not what it measures.
 EXECUTION_FIELDS = frozenset(
-    {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points"}
+    {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points", "fit_tokens"}
 )
 
 
 # Fields added later, and the value that means what studies stored before them did.
-LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": []}
+LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": [], "fit_tokens": None}
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -80,7 +81,9 @@ class StudySpec:
         "wiki-sample",
         "calibration text for the importance scores: wiki-sample, file:PATH or hf:NAME[:CONFIG]",
     )
-    calibration_tokens: int = _field(16384, "calibration tokens for the importance scores")
+    calibration_tokens: int = _field(
+        CALIBRATION_TOKENS, "calibration tokens for the importance scores and the refit"
+    )
     calibration_seq_len: int = _field(512, "tokens per calibration sequence")
     # evaluation text (search-time and final report use disjoint parts)
     text: str = _field(
@@ -94,6 +97,13 @@ class StudySpec:
     search_tokens: int = _field(2048, "evaluation tokens per trial at search time")
     report_tokens: int = _field(16384, "held-out evaluation tokens for the final report")
     report_points: int = _field(12, "Pareto trials re-measured on held-out data, at most")
+    fit_tokens: int | None = _field(
+        4096,
+        "held-out tokens for the Pareto trials re-measured only to spread the front for the "
+        "fits and the report (candidates for the chosen point and the uniform plan always "
+        "get report_tokens); none, or at least report_tokens: every re-measured trial gets "
+        "report_tokens",
+    )
     check_texts: tuple[str, ...] = _field(
         (),
         "another text source (file:PATH, hf:NAME[:CONFIG]) whose held-out perplexity ratio "
@@ -177,6 +187,8 @@ class StudySpec:
                 raise FrontierError(f"{name} must be positive, got {value}")
         for name in ("task_docs", "report_docs"):
             self._check_docs(name)
+        if self.fit_tokens is not None and self.fit_tokens < 1:
+            raise FrontierError(f"fit_tokens must be positive, got {self.fit_tokens}")
         if self.timeout is not None and self.timeout <= 0:
             raise FrontierError(f"timeout must be positive, got {self.timeout}")
 

@@ -124,13 +124,14 @@ def choose(study: optuna.Study) -> FrozenTrial | None:
     """The feasible Pareto trial with the fewest parameters, ties to the lower ppl ratio.
 
     Only trials re-measured on held-out data and feasible there can be chosen, so a plan
-    that met the SLOs only on the search-time sample never is.
+    that met the SLOs only on the search-time sample never is; nor one re-measured only
+    to spread the front (a ``spread`` record, on fewer tokens).
     """
     best = []
     attrs = study.user_attrs  # one read: a database query on RDB storages
     for t in study.best_trials:
         final = _final(attrs, t.number)
-        if final is None or not final.get("feasible", False):
+        if final is None or not final.get("feasible", False) or final.get("spread"):
             continue
         ppl = final.get("ppl_ratio", t.values[1])
         ppl = math.inf if not isinstance(ppl, (int, float)) else ppl

@@ -96,6 +96,11 @@ class FinalRecord(SearchRecord, total=False):
 
     violations: dict[str, float | None]
     feasible: bool
+    # held-out perplexity tokens: report_tokens, or fit_tokens for a trial re-measured only
+    # to spread the front (``spread``: such a trial is never chosen); records written
+    # before these fields: report_tokens
+    tokens: int
+    spread: bool
     # held-out perplexity on each of the spec's check_texts: source -> {ppl_ratio, ppl}
     check_texts: dict[str, dict[str, Any]]
 

@@ -89,17 +89,25 @@ def _expected(family: str, criterion: str, model: torch.nn.Module) -> list[torch
             a = acts[i]
             if criterion == "activation":
                 score = a.abs().mean(0) * down_norm
-            else:  # fluctuation
+            elif criterion == "fluctuation":
                 score = a.var(0, unbiased=False) * down_norm.square()
+            elif criterion == "energy":
+                score = a.square().mean(0) * down_norm.square()
+            else:  # obs: the cost of dropping j alone, the rest refitted
+                gram = a.T @ a / a.shape[0]
+                ridge = 0.01 * gram.diagonal().mean() + 1e-12
+                inverse = torch.linalg.inv(gram + ridge * torch.eye(gram.shape[0]).double())
+                score = down_norm.square() / inverse.diagonal()
         out.append(score)
     return out
 
 
-@pytest.mark.parametrize("criterion", ["magnitude", "activation", "fluctuation"])
+@pytest.mark.parametrize("criterion", ["magnitude", "activation", "fluctuation", "energy", "obs"])
 @pytest.mark.parametrize("family", FAMILIES)
 def test_criterion_is_its_formula(family: str, criterion: str) -> None:
     lm = tiny_loaded(family)
-    scores = compute_scores(lm, criterion, _tokens(), use_cache=False)
+    grams = get_criterion(criterion).needs_gram
+    scores = compute_scores(lm, criterion, _tokens(), use_cache=False, grams=grams)
     expected = _expected(family, criterion, lm.model)
     assert len(scores.per_layer) == len(expected) == 3
     for layer, (got, want) in enumerate(zip(scores.per_layer, expected, strict=True)):

@@ -11,7 +11,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution
 from frontier.search.boundary import BoundarySampler
 from frontier.search.space import SHAPE_HI, SHAPE_LO, SHAPE_STEP, Space
 
-SPACE = Space.build([64] * 8, lo=0.2, hi=1.0, step=0.025, groups=4, multiple=8)
+SPACE = Space.build([1024] * 8, lo=0.2, hi=1.0, step=0.025, groups=4, multiple=8)
 SLO = "ppl<2.0"
 
 

@@ -144,10 +144,17 @@ class _Measured:
     def __init__(self, feasible: Mapping[int, bool]) -> None:
         self.feasible = feasible
         self.order: list[int] = []
+        self.spread: list[int] = []  # measured on fit_tokens only
 
-    def __call__(self, _ctx: Any, study: optuna.Study, t: Any) -> dict[str, Any]:
+    def __call__(
+        self, _ctx: Any, study: optuna.Study, t: Any, *, spread: bool = False
+    ) -> dict[str, Any]:
         self.order.append(t.number)
+        if spread:
+            self.spread.append(t.number)
         rec = {
+            "tokens": 4 if spread else 16,
+            "spread": spread,
             "feasible": self.feasible.get(t.number, True),
             "ppl_ratio": t.values[1],
             "mlp_kept": t.values[0],
@@ -165,12 +172,16 @@ def _front(n: int) -> optuna.Study:
 
 
 def _run_finalize(
-    study: optuna.Study, report_points: int, feasible: Mapping[int, bool], mp: pytest.MonkeyPatch
+    study: optuna.Study,
+    report_points: int,
+    feasible: Mapping[int, bool],
+    mp: pytest.MonkeyPatch,
+    measured: _Measured | None = None,
 ) -> list[int]:
-    measured = _Measured(feasible)
+    measured = measured or _Measured(feasible)
     mp.setattr(find_mod, "_measure_final", measured)
-    ctx = SimpleNamespace(spec=SimpleNamespace(report_points=report_points))
-    finalize(ctx, study)  # type: ignore[arg-type]
+    spec = SimpleNamespace(report_points=report_points, report_tokens=16, fit_tokens=4)
+    finalize(SimpleNamespace(spec=spec), study)  # type: ignore[arg-type]
     return measured.order
 
 
@@ -196,9 +207,34 @@ def test_finalize_measures_smallest_first_until_feasible_then_spaces_the_rest(
 def test_finalize_spacing_covers_the_front_evenly(monkeypatch: pytest.MonkeyPatch) -> None:
     study = _front(8)
     by_size = _by_size(study)
-    order = _run_finalize(study, 4, {}, monkeypatch)
-    # the smallest is feasible at once; 3 more among the 7 left, at positions 0, 3 and 6
+    measured = _Measured({})
+    order = _run_finalize(study, 4, {}, monkeypatch, measured)
+    # the smallest is feasible at once; 3 more among the 7 left, at positions 0, 3 and 6,
+    # measured on fit_tokens only: they spread the front, none can be chosen
     assert order == [by_size[0], by_size[1], by_size[4], by_size[7]]
+    assert measured.spread == [by_size[1], by_size[4], by_size[7]]
+
+
+def test_a_trial_that_passed_on_fit_tokens_is_re_measured_before_it_is_chosen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a resumed study: trial by_size[1] was spread-measured (4 tokens) and passed; the
+    # new smaller trial fails; by_size[1] is now the candidate and gets all 16 tokens
+    study = _front(6)
+    by_size = _by_size(study)
+    _final(study, by_size[1], feasible=True)
+    study.set_user_attr(
+        f"frontier:final:{by_size[1]}",
+        {**study.user_attrs[f"frontier:final:{by_size[1]}"], "tokens": 4, "spread": True},
+    )
+    measured = _Measured({by_size[0]: False})
+    order = _run_finalize(study, 3, {}, monkeypatch, measured)
+    assert order[0] == by_size[0] and order[-1] == by_size[1]
+    assert by_size[1] not in measured.spread
+    rec = final_record(study, study.trials[by_size[1]])
+    assert rec is not None and rec["tokens"] == 16 and not rec["spread"]
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == by_size[1]
 
 
 def test_finalize_stops_at_report_points_when_nothing_passes(

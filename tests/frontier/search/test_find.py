@@ -261,3 +261,17 @@ def test_the_bisection_stops_at_the_trial_budget(tiny_folder: Path, tmp_path: Pa
     result = find(spec)
     assert result.ran == 3 and n_finished(result.study) == 3
     assert "frontier:uniform_limit" not in result.study.user_attrs
+
+
+def test_trials_that_only_spread_the_front_are_measured_on_fit_tokens(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    result = find(_spec(tiny_folder, tmp_path, fit_tokens=128, report_points=6))
+    study = result.study
+    assert result.chosen is not None
+    records = {t.number: rec for t in study.trials if (rec := final_record(study, t)) is not None}
+    assert records[result.chosen.number]["tokens"] == 512  # the chosen point: report_tokens
+    spread = [n for n, r in records.items() if r["tokens"] == 128]
+    assert spread, "some Pareto trials were measured only to spread the front"
+    for n in spread:  # each larger than the chosen point
+        assert records[n]["params_kept"] > records[result.chosen.number]["params_kept"]
