@@ -58,3 +58,31 @@ def test_q8_0_smollm2_stays_close(smol: Any, tmp_path: Path) -> None:
     assert written is not None and check is not None and check.checked
     assert written.kept_f16 == ()
     assert abs(check.ppl_llamacpp / check.ppl_transformers - 1) < 0.02
+
+
+def test_refitted_smollm2_runs_in_llamacpp_with_its_refitted_weights(
+    smol: Any, tmp_path: Path
+) -> None:
+    # The default operator (obs + refit) on a small calibration: the GGUF carries the
+    # refitted down projections, so llama.cpp matches the refitted model (the export's
+    # own check compares against the model as applied, refit included) and not the plain cut.
+    from frontier.data.text import TextSource, token_windows
+    from frontier.importance import compute_scores
+    from frontier.operator import PruningOperator
+
+    cal = token_windows(
+        TextSource("wiki-sample"), "calibration", smol.tokenizer, n_tokens=4096, seq_len=512
+    )
+    op = PruningOperator(smol.model, compute_scores(smol, "obs", cal, grams=True), refit=True)
+    selection = op.select(Plan(WIDTHS, op.full))
+    weights = op.weights(selection)
+    assert weights is not None and any(w is not None for w in weights)
+    refitted = export_model(smol, selection, tmp_path / "refit", format="gguf", refit=weights)
+    plain = export_model(smol, selection, tmp_path / "plain", format="gguf")
+    assert refitted.llamacpp is not None and refitted.llamacpp.checked
+    assert plain.llamacpp is not None and plain.llamacpp.checked
+    assert refitted.llamacpp.max_abs_logprob_diff <= 1e-3
+    # the refit changed what llama.cpp computes: another perplexity than the plain cut
+    ppl_refit, ppl_plain = refitted.llamacpp.ppl_llamacpp, plain.llamacpp.ppl_llamacpp
+    assert abs(ppl_refit / ppl_plain - 1) > 1e-3
+    assert (tmp_path / "refit" / "refit.safetensors").exists()

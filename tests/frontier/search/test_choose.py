@@ -92,13 +92,48 @@ def test_choose_ties_on_size_go_to_the_lower_held_out_ppl_then_the_lower_number(
     assert chosen is not None and chosen.number == 1
 
 
-def test_choose_ignores_trials_outside_the_pareto_set() -> None:
-    # trial 1 is dominated by trial 0 (bigger and worse); even re-measured it is not chosen
+def test_choose_takes_a_dominated_trial_only_when_it_is_the_smallest_to_pass_held_out() -> None:
+    # trial 1 is dominated by trial 0 (bigger and worse): not chosen while trial 0 passes
     study = _study((0.6, 1.2, {SLO: -0.2}), (0.7, 1.3, {SLO: -0.1}))
     _final(study, 0, feasible=True)
     _final(study, 1, feasible=True)
     chosen = choose(study)
     assert chosen is not None and chosen.number == 0
+    # trial 3 has trial 2's size and a worse search figure (so it is off the Pareto set),
+    # but only it passes held out: the held-out figures decide
+    study = _study((0.6, 1.2, {SLO: -0.2}), (0.6, 1.3, {SLO: -0.1}), (0.8, 1.1, {SLO: -0.3}))
+    assert [t.number for t in study.best_trials] == [0, 2]
+    _final(study, 0, feasible=False)
+    _final(study, 1, feasible=True)
+    _final(study, 2, feasible=True)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 1
+
+
+def test_choose_needs_the_search_time_verdict_too() -> None:
+    # a trial re-measured as the nearest miss (infeasible at search time) is not chosen,
+    # even when it passes held out
+    study = _study((0.6, 1.6, {SLO: 0.1}))
+    _final(study, 0, feasible=True)
+    assert choose(study) is None
+
+
+def test_finalize_measures_every_search_feasible_trial_of_a_size_before_a_larger_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # three trials of one size; the Pareto one (lowest search figure) fails held out, the
+    # next of the same size passes: it is measured before the larger Pareto trial
+    study = _study(
+        (0.5, 1.30, {SLO: -0.2}),
+        (0.5, 1.40, {SLO: -0.1}),
+        (0.5, 1.45, {SLO: -0.05}),
+        (0.7, 1.10, {SLO: -0.4}),
+        (0.4, 1.60, {SLO: 0.1}),  # infeasible at search: never a candidate
+    )
+    order = _run_finalize(study, 2, {0: False}, monkeypatch)
+    assert order == [0, 1]
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 1
 
 
 # -- nearest -----------------------------------------------------------------------------
@@ -229,7 +264,7 @@ def test_a_trial_that_passed_on_fit_tokens_is_re_measured_before_it_is_chosen(
     )
     measured = _Measured({by_size[0]: False})
     order = _run_finalize(study, 3, {}, monkeypatch, measured)
-    assert order[0] == by_size[0] and order[-1] == by_size[1]
+    assert order[:2] == [by_size[0], by_size[1]]
     assert by_size[1] not in measured.spread
     rec = final_record(study, study.trials[by_size[1]])
     assert rec is not None and rec["tokens"] == 16 and not rec["spread"]
