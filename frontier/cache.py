@@ -8,8 +8,9 @@ cannot be read is recomputed and overwritten; writes are atomic.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,15 @@ from frontier import settings
 from frontier._io import write_json_atomic
 
 T = TypeVar("T")
+
+
+def code_digest(functions: Sequence[Any]) -> str:
+    """blake2b of the source of the functions (or modules) that compute a figure: a
+    changed metric gets a new cache key, so it never reads a figure the old code cached."""
+    h = hashlib.blake2b(digest_size=8)
+    for fn in functions:
+        h.update(inspect.getsource(fn).encode())
+    return h.hexdigest()
 
 
 def cache_path(folder: str, kind: str, key: Mapping[str, Any]) -> Path:

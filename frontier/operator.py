@@ -41,8 +41,10 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
     path = gram_cache_path(lm.fingerprint, calib).with_suffix(".alpha.json")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("grid") == list(ALPHAS) and len(data.get("alpha", [])) == len(
-            lm.adapter.handles(lm.model)
+        if (
+            data.get("grid") == list(ALPHAS)
+            and data.get("code") == _alpha_code()
+            and len(data.get("alpha", [])) == len(lm.adapter.handles(lm.model))
         ):
             return [float(a) for a in data["alpha"]]
     except (OSError, ValueError, AttributeError):
@@ -50,11 +52,21 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
     alphas, errors = choose_alphas(lm.adapter.handles(lm.model), scores.grams)
     record = {
         "grid": list(ALPHAS),
+        "code": _alpha_code(),
         "alpha": alphas,
         "heldout_error": [{str(k): v for k, v in e.items()} for e in errors],
     }
     write_json_atomic(path, record)
     return alphas
+
+
+def _alpha_code() -> str:
+    """A digest of the code that chooses the ridge strengths (a cached choice made by other
+    code is made again)."""
+    from frontier import refit
+    from frontier.cache import code_digest
+
+    return code_digest([refit.choose_alphas, refit.reference_keep, refit.LayerRefit.errors])
 
 
 class PruningOperator:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-from frontier.cache import cached_json
+from frontier.cache import cached_json, code_digest
 from frontier.data.text import Role, TextSource, TokenSet, token_windows
 from frontier.models import LoadedModel
 
@@ -89,15 +87,6 @@ def mean_nll(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) ->
 
 # Bump when what a cached baseline means changes in a way its code digest cannot see.
 BASELINE_PROTOCOL = 2
-
-
-def code_digest(functions: Sequence[Callable[..., Any]]) -> str:
-    """blake2b of the source of the functions that compute a figure: a changed metric
-    gets a new cache key, so it never reads a figure the old code cached."""
-    h = hashlib.blake2b(digest_size=8)
-    for fn in functions:
-        h.update(inspect.getsource(fn).encode())
-    return h.hexdigest()
 
 
 def cached_baseline(

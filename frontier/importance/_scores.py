@@ -50,13 +50,24 @@ class Scores:
         return self.stats.gram if self.stats is not None else None
 
 
+def _code() -> str:
+    """A digest of the code that gathers the statistics and Gram matrices, in every cache
+    key: changed code never reads what the old code cached."""
+    from frontier.cache import code_digest
+    from frontier.importance import _gram, _stats
+
+    return code_digest([_stats, _gram])[:8]
+
+
 def _cache_path(model_fp: str, calib_fp: str) -> Path:
-    return settings.home() / "importance" / f"{model_fp}-{calib_fp}-v{STATS_FORMAT}.safetensors"
+    name = f"{model_fp}-{calib_fp}-v{STATS_FORMAT}-{_code()}.safetensors"
+    return settings.home() / "importance" / name
 
 
 def gram_cache_path(model_fp: str, calib_fp: str) -> Path:
-    """Where the Gram matrices for one model and calibration token set are cached."""
-    name = f"{model_fp}-{calib_fp}-v{GRAM_FORMAT}.gram.safetensors"
+    """Where the Gram matrices for one model and calibration token set are cached (the
+    ridge strengths chosen from them beside, as ``*.gram.alpha.json``)."""
+    name = f"{model_fp}-{calib_fp}-v{GRAM_FORMAT}-{_code()}.gram.safetensors"
     return settings.home() / "importance" / name
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -194,3 +195,40 @@ def test_the_gram_is_the_second_moment_of_the_down_input() -> None:
     grams = compute_scores(lm, "energy", tokens, grams=True).grams
     assert grams is not None and grams.fit_tokens == 16 and grams.held_tokens == 16
     torch.testing.assert_close(grams.fit[1], _gram(x), atol=1e-5, rtol=1e-5)
+
+
+def test_cached_statistics_and_grams_are_keyed_by_the_code_that_gathered_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from frontier.cache import code_digest
+    from frontier.importance import _gram, _scores, _stats
+
+    assert _scores._code() == code_digest([_stats, _gram])[:8]
+    lm = tiny_loaded("llama")
+    assert not compute_scores(lm, "obs", _tokens(), grams=True).from_cache
+    assert compute_scores(lm, "obs", _tokens(), grams=True).from_cache
+    # other gathering code: the cached figures are not read, they are gathered again
+    monkeypatch.setattr(_scores, "_code", lambda: "changed0")
+    assert not compute_scores(lm, "obs", _tokens(), grams=True).from_cache
+
+
+def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from frontier import operator as op_mod
+    from frontier.operator import cached_alphas
+
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "obs", _tokens(), grams=True)
+    calls: list[int] = []
+    real = op_mod.choose_alphas
+
+    def counting(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(op_mod, "choose_alphas", counting)
+    first = cached_alphas(lm, scores)
+    assert cached_alphas(lm, scores) == first and len(calls) == 1  # read back
+    monkeypatch.setattr(op_mod, "_alpha_code", lambda: "changed")
+    assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
