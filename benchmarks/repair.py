@@ -3,8 +3,9 @@
     nice -n 5 python benchmarks/repair.py [--removed 0.6,0.7] [--cpu-minutes 25] \
         [--out benchmarks/results/repair.json]
 
-For each MLP fraction removed (a uniform plan made with :meth:`frontier.plan.Plan.uniform`
-on the engine's activation scores, 16,384 calibration tokens), it measures the held-out
+For each MLP fraction removed (a uniform plan made with :meth:`frontier.plan.Plan.uniform`,
+applied by a study's default pruning operator, obs scores + refit on the default
+calibration, or with ``--old-operator`` activation scores and no refit), it measures the held-out
 perplexity ratio (the ``ppl`` objective with ``role="report"``: the report part of the
 Wikipedia sample, 16,384 tokens in 1,024-token windows) and arc_easy / hellaswag accuracy
 on report documents (the ``tasks`` objective, ``role="report"``), then repairs the point
@@ -27,12 +28,12 @@ from typing import Any
 import torch
 
 from frontier import settings
-from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.repair import PlainReporter, RepairConfig, repair, repair_data
-from frontier.search.context import check_tasks
-from frontier.surgery import Pruner, count_mlp_parameters
+from frontier.search.context import build_operator, check_tasks
+from frontier.search.spec import StudySpec
+from frontier.surgery import count_mlp_parameters
 from objectives import create
 
 
@@ -71,6 +72,7 @@ def main() -> None:
     ap.add_argument("--task-docs", default="arc_easy=100,hellaswag=40")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="benchmarks/results/repair.json")
+    ap.add_argument("--old-operator", action="store_true", help="activation scores, no refit")
     args = ap.parse_args()
     settings.set_threads(args.threads)
     out_path = Path(args.out)
@@ -78,8 +80,10 @@ def main() -> None:
     say = PlainReporter(lambda m: print(m, flush=True), every=5)
 
     lm = load_model(args.model)
-    scores = calibrate(lm, "activation", n_tokens=16384, seq_len=512)
-    pruner = Pruner(lm.model, scores.per_layer)
+    spec = StudySpec(model=args.model)
+    if args.old_operator:
+        spec = spec.replace(criterion="activation", refit=False)
+    pruner = build_operator(spec, lm, say=lambda m: print(m, flush=True))
     mlp_total = count_mlp_parameters(lm.model)
     ppl = create("ppl", role="report", n_tokens=args.report_tokens)
     ppl.prepare(lm)
@@ -109,7 +113,8 @@ def main() -> None:
     )
     results: dict[str, Any] = {
         "model": args.model,
-        "plans": "uniform, activation scores (16,384 calibration tokens)",
+        "plans": f"uniform, operator {pruner.name} ({spec.calibration_tokens} calibration tokens)",
+        "operator": pruner.describe(),
         "ppl_protocol": ppl.protocol(),
         "tasks_protocol": tasks.protocol() if tasks is not None else None,
         "repair_config": config.to_dict(),

@@ -9,6 +9,8 @@ import pytest
 from optuna.trial import TrialState
 
 from frontier.cli import main
+from frontier.cli.render import uniform_line
+from frontier.report import report
 from frontier.errors import FrontierError
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
@@ -248,6 +250,13 @@ def test_a_study_opens_by_bisecting_the_uniform_limit(tiny_folder: Path, tmp_pat
     chosen = summary.chosen
     assert chosen is not None
     assert data["gain_of_chosen"] == pytest.approx(chosen.mlp_removed / u.mlp_removed)
+    # the report and the CLI say it too
+    text = report(summary, tmp_path / "report").read_text()
+    assert f"trial {u.number}, keep {limit['keep']:.4f}" in text
+    assert f"removes **{data['gain_of_chosen']:.2f}x** as much" in text
+    line = uniform_line(study)
+    assert line is not None and f"trial {u.number}" in line
+    assert f"the chosen point removes {data['gain_of_chosen']:.2f}x as much" in line
     # a resumed study does not bisect again
     more = find(spec.replace(trials=spec.trials + 2))
     assert more.ran == 2
