@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 
 from frontier.cli import main
 from frontier.cli.render import uniform_line
-from frontier.report import report
 from frontier.errors import FrontierError
+from frontier.report import report
 from frontier.search.find import find
 from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
