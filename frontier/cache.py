@@ -51,4 +51,4 @@ def cached_json(folder: str, kind: str, key: Mapping[str, Any], compute: Callabl
     return value
 
 
-__all__ = ["cache_path", "cached_json"]
+__all__ = ["cache_path", "cached_json", "code_digest"]
