@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from frontier.errors import FrontierError
 from frontier.plan import Plan
 
 Check = Callable[[Plan], tuple[bool, Any]]  # (meets every SLO, what was measured)
@@ -170,8 +171,11 @@ def bisect_in_study(
                 gc_after_trial=False,
             )
             t = measured(plan)
-        if t is None:  # interrupted: the next run measures it
-            raise KeyboardInterrupt
+        if t is None:  # another worker took the trial from the queue before this process
+            raise FrontierError(
+                "a bisection trial was run by another worker; run the command again to "
+                "resume (finished trials are kept)"
+            )
         ok = t.state != TrialState.FAIL and all(
             (t.constraints.get(str(s), float("inf")) or 0.0) <= 0 for s in quality
         )
