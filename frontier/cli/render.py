@@ -168,6 +168,7 @@ def uniform_line(study: optuna.Study) -> str | None:
         f"bisected uniform plan: keep {summary.uniform_limit.get('keep'):.4f}, trial "
         f"{u.number}, {100 * u.mlp_removed:.1f}% of MLP parameters removed, ppl ratio "
         f"{_fmt(u.ppl_ratio)} on {where} text"
+        + (" (it misses the SLOs there)" if not u.feasible else "")
     )
     gain = summary.gain_over_uniform()
     if gain is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,9 +100,10 @@ def calibrate(
     seq_len: int = 512,
     batch_size: int = 4,
     grams: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Scores:
     """Scores from the calibration part of ``text`` (windows of ``seq_len``, capped at the
-    model's context), cached like :func:`compute_scores`."""
+    model's context), cached like :func:`compute_scores`; ``progress`` hears about a pass."""
     from frontier.data.text import TextSource, token_windows
 
     tokens = token_windows(
@@ -111,7 +113,9 @@ def calibrate(
         n_tokens=n_tokens,
         seq_len=min(seq_len, lm.max_length),
     )
-    return compute_scores(lm, criterion, tokens, batch_size=batch_size, grams=grams)
+    return compute_scores(
+        lm, criterion, tokens, batch_size=batch_size, grams=grams, progress=progress
+    )
 
 
 def compute_scores(
@@ -122,6 +126,7 @@ def compute_scores(
     batch_size: int = 4,
     use_cache: bool = True,
     grams: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> Scores:
     """Scores for ``lm`` (unpruned) under ``criterion``; calibrates only if it needs to.
 
@@ -139,7 +144,7 @@ def compute_scores(
         if calibration is None:
             raise FrontierError(f"criterion {criterion!r} needs calibration text")
         info = calibration.describe()
-        stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams)
+        stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams, progress)
     scores = crit.fn(handles, stats)
     for i, s in enumerate(scores):
         if not torch.isfinite(s).all():
@@ -155,7 +160,12 @@ def compute_scores(
 
 
 def _stats(
-    lm: LoadedModel, calibration: TokenSet, batch_size: int, use_cache: bool, grams: bool
+    lm: LoadedModel,
+    calibration: TokenSet,
+    batch_size: int,
+    use_cache: bool,
+    grams: bool,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[ActivationStats, bool]:
     """The calibration statistics (and Grams when asked), from the cache or one pass."""
     from safetensors.torch import save as save_bytes
@@ -169,7 +179,7 @@ def _stats(
     if stats is not None and (gram is not None or not grams):
         return dataclasses.replace(stats, gram=gram), True
     fresh, fresh_gram = calibration_pass(
-        lm.model, lm.adapter, calibration.ids, batch_size=batch_size, grams=grams
+        lm.model, lm.adapter, calibration.ids, batch_size=batch_size, grams=grams, progress=progress
     )
     if use_cache:
         if stats is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,9 +76,11 @@ def calibration_pass(
     *,
     batch_size: int = 4,
     grams: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[ActivationStats, GramStats | None]:
     """One pass over ``ids``: activation statistics over every window and, with ``grams``,
-    the Gram matrices of the fitting windows and of the held-out last windows apart."""
+    the Gram matrices of the fitting windows and of the held-out last windows apart.
+    ``progress`` gets a line about every tenth of the pass."""
     handles = adapter.handles(model)
     accs = [_Accumulator(h.width) for h in handles]
     grams_acc = [GramAccumulator(h.width) for h in handles] if grams else []
@@ -88,13 +91,16 @@ def calibration_pass(
     device = next(model.parameters()).device
     n = ids.shape[0]
     split = n - (held_windows(n) if grams else 0)
+    every = max(1, n // 10)
     try:
         for lo, hi in ((0, split), (split, n)):
             for g in grams_acc:
                 g.holding_out = lo > 0
             for start in range(lo, hi, batch_size):
-                batch = ids[start : min(start + batch_size, hi)].to(device)
-                backbone(input_ids=batch, use_cache=False)
+                end = min(start + batch_size, hi)
+                backbone(input_ids=ids[start:end].to(device), use_cache=False)
+                if progress is not None and (end // every > start // every or end == n):
+                    progress(f"calibration pass: {end * ids.shape[1]:,}/{ids.numel():,} tokens")
     finally:
         for hook in hooks:
             hook.remove()

@@ -183,7 +183,8 @@ def _uniform_lines(summary: StudySummary) -> list[str]:
         f"smallest share meeting the SLOs at search time, bisected to "
         f"{limit.get('tol')} of the keep ratio): trial {u.number}, keep "
         f"{float(limit.get('keep') or 0):.4f}, {_pct(u.mlp_removed)} of MLP parameters "
-        f"removed at ppl ratio {_num(u.ppl_ratio)} ({where} figures)"
+        f"removed at ppl ratio {_num(u.ppl_ratio)} ({where} figures"
+        + (", on which it misses the SLOs)" if not u.feasible else ")")
         + (f". The chosen point removes **{gain:.2f}x** as much." if gain is not None else "."),
         "",
     ]

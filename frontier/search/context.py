@@ -34,6 +34,7 @@ def build_operator(
         n_tokens=spec.calibration_tokens,
         seq_len=spec.calibration_seq_len,
         grams=spec.refit,
+        progress=say,
     )
     return PruningOperator.for_model(lm, scores, refit=spec.refit, compensate=spec.compensate)
 

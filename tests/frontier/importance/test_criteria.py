@@ -221,3 +221,16 @@ def test_statistics_of_a_single_token_are_that_token() -> None:
         assert torch.allclose(stats.mean[i], a[0], atol=1e-6)
         assert torch.allclose(stats.abs_mean[i], a[0].abs(), atol=1e-6)
         assert torch.equal(stats.var[i], torch.zeros_like(stats.var[i]))
+
+
+def test_a_calibration_pass_reports_its_progress() -> None:
+    from frontier.importance._stats import calibration_pass
+
+    lm = tiny_loaded("llama")
+    ids = torch.randint(3, 300, (20, 8), generator=torch.Generator().manual_seed(1))
+    lines: list[str] = []
+    calibration_pass(lm.model, lm.adapter, ids, batch_size=2, progress=lines.append)
+    assert 5 <= len(lines) <= 11  # about every tenth of the pass, not every batch
+    assert lines[-1] == "calibration pass: 160/160 tokens"
+    counts = [int(line.split(": ")[1].split("/")[0]) for line in lines]
+    assert counts == sorted(counts)

@@ -257,6 +257,7 @@ def test_a_study_opens_by_bisecting_the_uniform_limit(tiny_folder: Path, tmp_pat
     line = uniform_line(study)
     assert line is not None and f"trial {u.number}" in line
     assert f"the chosen point removes {data['gain_of_chosen']:.2f}x as much" in line
+    assert ("misses the SLOs" in line) == (not u.feasible) == ("misses the SLOs)" in text)
     # a resumed study does not bisect again
     more = find(spec.replace(trials=spec.trials + 2))
     assert more.ran == 2
