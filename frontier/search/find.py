@@ -135,10 +135,10 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "final_remeasurement": {
             "report_tokens": spec.report_tokens,
             "fit_tokens": spec.fit_tokens,
-            "rule": "Pareto trials from the smallest up until one passes held out, and the "
-            "bisected uniform plan, on report_tokens; evenly spaced others (report_points in "
-            "all), which only spread the front for the fits and are never chosen, on "
-            "fit_tokens",
+            "rule": "trials that met the SLOs at search time, from the smallest up until one "
+            "passes held out, and the bisected uniform plan, on report_tokens; evenly spaced "
+            "Pareto trials (report_points in all), which only spread the front for the fits "
+            "and are never chosen, on fit_tokens",
         },
         "search_space": {
             "min_keep": spec.min_keep,
