@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -212,8 +211,7 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     plan (the baseline the chosen point is judged against) is re-measured too.
     """
     say = progress or (lambda _m: None)
-    key = lambda t: (t.values[0], t.values[1], t.number)  # noqa: E731
-    pareto = sorted(study.best_trials, key=key)
+    pareto = sorted(study.best_trials, key=_smallest_first)
     passed = [
         t
         for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -225,11 +223,15 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
             say("no feasible trial: re-measuring the nearest one on held-out data")
             _measure_final(ctx, study, study.get_trials(deepcopy=False)[nearest.number])
         return
-    _measure_front(ctx, study, sorted(passed, key=key) or pareto, pareto, say)
+    _measure_front(ctx, study, sorted(passed, key=_smallest_first) or pareto, pareto, say)
     number = (study.user_attrs.get(ATTR_UNIFORM) or {}).get("trial")
     if isinstance(number, int) and final_record(study, number) is None:
         say("re-measuring the bisected uniform plan on held-out data (the baseline)")
         _measure_final(ctx, study, study.get_trials(deepcopy=False)[number])
+
+
+def _smallest_first(t: FrozenTrial) -> tuple[float, float, int]:
+    return (t.values[0], t.values[1], t.number)
 
 
 def _measure_front(
@@ -251,25 +253,10 @@ def _measure_front(
         if rec["feasible"] or measured >= limit:
             break
     rest = [t for t in pareto if final_record(study, t) is None]
+    # Every Pareto trial smaller than the chosen one was a candidate above, so these are
+    # larger; a later run that finds one a candidate measures it again in full.
     for t in _evenly_spaced(rest, limit - measured):
         _measure_final(ctx, study, t, spread=True)
-    # A spread trial (never chosen) that passed and is smaller than the chosen point is
-    # the candidate it must be: it is measured again on every report token.
-    for _ in pareto:
-        chosen = choose(study)
-        bound = math.inf if chosen is None else chosen.values[0]
-        spread = [
-            t
-            for t in pareto
-            if (r := final_record(study, t)) is not None
-            and r.get("spread")
-            and r["feasible"]
-            and t.values[0] < bound
-        ]
-        if not spread:
-            break
-        say(f"trial {spread[0].number} passed on {ctx.spec.fit_tokens} tokens: re-measuring it")
-        _measure_final(ctx, study, spread[0])
 
 
 def _measure_final(
