@@ -30,6 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 from frontier.search.space import SHAPE_HI, SHAPE_LO, SHAPE_STEP, Space
 from frontier.study.summary import feasible
 
+PENDING = "frontier:boundary_proposal"  # trial system attribute: the plan's widths
+
 
 def _violation(t: FrozenTrial) -> float:
     return sum(max(v, 0.0) for v in t.constraints.values())
@@ -74,6 +76,8 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         if proposal is None:
             return self.base.infer_relative_search_space(study, trial)
         self._proposals[trial.number] = proposal
+        # other workers see the plan this trial will measure before its parameters exist
+        study._storage.set_trial_system_attr(trial._trial_id, PENDING, list(self._widths(proposal)))
         return {}  # the proposal is handed out parameter by parameter
 
     def sample_relative(
@@ -121,7 +125,14 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         if not ok or self.space.lo == self.space.hi:
             return None
         best = min(ok, key=lambda t: (t.params["keep"], _violation(t), t.number))
+        # plans measured, and plans other workers are measuring now (or are about to)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         seen = {self._widths(t.params) for t in done}
+        for t in running:
+            if all(n in t.params for n in names):
+                seen.add(self._widths(t.params))
+            elif isinstance(t.system_attrs.get(PENDING), list):
+                seen.add(tuple(int(w) for w in t.system_attrs[PENDING]))
         step = self.space.step
         if self._rng.random() < self.same_level or best.params["keep"] - step < self.space.lo:
             parent = dict(best.params)

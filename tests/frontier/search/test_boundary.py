@@ -118,3 +118,30 @@ def test_explore_hands_proposals_to_the_base_sampler() -> None:
     _add(study, 0.6, [1.0] * 4, violation=-0.1)
     _ask(study)
     assert base.asked == SPACE.names
+
+
+def _plan_of(params: dict[str, float]) -> tuple[int, ...]:
+    shape = [params[n] for n in SPACE.names[1:]]
+    return SPACE.plan(SPACE.ratios(params["keep"], shape)).widths
+
+
+def test_a_plan_another_worker_is_measuring_is_not_proposed_again() -> None:
+    # two workers at once: the first trial is still running when the second is proposed
+    study = _study(BoundarySampler(Recording(), SPACE, seed=4, explore=0.0, same_level=0.0))
+    _add(study, 0.6, [1.0] * 4, violation=-0.1)
+    running = study.ask()
+    SPACE.suggest(running)  # its parameters are set; it has not finished
+    assert _plan_of(_ask(study)) != _plan_of(dict(running.params))
+
+
+def test_a_plan_another_worker_has_only_been_handed_is_not_proposed_again() -> None:
+    # the first trial has its proposal but not all its parameters yet
+    from frontier.search.boundary import PENDING
+
+    study = _study(BoundarySampler(Recording(), SPACE, seed=5, explore=0.0, same_level=0.0))
+    _add(study, 0.6, [1.0] * 4, violation=-0.1)
+    pending = study.ask()
+    pending.suggest_float("keep", 0.2, 1.0, step=0.025)  # the first of its parameters
+    handed = tuple(study.trials[pending.number].system_attrs[PENDING])
+    assert handed == _plan_of({"keep": 0.575} | {n: 1.0 for n in SPACE.names[1:]})
+    assert _plan_of(_ask(study)) != handed
