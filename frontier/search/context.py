@@ -81,10 +81,7 @@ class SearchContext:
         if n is None or n >= self.spec.report_tokens:
             return report
         if not self._fit:
-            ppl = create(
-                "ppl", text=self.spec.text, role="report", n_tokens=n, seq_len=self.spec.seq_len
-            )
-            ppl.prepare(self.lm)
+            ppl = _held_out_ppl(self.spec, self.lm, self.spec.text, n)
             self._fit = {"ppl": ppl, **({"tasks": report["tasks"]} if "tasks" in report else {})}
         return self._fit
 
@@ -103,23 +100,21 @@ def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
     ``lm`` must be the unpruned model: its figures are the baselines that ratios and
     retention are taken against (read from the disk cache when already measured).
     """
-    out: dict[str, Objective] = {}
-    ppl = create(
-        "ppl", text=spec.text, role="report", n_tokens=spec.report_tokens, seq_len=spec.seq_len
-    )
-    ppl.prepare(lm)
-    out["ppl"] = ppl
+    out: dict[str, Objective] = {"ppl": _held_out_ppl(spec, lm, spec.text, spec.report_tokens)}
     for source in spec.check_texts:
-        check = create(
-            "ppl", text=source, role="report", n_tokens=spec.report_tokens, seq_len=spec.seq_len
-        )
-        check.prepare(lm)
-        out[CHECK_PREFIX + source] = check
+        out[CHECK_PREFIX + source] = _held_out_ppl(spec, lm, source, spec.report_tokens)
     if spec.tasks:
         tasks = _tasks_objective(spec, role="report")
         tasks.prepare(lm)
         out["tasks"] = tasks
     return out
+
+
+def _held_out_ppl(spec: StudySpec, lm: LoadedModel, text: str, n_tokens: int) -> Objective:
+    """Perplexity on the report part of ``text`` (``n_tokens``), prepared on ``lm``."""
+    ppl = create("ppl", text=text, role="report", n_tokens=n_tokens, seq_len=spec.seq_len)
+    ppl.prepare(lm)
+    return ppl
 
 
 def _baseline_of(obj: Objective, lm: LoadedModel) -> dict[str, Any]:

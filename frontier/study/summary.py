@@ -285,8 +285,9 @@ class StudySummary:
         if not self.uniform_limit:
             return {}
         out = dict(self.uniform_limit)
-        search = self.search_for(int(out["trial"])) if isinstance(out.get("trial"), int) else None
-        final = self.final_for(int(out["trial"])) if isinstance(out.get("trial"), int) else None
+        number = out.get("trial")
+        search = self.search_for(number) if isinstance(number, int) else None
+        final = self.final_for(number) if isinstance(number, int) else None
         for key, p in (("search", search), ("heldout", final)):
             out[key] = (
                 None
