@@ -43,9 +43,8 @@ def _figures(lm: Any, ppl: Any, tasks: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"ppl": m.raw, "ppl_ratio": m.value}
     if tasks is not None:
         tm = tasks.evaluate(lm)
-        out["tasks"] = {
-            k: {"acc": d["acc"], "retained": d["retained"]} for k, d in tm.details.items()
-        }
+        keep = ("acc", "retained", "ci", "confidence", "gained", "lost", "n_docs")
+        out["tasks"] = {k: {f: d[f] for f in keep if f in d} for k, d in tm.details.items()}
         out["mean_retained"] = tm.value
     out["eval_cpu_seconds"] = time.process_time() - t
     return out

@@ -21,7 +21,7 @@ from scipy import stats
 from frontier._io import write_bytes_atomic
 from frontier.errors import FrontierError
 from frontier.laws import FitResult, fit_study
-from frontier.plots import text_label
+from frontier.plots import task_label, text_label
 from frontier.study.summary import StudySummary, TrialPoint, mean_retention
 
 __all__ = ["COMPARE_AT", "ComparisonResult", "ModelRow", "compare", "spearman"]
@@ -164,6 +164,15 @@ def envelope(
     return out[::-1]
 
 
+def frontier_line(
+    points: Sequence[tuple[float, float]], *, higher_is_better: bool
+) -> list[tuple[float, float]]:
+    """The :func:`envelope` of ``points``, drawn from the unpruned model (``points[0]``,
+    at 0% removed) even where a slightly pruned trial scored above it by chance."""
+    front = envelope(points, higher_is_better=higher_is_better)
+    return front if front[0] == points[0] else [points[0], *front]
+
+
 # -- chart --------------------------------------------------------------------------------
 def _panel_points(
     summary: StudySummary, value: Callable[[TrialPoint], float | None], at_zero: float
@@ -192,7 +201,7 @@ def _chart(
             value = _panel_value(s, panel)
             pts = _panel_points(s, value, 100.0 if panel == "tasks" else 1.0)
             ax.scatter([x for x, _ in pts], [y for _, y in pts], s=8, color=color, alpha=0.25)
-            front = envelope(pts, higher_is_better=panel == "tasks")
+            front = frontier_line(pts, higher_is_better=panel == "tasks")
             ax.plot(
                 [x for x, _ in front],
                 [y for _, y in front],
@@ -226,9 +235,11 @@ def _chart(
             ax.set_title("no task figures: perplexity ratio instead (lower is better)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, title="★ chosen point", title_fontsize=8)
-    texts = sorted({text_label(s.protocol) for s in summaries})
+    # what each panel shows: task retention names its tasks, perplexity its text
+    shown = [f"retention: {task_label(summaries[i], 'search')}" for i in with_tasks[:1]]
+    shown += sorted({f"perplexity: {text_label(summaries[i].protocol)}" for i in without})
     fig.suptitle(
-        f"Efficiency frontier of {len(summaries)} models\n{' · '.join(texts)}", fontsize=11
+        f"Efficiency frontier of {len(summaries)} models\n{' · '.join(shown)}", fontsize=11
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=_DPI)

@@ -66,6 +66,11 @@ class Objective(ABC):
     def protocol(self) -> dict[str, Any]:
         return {"objective": self.name}
 
+    def warnings(self) -> list[str]:
+        """What a user should be told about the unpruned model's figures (after
+        :meth:`prepare`), one line each; e.g. a task it scores near chance on."""
+        return []
+
 
 def not_prepared(name: str) -> FrontierError:
     """The error of an objective's ``evaluate`` called before its ``prepare``."""

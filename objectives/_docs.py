@@ -37,6 +37,17 @@ def select_docs(
     task: str, n: int, *, role: Role, n_docs: int | None, seed: int, search_pool: int = SEARCH_POOL
 ) -> list[int]:
     """Sorted document indices of ``task`` (of ``n``) for ``role``; see the module docstring."""
+    # Sorted: lm-eval maps logged doc ids through the samples list in dataset order.
+    return sorted(
+        ordered_docs(task, n, role=role, n_docs=n_docs, seed=seed, search_pool=search_pool)
+    )
+
+
+def ordered_docs(
+    task: str, n: int, *, role: Role, n_docs: int | None, seed: int, search_pool: int = SEARCH_POOL
+) -> list[int]:
+    """:func:`select_docs` in the seeded order: the first ``k`` of ``n_docs`` are the
+    documents ``n_docs=k`` selects, so a measurement can grow by taking more of them."""
     if n_docs is not None and n_docs <= 0:
         raise FrontierError(f"n_docs must be positive, got {n_docs}")
     order = doc_order(task, n, seed)
@@ -48,8 +59,7 @@ def select_docs(
         raise FrontierError(
             f"{task}: no documents left for role {role!r} ({n} documents, search pool {pool})"
         )
-    # Sorted: lm-eval maps logged doc ids through the samples list in dataset order.
-    return sorted(chosen)
+    return chosen
 
 
 def select_subtasks(group: str, names: Sequence[str], k: int | None, seed: int) -> list[str]:

@@ -26,12 +26,20 @@ from frontier.data.mirror import lm_eval_version, task_manager
 from frontier.data.tasks import BENCHMARKS
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
+from frontier.stats import (
+    DEFAULT_CONFIDENCE,
+    accuracy_interval,
+    near_chance,
+    retention_interval,
+)
+from frontier.study.slo import SLO, TaskScore, TrialMetrics
 from objectives._base import Measurement, Objective, not_prepared, register
 from objectives._docs import (
     SEARCH_POOL,
     Role,
     doc_order,
     docs_for,
+    ordered_docs,
     search_pool_size,
     select_docs,
     select_subtasks,
@@ -82,6 +90,21 @@ class TaskAccuracy(Objective):
     seeded choice of that many subtasks of each group (e.g. 10 MMLU subjects).
     ``mirror`` is the offline benchmark mirror (default location when None) unless
     ``use_hub``. ``num_fewshot`` overrides the tasks' defaults (0 for all served here).
+
+    Every document is scored for the pruned and the unpruned model alike, so each task's
+    retention comes with a paired interval at ``confidence`` (:mod:`frontier.stats`),
+    and its accuracy with its own; both are in the measurement's details (``ci``,
+    ``acc_ci``), with the discordant documents (``gained``, ``lost``).
+
+    Adaptive documents (``max_docs``, search role): each task is first scored on its
+    ``n_docs`` documents; while one of ``floors`` (the task SLOs) is undecided on them,
+    the task's documents double, drawn in the seeded order from the search pool, up to
+    ``max_docs``. A trial far from a floor stops at the first look; one near it gets
+    more documents. Every look is judged at ``1 - (1 - confidence) / looks`` (the error
+    of the repeated looks shared among them), and the documents each decision used are
+    in the details (``n_docs``, ``looks``). The accuracies are then means over the
+    documents used (a group's micro-averaged), for the pruned and the unpruned model on
+    the same documents.
     """
 
     name = "tasks"
@@ -99,6 +122,9 @@ class TaskAccuracy(Objective):
         subtasks: int | None = None,
         search_pool: int = SEARCH_POOL,
         num_fewshot: int | None = None,
+        confidence: float = DEFAULT_CONFIDENCE,
+        max_docs: int | Mapping[str, int] | None = None,
+        floors: Sequence[SLO] = (),
     ) -> None:
         if role not in ("search", "report"):
             raise FrontierError(f"role must be 'search' or 'report', got {role!r}")
@@ -116,15 +142,24 @@ class TaskAccuracy(Objective):
         self.subtasks = subtasks
         self.search_pool = search_pool
         self.num_fewshot = num_fewshot
+        self.confidence = confidence
+        self.max_docs = dict(max_docs) if isinstance(max_docs, Mapping) else max_docs
+        if max_docs is not None and role != "search":
+            raise FrontierError("adaptive documents (max_docs) are for the search role only")
+        self.floors = tuple(f for f in floors if f.needs == "tasks")
         self._lm: Any = None
         self._model: Any = None
         self._task_dict: dict[str, Any] | None = None
         self._samples: dict[str, list[int]] = {}
+        self._order: dict[str, list[int]] = {}  # each leaf's documents in the seeded order
+        self._first: dict[str, int] = {}  # how many of them the first look reads
         self._leaves: dict[str, list[str]] = {}
         self._metrics: dict[str, str] = {}
         self._fewshot: dict[str, int] = {}
         self._digest: str | None = None
         self.baseline: dict[str, float] | None = None
+        self.baseline_docs: dict[str, dict[str, float]] = {}
+        self.chance: dict[str, float | None] = {}
 
     # -- setup ----------------------------------------------------------------
 
@@ -140,6 +175,7 @@ class TaskAccuracy(Objective):
         leaves_all: dict[str, Any] = dict(loaded["tasks"])
         keep: dict[str, Any] = {}
         per_leaf: dict[str, int | None] = {}
+        cap_leaf: dict[str, int | None] = {}
         for name in self.tasks:
             if name in groups:
                 group = groups[name]
@@ -154,6 +190,10 @@ class TaskAccuracy(Objective):
             for leaf in self._leaves[name]:
                 keep[leaf] = leaves_all[leaf]
                 per_leaf[leaf] = share(docs_for(self.n_docs, name), len(self._leaves[name]))
+                cap = docs_for(self.max_docs, name) if self.max_docs is not None else None
+                cap_leaf[leaf] = (
+                    per_leaf[leaf] if cap is None else share(cap, len(self._leaves[name]))
+                )
         kept_groups = {g.name: g for g in _live_groups(groups, self.tasks)}
         self._task_dict = {
             "tasks": keep,
@@ -163,14 +203,18 @@ class TaskAccuracy(Objective):
         with _quiet():
             for leaf, task in keep.items():
                 n = len(task.eval_docs)
-                self._samples[leaf] = select_docs(
+                self._order[leaf] = ordered_docs(
                     leaf,
                     n,
                     role=self.role,
-                    n_docs=per_leaf[leaf],
+                    n_docs=cap_leaf[leaf],
                     seed=self.seed,
                     search_pool=self.search_pool,
                 )
+                first = per_leaf[leaf]
+                self._first[leaf] = len(self._order[leaf]) if first is None else first
+                # every document any look may read: the baseline is measured on all of them
+                self._samples[leaf] = sorted(self._order[leaf])
                 self._set_fewshot(task)
                 self._fewshot[leaf] = int(task.get_config("num_fewshot") or 0)
         for name in self.tasks:
@@ -203,11 +247,21 @@ class TaskAccuracy(Objective):
             self._load_tasks()
         self._wrap(lm)
         key = {"protocol": self.protocol(), "model": lm.fingerprint}
-        self.baseline = dict(
-            cached_baseline(
-                "tasks", key, lambda: self._accuracies(), code=(type(self)._accuracies,)
-            )
+        outcomes = cached_baseline(
+            "tasks", key, lambda: self._outcomes(), code=(type(self)._outcomes, _per_doc)
         )
+        self.baseline_docs = {name: dict(o["docs"]) for name, o in outcomes.items()}
+        self.chance = {name: o["chance"] for name, o in outcomes.items()}
+        self.baseline = {name: float(o["acc"]) for name, o in outcomes.items()}
+        if self.adaptive:  # the figure of the first look's documents
+            self.baseline = {
+                name: _mean([self.baseline_docs[name][k] for k in self._keys(name, None)])
+                for name in self.tasks
+            }
+
+    @property
+    def adaptive(self) -> bool:
+        return self.max_docs is not None
 
     def _wrap(self, lm: LoadedModel) -> None:
         if self._lm is not None and self._model is lm.model:
@@ -223,44 +277,84 @@ class TaskAccuracy(Objective):
 
     # -- measuring ------------------------------------------------------------
 
-    def _accuracies(self) -> dict[str, float]:
-        """Each requested task's (or group's) standard metric for the model as it is now."""
+    def _run(self, task_dict: dict[str, Any], samples: dict[str, list[int]]) -> Any:
         from lm_eval.evaluator import evaluate
 
-        assert self._task_dict is not None and self._lm is not None
+        assert self._lm is not None
         with _quiet():
             out = evaluate(
                 lm=self._lm,
-                task_dict=self._task_dict,
-                samples=self._samples,
+                task_dict=task_dict,
+                samples=samples,
                 bootstrap_iters=0,
-                log_samples=False,
+                log_samples=True,
             )
         if out is None:
             raise FrontierError("lm-eval returned no results (not rank 0?)")
+        return out
+
+    def _outcomes(self) -> dict[str, dict[str, Any]]:
+        """Each requested task's (or group's) standard metric for the model as it is now
+        on all its documents, its per-document scores (``"leaf/index"`` -> score) and the
+        chance level of its documents (None where the metric is not a plain accuracy)."""
+        assert self._task_dict is not None
+        out = self._run(self._task_dict, self._samples)
         results = out["results"]
-        accs: dict[str, float] = {}
+        outcomes: dict[str, dict[str, Any]] = {}
         for name in self.tasks:
-            key = f"{self._metrics[name]},none"
+            metric = self._metrics[name]
+            key = f"{metric},none"
             if key not in results.get(name, {}):
                 raise FrontierError(f"lm-eval gave no {key!r} for {name}")
-            accs[name] = float(results[name][key])
-        return accs
+            docs, chance = _per_doc(out["samples"], self._leaves[name], metric)
+            outcomes[name] = {"acc": float(results[name][key]), "docs": docs, "chance": chance}
+        return outcomes
+
+    def _leaf_scores(self, samples: dict[str, list[int]]) -> dict[str, float]:
+        """Per-document scores of the leaves in ``samples`` only (no group figures)."""
+        assert self._task_dict is not None
+        leaves = self._task_dict["tasks"]
+        task_dict = {"tasks": {k: leaves[k] for k in samples}, "groups": {}, "group_map": {}}
+        out = self._run(task_dict, samples)
+        scores: dict[str, float] = {}
+        for name in self.tasks:
+            mine = [leaf for leaf in self._leaves[name] if leaf in samples]
+            if mine:
+                scores.update(_per_doc(out["samples"], mine, self._metrics[name])[0])
+        return scores
+
+    def _keys(self, name: str, looks: int | None) -> list[str]:
+        """The documents of task ``name`` read by ``looks`` looks (None: the first)."""
+        out = []
+        for leaf in self._leaves[name]:
+            k = self._first[leaf] * 2 ** ((looks or 1) - 1)
+            out += [f"{leaf}/{i}" for i in self._order[leaf][:k]]
+        return out
+
+    def _max_looks(self, name: str) -> int:
+        """Looks until every leaf of task ``name`` has read all its documents."""
+        looks = 1
+        for leaf in self._leaves[name]:
+            mine, n = 1, self._first[leaf]
+            while n < len(self._order[leaf]):
+                mine, n = mine + 1, 2 * n
+            looks = max(looks, mine)
+        return looks
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.baseline is None:
             raise not_prepared(self.name)
         self._wrap(lm)
-        accs = self._accuracies()
-        details: dict[str, Any] = {}
-        for name in self.tasks:
-            base = self.baseline[name]
-            details[name] = {
-                "metric": self._metrics[name],
-                "acc": accs[name],
-                "baseline": base,
-                "retained": _retained(accs[name], base),
-                "n_docs": sum(len(self._samples[leaf]) for leaf in self._leaves[name]),
+        if self.adaptive:
+            accs, details = self._adaptive()
+        else:
+            outcomes = self._outcomes()
+            accs = {name: float(o["acc"]) for name, o in outcomes.items()}
+            details = {
+                name: self._paired(
+                    name, accs[name], self.baseline[name], outcomes[name]["docs"], None
+                )
+                for name in self.tasks
             }
         return Measurement(
             name=self.name,
@@ -270,6 +364,70 @@ class TaskAccuracy(Objective):
             baseline=_mean(list(self.baseline.values())),
             details=details,
         )
+
+    def _paired(
+        self, name: str, acc: float, base: float, now: Mapping[str, float], looks: int | None
+    ) -> dict[str, Any]:
+        """One task's figures and intervals on the documents in ``now`` (paired by key with
+        the unpruned model's), at the confidence of one look of ``looks`` (None: fixed)."""
+        keys = list(now)
+        pruned = [now[k] for k in keys]
+        unpruned = [self.baseline_docs[name][k] for k in keys]
+        level = self.confidence
+        if looks is not None:
+            level = 1 - (1 - self.confidence) / self._max_looks(name)
+        ci = retention_interval(pruned, unpruned, level)
+        acc_ci = accuracy_interval(pruned, level)
+        out: dict[str, Any] = {
+            "metric": self._metrics[name],
+            "acc": acc,
+            "baseline": base,
+            "retained": _retained(acc, base),
+            "n_docs": len(keys),
+            "ci": [ci.low, ci.high],
+            "acc_ci": [acc_ci.low, acc_ci.high],
+            "confidence": level,
+            "gained": sum(1 for a, b in zip(pruned, unpruned, strict=True) if a > b),
+            "lost": sum(1 for a, b in zip(pruned, unpruned, strict=True) if a < b),
+        }
+        if looks is not None:
+            out["looks"] = looks
+        return out
+
+    def _adaptive(self) -> tuple[dict[str, float], dict[str, Any]]:
+        """Score each task on its first look's documents, then double the documents of
+        every task a floor is undecided on, until each is decided or at its cap."""
+        scores: dict[str, float] = {}
+        looks = dict.fromkeys(self.tasks, 1)
+        todo = list(self.tasks)
+        details: dict[str, Any] = {}
+        while todo:
+            samples: dict[str, list[int]] = {}
+            for name in todo:
+                for leaf in self._leaves[name]:
+                    k = self._first[leaf] * 2 ** (looks[name] - 1)
+                    fresh = self._order[leaf][k // 2 if looks[name] > 1 else 0 : k]
+                    if fresh:  # (lm-eval reads an empty list as "every document")
+                        samples[leaf] = sorted(fresh)
+            if samples:
+                scores.update(self._leaf_scores(samples))
+            for name in todo:
+                now = {k: scores[k] for k in self._keys(name, looks[name])}
+                acc = _mean(list(now.values()))
+                base = _mean([self.baseline_docs[name][k] for k in now])
+                details[name] = self._paired(name, acc, base, now, looks[name])
+            metrics = TrialMetrics(tasks={n: TaskScore.from_details(d) for n, d in details.items()})
+            undecided = {
+                n
+                for f in self.floors
+                if f.decision(metrics) == "undecided"
+                for n in (self.tasks if f.metric == "tasks" else [f.metric])
+                if n in details
+            }
+            todo = [n for n in self.tasks if n in undecided and looks[n] < self._max_looks(n)]
+            for name in todo:
+                looks[name] += 1
+        return {n: float(d["acc"]) for n, d in details.items()}, details
 
     def protocol(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -286,7 +444,18 @@ class TaskAccuracy(Objective):
             "batch_size": self.batch_size,
             "data": "hub" if self.use_hub else "offline mirror",
             "bootstrap_iters": 0,
+            "confidence": self.confidence,
+            "interval": "paired over documents: adjusted Wald on the log retention "
+            "(two discordant pseudo-documents added; frontier.stats)",
         }
+        if self.adaptive:
+            out["adaptive"] = {
+                "first_docs": self.n_docs,
+                "max_docs": self.max_docs,
+                "floors": [str(f) for f in self.floors],
+                "rule": "while a floor is undecided at 1 - (1 - confidence) / looks, the "
+                "task's documents double (seeded order, search pool), up to max_docs",
+            }
         if self._digest is not None:
             out["metric_per_task"] = dict(self._metrics)
             out["num_fewshot"] = dict(sorted(self._fewshot.items()))
@@ -299,11 +468,48 @@ class TaskAccuracy(Objective):
             out["truthfulqa"] = next(n for n in notes if n)
         return out
 
+    def warnings(self) -> list[str]:
+        """A task the unpruned model scores within two standard errors of chance on: a
+        floor on it tests noise."""
+        if self.baseline is None:
+            return []
+        out = []
+        for name in self.tasks:
+            chance, docs = self.chance.get(name), self.baseline_docs.get(name, {})
+            acc = _mean(list(docs.values())) if docs else self.baseline[name]
+            if chance is not None and near_chance(acc, chance, len(docs)):
+                out.append(
+                    f"{name}: the unpruned model scores {acc:.1%} on {len(docs)} "
+                    f"{self.role} documents, within two standard errors of chance "
+                    f"({chance:.1%}); a floor on it tests noise"
+                )
+        return out
+
     def doc_indices(self) -> dict[str, list[int]]:
         """The chosen document indices per leaf task (as lm-eval's ``samples`` argument)."""
         if self._task_dict is None:
             self._load_tasks()
         return {k: list(v) for k, v in self._samples.items()}
+
+
+def _per_doc(
+    samples: Mapping[str, list[dict[str, Any]]], leaves: Sequence[str], metric: str
+) -> tuple[dict[str, float], float | None]:
+    """The per-document scores of ``metric`` over ``leaves`` (``"leaf/index"`` -> score)
+    and the mean chance level of those documents (1 / the number of choices) where every
+    score is 0 or 1, else None."""
+    scores: dict[str, float] = {}
+    choices: list[int] = []
+    for leaf in leaves:
+        rows = [r for r in samples.get(leaf, []) if r.get("filter", "none") == "none"]
+        for row in sorted(rows, key=lambda r: int(r["doc_id"])):
+            scores[f"{leaf}/{int(row['doc_id'])}"] = float(row[metric])
+            choices.append(len(row.get("arguments") or ()))
+    binary = all(s in (0.0, 1.0) for s in scores.values())
+    chance = None
+    if scores and binary and all(c > 1 for c in choices):
+        chance = sum(1 / c for c in choices) / len(choices)
+    return scores, chance
 
 
 def _prune_group(group: Any, keep: set[str]) -> None:

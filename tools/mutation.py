@@ -79,6 +79,11 @@ TARGETS: dict[str, Target] = {
         ("frontier.study.slo.*",),
         ("tests/frontier/study/test_slo.py", "tests/frontier/study/test_slo_baselines.py"),
     ),
+    "paired": Target(
+        "frontier/stats.py",
+        ("frontier.stats.*",),
+        ("tests/frontier/test_stats.py", "tests/frontier/study/test_slo.py"),
+    ),
     "criteria": Target(
         "frontier/importance/_criteria.py",
         ("frontier.importance._criteria.*",),

@@ -148,7 +148,10 @@ def pareto(args: argparse.Namespace) -> int:
     study = _study(args)
     found = pareto(study, all_trials=args.all)
     if args.json:
-        render.pareto_json(found)
+        from frontier.study.read import read_summary
+
+        uniform = read_summary(study).to_dict().get("uniform_limit") or None
+        render.pareto_json(study.study_name, found, uniform)
     else:
         tasks = list(stored_spec(study).tasks)
         render.pareto(study.study_name, found, tasks, all_trials=args.all)

@@ -106,13 +106,17 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
     from frontier.search.display import pareto_table
     from frontier.study.read import chosen_trial, nearest_trial, read_trials
 
-    con.print(
-        pareto_table(
-            f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
-            read_trials(study, pareto_only=True),
-            tasks,
+    front = read_trials(study, pareto_only=True)
+    if front:
+        con.print(
+            pareto_table(
+                f"Pareto set of '{study.study_name}' (search-time and final figures; * = chosen)",
+                front,
+                tasks,
+            )
         )
-    )
+    else:
+        con.print("no trial met every SLO at search time, so the Pareto set is empty")
     chosen = chosen_trial(study)
     if chosen is not None:
         f = chosen.final or chosen.search
@@ -128,21 +132,38 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
     near = nearest_trial(study)
-    con.print(
-        "[bold red]no trial meets every SLO[/]" + (_missed(near) if near else "; none measured")
-    )
+    if near is None:
+        con.print("[bold red]no trial meets every SLO[/]; none measured")
+    else:
+        con.print(_missed(near, study.study_name))
     return False
 
 
-def _missed(trial: StudyTrial) -> str:
-    """The nearest trial and the SLOs it misses, on its held-out figures where it has them."""
+def _missed(trial: StudyTrial, study_name: str) -> str:
+    """No point was chosen: what the nearest trial misses, on its held-out figures where it
+    has them, and what to do about it."""
     figures = trial.figures
     if figures is None:
-        return f"; nearest: trial {trial.number}"
+        return f"[bold red]no trial meets every SLO[/]; nearest: trial {trial.number}"
+    size = f"trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed)"
+    undecided = list((trial.final or {}).get("undecided") or [])
+    if figures.stage == "final" and undecided:
+        return (
+            f"[bold yellow]could not tell[/] whether {size} meets "
+            f"{', '.join(undecided)}: on its held-out documents the interval straddles the "
+            "floor at the study's confidence; measure more documents (--report-docs) or "
+            f"export it anyway with: frontier export {study_name} {trial.number} --out DIR"
+        )
+    if figures.stage == "final" and not figures.missed:
+        return (
+            f"[bold yellow]no point was chosen[/], but {size} meets every SLO on its "
+            "held-out figures (it missed one at search time, so the search did not "
+            f"count it); export it with: frontier export {study_name} {trial.number} --out DIR"
+        )
     where = "held-out" if figures.stage == "final" else "search-time"
     return (
-        f"; nearest: trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed), "
-        f"which misses {', '.join(figures.missed) or 'none'} on its {where} figures "
+        f"[bold red]no trial meets every SLO[/]; nearest: {size}, which misses "
+        f"{', '.join(figures.missed)} on its {where} figures "
         f"(ppl ratio {_fmt(figures.ppl_ratio)})"
     )
 
@@ -150,6 +171,14 @@ def _missed(trial: StudyTrial) -> str:
 def pareto(study_name: str, found: list[StudyTrial], tasks: list[str], *, all_trials: bool) -> None:
     from frontier.search.display import pareto_table
 
+    if not found:  # no empty table: say why there is nothing to show
+        console().print(
+            f"'{study_name}': no trials yet"
+            if all_trials
+            else f"'{study_name}': the Pareto set is empty: no trial met every SLO at search "
+            "time (--all lists every trial)"
+        )
+        return
     title = f"{'all trials' if all_trials else 'Pareto set'} of '{study_name}' (* = chosen)"
     console().print(pareto_table(title, found, tasks))
 
@@ -176,8 +205,11 @@ def uniform_line(study: optuna.Study) -> str | None:
     return line
 
 
-def pareto_json(found: list[StudyTrial]) -> None:
-    print(json.dumps([r.to_dict() for r in found], indent=2, default=str))
+def pareto_json(study_name: str, found: list[StudyTrial], uniform: Any) -> None:
+    """The trials and the bisected uniform plan (``summary.json``'s ``uniform_limit``, with
+    its figures and the chosen point's gain over it; null when the study has none)."""
+    out = {"study": study_name, "trials": [r.to_dict() for r in found], "uniform_limit": uniform}
+    print(json.dumps(out, indent=2, default=str))
 
 
 def trial(r: StudyTrial) -> None:

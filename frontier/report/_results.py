@@ -77,8 +77,9 @@ def _point_row(
         figures = _figures(summary, search)
     else:
         figures = [f"– / {f}" for f in _figures(summary, anchor)]
+    spread = final is not None and final.spread
     head = [
-        f"{anchor.number}{' ★' if chosen else ''}",
+        f"{anchor.number}{' ★' if chosen else ''}{' †' if spread else ''}",
         _pct(anchor.mlp_removed),
         _pct(anchor.params_removed),
     ]
@@ -105,7 +106,15 @@ def _pareto_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
             lines += [
                 "Each figure is *search / final*: search-time figures (what the sampler saw) "
                 "and report-fidelity figures (held-out text, report documents). "
-                "★ marks the chosen point.",
+                "★ marks the chosen point."
+                + (
+                    f" † marks a trial re-measured on fewer held-out tokens "
+                    f"({summary.protocol.get('final_remeasurement', {}).get('fit_tokens')}) "
+                    "only to spread the front for the fits: never a candidate for the chosen "
+                    "point."
+                    if any(p.spread for p in summary.final)
+                    else ""
+                ),
                 "",
             ]
         else:

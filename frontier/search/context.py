@@ -12,7 +12,7 @@ from frontier.models import LoadedModel, load_model
 from frontier.operator import PruningOperator
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
-from frontier.study.slo import SLO, parse_slos
+from frontier.study.slo import SLO, Side, parse_slos
 from objectives import Objective, create
 
 Progress = Callable[[str], None]
@@ -65,6 +65,16 @@ class SearchContext:
     @property
     def fingerprint(self) -> str:
         return self.spec.fingerprint(self.lm.fingerprint)
+
+    @property
+    def search_side(self) -> Side:
+        """Task floors at search time: a trial that might pass is kept."""
+        return "estimate" if self.spec.confidence is None else "optimistic"
+
+    @property
+    def final_side(self) -> Side:
+        """Task floors in the final re-measurement: met with the stated confidence."""
+        return "estimate" if self.spec.confidence is None else "pessimistic"
 
     def report_objectives(self) -> dict[str, Objective]:
         """Final-report objectives on held-out text and report documents (built on first use)."""
@@ -124,6 +134,12 @@ def _baseline_of(obj: Objective, lm: LoadedModel) -> dict[str, Any]:
 
 def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
     n_docs = spec.task_docs if role == "search" else spec.report_docs
+    options: dict[str, Any] = {}
+    if spec.confidence is not None:
+        options["confidence"] = spec.confidence
+    if role == "search" and spec.max_task_docs is not None:
+        options["max_docs"] = spec.max_task_docs
+        options["floors"] = parse_slos(spec.slos, known_tasks=list(spec.tasks))
     return create(
         "tasks",
         tasks=list(spec.tasks),
@@ -132,6 +148,7 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
         seed=spec.seed,
         batch_size=spec.task_batch_size,
         subtasks=spec.subtasks,
+        **options,
     )
 
 
@@ -194,5 +211,7 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     if spec.tasks:
         tasks = _tasks_objective(spec, role="search")
         tasks.prepare(lm)
+        for line in tasks.warnings():
+            say(f"warning: {line}")
     seconds["baseline"] = time.perf_counter() - t
     return SearchContext(spec, lm, scores, pruner, space, slos, cheap, size, tasks, seconds)

@@ -123,6 +123,7 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
     out: dict[str, Any] = {
         "model": ctx.lm.name,
         "model_fingerprint": ctx.lm.fingerprint,
+        "weights": ctx.lm.origin,
         "criterion": spec.criterion,
         "operator": ctx.pruner.describe(),
         "calibration": ctx.scores.calibration,
@@ -292,8 +293,12 @@ def _measure_final(
             source: {"ppl_ratio": finite(m.value), "ppl": finite(m.raw)}
             for source, m in checks.items()
         }
-    metrics = measured_metrics(size, ppl, tasks)
+    # a task floor must be met with the stated confidence (the interval's lower end)
+    metrics = measured_metrics(size, ppl, tasks, ctx.final_side)
     violations: dict[str, float | None] = {str(s): s.violation(metrics) for s in ctx.slos}
+    undecided = [str(s) for s in ctx.slos if s.decision(metrics) == "undecided"]
+    if undecided and ctx.spec.confidence is not None:
+        rec["undecided"] = undecided
     # the KL SLO has no report-fidelity counterpart; keep its search-time verdict
     for s in ctx.slos:
         if violations[str(s)] is None:

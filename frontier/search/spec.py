@@ -18,6 +18,7 @@ import tomllib
 
 from frontier.errors import FrontierError
 from frontier.settings import CALIBRATION_TOKENS
+from frontier.stats import DEFAULT_CONFIDENCE
 
 SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
@@ -28,7 +29,13 @@ EXECUTION_FIELDS = frozenset(
 
 
 # Fields added later, and the value that means what studies stored before them did.
-LEGACY_VALUES: dict[str, Any] = {"refit": False, "check_texts": [], "fit_tokens": None}
+LEGACY_VALUES: dict[str, Any] = {
+    "refit": False,
+    "check_texts": [],
+    "fit_tokens": None,
+    "confidence": None,
+    "max_task_docs": None,
+}
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -122,6 +129,11 @@ class StudySpec:
     task_docs: int | dict[str, int] = _field(
         100, "documents per task at search time (a seeded subset; a TOML table sets it per task)"
     )
+    max_task_docs: int | dict[str, int] | None = _field(
+        None,
+        "adaptive documents: a trial whose task floor is undecided on task_docs gets twice "
+        "as many, from the search pool, up to this many per task (none: task_docs for all)",
+    )
     report_docs: int | dict[str, int] | None = _field(
         500, "documents per task for the final report, disjoint from the search's"
     )
@@ -129,6 +141,12 @@ class StudySpec:
         None, "evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)"
     )
     task_batch_size: int = _field(16, "lm-eval batch size")
+    confidence: float | None = _field(
+        DEFAULT_CONFIDENCE,
+        "two-sided level of the paired interval on every task figure: the search rejects a "
+        "trial only when a floor lies above its whole interval, the chosen point must meet "
+        "it with the whole interval (none: decide on the point estimate)",
+    )
     # search space
     min_keep: float = _field(0.2, "smallest keep ratio of a layer, as a fraction or percentage")
     max_keep: float = _field(1.0, "largest keep ratio of a layer, as a fraction or percentage")
@@ -185,8 +203,12 @@ class StudySpec:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise FrontierError(f"{name} must be positive, got {value}")
-        for name in ("task_docs", "report_docs"):
+        for name in ("task_docs", "report_docs", "max_task_docs"):
             self._check_docs(name)
+        if self.max_task_docs is not None and self.confidence is None:
+            raise FrontierError("adaptive documents (max_task_docs) need a confidence level")
+        if self.confidence is not None and not 0 < self.confidence < 1:
+            raise FrontierError(f"confidence must be in (0, 1), got {self.confidence}")
         if self.fit_tokens is not None and self.fit_tokens < 1:
             raise FrontierError(f"fit_tokens must be positive, got {self.fit_tokens}")
         if self.timeout is not None and self.timeout <= 0:
@@ -194,7 +216,7 @@ class StudySpec:
 
     def _check_docs(self, name: str) -> None:
         value = getattr(self, name)
-        if value is None and name == "report_docs":
+        if value is None and name in ("report_docs", "max_task_docs"):
             return
         counts = value if isinstance(value, dict) else {"default": value}
         for task, n in counts.items():

@@ -29,7 +29,7 @@ from frontier.study.schema import (
     TaskRecord,
     TimingRecord,
 )
-from frontier.study.slo import TaskScore, TrialMetrics
+from frontier.study.slo import Side, TaskScore, TrialMetrics
 from frontier.study.summary import feasible
 from objectives import Measurement
 
@@ -39,20 +39,22 @@ class TrialFailed(Exception):
 
 
 def measured_metrics(
-    size: Measurement, cheap: Measurement, tasks: Measurement | None
+    size: Measurement, cheap: Measurement, tasks: Measurement | None, side: Side = "estimate"
 ) -> TrialMetrics:
-    """The objectives' measurements of one pruned model, as the SLO language reads them."""
+    """The objectives' measurements of one pruned model, as the SLO language reads them
+    (task floors on ``side`` of their intervals)."""
     task_scores: dict[str, TaskScore] = {}
     if tasks is not None:
         for name, d in tasks.details.get("tasks", tasks.details).items():
             if isinstance(d, dict) and "acc" in d:
-                task_scores[name] = TaskScore(acc=float(d["acc"]), baseline=d.get("baseline"))
+                task_scores[name] = TaskScore.from_details(d)
     return TrialMetrics(
         ppl_ratio=cheap.value if cheap.name == "ppl" else None,
         kl=cheap.value if cheap.name == "kl" else None,
         params_kept=size.value,
         mlp_kept=float(size.details["mlp_kept_fraction"]),
         tasks=task_scores,
+        side=side,
     )
 
 
@@ -139,7 +141,8 @@ def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
     trial.set_user_attr(ATTR_SEARCH, record(size, cheap, tasks_m))
     timing = TimingRecord(total=total, forward=forward, surgery=surgery)
     trial.set_user_attr(ATTR_TIMING, dict(timing))
-    metrics = measured_metrics(size, cheap, tasks_m)
+    # a trial that might meet a task floor is not rejected (the interval's upper end)
+    metrics = measured_metrics(size, cheap, tasks_m, ctx.search_side)
     for slo in ctx.slos:
         v = slo.violation(metrics)
         if v is not None:

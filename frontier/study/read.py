@@ -7,6 +7,7 @@ export and verify, and the runner itself when it chooses. Imports Optuna, never 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -186,6 +187,8 @@ class _Reader:
                 pareto=pareto,
                 chosen=chosen,
             )
+            if final.get("spread"):
+                final_point = dataclasses.replace(final_point, spread=True)
         return StudyTrial(
             number=t.number,
             state=t.state.name.lower(),
@@ -231,6 +234,16 @@ def _point(
             name: float(d["acc"])
             for name, d in (rec.get("tasks") or {}).items()
             if isinstance(d, dict) and d.get("acc") is not None
+        },
+        retained={
+            name: float(r)
+            for name, d in (rec.get("tasks") or {}).items()
+            if isinstance(d, dict) and "ci" in d and (r := d.get("retained")) is not None
+        },
+        retained_ci={
+            name: (float(d["ci"][0]), float(d["ci"][1]))
+            for name, d in (rec.get("tasks") or {}).items()
+            if isinstance(d, dict) and "ci" in d
         },
         feasible=feasible,
         pareto=pareto,

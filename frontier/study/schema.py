@@ -59,11 +59,23 @@ def final_key(number: int) -> str:
 
 # -- records ---------------------------------------------------------------------------
 class TaskRecord(TypedDict, total=False):
-    """One task's figures as the tasks objective reports them."""
+    """One task's figures as the tasks objective reports them.
+
+    ``ci`` (retention) and ``acc_ci`` are two-sided intervals at ``confidence`` over the
+    paired documents; ``gained``/``lost`` count the documents only the pruned / only the
+    unpruned model got right. Records from before intervals lack them.
+    """
 
     acc: float
     baseline: float | None
     retained: float | None
+    metric: str
+    n_docs: int
+    ci: list[float]
+    acc_ci: list[float]
+    confidence: float
+    gained: int
+    lost: int
 
 
 class SearchRecord(TypedDict, total=False):
@@ -103,6 +115,9 @@ class FinalRecord(SearchRecord, total=False):
     spread: bool
     # held-out perplexity on each of the spec's check_texts: source -> {ppl_ratio, ppl}
     check_texts: dict[str, dict[str, Any]]
+    # task SLOs whose interval straddles the floor at the study's confidence: the figures
+    # cannot tell whether the trial meets them (it is not feasible, and is not chosen)
+    undecided: list[str]
 
 
 class TimingRecord(TypedDict):

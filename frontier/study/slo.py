@@ -13,24 +13,33 @@ An SLO is ``METRIC OP THRESHOLD``:
 =====================  ====================================================================
 
 Costs (ppl, kl, params, mlp) are upper bounds and take ``<`` or ``<=``; accuracies are
-lower bounds and take ``>`` or ``>=``. Whitespace around the parts is ignored and metric
-names are case-insensitive; ``str(slo)`` is the canonical text and parses back to an equal
-value. Several SLOs are an AND.
+lower bounds and take ``>`` or ``>=``.
+
+A task floor is decided with a stated confidence where the measurement carries its
+interval (a study's ``confidence``, 0.9 by default; :mod:`frontier.stats`): the search
+reads the interval's upper end (a trial that might pass is not rejected), the final
+re-measurement its lower end (the chosen point passes with that confidence, else the
+study says it could not tell). ``tasks>=`` averages the tasks' bounds.
+
+Whitespace around the parts is ignored and metric names are case-insensitive; ``str(slo)``
+is the canonical text and parses back to an equal value. Several SLOs are an AND.
 
 This module must not import torch: the CLI parses SLOs before it loads anything.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import operator
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from frontier.errors import FrontierError
+from frontier.stats import Decision
 
 __all__ = [
     "FORMS",
@@ -38,6 +47,7 @@ __all__ = [
     "SLO",
     "Need",
     "Op",
+    "Side",
     "TaskScore",
     "TrialMetrics",
     "parse_slo",
@@ -46,6 +56,9 @@ __all__ = [
 
 Op = Literal["<", "<=", ">", ">="]
 Need = Literal["ppl", "kl", "tasks", "size"]
+#: Which figure of a task's interval an SLO reads: the point estimate, the end most in its
+#: favour (search: never reject what might pass) or the end least in it (final verdict).
+Side = Literal["estimate", "optimistic", "pessimistic"]
 
 #: The metrics with a fixed meaning; any other name is a task's accuracy.
 METRICS: tuple[str, ...] = ("ppl", "kl", "params", "mlp", "tasks")
@@ -73,17 +86,47 @@ _STRICT_EQUAL_VIOLATION = 1e-12
 
 @dataclass(frozen=True)
 class TaskScore:
-    """One task's accuracy on the model being evaluated, and on the unpruned model."""
+    """One task's accuracy on the model being evaluated, and on the unpruned model, with
+    the intervals of both figures where they were measured on paired documents."""
 
     acc: float
     baseline: float | None = None
+    acc_ci: tuple[float, float] | None = None
+    retention_ci: tuple[float, float] | None = None
+    # retention measured on the trial's own documents, paired with the unpruned model's
+    # (adaptive documents: not acc / baseline when baseline is on other documents)
+    paired: float | None = None
+
+    @classmethod
+    def from_details(cls, d: Mapping[str, Any]) -> TaskScore:
+        """From one task's figures as the tasks objective reports them (its ``acc``,
+        ``baseline``, and where measured paired, ``acc_ci`` and ``ci``)."""
+
+        def pair(x: Any) -> tuple[float, float] | None:
+            return None if x is None else (float(x[0]), float(x[1]))
+
+        return cls(
+            acc=float(d["acc"]),
+            baseline=d.get("baseline"),
+            acc_ci=pair(d.get("acc_ci")),
+            retention_ci=pair(d.get("ci")),
+        )
+
+    def bound(self, relative: bool, side: Side) -> float | None:
+        """The figure an SLO reads on ``side`` (fractions: 0.9 = keeps 90%)."""
+        value = self.retention if relative else self.acc
+        ci = self.retention_ci if relative else self.acc_ci
+        if value is None or side == "estimate" or ci is None:
+            return value
+        return ci[1] if side == "optimistic" else ci[0]
 
     @property
     def retention(self) -> float | None:
-        """``acc / baseline``; None without a (positive) baseline, where it is undefined."""
+        """``acc / baseline`` (or the paired figure); None without a (positive) baseline,
+        where it is undefined."""
         if self.baseline is None or not self.baseline > 0:
             return None
-        return self.acc / self.baseline
+        return self.paired if self.paired is not None else self.acc / self.baseline
 
 
 @dataclass(frozen=True)
@@ -103,6 +146,7 @@ class TrialMetrics:
     params_kept: float | None = None
     mlp_kept: float | None = None
     tasks: Mapping[str, TaskScore] = field(default_factory=dict, hash=False)
+    side: Side = "estimate"
 
 
 @dataclass(frozen=True)
@@ -184,7 +228,7 @@ class SLO:
         else:
             score = metrics.tasks.get(m)
             scores = [] if score is None else [score]
-        values = [s.retention if self.relative else s.acc for s in scores]
+        values = [s.bound(self.relative, metrics.side) for s in scores]
         known = [v for v in values if v is not None]
         if not known or len(known) < len(values):
             return None  # no task measured, or a retention without its baseline
@@ -195,6 +239,16 @@ class SLO:
         """Whether the measurement meets the SLO; None if it was not measured."""
         v = self.violation(metrics)
         return None if v is None else v <= 0
+
+    def decision(self, metrics: TrialMetrics) -> Decision | None:
+        """``pass`` when even the pessimistic end of the measurement meets the SLO, ``fail``
+        when even the optimistic end misses it, else ``undecided``; None if not measured.
+        (Without intervals both ends are the estimate, so never ``undecided``.)"""
+        low = self.satisfied(dataclasses.replace(metrics, side="pessimistic"))
+        high = self.satisfied(dataclasses.replace(metrics, side="optimistic"))
+        if low is None or high is None:
+            return None
+        return "pass" if low else ("undecided" if high else "fail")
 
     def violation(self, metrics: TrialMetrics) -> float | None:
         """An Optuna constraint value: > 0 violated, <= 0 satisfied; None if not measured.

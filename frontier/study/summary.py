@@ -72,9 +72,24 @@ class TrialPoint:
     full: tuple[int, ...]
     stage: Stage
     violations: Mapping[str, float | None] = field(default_factory=dict, hash=False)
+    # retention as measured with the trial, paired on the documents it used, and its
+    # interval; records from before paired measurement have neither
+    retained: Mapping[str, float] = field(default_factory=dict, hash=False)
+    retained_ci: Mapping[str, tuple[float, float]] = field(default_factory=dict, hash=False)
+    # final figures on fewer held-out tokens, measured only to spread the front for the
+    # fits and the report: never a candidate for the chosen point
+    spread: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", {str(k).lower(): float(v) for k, v in self.tasks.items()})
+        object.__setattr__(
+            self, "retained", {str(k).lower(): float(v) for k, v in self.retained.items()}
+        )
+        object.__setattr__(
+            self,
+            "retained_ci",
+            {str(k).lower(): (float(v[0]), float(v[1])) for k, v in self.retained_ci.items()},
+        )
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "full", tuple(int(f) for f in self.full))
         object.__setattr__(
@@ -107,6 +122,9 @@ class TrialPoint:
             "full": list(self.full),
             "stage": self.stage,
             "violations": dict(self.violations),
+            "retained": dict(sorted(self.retained.items())),
+            "retained_ci": {k: list(v) for k, v in sorted(self.retained_ci.items())},
+            "spread": self.spread,
         }
 
     # -- verdicts -----------------------------------------------------------------------
@@ -149,6 +167,9 @@ class TrialPoint:
             full=tuple(data["full"]),
             stage=cast(Stage, data["stage"]),
             violations=dict(data.get("violations") or {}),
+            retained=dict(data.get("retained") or {}),
+            retained_ci={k: tuple(v) for k, v in (data.get("retained_ci") or {}).items()},
+            spread=bool(data.get("spread", False)),
         )
 
 
@@ -345,13 +366,15 @@ class StudySummary:
 
 
 def retention(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> dict[str, float]:
-    """Accuracy / unpruned accuracy per task measured on both (0.9 = keeps 90%).
+    """Accuracy / unpruned accuracy per task measured on both (0.9 = keeps 90%): the
+    retention recorded with the trial where it has one (paired on the documents it used,
+    which adaptive documents make differ from trial to trial), else acc / ``baseline_tasks``.
 
     Tasks without a positive baseline are left out: their retention is undefined.
     """
     out: dict[str, float] = {}
     for task, acc in point.tasks.items():
-        r = TaskScore(acc, baseline_tasks.get(task)).retention
+        r = TaskScore(acc, baseline_tasks.get(task), paired=point.retained.get(task)).retention
         if r is not None:
             out[task] = r
     return out
@@ -376,7 +399,15 @@ def point_metrics(point: TrialPoint, baseline_tasks: Mapping[str, float]) -> Tri
         ppl_ratio=point.ppl_ratio,
         params_kept=1.0 - point.params_removed,
         mlp_kept=1.0 - point.mlp_removed,
-        tasks={t: TaskScore(a, baseline_tasks.get(t)) for t, a in point.tasks.items()},
+        tasks={
+            t: TaskScore(
+                a,
+                baseline_tasks.get(t),
+                retention_ci=point.retained_ci.get(t),
+                paired=point.retained.get(t),
+            )
+            for t, a in point.tasks.items()
+        },
     )
 
 

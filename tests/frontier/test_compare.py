@@ -5,7 +5,7 @@ from pathlib import Path
 import matplotlib.image
 import pytest
 
-from frontier.compare import COMPARE_AT, compare, envelope, spearman
+from frontier.compare import COMPARE_AT, compare, envelope, frontier_line, spearman
 from frontier.errors import FrontierError
 from frontier.study.summary import StudySummary
 from frontier.testing import synthetic_summary
@@ -102,3 +102,12 @@ def test_spearman_and_envelope_helpers() -> None:
         (0.0, 1.0),
         (12.0, 1.2),
     ]
+
+
+def test_a_frontier_line_starts_at_the_unpruned_model() -> None:
+    # a lightly pruned trial scored 106% by chance: the envelope alone would start there
+    pts = [(0.0, 100.0), (5.0, 106.0), (20.0, 90.0)]
+    assert envelope(pts, higher_is_better=True)[0] == (5.0, 106.0)
+    assert frontier_line(pts, higher_is_better=True) == [(0.0, 100.0), (5.0, 106.0), (20.0, 90.0)]
+    plain = [(0.0, 100.0), (10.0, 90.0)]
+    assert frontier_line(plain, higher_is_better=True) == plain

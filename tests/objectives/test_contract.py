@@ -124,7 +124,12 @@ def test_protocol_is_json(name: str) -> None:
     before = obj.protocol()
     json.dumps(before)
     assert before["objective"] == name
+    assert obj.warnings() == []  # nothing to warn of before the baseline is known
     obj.prepare(tiny_loaded("llama"))
     after = obj.protocol()
     json.dumps(after)
     assert after["objective"] == name
+    warnings = obj.warnings()
+    assert isinstance(warnings, list) and all(
+        isinstance(w, str) and "\n" not in w and w for w in warnings
+    )

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -144,6 +145,79 @@ def test_objective_on_a_tiny_model(mirror: Path) -> None:
     assert proto["lm_eval_version"] and proto["metric_per_task"] == {"arc_easy": "acc_norm"}
     assert proto["docs"] == {"arc_easy": 6} and proto["num_fewshot"] == {"arc_easy": 0}
     assert len(proto["docs_digest"]) == 32
+
+
+def test_retention_is_paired_per_document_with_its_interval(mirror: Path) -> None:
+    obj = TaskAccuracy(["arc_easy", "mmlu"], n_docs=12, subtasks=2, mirror=mirror, confidence=0.8)
+    lm = tiny_loaded("llama")
+    obj.prepare(lm)
+    # per-document scores reproduce lm-eval's own figure (a group's: micro-averaged)
+    for name in ("arc_easy", "mmlu"):
+        docs = list(obj.baseline_docs[name].values())
+        assert len(docs) == 12 and set(docs) <= {0.0, 1.0}
+        assert sum(docs) / len(docs) == pytest.approx(obj.baseline[name])
+    same = obj.evaluate(lm).details["arc_easy"]
+    assert same["gained"] == same["lost"] == 0 and same["confidence"] == 0.8
+    assert same["ci"][0] < 1.0 < same["ci"][1]
+    assert same["acc_ci"][0] <= same["acc"] <= same["acc_ci"][1]
+    with torch.no_grad():
+        lm.model.lm_head.weight.mul_(-1.0)
+    flipped = obj.evaluate(lm).details["arc_easy"]
+    now = obj._outcomes()["arc_easy"]["docs"]
+    before = obj.baseline_docs["arc_easy"]
+    assert set(now) == set(before)  # the same documents, paired by key
+    assert flipped["gained"] == sum(now[k] > before[k] for k in now)
+    assert flipped["lost"] == sum(now[k] < before[k] for k in now)
+    assert flipped["gained"] + flipped["lost"] > 0
+    assert (flipped["ci"][1] - flipped["ci"][0]) > (same["ci"][1] - same["ci"][0])
+    assert obj.protocol()["confidence"] == 0.8
+
+
+def test_a_task_the_model_scores_near_chance_on_is_warned_about(mirror: Path) -> None:
+    obj = TaskAccuracy(["arc_easy", "hellaswag"], n_docs=10, mirror=mirror)
+    assert obj.warnings() == []  # nothing known before prepare
+    obj.prepare(tiny_loaded("llama"))  # a random model: chance everywhere
+    lines = obj.warnings()
+    assert [line.split(":")[0] for line in lines] == ["arc_easy", "hellaswag"]
+    assert obj.chance["hellaswag"] == pytest.approx(0.25)  # four endings each
+    assert "25.0%" in lines[1] and "chance" in lines[1]
+    # a baseline well above chance is not warned about
+    obj.baseline_docs = {n: dict.fromkeys(d, 1.0) for n, d in obj.baseline_docs.items()}
+    assert obj.warnings() == []
+
+
+def test_adaptive_documents_grow_only_while_a_floor_is_undecided(mirror: Path) -> None:
+    from frontier.study.slo import parse_slo
+
+    lm = tiny_loaded("llama")
+
+    def run(floor: str) -> dict[str, Any]:
+        obj = TaskAccuracy(
+            ["arc_easy"], n_docs=8, max_docs=32, floors=[parse_slo(floor)], mirror=mirror
+        )
+        obj.prepare(lm)
+        assert len(obj.baseline_docs["arc_easy"]) == 32  # the baseline covers every look
+        return dict(obj.evaluate(lm).details["arc_easy"])
+
+    # the unpruned model against itself: retention 1 on any documents, but 8 documents
+    # cannot show it is >= 90%; the documents double until the cap
+    near = run("arc_easy>=90%")
+    assert near["looks"] == 3 and near["n_docs"] == 32
+    assert near["ci"][0] < 0.9  # still undecided at the cap: the search keeps the trial
+    # far from a floor it is decided at the first look, passing or failing
+    far_pass = run("arc_easy>=10%")
+    assert far_pass["looks"] == 1 and far_pass["n_docs"] == 8 and far_pass["ci"][0] >= 0.1
+    far_fail = run("arc_easy>=0.99")  # an absolute floor a random model is far below
+    assert far_fail["looks"] == 1 and far_fail["acc_ci"][1] < 0.99
+    # each look is judged at 1 - (1 - confidence) / 3 (three looks at most)
+    assert near["confidence"] == pytest.approx(1 - 0.1 / 3)
+    # the documents of three looks are the first 32 of the seeded order: the fixed
+    # objective with 32 documents scores the same accuracy on them
+    fixed = TaskAccuracy(["arc_easy"], n_docs=32, mirror=mirror)
+    fixed.prepare(lm)
+    assert near["acc"] == pytest.approx(fixed.evaluate(lm).details["arc_easy"]["acc"])
+    with pytest.raises(FrontierError, match="search role only"):
+        TaskAccuracy(["arc_easy"], role="report", max_docs=32, mirror=mirror)
 
 
 def test_search_and_report_objectives_use_disjoint_documents(mirror: Path) -> None:

@@ -13,10 +13,17 @@ import torch
 from frontier.errors import FrontierError
 from frontier.export import RECORD_NAME, _llamacpp, apply_compression, export_model, read_record
 from frontier.export._gguf_arch import FAMILIES, NOT_WRITTEN, rope_pairs
-from frontier.export._gguf_vocab import _pre_name, vocab_of
+from frontier.export._gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, _pre_name, vocab_of
 from frontier.plan import Plan
 from frontier.surgery import Pruner
-from frontier.testing import HIDDEN, TINY_CONFIGS, WIDTH, tiny_loaded, tiny_tokenizer
+from frontier.testing import (
+    HIDDEN,
+    TINY_CONFIGS,
+    WIDTH,
+    tiny_loaded,
+    tiny_sentencepiece_tokenizer,
+    tiny_tokenizer,
+)
 
 gguf = pytest.importorskip("gguf")
 
@@ -231,6 +238,25 @@ def test_non_byte_level_tokenizer_is_one_line_error() -> None:
         vocab_of(PreTrainedTokenizerFast(tokenizer_object=raw), 2)
 
 
+def test_sentencepiece_tokenizer_is_written_as_llamacpp_spm() -> None:
+    import json as _json
+
+    tok = tiny_sentencepiece_tokenizer()
+    v = vocab_of(tok, 320)
+    assert (v.model, v.pre, v.merges) == ("llama", "default", [])
+    # the post-processor adds <s> (add_bos_token says nothing): read off the output
+    assert v.add_bos and not v.add_eos and v.add_space_prefix is False
+    assert v.types[0] == UNKNOWN and v.types[1] == v.types[2] == CONTROL
+    assert v.types[3 : 3 + 256] == [BYTE] * 256 and v.tokens[3 + 0x41] == "<0x41>"
+    assert v.scores is not None and len(v.scores) == len(v.tokens) == 320
+    merges = _json.loads(tok.backend_tokenizer.to_str())["model"]["merges"]
+    vocab = tok.get_vocab()
+    for rank, (a, b) in enumerate(merges[:10]):  # a piece scores minus its merge's rank
+        assert v.scores[vocab[a + b]] == -rank
+    assert v.scores[vocab["a"]] == 0.0 and v.types[vocab["a"]] == NORMAL
+    assert v.scores[-1] < -len(merges)  # padding rows: below every merge
+
+
 def test_record_and_apply_rebuild_the_same_file(tmp_path: Path) -> None:
     lm = tiny_loaded("qwen2")
     _export(lm, tmp_path / "a", gguf_type="q8_0")
@@ -271,10 +297,39 @@ def test_llamacpp_runs_every_written_family(family: str, tmp_path: Path) -> None
     _, result = _export(_loaded(family), tmp_path / "out")
     check = result.llamacpp
     assert check.checked
-    atol = FAMILIES[family].f32_atol  # 1e-3; 5e-3 for gemma3 (llama.cpp's f16 GELU table)
+    atol = FAMILIES[family].f32_atol  # 1e-3; 3e-2 for gemma3 (llama.cpp's f16 GELU table)
     assert check.max_abs_logprob_diff <= atol
     assert atol == 1e-3 or family == "gemma3_text"
     assert abs(check.ppl_llamacpp / check.ppl_transformers - 1) < atol
+
+
+@needs_llamacpp
+@pytest.mark.parametrize("family", ["llama", "gemma3_text"])
+def test_llamacpp_tokenizes_a_sentencepiece_vocabulary_as_transformers_does(
+    family: str, tmp_path: Path
+) -> None:
+    lm = _loaded(family)
+    lm.tokenizer = tiny_sentencepiece_tokenizer()
+    _, result = _export(lm, tmp_path / "out")
+    assert result.llamacpp.checked and result.llamacpp.tokenizer_mismatch is None
+    assert result.llamacpp.tokenizer_tokens > 300  # byte fallback: many tokens
+    assert result.llamacpp.max_abs_logprob_diff <= FAMILIES[family].f32_atol
+    record = read_record(tmp_path / "out")
+    assert record.verification["llamacpp_tokenizer"].startswith("same ids")
+
+
+@needs_llamacpp
+def test_a_file_that_tokenizes_differently_is_not_written(tmp_path: Path, monkeypatch: Any) -> None:
+    real = _llamacpp.tokenize
+
+    def off_by_one(gguf: Path, text: str) -> list[int]:
+        ids = real(gguf, text)
+        return [*ids[:5], (ids[5] + 1) % 320, *ids[6:]]
+
+    monkeypatch.setattr(_llamacpp, "tokenize", off_by_one)
+    with pytest.raises(FrontierError, match=r"tokenizes differently.*token 5"):
+        _export(tiny_loaded("llama"), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 @needs_llamacpp

@@ -15,6 +15,7 @@ from frontier.plots import (
     plot_retention,
     plot_widths,
     subtitle,
+    task_label,
     text_label,
 )
 from frontier.study.summary import StudySummary
@@ -87,3 +88,29 @@ def test_text_label_reads_the_protocol(study: StudySummary) -> None:
     assert text_label({"evaluation": {"source": "wiki", "role": "test"}}) == "wiki (test)"
     assert text_label({}) == "evaluation text not recorded"
     assert "wikitext" in subtitle(study) and study.model in subtitle(study)
+
+
+def test_task_charts_name_their_task_data_not_the_text(study: StudySummary) -> None:
+    label = task_label(study)
+    assert "arc_easy" in label and "search documents" in label
+    assert "wikitext" not in label.lower()
+    proto = {**study.protocol, "tasks_search": {"tasks": ["arc_easy"], "docs": {"arc_easy": 40}}}
+    assert "40 search documents" in task_label(dataclasses.replace(study, protocol=proto))
+
+
+def test_retention_points_carry_their_confidence_bars(study: StudySummary, tmp_path: Path) -> None:
+    fits = fit_study(study)
+    plain = plot_retention(study, fits, tmp_path / "plain.png")
+    banded_points = tuple(
+        dataclasses.replace(
+            p,
+            retained={t: a / study.baseline_tasks[t] for t, a in p.tasks.items()},
+            retained_ci={t: (0.5 * a / study.baseline_tasks[t], 1.0) for t, a in p.tasks.items()},
+        )
+        for p in study.points
+    )
+    banded = plot_retention(
+        dataclasses.replace(study, points=banded_points), fits, tmp_path / "banded.png"
+    )
+    a, b = matplotlib.image.imread(plain), matplotlib.image.imread(banded)
+    assert a.shape == b.shape and (a != b).mean() > 0.01  # the bars are drawn

@@ -192,3 +192,18 @@ def test_report_states_how_fine_task_figures_are(study: StudySummary) -> None:
     assert "| 40 | 0.300 | 0.072 | 0.250 |" in rows["mmlu"]
     assert "within 2 SE of chance" in rows["mmlu"]
     assert "mmlu: the unpruned model is not clearly above chance" in section
+
+
+def test_report_marks_trials_re_measured_only_to_spread_the_front(study: StudySummary) -> None:
+    spread = next(p for p in study.final if not p.chosen)
+    final = tuple(dataclasses.replace(p, spread=p is spread) for p in study.final)
+    protocol = {**study.protocol, "final_remeasurement": {"fit_tokens": 4096}}
+    s = dataclasses.replace(study, final=final, protocol=protocol)
+    text = render_report(s, fit_study(s), {})
+    marked = [line for line in text.splitlines() if line.startswith(f"| {spread.number} ")]
+    assert marked and "†" in marked[0]
+    assert "† marks a trial re-measured on fewer held-out tokens (4096)" in text
+    assert sum("†" in line for line in text.splitlines() if line.startswith("| ")) == 1
+    plain = render_report(study, fit_study(study), {})
+    assert "†" not in plain
+    assert StudySummary.from_json(s.to_json()).final == s.final  # the mark round-trips

@@ -340,3 +340,63 @@ def test_evenly_spaced_picks_k_of_n_from_both_ends() -> None:
     assert spaced(items, 2) == [0, 6]
     assert spaced(items, 3) == [0, 3, 6]
     assert spaced(items, 7) == items and spaced(items, 9) == items
+
+
+# -- what a user reads when nothing was chosen -------------------------------------------
+def _outcome(study: optuna.Study) -> str:
+    import io
+
+    from rich.console import Console
+
+    from frontier.cli.render import outcome
+
+    buf = io.StringIO()
+    assert outcome(Console(file=buf, width=300), study, []) is False
+    return " ".join(buf.getvalue().split())
+
+
+def test_a_trial_that_passes_held_out_after_missing_at_search_is_named_with_its_command() -> None:
+    # the case: trial 0 missed a floor at search time by one document and passes
+    # on the larger held-out measurement
+    study = _study((0.6, 1.6, {SLO: 0.1}), (0.9, 1.7, {SLO: 0.2}))
+    _final(study, 0, feasible=True)
+    study.set_user_attr(
+        "frontier:final:0",
+        {**study.user_attrs["frontier:final:0"], "violations": {SLO: -0.1, SLO2: -0.1}},
+    )
+    out = _outcome(study)
+    assert "Pareto set of" not in out  # no empty table
+    assert "the Pareto set is empty" in out
+    assert "trial 0 (40.0% MLP removed) meets every SLO on its held-out figures" in out
+    assert f"frontier export {study.study_name} 0 --out DIR" in out
+    assert "no trial meets every SLO" not in out
+
+
+def test_a_floor_the_final_figures_cannot_decide_is_said_so() -> None:
+    study = _study((0.6, 1.6, {SLO: 0.1}))
+    study.set_user_attr(
+        "frontier:final:0",
+        {
+            "feasible": False,
+            "ppl_ratio": 1.4,
+            "violations": {SLO: -0.1, SLO2: 0.01},
+            "undecided": [SLO2],
+            "mlp_kept": 0.6,
+            "params_kept": 0.6,
+        },
+    )
+    out = _outcome(study)
+    assert f"could not tell whether trial 0 (40.0% MLP removed) meets {SLO2}" in out
+    assert "--report-docs" in out and f"frontier export {study.study_name} 0 --out DIR" in out
+
+
+def test_pareto_of_a_study_without_feasible_trials_prints_no_empty_table(capsys: Any) -> None:
+    from frontier.cli.render import pareto
+    from frontier.study.read import read_trials
+
+    study = _study((0.6, 1.6, {SLO: 0.1}))
+    pareto("s", read_trials(study, pareto_only=True), [], all_trials=False)
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the Pareto set is empty" in out and "--all" in out and "┃" not in out
+    pareto("s", read_trials(study), [], all_trials=True)
+    assert "trial" in capsys.readouterr().out  # --all: the one trial is listed

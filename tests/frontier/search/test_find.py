@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -188,7 +189,11 @@ def test_cli_pareto_and_show(
     chosen = find(spec).chosen
     assert chosen is not None
     assert main(["pareto", "s", "--storage", spec.storage_url, "--json"]) == 0
-    assert f'"trial": {chosen.number}' in capsys.readouterr().out
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["study"] == "s" and chosen.number in [t["trial"] for t in listed["trials"]]
+    uniform = listed["uniform_limit"]  # the bisected uniform plan the study opened with
+    assert isinstance(uniform["trial"], int) and 0 < uniform["keep"] <= 1
+    assert uniform["search"]["mlp_removed"] == pytest.approx(1 - uniform["mlp_kept"])
     assert main(["show", "s", str(chosen.number), "--storage", spec.storage_url]) == 0
     out = capsys.readouterr().out
     assert "layer   0" in out and "chosen" in out

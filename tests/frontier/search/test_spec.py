@@ -104,10 +104,11 @@ def test_committed_study_specs_load(path: Path) -> None:
 def test_fields_added_later_keep_old_fingerprints_and_old_meaning() -> None:
     from frontier.search.spec import LEGACY_VALUES
 
-    old = StudySpec(criterion="activation", refit=False)
+    old = StudySpec(criterion="activation", **LEGACY_VALUES)  # a study stored before them
     settings = old.measured_settings()
-    assert "refit" not in settings and "check_texts" not in settings
-    assert StudySpec().measured_settings()["refit"] is True  # the new default is recorded
+    assert not set(LEGACY_VALUES) & set(settings)
+    new = StudySpec().measured_settings()  # the new defaults are recorded
+    assert new["refit"] is True and new["confidence"] == 0.9
     assert old.fingerprint("m") != StudySpec(criterion="activation").fingerprint("m")
     stored = {k: v for k, v in old.to_dict().items() if k not in LEGACY_VALUES}
     again = StudySpec.from_dict({**LEGACY_VALUES, **stored})

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import subprocess
@@ -160,6 +161,54 @@ def test_tasks_is_the_mean_over_measured_tasks() -> None:
     assert parse_slo("tasks>=0.3").measured(metrics) == pytest.approx(0.45)
     assert parse_slo("tasks>=90%").satisfied(metrics) is True
     assert parse_slo("tasks>90%").satisfied(metrics) is False
+
+
+# 17 of 30 against the unpruned model's 19 of 30 (89.5% retained) on a 90% floor: the
+# paired interval straddles the floor, so the search keeps the trial and the final
+# verdict cannot call it a pass
+STRADDLING = TaskScore(
+    acc=17 / 30, baseline=19 / 30, acc_ci=(0.42, 0.71), retention_ci=(0.74, 1.08)
+)
+
+
+@pytest.mark.parametrize(
+    ("ci", "decision"),
+    [((0.74, 1.08), "undecided"), ((0.91, 1.08), "pass"), ((0.60, 0.89), "fail")],
+)
+def test_a_floor_is_decided_on_the_whole_interval(ci: tuple[float, float], decision: str) -> None:
+    slo = parse_slo("arc_easy>=90%")
+    score = dataclasses.replace(STRADDLING, retention_ci=ci)
+    metrics = TrialMetrics(tasks={"arc_easy": score})
+    assert slo.decision(metrics) == decision
+    optimistic = slo.violation(dataclasses.replace(metrics, side="optimistic"))
+    pessimistic = slo.violation(dataclasses.replace(metrics, side="pessimistic"))
+    assert optimistic is not None and pessimistic is not None
+    assert (optimistic <= 0) == (decision != "fail")  # the search rejects only a fail
+    assert (pessimistic <= 0) == (decision == "pass")  # the final verdict needs a pass
+
+
+def test_the_estimate_side_ignores_intervals() -> None:
+    slo = parse_slo("arc_easy>=90%")
+    metrics = TrialMetrics(tasks={"arc_easy": STRADDLING})
+    assert slo.measured(metrics) == pytest.approx(100 * 17 / 19)
+    assert slo.satisfied(metrics) is False
+    no_interval = TrialMetrics(tasks={"arc_easy": TaskScore(0.6, 0.6)}, side="pessimistic")
+    assert slo.decision(no_interval) == "pass"  # no interval: both ends are the estimate
+
+
+def test_absolute_floors_and_the_mean_read_their_bounds() -> None:
+    metrics = TrialMetrics(tasks={"arc_easy": STRADDLING}, side="optimistic")
+    assert parse_slo("arc_easy>=0.7").measured(metrics) == pytest.approx(0.71)
+    low = dataclasses.replace(metrics, side="pessimistic")
+    assert parse_slo("arc_easy>=0.7").measured(low) == pytest.approx(0.42)
+    both = {
+        "a": STRADDLING,
+        "b": TaskScore(0.5, 0.5, acc_ci=(0.4, 0.6), retention_ci=(0.9, 1.1)),
+    }
+    mean = parse_slo("tasks>=90%")
+    assert mean.measured(TrialMetrics(tasks=both, side="pessimistic")) == pytest.approx(82.0)
+    assert mean.measured(TrialMetrics(tasks=both, side="optimistic")) == pytest.approx(109.0)
+    assert mean.decision(TrialMetrics(tasks=both)) == "undecided"
 
 
 def test_needs() -> None:

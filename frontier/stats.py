@@ -1,0 +1,126 @@
+"""Paired statistics for task floors: intervals on retention and decisions with a stated confidence.
+
+A task's figures for the pruned and the unpruned model come from the *same* documents, so
+each document is a pair (pruned score, unpruned score), each in [0, 1] (1/0 for an accuracy
+metric). Retention is the ratio of the two means; its interval here is an adjusted Wald
+interval on the log ratio:
+
+- two discordant pseudo-pairs, (1, 0) and (0, 1), are added to the documents (for 0/1 scores
+  this is adding one to each discordant count, which keeps the interval finite and honest
+  when a handful of documents all agree);
+- the variance of the log ratio is the delta method's, from the pairs' own moments:
+  ``(v_p / m_p^2 + v_b / m_b^2 - 2 c_pb / (m_p m_b)) / n``; for 0/1 scores this is
+  ``(b + c) / ((a + b)(a + c))`` with ``a`` documents both got right and ``b``, ``c`` the
+  discordant counts, so only the documents the two models disagree on widen it;
+- the interval is ``ratio * exp(-+ z sqrt(var))`` with ``z`` the normal quantile of the
+  two-sided ``confidence``.
+
+Its coverage is checked by simulation in ``tests/frontier/test_stats.py``.
+
+A floor ``retention >= r`` is then decided three ways (:meth:`frontier.study.SLO.decision`):
+``pass`` when the whole interval lies at or above ``r``, ``fail`` when it lies below,
+``undecided`` otherwise. Each wrong
+verdict has probability at most about ``(1 - confidence) / 2``. The search rejects a trial
+only on ``fail`` (a trial that might pass stays in); the final re-measurement chooses a
+point only on ``pass``.
+
+This module must not import torch or numpy: the CLI and the study read model use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import Literal
+
+from frontier.errors import FrontierError
+
+__all__ = [
+    "DEFAULT_CONFIDENCE",
+    "Decision",
+    "Interval",
+    "accuracy_interval",
+    "near_chance",
+    "retention_interval",
+    "z_value",
+]
+
+#: The two-sided level of every interval, unless a study says otherwise (``--confidence``).
+DEFAULT_CONFIDENCE = 0.9
+
+Decision = Literal["pass", "fail", "undecided"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its two-sided ``confidence`` interval, from ``n`` documents."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+
+
+def z_value(confidence: float) -> float:
+    """The normal quantile of a two-sided ``confidence`` interval (0.9 -> 1.645)."""
+    if not 0 < confidence < 1:
+        raise FrontierError(f"confidence must be in (0, 1), got {confidence}")
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _check(scores: Sequence[float], what: str) -> None:
+    if not scores:
+        raise FrontierError(f"no documents for the {what} interval")
+    if any(not 0.0 <= s <= 1.0 for s in scores):
+        raise FrontierError(f"{what} scores must lie in [0, 1]")
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def retention_interval(
+    pruned: Sequence[float], base: Sequence[float], confidence: float = DEFAULT_CONFIDENCE
+) -> Interval:
+    """Retention (mean pruned score / mean unpruned score) on paired documents, with its
+    interval (see the module's text). The estimate is the plain ratio of the means (NaN
+    where the unpruned model scored 0 on every document); the interval is still defined."""
+    if len(pruned) != len(base):
+        raise FrontierError(f"paired scores differ in length: {len(pruned)} and {len(base)}")
+    _check(pruned, "retention")
+    _check(base, "retention")
+    z = z_value(confidence)
+    mb = _mean(base)
+    estimate = _mean(pruned) / mb if mb > 0 else math.nan
+    x = [*pruned, 1.0, 0.0]
+    y = [*base, 0.0, 1.0]
+    n = len(x)
+    m1, m2 = _mean(x), _mean(y)
+    v1 = _mean([(a - m1) ** 2 for a in x])
+    v2 = _mean([(b - m2) ** 2 for b in y])
+    c12 = _mean([(a - m1) * (b - m2) for a, b in zip(x, y, strict=True)])
+    var = max((v1 / m1**2 + v2 / m2**2 - 2 * c12 / (m1 * m2)) / n, 0.0)
+    centre, half = m1 / m2, z * math.sqrt(var)
+    return Interval(estimate, centre * math.exp(-half), centre * math.exp(half), confidence, n - 2)
+
+
+def accuracy_interval(scores: Sequence[float], confidence: float = DEFAULT_CONFIDENCE) -> Interval:
+    """The mean score with an adjusted Wald interval (one 1 and one 0 added), in [0, 1]."""
+    _check(scores, "accuracy")
+    z = z_value(confidence)
+    x = [*scores, 1.0, 0.0]
+    m = _mean(x)
+    half = z * math.sqrt(_mean([(a - m) ** 2 for a in x]) / len(x))
+    return Interval(_mean(scores), max(0.0, m - half), min(1.0, m + half), confidence, len(scores))
+
+
+def near_chance(accuracy: float, chance: float, n: int) -> bool:
+    """Whether ``accuracy`` on ``n`` documents is within two standard errors of ``chance``
+    (the standard error of an accuracy at chance on ``n`` documents), or below it."""
+    if n < 1:
+        return True
+    se = math.sqrt(chance * (1 - chance) / n)
+    return accuracy <= chance + 2 * se
