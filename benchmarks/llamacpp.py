@@ -26,7 +26,14 @@ The text is the report part of frontier's ``wiki-sample`` (the Wikipedia sample 
 ``exllamav2`` package, not WikiText-2; disjoint from the calibration articles).
 Needs ``frontier llamacpp build`` first.
 
+``--shape llama-3.2-1b`` runs the speed comparison on a model of that shape built with
+``from_config`` (random weights, so no perplexity; a tiny offline tokenizer): the chosen
+SmolLM2 point's per-layer keep ratios interpolated onto its layers, kept neurons drawn at
+random. A 1B model's time per token is dominated by its weights far more than a 135M
+model's, which is what the speed target is about.
+
     python benchmarks/llamacpp.py [--types f16,q8_0,q4_k_m] [--rounds 5] [--threads 2]
+    python benchmarks/llamacpp.py --shape llama-3.2-1b --types f16,q8_0
 """
 
 from __future__ import annotations
@@ -36,6 +43,9 @@ import json
 import os
 import statistics
 import tempfile
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +62,118 @@ from frontier.plan import Plan
 SUMMARY = Path(__file__).resolve().parents[1] / "studies/results/smollm2-135m/summary.json"
 
 
-def chosen_widths(summary: Path) -> tuple[int, tuple[int, ...], dict[str, Any]]:
+#: Real shapes (published configs; plain RoPE: speed does not depend on the scaling).
+SHAPES: dict[str, dict[str, Any]] = {
+    "llama-3.2-1b": {
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "vocab_size": 128256,
+        "tie_word_embeddings": True,
+        "rope_theta": 500000.0,
+        "max_position_embeddings": 8192,
+        "rms_norm_eps": 1e-5,
+    },
+}
+
+
+def chosen_point(summary: Path) -> tuple[int, Plan, dict[str, Any]]:
     data = json.loads(summary.read_text())
     (point,) = [p for p in data["points"] if p.get("chosen")]
-    return int(point["number"]), tuple(point["widths"]), data["protocol"]
+    plan = Plan(tuple(point["widths"]), tuple(point["full"]))
+    return int(point["number"]), plan, data["protocol"]
+
+
+@dataclass
+class Setup:
+    """What is exported and measured: the model, its plans, how a plan is applied."""
+
+    lm: Any
+    plans: dict[str, Plan]
+    select: Callable[[Plan], tuple[Any, Any]]  # plan -> (selection, refit weights or None)
+    pruned: Callable[[Any], AbstractContextManager[Any]]
+    describe: str
+    windows: list[list[int]] | None = None  # perplexity windows; None: no perplexity
+    text_file: Path | None = None
+
+
+def _three_plans(pruned: Plan) -> dict[str, Plan]:
+    full = pruned.full
+    return {
+        "original": Plan.dense(full),
+        "pruned": pruned,
+        "uniform": Plan.uniform(pruned.kept_fraction, full, multiple=32),
+    }
+
+
+def real_setup(args: argparse.Namespace) -> Setup:
+    """The committed study's chosen point on SmolLM2, pruned by the study's operator."""
+    trial, plan, protocol = chosen_point(SUMMARY)
+    lm = load_model(protocol["model"])
+    cal = protocol["calibration"]
+    refit = bool((protocol.get("operator") or {}).get("refit", False))
+    scores = calibrate(
+        lm,
+        protocol["criterion"],
+        text="wiki-sample",
+        n_tokens=int(cal["tokens"]),
+        seq_len=int(cal["seq_len"]),
+        grams=refit,
+    )
+    operator = PruningOperator.for_model(lm, scores, refit=refit)
+
+    def select(p: Plan) -> tuple[Any, Any]:
+        selection = operator.select(p)
+        return selection, operator.weights(selection)
+
+    docs = TextSource("wiki-sample").documents("report")  # disjoint from calibration
+    ids = lm.tokenizer("\n\n".join(docs)[:60_000])["input_ids"]
+    windows = [ids[i * args.ctx : (i + 1) * args.ctx] for i in range(args.windows)]
+    text_file = Path(tempfile.mkdtemp()) / "text.txt"
+    text_file.write_text(lm.tokenizer.decode([t for w in windows for t in w]))
+    return Setup(
+        lm,
+        _three_plans(plan),
+        select,
+        operator.pruned,
+        f"trial {trial} of the committed smollm2-135m study, {plan.removed_fraction:.1%} of "
+        f"MLP neurons removed; operator {operator.name}",
+        windows,
+        text_file,
+    )
+
+
+def shape_setup(args: argparse.Namespace) -> Setup:
+    """A random model of a real shape, pruned to the chosen point's per-layer ratios."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from frontier.models import LoadedModel
+    from frontier.surgery import Pruner
+    from frontier.testing import tiny_tokenizer
+
+    torch.manual_seed(0)
+    config = LlamaConfig(**SHAPES[args.shape])
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
+    lm = LoadedModel(model, tiny_tokenizer(), source=args.shape, name=args.shape)
+    full = lm.adapter.full_widths(model)
+    trial, chosen, _ = chosen_point(SUMMARY)
+    keep = np.asarray(chosen.keep_ratios())
+    ratios = np.interp(np.linspace(0, len(keep) - 1, len(full)), np.arange(len(keep)), keep)
+    plan = Plan.from_ratios([float(r) for r in ratios], full, multiple=32)
+    gen = torch.Generator().manual_seed(0)
+    pruner = Pruner(model, [torch.rand(w, generator=gen) for w in full])
+
+    return Setup(
+        lm,
+        _three_plans(plan),
+        lambda p: (pruner.select(p), None),
+        pruner.pruned,
+        f"{args.shape} (random weights), the per-layer keep ratios of trial {trial} of the "
+        f"smollm2-135m study: {plan.removed_fraction:.1%} of MLP neurons removed",
+    )
 
 
 def bytes_per_token(path: Path) -> tuple[int, int]:
@@ -103,84 +221,57 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=64, help="llama-bench generated tokens")
     ap.add_argument("--out", default=None, help="folder for the GGUFs (default: temporary)")
     ap.add_argument("--json", default=None, help="write the figures here")
+    ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="a random model")
     args = ap.parse_args()
     _llamacpp.require()
     torch.set_num_threads(args.threads)
     types = [t for t in args.types.split(",") if t]
-
-    trial, widths, protocol = chosen_widths(SUMMARY)
-    lm = load_model(protocol["model"])
-    full = lm.adapter.full_widths(lm.model)
-    cal = protocol["calibration"]
-    recorded = protocol.get("operator") or {}
-    refit = bool(recorded.get("refit", False))
-    scores = calibrate(
-        lm,
-        protocol["criterion"],
-        text=protocol.get("calibration_text", "wiki-sample"),
-        n_tokens=int(cal["tokens"]),
-        seq_len=int(cal["seq_len"]),
-        grams=refit,
-    )
-    operator = PruningOperator.for_model(lm, scores, refit=refit)
-    plans = {
-        "original": Plan.dense(full),
-        "pruned": Plan(widths, full),
-        "uniform": Plan.uniform(sum(widths) / sum(full), full, multiple=32),
-    }
-    print(
-        f"plan: trial {trial} of the committed smollm2-135m study, "
-        f"{1 - sum(widths) / sum(full):.1%} of MLP neurons removed; operator {operator.name}"
-    )
-    docs = TextSource("wiki-sample").documents("report")  # disjoint from calibration
-    text = "\n\n".join(docs)[:60_000]
-    ids = lm.tokenizer(text)["input_ids"]
-    windows = [ids[i * args.ctx : (i + 1) * args.ctx] for i in range(args.windows)]
-    text_file = Path(tempfile.mkdtemp()) / "text.txt"
-    text_file.write_text(lm.tokenizer.decode([t for w in windows for t in w]))
+    setup = shape_setup(args) if args.shape else real_setup(args)
+    print(f"plan: {setup.describe}", flush=True)
 
     root = Path(args.out or tempfile.mkdtemp(prefix="llamacpp-bench-"))
     files: dict[tuple[str, str], Path] = {}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for gtype in types:
-        for name, plan in plans.items():
-            out = root / f"{name}-{gtype}"
-            selection = operator.select(plan)
+        for name, plan in setup.plans.items():
+            selection, refit = setup.select(plan)
             result = export_model(
-                lm,
+                setup.lm,
                 selection,
-                out,
+                root / f"{name}-{gtype}",
                 format="gguf",
                 gguf_type=gtype,
                 force=True,
-                refit=operator.weights(selection),
+                refit=refit,
             )
             written, check = result.gguf, result.llamacpp
             assert written is not None and check is not None
             files[name, gtype] = written.path
             total, read = bytes_per_token(written.path)
-            with operator.pruned(selection):
-                ppl_cpp, ppl_hf = perplexities(lm.model, written.path, windows, args.threads)
-            ppl_tool = _llamacpp.perplexity(
-                written.path, text_file, ctx=args.ctx, threads=args.threads
-            )
-            rows[name, gtype] = {
+            row: dict[str, Any] = {
                 "file_bytes": written.path.stat().st_size,
                 "tensor_bytes": total,
                 "bytes_per_token": read,
-                "ppl_llamacpp": ppl_cpp,
-                "ppl_transformers": ppl_hf,
-                "ppl_llama_perplexity": ppl_tool,
                 "layout": written.message,
                 "fixed_text_max_logprob_diff": check.max_abs_logprob_diff,
                 "pp": [],
                 "tg": [],
             }
+            if setup.windows is not None and setup.text_file is not None:
+                with setup.pruned(selection):
+                    cpp, hf = perplexities(
+                        setup.lm.model, written.path, setup.windows, args.threads
+                    )
+                row["ppl_llamacpp"], row["ppl_transformers"] = cpp, hf
+                row["ppl_llama_perplexity"] = _llamacpp.perplexity(
+                    written.path, setup.text_file, ctx=args.ctx, threads=args.threads
+                )
+            rows[name, gtype] = row
             print(f"{name} {gtype}: {written.message}", flush=True)
 
     for r in range(args.rounds):  # interleaved: every round runs every file once
         for gtype in types:
-            for name in plans:
+            for name in setup.plans:
                 speed = _llamacpp.bench(
                     files[name, gtype],
                     n_prompt=args.prompt,
@@ -204,15 +295,16 @@ def main() -> None:
     print("|" + "---|" * 9)
     verdicts = []
     for gtype in types:
-        for name in plans:
+        for name in setup.plans:
             row = rows[name, gtype]
             row["pp_median"] = statistics.median(row["pp"])
             row["tg_median"] = statistics.median(row["tg"])
+            ppl = [row.get(k) for k in ("ppl_llamacpp", "ppl_transformers", "ppl_llama_perplexity")]
             print(
                 f"| {gtype} | {name} | {row['file_bytes'] / 1e6:.1f} | "
-                f"{row['bytes_per_token'] / 1e6:.1f} | {row['ppl_llamacpp']:.3f} | "
-                f"{row['ppl_transformers']:.3f} | {row['ppl_llama_perplexity']:.3f} | "
-                f"{row['pp_median']:.0f} | {row['tg_median']:.1f} |"
+                f"{row['bytes_per_token'] / 1e6:.1f} | "
+                + " | ".join("-" if v is None else f"{v:.3f}" for v in ppl)
+                + f" | {row['pp_median']:.0f} | {row['tg_median']:.1f} |"
             )
         orig = rows["original", gtype]
         for name in ("pruned", "uniform"):
@@ -234,8 +326,8 @@ def main() -> None:
         Path(args.json).write_text(
             json.dumps(
                 {
-                    "trial": trial,
-                    "widths": widths,
+                    "plan": setup.describe,
+                    "widths": list(setup.plans["pruned"].widths),
                     "rows": {f"{n}-{t}": v for (n, t), v in rows.items()},
                     "verdicts": verdicts,
                 },
