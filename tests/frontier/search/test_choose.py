@@ -400,3 +400,36 @@ def test_pareto_of_a_study_without_feasible_trials_prints_no_empty_table(capsys:
     assert "the Pareto set is empty" in out and "--all" in out and "┃" not in out
     pareto("s", read_trials(study), [], all_trials=True)
     assert "trial" in capsys.readouterr().out  # --all: the one trial is listed
+
+
+def _set_final(study: optuna.Study, number: int, **record: Any) -> None:
+    study.set_user_attr(f"frontier:final:{number}", record)
+
+
+def test_choose_skips_spread_and_unjudged_records_and_reads_on() -> None:
+    # trial 0: smallest, feasible held out but re-measured only to spread the front;
+    # trial 1: its record has no verdict; trial 2: missed at search time (the nearest,
+    # re-measured); trial 3: the one to choose
+    study = _study(
+        (0.4, 1.2, {SLO: -0.2}),
+        (0.45, 1.2, {SLO: -0.2}),
+        (0.5, 1.6, {SLO: 0.1}),
+        (0.6, 1.3, {SLO: -0.1}),
+    )
+    _set_final(study, 0, feasible=True, spread=True, ppl_ratio=1.3)
+    _set_final(study, 1, ppl_ratio=1.3)
+    _set_final(study, 2, feasible=True, ppl_ratio=1.3)
+    _set_final(study, 3, feasible=True, ppl_ratio=1.3)
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 3
+    assert final_record(study, 3) == final_record(study, study.trials[3])
+    assert final_record(study, 3) is not None and final_record(study, 9) is None
+
+
+def test_choose_ties_read_the_search_figure_when_the_held_out_one_is_missing() -> None:
+    study = _study((0.5, 1.2, {SLO: -0.2}), (0.5, 1.25, {SLO: -0.15}), (0.5, 1.1, {SLO: -0.3}))
+    _set_final(study, 0, feasible=True)  # no held-out ppl: its search figure, 1.2
+    _set_final(study, 1, feasible=True, ppl_ratio=1.3)
+    _set_final(study, 2, feasible=True, ppl_ratio="inf")  # stored infinity: last
+    chosen = choose(study)
+    assert chosen is not None and chosen.number == 0
