@@ -118,9 +118,10 @@ def accuracy_interval(scores: Sequence[float], confidence: float = DEFAULT_CONFI
 
 
 def near_chance(accuracy: float, chance: float, n: int) -> bool:
-    """Whether ``accuracy`` on ``n`` documents is within two standard errors of ``chance``
-    (the standard error of an accuracy at chance on ``n`` documents), or below it."""
+    """Whether ``accuracy`` on ``n`` documents is within two of its standard errors
+    (``sqrt(acc (1 - acc) / n)``) of ``chance``, or below it: the one rule for the study's
+    warning and the report's "how fine the task figures are" table."""
     if n < 1:
         return True
-    se = math.sqrt(chance * (1 - chance) / n)
-    return accuracy <= chance + 2 * se
+    se = math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / n)
+    return accuracy - chance < 2 * se

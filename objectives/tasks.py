@@ -323,22 +323,25 @@ class TaskAccuracy(Objective):
                 scores.update(_per_doc(out["samples"], mine, self._metrics[name])[0])
         return scores
 
+    def _read(self, leaf: str, looks: int) -> int:
+        """How many of ``leaf``'s documents (in the seeded order) ``looks`` looks read: the
+        first look ``n_docs``, each further one twice as many (none before the first)."""
+        return 0 if looks < 1 else self._first[leaf] * 2 ** (looks - 1)
+
     def _keys(self, name: str, looks: int | None) -> list[str]:
         """The documents of task ``name`` read by ``looks`` looks (None: the first)."""
-        out = []
-        for leaf in self._leaves[name]:
-            k = self._first[leaf] * 2 ** ((looks or 1) - 1)
-            out += [f"{leaf}/{i}" for i in self._order[leaf][:k]]
-        return out
+        return [
+            f"{leaf}/{i}"
+            for leaf in self._leaves[name]
+            for i in self._order[leaf][: self._read(leaf, looks or 1)]
+        ]
 
     def _max_looks(self, name: str) -> int:
         """Looks until every leaf of task ``name`` has read all its documents."""
         looks = 1
         for leaf in self._leaves[name]:
-            mine, n = 1, self._first[leaf]
-            while n < len(self._order[leaf]):
-                mine, n = mine + 1, 2 * n
-            looks = max(looks, mine)
+            while self._read(leaf, looks) < len(self._order[leaf]):
+                looks += 1
         return looks
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
@@ -405,8 +408,8 @@ class TaskAccuracy(Objective):
             samples: dict[str, list[int]] = {}
             for name in todo:
                 for leaf in self._leaves[name]:
-                    k = self._first[leaf] * 2 ** (looks[name] - 1)
-                    fresh = self._order[leaf][k // 2 if looks[name] > 1 else 0 : k]
+                    n = looks[name]
+                    fresh = self._order[leaf][self._read(leaf, n - 1) : self._read(leaf, n)]
                     if fresh:  # (lm-eval reads an empty list as "every document")
                         samples[leaf] = sorted(fresh)
             if samples:

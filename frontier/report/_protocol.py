@@ -8,6 +8,7 @@ from typing import Any
 
 from frontier.data.tasks import chance_levels
 from frontier.report._markdown import _flatten, _num, _pct, _table
+from frontier.stats import near_chance
 from frontier.study.summary import StudySummary
 
 
@@ -57,7 +58,8 @@ def _resolution_section(summary: StudySummary) -> list[str]:
     report_proto = (summary.protocol.get("report") or {}).get("tasks") or {}
     if summary.baseline_tasks_final:
         stages.append(("report", report_proto, summary.baseline_tasks_final))
-    rows, near_chance = [], set()
+    rows: list[list[str]] = []
+    near: set[str] = set()
     for task in summary.task_names:
         for stage, proto, base in stages:
             n, acc = task_docs(proto, task), base.get(task)
@@ -65,8 +67,8 @@ def _resolution_section(summary: StudySummary) -> list[str]:
                 continue
             se = math.sqrt(max(acc * (1 - acc), 1e-12) / n)
             chance = CHANCE.get(task)
-            flag = chance is not None and acc - chance < 2 * se
-            near_chance |= {task} if flag else set()
+            flag = chance is not None and near_chance(acc, chance, n)
+            near |= {task} if flag else set()
             rows.append(
                 [
                     task,
@@ -104,9 +106,9 @@ def _resolution_section(summary: StudySummary) -> list[str]:
             rows,
         ),
     ]
-    if near_chance:
+    if near:
         lines += [
-            f"> **Note:** {', '.join(sorted(near_chance))}: the unpruned model is not clearly "
+            f"> **Note:** {', '.join(sorted(near))}: the unpruned model is not clearly "
             "above chance on these documents; read their retention and floors as noise.",
             "",
         ]

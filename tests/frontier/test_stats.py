@@ -134,11 +134,12 @@ def test_bad_input_is_a_one_line_error(
 
 
 def test_near_chance_is_two_standard_errors_of_chance() -> None:
-    # 4 choices, 100 documents: SE at chance = sqrt(.25 * .75 / 100) = 0.0433
+    # the accuracy's own SE: 100 documents at 0.336 -> sqrt(.336 * .664 / 100) = 0.0472
     assert near_chance(0.25, 0.25, 100)
-    assert near_chance(0.5 + 2 * math.sqrt(0.25 / 100), 0.5, 100)  # two SEs exactly
-    assert near_chance(0.336, 0.25, 100)  # 0.25 + 2 * 0.0433 = 0.3366
-    assert not near_chance(0.34, 0.25, 100)
+    assert near_chance(0.336, 0.25, 100)  # 0.086 < 2 * 0.0472
+    assert not near_chance(0.35, 0.25, 100)  # 0.100 > 2 * 0.0477
+    assert not near_chance(0.5, 0.25, 16)  # exactly two SEs (0.125 each) is not within
+    assert near_chance(0.5, 0.25, 15)  # fewer documents: 0.25 < 2 * 0.129
     assert near_chance(0.10, 0.25, 100)  # below chance counts too
     assert not near_chance(0.30, 0.25, 2000)  # more documents: a smaller margin
     assert not near_chance(1.0, 0.01, 1)  # one document can be far from a tiny chance
