@@ -9,7 +9,7 @@ MODEL  ?= smollm2-135m
 # -rs: say why each skipped test was skipped (CI passes -rA: every outcome)
 PYTEST_FLAGS ?= -rs
 
-.PHONY: setup demo test test-slow test-gpu studies lint bench mutation clean
+.PHONY: setup demo test test-slow test-gpu bench-gpu studies lint bench mutation clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ test-slow: $(STAMP)
 # CUDA checks of the engine (skipped where no GPU is present; CI has none).
 test-gpu: $(STAMP)
 	$(PY) -m pytest -q -rs tests/frontier/test_cuda.py
+
+# Time and memory of a study per model shape (from_config, random weights), on the GPU
+# where there is one (see README "On a GPU").
+bench-gpu: $(STAMP)
+	$(PY) benchmarks/gpu.py
 
 # The committed studies with task floors (hours on a 2-core CPU; see README).
 studies: $(STAMP)

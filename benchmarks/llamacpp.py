@@ -58,26 +58,9 @@ from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.operator import PruningOperator
 from frontier.plan import Plan
+from frontier.testing import REAL_SHAPES
 
 SUMMARY = Path(__file__).resolve().parents[1] / "studies/results/smollm2-135m/summary.json"
-
-
-#: Real shapes (published configs; plain RoPE: speed does not depend on the scaling).
-SHAPES: dict[str, dict[str, Any]] = {
-    "llama-3.2-1b": {
-        "hidden_size": 2048,
-        "intermediate_size": 8192,
-        "num_hidden_layers": 16,
-        "num_attention_heads": 32,
-        "num_key_value_heads": 8,
-        "head_dim": 64,
-        "vocab_size": 128256,
-        "tie_word_embeddings": True,
-        "rope_theta": 500000.0,
-        "max_position_embeddings": 8192,
-        "rms_norm_eps": 1e-5,
-    },
-}
 
 
 def chosen_point(summary: Path) -> tuple[int, Plan, dict[str, Any]]:
@@ -148,14 +131,14 @@ def real_setup(args: argparse.Namespace) -> Setup:
 
 def shape_setup(args: argparse.Namespace) -> Setup:
     """A random model of a real shape, pruned to the chosen point's per-layer ratios."""
-    from transformers import AutoModelForCausalLM, LlamaConfig
+    from transformers import AutoModelForCausalLM
 
     from frontier.models import LoadedModel
     from frontier.surgery import Pruner
-    from frontier.testing import tiny_tokenizer
+    from frontier.testing import real_shape_config, tiny_tokenizer
 
     torch.manual_seed(0)
-    config = LlamaConfig(**SHAPES[args.shape])
+    config = real_shape_config(args.shape)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32).eval()
     lm = LoadedModel(model, tiny_tokenizer(), source=args.shape, name=args.shape)
     full = lm.adapter.full_widths(model)
@@ -221,7 +204,7 @@ def main() -> None:
     ap.add_argument("--gen", type=int, default=64, help="llama-bench generated tokens")
     ap.add_argument("--out", default=None, help="folder for the GGUFs (default: temporary)")
     ap.add_argument("--json", default=None, help="write the figures here")
-    ap.add_argument("--shape", choices=sorted(SHAPES), default=None, help="a random model")
+    ap.add_argument("--shape", choices=sorted(REAL_SHAPES), default=None, help="a random model")
     args = ap.parse_args()
     _llamacpp.require()
     torch.set_num_threads(args.threads)

@@ -56,11 +56,14 @@ def prune(
     compensate: bool = False,
     refit: bool = True,
     trust_remote_code: bool = False,
+    device: str = "cpu",
+    dtype: str = "fp32",
     progress: Callable[[str], None] | None = None,
 ) -> PruneResult:
     """Keep ``keep`` of every layer's MLP neurons and report perplexity on report text.
 
-    ``model`` is a loaded model or anything :func:`~frontier.models.load_model` takes.
+    ``model`` is a loaded model or anything :func:`~frontier.models.load_model` takes
+    (loaded in ``dtype`` on ``device``, ``auto`` for either).
     ``calibration.text`` is what the scores are computed on, ``text`` what perplexity is
     measured on (the report part of it, disjoint from the calibration part).
     """
@@ -70,7 +73,13 @@ def prune(
 
     say = progress or (lambda _msg: None)
     lm = (
-        load_model(model, trust_remote_code=trust_remote_code, progress=progress)
+        load_model(
+            model,
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            progress=progress,
+        )
         if isinstance(model, str)
         else model
     )

@@ -16,8 +16,13 @@ report text), at a reference selection.
 Speed: a trial refits every layer, and the kept set of a layer is always a prefix of
 one fixed order (the criterion's ranking). So each layer factors ``G + lambda I``, once,
 in that order (:meth:`LayerRefit.prefix`), and a trial costs one float32 product per
-layer. The set-up is float64 on the host; any other kept set is solved directly
-(:meth:`LayerRefit.columns`).
+layer. Any other kept set is solved directly (:meth:`LayerRefit.columns`).
+
+Where it runs: the set-up (the alpha choice and the factorisations) is float64 on the
+model's device, one layer at a time; its float32 factors then stay on a GPU while they
+fit half of its free memory (:meth:`Refitter.place`), and the rest in pinned host
+memory, from which a trial copies only the blocks its kept counts need. On the CPU
+everything is in host memory.
 """
 
 from __future__ import annotations
@@ -52,13 +57,19 @@ class DownWeights:
 
 
 class LayerRefit:
-    """The closed-form refit of one layer (float64, host memory).
+    """The closed-form refit of one layer (set up in float64).
 
     Args:
         w: the unpruned down weight as [H, I] (output x neurons).
         bias: the down projection's bias [H], or None when it has none.
         gram: ``E[x x^T]`` for ``x = [a; 1]``, [(I+1), (I+1)].
         alpha: ridge strength relative to the mean diagonal of the activations' Gram.
+        order: the ranking whose prefixes :meth:`prefix` refits (set up at once).
+        device: where the float64 set-up runs (default: the CPU); the factors stay there
+            until :meth:`place` moves them.
+        compact: keep only the factors of the ``H k (I-k)`` form, used for every ``k``
+            (half the memory; up to 4x the work at small ``k``): for a GPU, where memory
+            is what runs out.
     """
 
     def __init__(
@@ -68,18 +79,22 @@ class LayerRefit:
         gram: torch.Tensor,
         alpha: float,
         order: torch.Tensor | None = None,
+        device: torch.device | str = "cpu",
+        compact: bool = False,
     ) -> None:
         i = w.shape[1]
+        self.compact = compact
         self.width = i
         self.has_bias = bias is not None
-        w = w.double().cpu()
+        self.device = torch.device(device)
+        w = w.double().to(self.device)
         if bias is not None:
-            w = torch.cat([w, bias.double().cpu().view(-1, 1)], dim=1)
-        g = gram.double() if self.has_bias else gram[:i, :i].double()
+            w = torch.cat([w, bias.double().to(self.device).view(-1, 1)], dim=1)
+        g = (gram if self.has_bias else gram[:i, :i]).to(self.device, torch.float64)
         self.alpha = alpha
         self.m_scale = float(gram[:i, :i].diagonal().mean())
         self.lam = alpha * self.m_scale
-        ridge = torch.full((g.shape[0],), self.lam, dtype=torch.float64)
+        ridge = torch.full((g.shape[0],), self.lam, dtype=torch.float64, device=self.device)
         if self.has_bias:
             ridge[-1] = 0.0
         self.w = w
@@ -102,41 +117,71 @@ class LayerRefit:
         """
         order = order.cpu().long()
         perm = torch.cat([torch.tensor([self.width]), order]) if self.has_bias else order
+        perm = perm.to(self.device)
         m = self.m[perm][:, perm]
-        eye = torch.eye(m.shape[0], dtype=torch.float64)
+        eye = torch.eye(m.shape[0], dtype=torch.float64, device=self.device)
         z = torch.linalg.solve_triangular(torch.linalg.cholesky(m), eye, upper=False)
         a = self.a[:, perm]
         n = z.t() @ z
         flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
         v = torch.linalg.solve_triangular(flip, eye, upper=False).flip(0, 1)
         b = a @ n
-        self._y, self._z = (a @ z.t()).float(), z.float()
+        if self.compact:
+            self._y = self._z = torch.empty(0, device=self.device)
+        else:
+            self._y, self._z = (a @ z.t()).float(), z.float()
         self._b, self._q, self._p = b.float(), (b @ v.t()).float(), (v @ n).float()
         self.order = order
-        self.m = self.a = torch.empty(0, dtype=torch.float64)  # not needed any more
+        # not needed any more (columns() and errors() are for layers set up without an order)
+        self.m = self.a = self.w = torch.empty(0, dtype=torch.float64)
+
+    _FACTORS = ("_y", "_z", "_b", "_q", "_p")
+
+    def factor_bytes(self) -> int:
+        """Bytes of the float32 factors :meth:`prefix` reads."""
+        return sum(getattr(self, n).numel() * 4 for n in self._FACTORS if hasattr(self, n))
+
+    def place(self, device: torch.device | str, *, resident: bool) -> None:
+        """Compute trials on ``device``: the factors move there when ``resident``, else
+        they stay in host memory (pinned for a GPU) and each trial copies the blocks it
+        needs."""
+        self.device = torch.device(device)
+        for name in self._FACTORS:
+            t = getattr(self, name)
+            if resident:
+                t = t.to(self.device)
+            else:
+                t = t.cpu()
+                if self.device.type == "cuda":
+                    t = t.pin_memory()
+            setattr(self, name, t)
+
+    def _on(self, t: torch.Tensor) -> torch.Tensor:
+        return t if t.device == self.device else t.to(self.device, non_blocking=True)
 
     def prefix(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(kept indices sorted, refitted weight [H, k] in that order, bias or None) for the
         first ``k`` of the order, in float32."""
         assert self.order is not None, "built without an order"
         n = k + int(self.has_bias)
-        total = self._z.shape[0]
-        if n <= total - n:
-            cols = self._y[:, :n] @ self._z[:n, :n]
+        total = self._p.shape[0]
+        on = self._on
+        if n <= total - n and not self.compact:
+            cols = on(self._y[:, :n]) @ on(self._z[:n, :n])
         else:
-            cols = self._b[:, :n] - self._q[:, n:] @ self._p[n:, :n]
+            cols = on(self._b[:, :n]) - on(self._q[:, n:]) @ on(self._p[n:, :n])
         kept, pos = self.order[:k].sort()
         bias = cols[:, 0] if self.has_bias else None
-        return kept, cols[:, int(self.has_bias) :][:, pos], bias
+        return kept, cols[:, int(self.has_bias) :][:, pos.to(cols.device)], bias
 
     def columns(self, keep: torch.Tensor) -> torch.Tensor:
         """The refitted weight [H, |K|] (with the bias as a last column where there is one)."""
-        keep = keep.cpu()
-        mask = torch.ones(self.m.shape[0], dtype=torch.bool)
+        keep = keep.to(self.m.device)
+        mask = torch.ones(self.m.shape[0], dtype=torch.bool, device=keep.device)
         mask[keep] = False
         if self.has_bias:
             mask[-1] = False
-            keep = torch.cat([keep, torch.tensor([self.width])])
+            keep = torch.cat([keep, torch.tensor([self.width], device=keep.device)])
         if not mask.any():
             return self.w[:, keep].clone()
         chol = torch.linalg.cholesky(self.m[keep][:, keep])
@@ -154,15 +199,17 @@ class LayerRefit:
         With ``V`` the refitted columns, ``E||W x - V x_K||^2 = tr(W Gh W^T) - 2 tr(V (Gh
         W^T)[K]) + tr(V Gh[K, K] V^T)`` on the held-out Gram ``Gh``.
         """
-        g = held.double() if self.has_bias else held[: self.width, : self.width].double()
-        idx = keep.cpu()
+        where = self.device
+        g = held if self.has_bias else held[: self.width, : self.width]
+        g = g.to(where, torch.float64)
+        idx = keep.to(where)
         if self.has_bias:
-            idx = torch.cat([idx, torch.tensor([self.width])])
+            idx = torch.cat([idx, torch.tensor([self.width], device=where)])
         gw = g @ self.w.t()  # [I(+1), H]
         total = float((self.w * gw.t()).sum())
         g_kk, gw_k = g[idx][:, idx], gw[idx]
         m_kk, a_k = self.m[idx][:, idx], self.a[:, idx]
-        diag = torch.zeros(m_kk.shape[0], dtype=torch.float64)
+        diag = torch.zeros(m_kk.shape[0], dtype=torch.float64, device=where)
         diag[: len(keep)] = 1.0  # the bias is never penalised
         out = {}
         for alpha in alphas:
@@ -206,7 +253,7 @@ def choose_alphas(
     chosen, errors = [], []
     for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
         w, bias = _down_weight(h)
-        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0])
+        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=w.device)
         errs = layer.errors(keep, grams.held[h.index], alphas)
         chosen.append(min(errs, key=lambda a: errs[a]))
         errors.append(errs)
@@ -222,6 +269,7 @@ class Refitter:
     ) -> None:
         self.layers = list(layers)
         self.errors = list(errors)
+        self.resident = len(self.layers)  # layers whose factors live on the model's device
 
     @property
     def alphas(self) -> list[float]:
@@ -240,16 +288,46 @@ class Refitter:
         *,
         alphas: Sequence[float] | None = None,
         errors: Sequence[dict[float, float]] = (),
+        budget: int | None = None,
+        compact: bool | None = None,
     ) -> Refitter:
         """Set up the refit on every calibration token; ``alphas`` per layer (chosen on
-        the held-out windows by :func:`choose_alphas` when not given)."""
+        the held-out windows by :func:`choose_alphas` when not given).
+
+        The set-up runs on the model's device. On a GPU, each layer's factors stay there
+        while all so far fit ``budget`` bytes (default: half its free memory now), and
+        the others go to pinned host memory (:meth:`LayerRefit.place`); ``compact``
+        factors (default: on a GPU) take half the memory (:class:`LayerRefit`)."""
         if alphas is None:
             alphas, errors = choose_alphas(handles, grams)
-        layers = []
+        layers: list[LayerRefit] = []
+        used, resident = 0, 0
         for h, order, alpha in zip(handles, orders, alphas, strict=True):
             w, bias = _down_weight(h)
-            layers.append(LayerRefit(w, bias, grams.full(h.index), alpha, order))
-        return cls(layers, errors=errors)
+            small = w.device.type == "cuda" if compact is None else compact
+            layer = LayerRefit(
+                w, bias, grams.full(h.index), alpha, order, device=w.device, compact=small
+            )
+            if budget is None and w.device.type == "cuda":
+                budget = torch.cuda.mem_get_info(w.device)[0] // 2
+            fits = budget is None or used + layer.factor_bytes() <= budget
+            layer.place(w.device, resident=fits)
+            used += layer.factor_bytes() if fits else 0
+            resident += int(fits)
+            layers.append(layer)
+        out = cls(layers, errors=errors)
+        out.resident = resident
+        return out
+
+    def placement(self) -> dict[str, Any]:
+        """Where the factors live (for protocols): device, layers resident there, bytes."""
+        device = str(self.layers[0].device) if self.layers else "cpu"
+        return {
+            "device": device,
+            "resident_layers": self.resident,
+            "host_layers": len(self.layers) - self.resident,
+            "factor_bytes": sum(layer.factor_bytes() for layer in self.layers),
+        }
 
     def weights(
         self, kept: Sequence[torch.Tensor], downs: Sequence[Any], layout: WeightLayout

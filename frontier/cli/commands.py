@@ -76,7 +76,13 @@ def prune(args: argparse.Namespace) -> int:
     from frontier.models import load_model
     from frontier.prune import CalibrationSpec, prune
 
-    lm = load_model(args.model, trust_remote_code=args.trust_remote_code, progress=render.say)
+    lm = load_model(
+        args.model,
+        dtype=args.dtype,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        progress=render.say,
+    )
     result = prune(
         lm,
         args.keep,
@@ -99,6 +105,12 @@ def find(args: argparse.Namespace) -> int:
     from frontier.search.find import find
 
     spec = spec_from_args(args)
+    workers: tuple[str, ...] = ()
+    if args.devices:
+        from frontier.search.devices import parse_devices
+
+        first, *rest = parse_devices(args.devices)
+        spec, workers = spec.replace(device=first), tuple(rest)
     settings.set_threads(spec.threads)
     con = render.console()
     render.find_header(con, spec)
@@ -109,6 +121,7 @@ def find(args: argparse.Namespace) -> int:
             progress=render.say,
             callbacks=[shown],
             on_start=lambda study, _ctx: shown.start(study),
+            workers=workers,
         )
     finally:
         shown.stop()
@@ -132,6 +145,8 @@ def worker(args: argparse.Namespace) -> int:
             args.storage,
             trials=args.trials,
             timeout=args.timeout,
+            device=args.device,
+            dtype=args.dtype,
             progress=render.say,
             callbacks=[shown],
         )
@@ -180,6 +195,7 @@ def export(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         gguf_type=args.gguf_type or "f32",
+        device=args.device,
     )
     render.exported(result)
     return 0
@@ -198,6 +214,7 @@ def apply(args: argparse.Namespace) -> int:
         check_source=args.check_source,
         gguf_type=args.gguf_type,
         trust_remote_code=args.trust_remote_code,
+        device=args.device,
         progress=render.say,
     )
     render.exported(result)
@@ -207,7 +224,7 @@ def apply(args: argparse.Namespace) -> int:
 def verify(args: argparse.Namespace) -> int:
     from frontier.search.verify import verify
 
-    result = verify(_study(args), Path(args.source), progress=render.say)
+    result = verify(_study(args), Path(args.source), device=args.device, progress=render.say)
     render.verified(result)
     return 0 if result.ok else 1
 
@@ -239,6 +256,7 @@ def repair(args: argparse.Namespace) -> int:
         dtype=args.dtype,
         force=args.force,
         reporter=reporter_for(con),
+        device=args.device,
         progress=render.say,
     )
     render.repaired(done)

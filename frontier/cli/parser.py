@@ -149,7 +149,16 @@ def _prune(sub: Any) -> None:
         commands.prune,
         loads_models=True,
     )
-    for name in ("model", "trust_remote_code", "threads", "criterion", "refit", "compensate"):
+    for name in (
+        "model",
+        "trust_remote_code",
+        "device",
+        "dtype",
+        "threads",
+        "criterion",
+        "refit",
+        "compensate",
+    ):
         add_spec_argument(prune, name, default=SPEC_FIELDS[name].default)
     prune.add_argument(
         "--keep",
@@ -181,6 +190,13 @@ def _find(sub: Any) -> None:
     )
     for name in SPEC_FIELDS:
         add_spec_argument(find, name)
+    find.add_argument(
+        "--devices",
+        metavar="LIST",
+        default=None,
+        help="several GPUs of this machine, e.g. cuda:0,cuda:1: the study runs on the first "
+        "and a `frontier worker` on each other (overrides --device)",
+    )
     _out(find, "where the report goes (default: studies/results/STUDY)")
     find.add_argument(
         "--report",
@@ -208,6 +224,10 @@ def _worker(sub: Any) -> None:
     )
     add_spec_argument(worker, "timeout")
     add_spec_argument(worker, "threads")
+    add_spec_argument(
+        worker, "device", help="this worker's device, e.g. cuda:1 (default: the study's)"
+    )
+    add_spec_argument(worker, "dtype", help="must be the study's (default); any other is refused")
 
 
 def _readers(sub: Any) -> None:
@@ -226,7 +246,9 @@ def _readers(sub: Any) -> None:
     _study(show, trial=True)
 
 
-def _export_options(p: argparse.ArgumentParser, *, record_defaults: bool = False) -> None:
+def _export_options(
+    p: argparse.ArgumentParser, *, record_defaults: bool = False, study: bool = True
+) -> None:
     p.add_argument(
         "--format",
         choices=_FORMATS,
@@ -249,6 +271,19 @@ def _export_options(p: argparse.ArgumentParser, *, record_defaults: bool = False
     )
     _force(p)
     add_spec_argument(p, "threads")
+    _device(p, study)
+
+
+def _device(p: argparse.ArgumentParser, study: bool) -> None:
+    """``--device`` of a command that rebuilds a model (it computes in the study's dtype,
+    or fp32 without a study)."""
+    add_spec_argument(
+        p,
+        "device",
+        default=None if study else "cpu",
+        help="where the model is rebuilt: cpu, cuda or cuda:N"
+        + (" (default: the study's)" if study else ""),
+    )
 
 
 def _export(sub: Any) -> None:
@@ -284,7 +319,7 @@ def _apply(sub: Any) -> None:
         default=True,
         help="refuse a model whose weights' fingerprint differs from the record's",
     )
-    _export_options(apply, record_defaults=True)
+    _export_options(apply, record_defaults=True, study=False)
 
 
 def _verify(sub: Any) -> None:
@@ -301,6 +336,7 @@ def _verify(sub: Any) -> None:
     )
     add_spec_argument(verify, "storage")
     add_spec_argument(verify, "threads")
+    _device(verify, True)
 
 
 def _repair(sub: Any) -> None:

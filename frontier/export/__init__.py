@@ -42,14 +42,16 @@ def apply(
     check_source: bool = True,
     gguf_type: GGUFType | None = None,
     trust_remote_code: bool = False,
+    device: str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> ExportResult:
     """``frontier apply``: :func:`apply_compression` of ``source`` (an export folder or
-    its ``compression.json``) to ``model`` (loaded, or anything ``load_model`` takes)."""
+    its ``compression.json``) to ``model`` (loaded, or anything ``load_model`` takes: in
+    fp32 on ``device``)."""
     from frontier.models import load_model
 
     lm = (
-        load_model(model, trust_remote_code=trust_remote_code, progress=progress)
+        load_model(model, device=device, trust_remote_code=trust_remote_code, progress=progress)
         if isinstance(model, str)
         else model
     )

@@ -50,6 +50,10 @@ def get_criterion(name: str) -> Criterion:
         ) from None
 
 
+def _device(h: MLPHandle) -> torch.device:
+    return next(h.down_module.parameters()).device
+
+
 def _down_norm(h: MLPHandle) -> torch.Tensor:
     # Scores live on the CPU in float64, like the activation statistics, whatever the device.
     return down_vectors(h.down_module, h.adapter.layout).float().norm(dim=1).double().cpu()
@@ -119,11 +123,12 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
     assert stats is not None and stats.gram is not None
     out = []
     for h in handles:
-        g = stats.gram.full(h.index)[:-1, :-1]
+        # the inverse on the model's device (float64; an 8B layer's is 14,336 wide)
+        g = stats.gram.full(h.index)[:-1, :-1].to(_device(h))
         damp = OBS_DAMPING * float(g.diagonal().mean()) + 1e-12
-        eye = torch.eye(g.shape[0], dtype=g.dtype)
-        inv_diag = torch.cholesky_inverse(torch.linalg.cholesky(g + damp * eye)).diagonal()
-        out.append(_down_norm(h).square() / inv_diag)
+        eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
+        inv = torch.cholesky_inverse(torch.linalg.cholesky(g + damp * eye))
+        out.append(_down_norm(h).square() / inv.diagonal().cpu())
     return out
 
 

@@ -3,10 +3,13 @@
 Per layer the calibration pass accumulates ``E[x x^T]`` of ``x = [activation; 1]``, an
 ``(I+1) x (I+1)`` float64 matrix whose last row and column are the activation mean and 1
 (the constant input that carries a bias). Each batch is multiplied on the model's device
-in float32 (a few thousand tokens per product) and summed on the host in float64, so
-the device never holds more than one layer's ``I x I`` float32 product at a time; the
-matrices themselves live in host memory and in the disk cache (``I^2`` x 8 bytes per
-layer and slice: 19 MB for SmolLM2's 1,536-wide MLPs; 1.6 GB for an 8B model's 14,336).
+in float32 (a few thousand tokens per product) and summed there in float64. On a GPU
+the sums of only as many layers as fit a memory budget are held at once: the
+calibration text is run once per group of layers (stopping after the group's last
+layer), and each group's sums go to host memory when its pass ends
+(:func:`gram_groups`). The matrices then live in host memory and in the disk cache
+(``I^2`` x 8 bytes per layer and slice: 19 MB for SmolLM2's 1,536-wide MLPs; 1.6 GB for
+an 8B model's 14,336).
 
 The calibration windows are split: the last ``held_windows`` ones are a held-out slice
 whose Gram is kept apart, so the refit's regularisation can be chosen on text the fit
@@ -64,9 +67,9 @@ class GramStats:
 class GramAccumulator:
     """A forward pre-hook adding each batch's ``x^T x`` to the fitting or held-out sum."""
 
-    def __init__(self, width: int) -> None:
-        self.fit = torch.zeros(width + 1, width + 1, dtype=torch.float64)
-        self.held = torch.zeros(width + 1, width + 1, dtype=torch.float64)
+    def __init__(self, width: int, device: torch.device | str = "cpu") -> None:
+        self.fit = torch.zeros(width + 1, width + 1, dtype=torch.float64, device=device)
+        self.held = torch.zeros(width + 1, width + 1, dtype=torch.float64, device=device)
         self.fit_count = 0
         self.held_count = 0
         self.holding_out = False
@@ -74,7 +77,7 @@ class GramAccumulator:
     def __call__(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
         x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
-        product = (x.t() @ x).double().cpu()
+        product = (x.t() @ x).double()
         if self.holding_out:
             self.held += product
             self.held_count += x.shape[0]
@@ -83,4 +86,27 @@ class GramAccumulator:
             self.fit_count += x.shape[0]
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fit / max(self.fit_count, 1), self.held / max(self.held_count, 1)
+        fit = self.fit.cpu() / max(self.fit_count, 1)
+        return fit, self.held.cpu() / max(self.held_count, 1)
+
+
+def gram_bytes(width: int) -> int:
+    """Device bytes of one layer's sums (fitting and held-out, float64)."""
+    return 2 * (width + 1) ** 2 * 8
+
+
+def gram_groups(widths: list[int], budget: int | None) -> list[list[int]]:
+    """Consecutive layers whose sums fit ``budget`` bytes together (at least one layer a
+    group; None: all in one group)."""
+    if budget is None:
+        return [list(range(len(widths)))] if widths else []
+    groups: list[list[int]] = []
+    used = 0
+    for i, width in enumerate(widths):
+        need = gram_bytes(width)
+        if not groups or used + need > budget:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += need
+    return groups

@@ -11,6 +11,7 @@ from typing import Any
 from frontier import settings
 from frontier.errors import FrontierError
 from frontier.models._aliases import ALIASES, Progress, convert_gguf, pull
+from frontier.models._device import device_kind, resolve_device, resolve_dtype, torch_dtype
 from frontier.models._loaded import LoadedModel
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
@@ -77,7 +78,7 @@ def load_config(
 def load_model(
     spec: str,
     *,
-    dtype: str = "float32",
+    dtype: str = "fp32",
     device: str = "cpu",
     trust_remote_code: bool = False,
     progress: Progress | None = None,
@@ -86,31 +87,32 @@ def load_model(
 
     ``spec`` is a built-in alias (``smollm2-135m``, ``gemma3-270m``), a local Hugging
     Face folder, a ``.gguf`` file, or a hub id (which needs a reachable hub). Weights are
-    loaded in ``dtype`` (fp32 by default: bf16 matmuls are very slow on most CPUs).
-    Remote code is never run unless ``trust_remote_code`` is set.
+    loaded in ``dtype`` on ``device`` (fp32 on the CPU by default: bf16 matmuls are very
+    slow on most CPUs; ``auto`` for either: :mod:`frontier.models._device`), straight
+    onto a GPU without a full copy in host memory. A model whose weights do not fit the
+    GPU's free memory is a one-line error naming what it needs. Remote code is never run
+    unless ``trust_remote_code`` is set.
     """
-    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    where_to = resolve_device(device)
+    dtype = resolve_dtype(dtype, where_to)
     config, where, kind = load_config(spec, trust_remote_code=trust_remote_code, progress=progress)
-    torch_dtype = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype not in torch_dtype:
-        raise FrontierError(f"unknown dtype {dtype!r}; use float32, float16 or bfloat16")
+    if device_kind(where_to) == "cuda":
+        check_fits(spec, config, dtype, where_to, trust_remote_code=trust_remote_code)
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            where, config=config, dtype=torch_dtype[dtype], trust_remote_code=trust_remote_code
+            where,
+            config=config,
+            dtype=torch_dtype(dtype),
+            trust_remote_code=trust_remote_code,
+            low_cpu_mem_usage=True,
+            **({"device_map": {"": where_to}} if where_to != "cpu" else {}),
         )
         tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
         raise FrontierError(_load_error(spec, kind, exc)) from None
-    model.to(device).eval()  # type: ignore[arg-type]
+    model.to(where_to).eval()  # type: ignore[arg-type]
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     return LoadedModel(
@@ -120,6 +122,35 @@ def load_model(
         name=spec if kind != "folder" else Path(where).name,
         local_dir=where if kind != "hub" else None,
     )
+
+
+def weight_bytes(config: Any, dtype: str, *, trust_remote_code: bool = False) -> int:
+    """Bytes of the model's weights in ``dtype``, counted on the meta device (no memory)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    size = torch_dtype(dtype).itemsize
+    return sum(p.numel() for p in model.parameters()) * size
+
+
+def check_fits(
+    spec: str, config: Any, dtype: str, device: str, *, trust_remote_code: bool = False
+) -> None:
+    """A one-line error when the weights alone would not fit ``device``'s free memory
+    (with 10% for activations and the allocator's slack)."""
+    import torch
+
+    need = weight_bytes(config, dtype, trust_remote_code=trust_remote_code)
+    free, total = torch.cuda.mem_get_info(torch.device(device))
+    if need * 1.1 > free:
+        gib = 2**30
+        raise FrontierError(
+            f"{spec} needs about {need * 1.1 / gib:.1f} GiB of GPU memory in {dtype} "
+            f"(weights {need / gib:.1f} GiB + 10%); {device} has {free / gib:.1f} of "
+            f"{total / gib:.1f} GiB free: use a smaller dtype, another GPU or --device cpu"
+        )
 
 
 def _load_error(spec: str, kind: str, exc: Exception) -> str:

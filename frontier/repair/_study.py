@@ -56,18 +56,20 @@ def repair_trial(
     dtype: ExportDtype = "fp32",
     force: bool = False,
     reporter: Reporter | None = None,
+    device: str | None = None,
     progress: Progress | None = None,
 ) -> RepairedExport:
     """Repair trial ``number`` (default: the study's chosen point) and export the result.
 
     The repair reads the calibration role of the study's calibration text; the report
-    figures before and after it are measured with the study's report protocol.
+    figures before and after it are measured with the study's report protocol. The model
+    loads in the study's dtype on ``device`` (default: the study's).
     """
     say = progress or (lambda _m: None)
     number = chosen_number(study) if number is None else number
     if out.exists() and out.is_dir() and any(out.iterdir()) and not force:
         raise FrontierError(f"{out} is not empty; choose another folder or force overwriting")
-    point = trial_point(study, number)
+    point = trial_point(study, number, device=device)
     lm, spec = point.lm, point.spec
     config = dataclasses.replace(
         config, text=spec.calibration_text, seq_len=min(config.seq_len, lm.max_length)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from frontier.errors import FrontierError
 from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
 from frontier.operator import PruningOperator
@@ -155,7 +156,6 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
 def check_tasks(tasks: tuple[str, ...], progress: Progress) -> None:
     """Unknown task names are one-line errors; the offline mirror is built if missing."""
     from frontier.data.mirror import TASKS, build_mirror
-    from frontier.errors import FrontierError
 
     unknown = [t for t in tasks if t not in TASKS and not t.startswith("mmlu_")]
     if unknown:
@@ -167,23 +167,55 @@ def check_tasks(tasks: tuple[str, ...], progress: Progress) -> None:
     build_mirror(tasks=base, progress=progress)
 
 
+def _check_memory(spec: StudySpec, lm: LoadedModel) -> None:
+    """Refuse, in one line, a study whose statistics cannot fit host memory."""
+    import torch
+
+    from frontier.importance import get_criterion
+    from frontier.memory import check_host_memory, estimate
+
+    grams = spec.refit or get_criterion(spec.criterion).needs_gram
+    gpu = lm.device.type == "cuda"
+    try:
+        needs = estimate(lm.model.config, spec.dtype, refit=spec.refit, grams=grams, compact=gpu)
+    except FrontierError:
+        return  # a config without the shapes: the operator says what is wrong with it
+    on_device = gpu and (needs.refit_factors <= torch.cuda.mem_get_info(lm.device)[0] // 2)
+    check_host_memory(spec.model, needs, factors_on_device=on_device)
+
+
 def build_context(spec: StudySpec, *, progress: Progress | None = None) -> SearchContext:
+    """Load the model on the spec's device (``auto`` resolved here: the context's spec
+    names the device and dtype used), calibrate, and measure the unpruned baselines."""
     say = progress or (lambda _m: None)
+    spec = spec.resolved()
     seconds: dict[str, float] = {}
     slos = parse_slos(spec.slos, known_tasks=list(spec.tasks) or None)
     for slo in slos:
         if slo.needs == "tasks" and not spec.tasks:
-            from frontier.errors import FrontierError
-
             raise FrontierError(f"SLO '{slo}' needs task accuracy; add --tasks {slo.metric}")
     if spec.tasks:
         check_tasks(spec.tasks, say)
     check_text_sources(spec.check_texts)
     t = time.perf_counter()
-    lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code, progress=progress)
+    say(f"loading {spec.model} on {spec.device} in {spec.dtype}")
+    lm = load_model(
+        spec.model,
+        dtype=spec.dtype,
+        device=spec.device,
+        trust_remote_code=spec.trust_remote_code,
+        progress=progress,
+    )
     seconds["load"] = time.perf_counter() - t
+    _check_memory(spec, lm)
     t = time.perf_counter()
     pruner = build_operator(spec, lm, say=say)
+    if pruner.refitter is not None and pruner.refitter.placement()["host_layers"]:
+        where = pruner.refitter.placement()
+        say(
+            f"refit factors: {where['resident_layers']} layer(s) on {where['device']}, "
+            f"{where['host_layers']} in pinned host memory (copied per trial)"
+        )
     scores = pruner.scores
     seconds["calibration"] = time.perf_counter() - t
     space = Space.build(

@@ -48,6 +48,7 @@ def export(
     dtype: ExportDtype = "fp32",
     force: bool = False,
     gguf_type: GGUFType = "f32",
+    device: str | None = None,
 ) -> ExportResult:
     """``frontier export``: :func:`export_trial` of trial ``trial``, by default the chosen
     one (an error naming the nearest trial where the study has none)."""
@@ -55,7 +56,14 @@ def export(
 
     number = chosen_number(study) if trial is None else trial
     return export_trial(
-        study, number, Path(out), format=format, dtype=dtype, force=force, gguf_type=gguf_type
+        study,
+        number,
+        Path(out),
+        format=format,
+        dtype=dtype,
+        force=force,
+        gguf_type=gguf_type,
+        device=device,
     )
 
 
@@ -70,12 +78,13 @@ class TrialPoint:
     provenance: Provenance
 
 
-def trial_point(study: optuna.Study, number: int) -> TrialPoint:
+def trial_point(study: optuna.Study, number: int, *, device: str | None = None) -> TrialPoint:
     """Rebuild trial ``number``'s selection with the study's operator.
 
     The operator (scores, and the refit's Gram matrices) is rebuilt from the same
     calibration tokens (normally a cache hit), and the model's weights must be the ones
-    the study searched.
+    the study searched: the model loads in the study's dtype (its fingerprint covers the
+    dtype), on ``device`` (default: the study's).
     """
     spec = st.stored_spec(study)
     trial = read_trial(study, number)
@@ -86,7 +95,12 @@ def trial_point(study: optuna.Study, number: int) -> TrialPoint:
             "this study used bias compensation, which the export formats do not carry; "
             "the refit (the default operator) subsumes it and exports"
         )
-    lm = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
+    lm = load_model(
+        spec.model,
+        dtype=spec.dtype,
+        device=device or spec.device,
+        trust_remote_code=spec.trust_remote_code,
+    )
     if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     operator = build_operator(spec, lm)
@@ -114,9 +128,11 @@ def export_trial(
     dtype: ExportDtype = "fp32",
     force: bool = False,
     gguf_type: GGUFType = "f32",
+    device: str | None = None,
 ) -> ExportResult:
-    """Rebuild trial ``number``'s pruned model from the study's settings and export it."""
-    point = trial_point(study, number)
+    """Rebuild trial ``number``'s pruned model from the study's settings (on ``device``,
+    default the study's) and export it."""
+    point = trial_point(study, number, device=device)
     return export_model(
         point.lm,
         point.selection,

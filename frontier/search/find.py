@@ -11,6 +11,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
+from frontier.models._device import device_name
 from frontier.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
@@ -124,6 +125,17 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "model": ctx.lm.name,
         "model_fingerprint": ctx.lm.fingerprint,
         "weights": ctx.lm.origin,
+        "device": device_name(spec.device),
+        "dtype": spec.dtype,
+        "memory": {
+            "statistics": "activation statistics and Gram matrices in float64, summed on "
+            "the device, kept in host memory and the disk cache",
+            **(
+                {"refit_factors": ctx.pruner.refitter.placement()}
+                if ctx.pruner.refitter is not None
+                else {}
+            ),
+        },
         "criterion": spec.criterion,
         "operator": ctx.pruner.describe(),
         "calibration": ctx.scores.calibration,
@@ -315,16 +327,34 @@ def find(
     progress: Progress | None = None,
     callbacks: list[TrialCallback] | None = None,
     on_start: Callable[[optuna.Study, SearchContext], None] | None = None,
+    workers: tuple[str, ...] = (),
 ) -> FindResult:
-    """Run the study ``spec`` describes (resuming it if it exists) and choose a point."""
+    """Run the study ``spec`` describes (resuming it if it exists) and choose a point.
+
+    ``workers``: more devices (e.g. ``cuda:1``), each running a ``frontier worker`` of
+    the study from the end of the warm start (:mod:`frontier.search.devices`); the
+    final re-measurement waits for them.
+    """
+    from frontier.search import devices
+
     start = time.perf_counter()
+    say = progress or (lambda _m: None)
     st.open_storage(spec.storage_url)  # an unreachable storage fails before the slow part
     ctx = build_context(spec, progress=progress)
     study = open_study(ctx)
     if on_start is not None:
         on_start(study, ctx)
     ran = warm_start(ctx, study, progress=progress, callbacks=callbacks)
-    ran += optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
+    started = devices.start_workers(ctx.spec, workers) if workers else []
+    for w in started:
+        say(f"worker on {w.device} started (log: {w.log})")
+    try:
+        ran += optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
+    except BaseException:
+        devices.stop_workers(started)
+        raise
+    for line in devices.wait_workers(started):
+        say(f"warning: {line}")
     finalize(ctx, study, progress=progress)
     return FindResult(study, choose(study), ran, time.perf_counter() - start)
 
@@ -335,12 +365,29 @@ def worker(
     *,
     trials: int | None = None,
     timeout: float | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
     progress: Progress | None = None,
     callbacks: list[TrialCallback] | None = None,
 ) -> int:
-    """Join a study: its settings come from the storage, not from this worker's flags."""
+    """Join a study: its settings come from the storage, not from this worker's flags;
+    ``device`` (e.g. another GPU of the same kind) and ``dtype`` may be given, and are
+    refused, before the model loads, where they would change what trials measure."""
     study0 = st.load_existing(study_name, storage_url)
-    spec = st.stored_spec(study0).replace(study=study_name, storage=storage_url)
+    stored = st.stored_spec(study0)
+    spec = stored.replace(
+        study=study_name,
+        storage=storage_url,
+        device=device or stored.device,
+        dtype=dtype or stored.dtype,
+    ).resolved()
+    if study0.user_attrs.get(ATTR_FINGERPRINT) is not None:
+        diffs = st.settings_changed(study0, spec)
+        if diffs:
+            raise FrontierError(
+                f"study {study_name!r} measures with other settings than this worker "
+                f"({'; '.join(diffs)}); join it with --device/--dtype of the same kind"
+            )
     ctx = build_context(spec, progress=progress)
     if ctx.lm.fingerprint != study0.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(

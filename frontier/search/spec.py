@@ -17,9 +17,11 @@ from typing import Any, Literal
 import tomllib
 
 from frontier.errors import FrontierError
+from frontier.models._device import DEVICE_HELP, check_device, check_dtype, device_kind
 from frontier.settings import CALIBRATION_TOKENS
 from frontier.stats import DEFAULT_CONFIDENCE
 
+DtypeName = Literal["auto", "fp32", "bf16", "fp16"]
 SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
 # Fields that say how long or where a study runs, not what it measures.
@@ -35,6 +37,8 @@ LEGACY_VALUES: dict[str, Any] = {
     "fit_tokens": None,
     "confidence": None,
     "max_task_docs": None,
+    "device": "cpu",  # (the device's kind: cuda:1 measures what cuda:0 does)
+    "dtype": "fp32",
 }
 
 
@@ -68,6 +72,12 @@ class StudySpec:
         "journal:PATH)",
     )
     trust_remote_code: bool = _field(False, "let the model's own Python code run when loading it")
+    device: str = _field("auto", f"where the model runs: {DEVICE_HELP}")
+    dtype: DtypeName = _field(
+        "auto",
+        "the model's compute dtype: auto (bf16 on a GPU, fp32 on the CPU), fp32, bf16 or "
+        "fp16 (the refit's solves and the statistics stay in fp32/fp64 whatever it is)",
+    )
     # the pruning operator: which neurons go (criterion) and what the kept ones become
     criterion: str = _field(
         "obs",
@@ -177,6 +187,8 @@ class StudySpec:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "check_texts", tuple(self.check_texts))
+        check_device(self.device)
+        object.__setattr__(self, "dtype", check_dtype(self.dtype))
         if self.refit and self.compensate:
             raise FrontierError("the refit subsumes bias compensation: use one of them")
         if self.sampler not in SAMPLERS:
@@ -277,13 +289,24 @@ class StudySpec:
         """The fields that change what a trial measures (the fingerprint's content).
 
         Fields added after studies were stored are left out at the value that means what
-        those studies did, so their fingerprints still match.
+        those studies did, so their fingerprints still match. The device counts by its
+        kind (``cuda:1`` measures what ``cuda:0`` does), ``auto`` as this machine resolves it.
         """
+        if "auto" in (self.device, self.dtype):  # what this machine resolves them to
+            return self.resolved().measured_settings()
+        settings = {**self.to_dict(), "device": device_kind(self.device)}
         return {
             k: v
-            for k, v in self.to_dict().items()
+            for k, v in settings.items()
             if k not in EXECUTION_FIELDS and not (k in LEGACY_VALUES and LEGACY_VALUES[k] == v)
         }
+
+    def resolved(self) -> StudySpec:
+        """The spec with ``auto`` device and dtype replaced by what this machine has."""
+        from frontier.models._device import resolve_device, resolve_dtype
+
+        device = resolve_device(self.device)
+        return self.replace(device=device, dtype=resolve_dtype(self.dtype, device))
 
     def fingerprint(self, model_fingerprint: str) -> str:
         payload = json.dumps(

@@ -194,18 +194,23 @@ def check_fingerprint(study: optuna.Study, spec: StudySpec, fingerprint: str) ->
     old = study.user_attrs.get(ATTR_FINGERPRINT)
     if old is None or old == fingerprint:
         return
-    before = study.user_attrs.get(ATTR_SPEC, {})
-    now = spec.measured_settings()
-    diffs = [
-        f"{k}: {before.get(k)!r} -> {now.get(k)!r}"
-        for k in sorted(now)
-        if k in before and before.get(k) != now.get(k)
-    ]
+    diffs = settings_changed(study, spec)
     what = "; ".join(diffs) if diffs else "the model's weights differ"
     raise FrontierError(
         f"study {study.study_name!r} was made with other settings ({what}); "
         "rerun with the same settings to resume, or pass --study NEW_NAME"
     )
+
+
+def settings_changed(study: optuna.Study, spec: StudySpec) -> list[str]:
+    """``"key: old -> new"`` for every measured setting of resolved ``spec`` that differs
+    from the study's stored one (its device by kind: cuda:1 measures what cuda:0 does)."""
+    old = stored_spec(study)
+    before, now = old.measured_settings(), spec.measured_settings()
+    keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+    # shown in full: a setting at its legacy value is left out of the measured settings
+    shown = [{**s.to_dict(), **s.measured_settings()} for s in (old, spec)]
+    return [f"{k}: {shown[0].get(k)!r} -> {shown[1].get(k)!r}" for k in keys]
 
 
 def initialise(study: optuna.Study, spec: StudySpec, fingerprint: str, model_fp: str) -> None:

@@ -35,7 +35,8 @@ from objectives import Measurement
 
 
 class TrialFailed(Exception):
-    """The pruned model produced NaN: recorded as a failed trial; the search goes on."""
+    """The pruned model produced NaN, or the GPU ran out of memory: recorded as a failed
+    trial with its reason; the search goes on."""
 
 
 def measured_metrics(
@@ -109,6 +110,32 @@ def _dominated(study: optuna.Study, params: float, cheap: float) -> bool:
 
 
 def run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
+    """Measure one trial. A GPU that runs out of memory fails this trial alone, with its
+    reason, and frees what it can (the plan is restored either way); the study goes on."""
+    import torch
+
+    try:
+        return _run_trial(ctx, trial)
+    except torch.OutOfMemoryError as exc:
+        reason = out_of_memory(exc, ctx.lm.device)
+        trial.set_user_attr(ATTR_FAILED, reason)
+        raise TrialFailed(f"trial {trial.number}: {reason}") from None
+
+
+def out_of_memory(exc: BaseException, device: Any) -> str:
+    """Free the allocator's cache and say what ran out (the error's first line)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if getattr(device, "type", str(device)).startswith("cuda"):
+        torch.cuda.empty_cache()
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    return f"out of memory on {device}" + (f" ({first})" if first else "")
+
+
+def _run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
     start = time.perf_counter()
     plan = plan_for(ctx, trial)
     trial.set_user_attr(ATTR_PLAN, plan.to_dict())

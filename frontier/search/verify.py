@@ -97,9 +97,16 @@ def load_export(folder: Path) -> tuple[LoadedModel, str, bool]:
 
 
 def verify_export(
-    study: optuna.Study, folder: Path, *, progress: Progress | None = None
+    study: optuna.Study,
+    folder: Path,
+    *,
+    device: str | None = None,
+    progress: Progress | None = None,
 ) -> Verification:
-    """Measure the export in ``folder`` with ``study``'s report protocol; compare figures."""
+    """Measure the export in ``folder`` with ``study``'s report protocol; compare figures.
+
+    The unpruned model (the baselines) loads in the study's dtype on ``device`` (default:
+    the study's); the export in its own dtype, on the same device."""
     say = progress or (lambda _m: None)
     record = read_record(folder)
     prov = record.provenance
@@ -119,13 +126,20 @@ def verify_export(
         )
     spec = st.stored_spec(study)
     say(f"measuring the unpruned {spec.model} baselines (cached after the study)")
-    original = load_model(spec.model, trust_remote_code=spec.trust_remote_code)
+    original = load_model(
+        spec.model,
+        dtype=spec.dtype,
+        device=device or spec.device,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    on = original.device
     if original.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
         raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     objectives = report_objectives(spec, original)
     del original
     say(f"loading {folder} with transformers")
     lm, fmt, remote = load_export(folder)
+    lm.model.to(on)
     say("measuring the export on held-out text" + (" and report documents" if spec.tasks else ""))
     ppl = objectives["ppl"].evaluate(lm)
     checks = [

@@ -16,7 +16,7 @@ import torch
 from frontier.arch import adapter_for
 from frontier.export import export_model, load_pruned
 from frontier.importance import get_criterion
-from frontier.importance._stats import collect_stats
+from frontier.importance._stats import calibration_pass, collect_stats
 from frontier.plan import Plan
 from frontier.surgery import Pruner, Selection
 from frontier.testing import TINY_CONFIGS, tiny_loaded, tiny_model
@@ -107,3 +107,111 @@ def _zeroed_copy(model: torch.nn.Module, pruner: Pruner, selection: Selection) -
     """The model as the pruned export must compute it: pruned in place, then copied."""
     with pruner.pruned(selection):
         return copy.deepcopy(model)
+
+
+# -- studies on the GPU (issue #13) ------------------------------------------------------
+def test_a_ten_trial_study_runs_on_the_gpu_and_agrees_with_the_cpu(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    from frontier.search.find import find
+    from frontier.search.storage import n_finished
+    from frontier.study.schema import ATTR_PROTOCOL, ATTR_SEARCH
+    from frontier.testing import small_spec
+
+    runs = {}
+    for device in ("cuda", "cpu"):
+        spec = small_spec(
+            tiny_folder,
+            f"sqlite:///{tmp_path}/{device}.db",
+            trials=10,
+            device=device,
+            dtype="fp32",
+        )
+        runs[device] = find(spec).study
+    gpu, cpu = runs["cuda"], runs["cpu"]
+    assert n_finished(gpu) == 10
+    assert gpu.user_attrs[ATTR_PROTOCOL]["device"].startswith("cuda:0 (")
+    # the warm start is deterministic: the same plans, the same figures within fp32 noise
+    for a, b in zip(gpu.trials[:5], cpu.trials[:5], strict=True):
+        assert a.user_attrs["frontier:plan"] == b.user_attrs["frontier:plan"]
+        ga, gb = a.user_attrs[ATTR_SEARCH], b.user_attrs[ATTR_SEARCH]
+        assert abs(ga["ppl_ratio"] - gb["ppl_ratio"]) <= 1e-4 * gb["ppl_ratio"]
+
+
+def test_a_bf16_study_runs_on_the_gpu(tiny_folder: Path, tmp_path: Path) -> None:
+    from frontier.search.find import find
+    from frontier.testing import small_spec
+
+    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/s.db", trials=4, device="cuda")
+    study = find(spec).study  # dtype auto: bf16 on the GPU
+    assert study.user_attrs["frontier:spec"]["dtype"] in ("bf16", "fp16")
+    assert all(t.values is not None for t in study.trials if t.state.name == "COMPLETE")
+
+
+def test_task_results_on_the_gpu_equal_the_cpus_in_fp32(tmp_path: Path) -> None:
+    from frontier.data.mirror import build_mirror
+    from objectives import create
+
+    mirror = build_mirror(tmp_path / "lmeval", tasks=["arc_easy"])
+    lm = tiny_loaded("llama")
+    figures = {}
+    for device in ("cpu", "cuda"):
+        lm.model.to(device)
+        obj = create("tasks", tasks=["arc_easy"], n_docs=12, mirror=str(mirror), batch_size=4)
+        obj.prepare(lm)
+        figures[device] = obj.baseline_docs  # type: ignore[attr-defined]
+    assert figures["cuda"] == figures["cpu"]
+
+
+def test_refit_factors_streamed_from_the_host_equal_resident_ones() -> None:
+    from frontier.refit import Refitter
+
+    lm = tiny_loaded("llama")
+    lm.model.to("cuda")
+    adapter = adapter_for(lm.model.config)
+    stats, grams = calibration_pass(lm.model, adapter, IDS, batch_size=2)
+    handles = adapter.handles(lm.model)
+    orders = [torch.argsort(stats.var[h.index], descending=True) for h in handles]
+    resident = Refitter.build(handles, grams, orders, alphas=[1e-2] * len(handles))
+    streamed = Refitter.build(handles, grams, orders, alphas=[1e-2] * len(handles), budget=0)
+    assert grams is not None
+    assert resident.placement()["host_layers"] == 0
+    assert streamed.placement()["resident_layers"] == 0
+    assert streamed.layers[0]._z.is_pinned()
+    kept = [o[:20].sort().values for o in orders]
+    downs = [h.down_module for h in handles]
+    for a, b in zip(
+        resident.weights(kept, downs, adapter.layout),
+        streamed.weights(kept, downs, adapter.layout),
+        strict=True,
+    ):
+        assert a is not None and b is not None and a.weight.device.type == "cuda"
+        assert torch.allclose(a.weight, b.weight, atol=1e-6, rtol=1e-5)
+
+
+def test_grams_summed_on_the_gpu_in_groups_equal_the_cpus() -> None:
+    from frontier.importance._gram import gram_bytes
+
+    cpu = tiny_model("llama")
+    gpu = _on_cuda(cpu)
+    adapter = adapter_for(cpu.config)
+    _s, want = calibration_pass(cpu, adapter, IDS, batch_size=2)
+    budget = gram_bytes(max(h.width for h in adapter.handles(gpu)))
+    _s, got = calibration_pass(gpu, adapter, IDS, batch_size=2, gram_budget=budget)
+    assert want is not None and got is not None
+    for a, b in zip(want.fit + want.held, got.fit + got.held, strict=True):
+        assert b.device.type == "cpu"
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_an_oversized_model_is_refused_in_one_line() -> None:
+    from frontier.errors import FrontierError
+    from frontier.models._load import check_fits
+    from frontier.testing import real_shape_config
+
+    free, _total = torch.cuda.mem_get_info()
+    config = real_shape_config("llama-3.1-8b")
+    if free > 40 * 2**30:
+        pytest.skip("this GPU fits an 8B model in fp32")
+    with pytest.raises(FrontierError, match="GiB of GPU memory in fp32"):
+        check_fits("llama-3.1-8b", config, "fp32", "cuda:0")

@@ -154,6 +154,34 @@ def test_every_prefix_matches_the_direct_solve(bias: bool) -> None:
         torch.testing.assert_close(cols.double(), want, atol=1e-5, rtol=1e-4)
 
 
+def test_factors_kept_off_the_device_refit_the_same() -> None:
+    """Layers over the device budget keep their factors in host memory (pinned on a GPU)
+    and copy the blocks a trial needs: the same weights as resident factors."""
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert scores.grams is not None
+    handles = lm.adapter.handles(lm.model)
+    orders = [torch.randperm(WIDTH, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    resident = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3)
+    one = resident.layers[0].factor_bytes()
+    host = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, budget=one)
+    assert resident.placement()["resident_layers"] == 3
+    assert host.placement() == {
+        "device": "cpu",
+        "resident_layers": 1,
+        "host_layers": 2,
+        "factor_bytes": 3 * one,
+    }
+    kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
+    downs = [h.down_module for h in handles]
+    for a, b in zip(
+        resident.weights(kept, downs, lm.adapter.layout),
+        host.weights(kept, downs, lm.adapter.layout),
+        strict=True,
+    ):
+        assert a is not None and b is not None and torch.equal(a.weight, b.weight)
+
+
 def test_alpha_is_chosen_on_the_held_out_windows() -> None:
     lm = tiny_loaded("llama")
     scores = compute_scores(lm, "energy", _tokens(), grams=True)
@@ -232,3 +260,17 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 1  # read back
     monkeypatch.setattr(op_mod, "_alpha_code", lambda: "changed")
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_compact_factors_refit_every_prefix_the_same(bias: bool) -> None:
+    a, w = _layer(width=20)
+    b = torch.randn(w.shape[0], dtype=torch.float64) if bias else None
+    order = torch.randperm(20, generator=torch.Generator().manual_seed(1))
+    full = LayerRefit(w, b, _gram(a), 1e-3, order)
+    compact = LayerRefit(w, b, _gram(a), 1e-3, order, compact=True)
+    assert compact.factor_bytes() < full.factor_bytes()
+    for k in range(1, 20):
+        got, want = compact.prefix(k), full.prefix(k)
+        assert torch.equal(got[0], want[0])
+        torch.testing.assert_close(got[1], want[1], atol=1e-4, rtol=1e-3)

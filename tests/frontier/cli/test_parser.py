@@ -169,3 +169,33 @@ def test_python_m_frontier_cli_runs() -> None:
     )
     assert p.returncode == 0, p.stderr
     assert "usage: frontier apply [-h]" in p.stdout and "EXPORT" in p.stdout
+
+
+def test_every_command_that_loads_a_model_takes_a_device() -> None:
+    parser = build_parser()
+    study_based = {
+        "export": ["export", "s", "--out", "o"],
+        "verify": ["verify", "s", "o"],
+        "repair": ["repair", "s", "--out", "o"],
+        "worker": ["worker", "s", "--storage", "journal:x"],
+    }
+    for argv in study_based.values():
+        assert parser.parse_args(argv).device is None  # the study's
+        assert parser.parse_args([*argv, "--device", "cuda:1"]).device == "cuda:1"
+    assert parser.parse_args(["worker", "s", "--storage", "x", "--dtype", "bf16"]).dtype == "bf16"
+    apply = parser.parse_args(["apply", "e", "--model", "m", "--out", "o"])
+    assert apply.device == "cpu" and apply.dtype is None  # --dtype: the saved weights'
+    prune = parser.parse_args(["prune", "--device", "cuda", "--dtype", "bf16"])
+    assert (prune.device, prune.dtype) == ("cuda", "bf16")
+    assert parser.parse_args(["prune"]).device == "auto"
+    find = parser.parse_args(["find", "--devices", "cuda:0,cuda:1"])
+    assert find.devices == "cuda:0,cuda:1" and find.device is None
+    with pytest.raises(SystemExit):
+        parser.parse_args(["find", "--dtype", "int8"])
+
+
+def test_a_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["find", "--device", "gpu0"], ["find", "--devices", "cuda:0,cpu"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "device" in err[0] and "Traceback" not in err[0]

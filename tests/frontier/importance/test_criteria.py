@@ -234,3 +234,51 @@ def test_a_calibration_pass_reports_its_progress() -> None:
     assert lines[-1] == "calibration pass: 160/160 tokens"
     counts = [int(line.split(": ")[1].split("/")[0]) for line in lines]
     assert counts == sorted(counts)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "gpt2", "phi3"])
+def test_grams_gathered_a_group_of_layers_at_a_time_are_the_same(model_type: str) -> None:
+    """A memory budget for one layer's sums at a time: one pass per layer (stopping after
+    it), and the same statistics, to the bit, as one pass for all layers."""
+    from frontier.importance._gram import gram_bytes, gram_groups
+    from frontier.importance._stats import calibration_pass
+
+    lm = tiny_loaded(model_type)
+    ids = torch.randint(3, 300, (16, 8), generator=torch.Generator().manual_seed(2))
+    widths = [h.width for h in lm.adapter.handles(lm.model)]
+    budget = max(gram_bytes(w) for w in widths)
+    assert gram_groups(widths, budget) == [[i] for i in range(len(widths))]
+    lines: list[str] = []
+    one, g1 = calibration_pass(lm.model, lm.adapter, ids, batch_size=4)
+    handles = lm.adapter.handles(lm.model)
+    calls = [0] * len(handles)
+    counters = [
+        h.down_module.register_forward_pre_hook(lambda *_a, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, h in enumerate(handles)
+    ]
+    apart, g2 = calibration_pass(
+        lm.model, lm.adapter, ids, batch_size=4, gram_budget=budget, progress=lines.append
+    )
+    for c in counters:
+        c.remove()
+    # 5 batches a pass (14 fitting windows, 2 held out); pass g > 0 runs layers 0..g only,
+    # so layer i runs in pass 0 and passes max(i, 1)..L-1
+    n = len(handles)
+    assert calls == [5 * (1 + n - max(i, 1)) for i in range(n)]
+    assert g1 is not None and g2 is not None
+    assert (g1.fit_tokens, g1.held_tokens) == (g2.fit_tokens, g2.held_tokens) == (112, 16)
+    for a, b in [*zip(g1.fit, g2.fit, strict=True), *zip(g1.held, g2.held, strict=True)]:
+        assert torch.equal(a, b)
+    for a, b in zip(one.var, apart.var, strict=True):
+        assert torch.equal(a, b)
+    assert any("(layers 2-2)" in line for line in lines)
+
+
+def test_gram_groups_pack_consecutive_layers_into_the_budget() -> None:
+    from frontier.importance._gram import gram_bytes, gram_groups
+
+    one = gram_bytes(7)
+    assert gram_groups([7, 7, 7, 7, 7], 2 * one) == [[0, 1], [2, 3], [4]]
+    assert gram_groups([7, 7, 7], None) == [[0, 1, 2]]
+    assert gram_groups([7, 7], 1) == [[0], [1]]  # a layer over the budget gets its own pass
+    assert gram_groups([], 10) == []

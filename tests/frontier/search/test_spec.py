@@ -120,3 +120,27 @@ def test_refit_and_compensation_exclude_each_other() -> None:
         StudySpec(refit=True, compensate=True)
     assert StudySpec(refit=False, compensate=True).compensate
     assert StudySpec.from_dict({"check_texts": "file:x.txt"}).check_texts == ("file:x.txt",)
+
+
+def test_device_and_dtype_are_measured_settings_by_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    gpu0 = StudySpec(device="cuda:0", dtype="bf16")
+    # another GPU of the same kind measures the same: workers on cuda:1 join the study
+    assert gpu0.fingerprint("m") == StudySpec(device="cuda:1", dtype="bf16").fingerprint("m")
+    assert gpu0.fingerprint("m") == StudySpec(device="auto", dtype="auto").fingerprint("m")
+    assert gpu0.measured_settings()["device"] == "cuda"
+    assert gpu0.fingerprint("m") != StudySpec(device="cuda:0", dtype="fp16").fingerprint("m")
+    assert gpu0.fingerprint("m") != StudySpec(device="cpu", dtype="bf16").fingerprint("m")
+    assert StudySpec().resolved() == StudySpec(device="cuda:0", dtype="bf16")
+    # the CPU in fp32 is what every study stored before the fields measured on
+    legacy = StudySpec(device="cpu", dtype="fp32").measured_settings()
+    assert "device" not in legacy and "dtype" not in legacy
+    assert StudySpec(device="cpu", dtype="float32").dtype == "fp32"
+    with pytest.raises(FrontierError, match="unknown device 'gpu'"):
+        StudySpec(device="gpu")
+    with pytest.raises(FrontierError, match="unknown dtype"):
+        StudySpec.from_dict({"dtype": "int4"})

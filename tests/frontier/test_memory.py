@@ -1,0 +1,59 @@
+"""The memory a study needs, from the config's shapes, and the one-line refusal."""
+
+from __future__ import annotations
+
+import pytest
+
+from frontier import memory
+from frontier.errors import FrontierError
+from frontier.testing import TINY_CONFIGS, real_shape_config, tiny_config, tiny_loaded
+
+
+def _llama_8b() -> object:
+    return real_shape_config("llama-3.1-8b")
+
+
+def test_the_layout_of_an_8b_model() -> None:
+    needs = memory.estimate(_llama_8b(), "bf16")
+    n = 14337
+    assert memory.mlp_shape(_llama_8b()) == (32, 4096, 14336)
+    assert needs.weights == 8_030_261_248 * 2  # Llama-3.1-8B's parameter count, in bf16
+    assert needs.statistics == 32 * (3 * 14336 + 2 * n * n) * 8  # ~105 GB of float64 Grams
+    assert needs.refit_factors == 32 * (2 * n * n + 3 * 4096 * n) * 4
+    compact = memory.estimate(_llama_8b(), "bf16", compact=True)  # a GPU's factors
+    assert compact.refit_factors == 32 * (n * n + 2 * 4096 * n) * 4
+    assert needs.host(factors_on_device=True) == needs.statistics
+    assert needs.host(factors_on_device=False) == needs.statistics + needs.refit_factors
+    plain = memory.estimate(_llama_8b(), "bf16", refit=False)
+    assert plain.statistics == 32 * 3 * 14336 * 8 and plain.refit_factors == 0
+    obs = memory.estimate(_llama_8b(), "bf16", refit=False, grams=True)  # obs reads Grams
+    assert obs.statistics == needs.statistics and obs.refit_factors == 0
+
+
+@pytest.mark.parametrize("model_type", sorted(TINY_CONFIGS))
+def test_every_family_has_the_shape_its_adapter_sees(model_type: str) -> None:
+    lm = tiny_loaded(model_type)
+    handles = lm.adapter.handles(lm.model)
+    layers, hidden, width = memory.mlp_shape(tiny_config(model_type))
+    assert (layers, width) == (len(handles), max(h.width for h in handles))
+    assert hidden == lm.model.get_input_embeddings().weight.shape[1]
+
+
+def test_a_study_too_big_for_host_memory_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    needs = memory.estimate(_llama_8b(), "bf16")
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: 64 * memory.GIB)
+    with pytest.raises(FrontierError, match=r"needs about 98\.0 GiB of host memory") as err:
+        memory.check_host_memory("llama-8b", needs, factors_on_device=True)
+    assert "\n" not in str(err.value) and "--no-refit --criterion energy" in str(err.value)
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: 512 * memory.GIB)
+    memory.check_host_memory("llama-8b", needs, factors_on_device=False)
+    monkeypatch.setattr(memory, "available_host_bytes", lambda: None)  # unknown: no refusal
+    memory.check_host_memory("llama-8b", needs, factors_on_device=False)
+    assert memory.available_host_bytes.__name__  # the real reader exists
+
+
+def test_the_real_reader_sees_this_machine() -> None:
+    have = memory.available_host_bytes()
+    assert have is None or have > 0
