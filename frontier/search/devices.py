@@ -55,7 +55,7 @@ def worker_command(spec: StudySpec, device: str) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
-        "frontier",
+        "frontier.cli",
         "worker",
         spec.study_name,
         "--storage",

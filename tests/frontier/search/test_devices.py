@@ -4,6 +4,7 @@ a trial that runs out of memory, and extra workers started by ``find`` (``--devi
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -130,7 +131,10 @@ def test_devices_are_one_kind_and_distinct() -> None:
             devices.parse_devices(bad)
     spec = StudySpec(study="s", storage="journal:x", trials=40, threads=3, timeout=60.0)
     cmd = devices.worker_command(spec, "cuda:1")
-    assert cmd[:5] == [sys.executable, "-m", "frontier", "worker", "s"]
+    assert cmd[:5] == [sys.executable, "-m", "frontier.cli", "worker", "s"]
+    # the command itself runs (the end-to-end test below runs it under a wrapper)
+    shown = subprocess.run([*cmd[:4], "--help"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0 and "usage: frontier worker" in shown.stdout, shown.stderr
     joined = " ".join(cmd)
     for part in ("--storage journal:x", "--trials 40", "--device cuda:1", "--threads 3",
                  "--timeout 60.0"):  # fmt: skip
