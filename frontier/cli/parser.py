@@ -258,8 +258,10 @@ def _export_options(
     p.add_argument(
         "--dtype",
         choices=("fp32", "fp16", "bf16"),
-        default=None if record_defaults else "fp32",
-        help="the saved weights' dtype" + (" (default: the record's)" if record_defaults else ""),
+        default=None if record_defaults or study else "fp32",
+        help="the saved weights' dtype"
+        + (" (default: the record's)" if record_defaults else "")
+        + (" (default: the study's)" if study else ""),
     )
     p.add_argument(
         "--gguf-type",

@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
@@ -53,7 +53,7 @@ def repair_trial(
     config: RepairConfig,
     *,
     format: ExportFormat = "heterogeneous",
-    dtype: ExportDtype = "fp32",
+    dtype: ExportDtype | None = None,
     force: bool = False,
     reporter: Reporter | None = None,
     device: str | None = None,
@@ -63,7 +63,8 @@ def repair_trial(
 
     The repair reads the calibration role of the study's calibration text; the report
     figures before and after it are measured with the study's report protocol. The model
-    loads in the study's dtype on ``device`` (default: the study's).
+    loads in the study's dtype on ``device`` (default: the study's); the export is saved
+    in ``dtype`` (default: the study's).
     """
     say = progress or (lambda _m: None)
     number = chosen_number(study) if number is None else number
@@ -107,7 +108,7 @@ def repair_trial(
         point.selection,
         out,
         format=format,
-        dtype=dtype,
+        dtype=dtype or cast(ExportDtype, spec.dtype),
         provenance=point.provenance,
         force=force,
         modules=result.modules,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import optuna
 
@@ -45,7 +45,7 @@ def export(
     out: Path | str,
     *,
     format: ExportFormat = "heterogeneous",
-    dtype: ExportDtype = "fp32",
+    dtype: ExportDtype | None = None,
     force: bool = False,
     gguf_type: GGUFType = "f32",
     device: str | None = None,
@@ -125,20 +125,22 @@ def export_trial(
     out: Path,
     *,
     format: ExportFormat = "heterogeneous",
-    dtype: ExportDtype = "fp32",
+    dtype: ExportDtype | None = None,
     force: bool = False,
     gguf_type: GGUFType = "f32",
     device: str | None = None,
 ) -> ExportResult:
     """Rebuild trial ``number``'s pruned model from the study's settings (on ``device``,
-    default the study's) and export it."""
+    default the study's) and export it, in ``dtype`` (default: the study's, so the export
+    holds the weights its figures were measured with)."""
     point = trial_point(study, number, device=device)
+    saved = dtype or cast(ExportDtype, point.spec.dtype)
     return export_model(
         point.lm,
         point.selection,
         out,
         format=format,
-        dtype=dtype,
+        dtype=saved,
         provenance=point.provenance,
         force=force,
         refit=point.operator.weights(point.selection),

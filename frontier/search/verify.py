@@ -21,6 +21,7 @@ from frontier.errors import FrontierError
 from frontier.export import read_record
 from frontier.export._load import export_format
 from frontier.models import LoadedModel, load_model
+from frontier.models._device import torch_dtype
 from frontier.search import storage as st
 from frontier.search.context import report_objectives
 from frontier.study.read import read_trial
@@ -73,8 +74,9 @@ def _check(metric: str, reported: Any, measured: float, *, relative: bool) -> Ch
     return Check(metric, want, measured, ok)
 
 
-def load_export(folder: Path) -> tuple[LoadedModel, str, bool]:
-    """The export as transformers alone loads it: (model, format, trust_remote_code)."""
+def load_export(folder: Path, *, dtype: str | None = None) -> tuple[LoadedModel, str, bool]:
+    """The export as transformers alone loads it: (model, format, trust_remote_code), in
+    ``dtype`` (default: the dtype it was saved in)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     fmt = export_format(folder)
@@ -85,7 +87,11 @@ def load_export(folder: Path) -> tuple[LoadedModel, str, bool]:
         )
     remote = fmt == "heterogeneous"
     try:
-        model = AutoModelForCausalLM.from_pretrained(folder, trust_remote_code=remote)
+        model = AutoModelForCausalLM.from_pretrained(
+            folder,
+            trust_remote_code=remote,
+            **({"dtype": torch_dtype(dtype)} if dtype is not None else {}),
+        )
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except (OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -106,7 +112,8 @@ def verify_export(
     """Measure the export in ``folder`` with ``study``'s report protocol; compare figures.
 
     The unpruned model (the baselines) loads in the study's dtype on ``device`` (default:
-    the study's); the export in its own dtype, on the same device."""
+    the study's), and the export is measured there in the same dtype, whatever dtype it
+    was saved in (an fp32 export of a bf16 study holds the same weights)."""
     say = progress or (lambda _m: None)
     record = read_record(folder)
     prov = record.provenance
@@ -138,7 +145,7 @@ def verify_export(
     objectives = report_objectives(spec, original)
     del original
     say(f"loading {folder} with transformers")
-    lm, fmt, remote = load_export(folder)
+    lm, fmt, remote = load_export(folder, dtype=spec.dtype)  # the study's protocol
     lm.model.to(on)
     say("measuring the export on held-out text" + (" and report documents" if spec.tasks else ""))
     ppl = objectives["ppl"].evaluate(lm)

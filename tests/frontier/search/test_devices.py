@@ -180,3 +180,23 @@ def test_find_with_a_second_device_runs_a_worker_that_shares_the_study(
     assert 8 <= n_finished(study) <= 9  # the total over both; one may finish its last
     assert int(ran.group(1)) + result.ran == n_finished(study)
     assert not [t for t in study.trials if t.state in (TrialState.RUNNING, TrialState.FAIL)]
+
+
+def test_a_bf16_studys_exports_verify_in_its_dtype(tiny_folder: Path, tmp_path: Path) -> None:
+    """The export holds the weights the study measured (by default in its dtype), and
+    verify measures any export in the study's dtype: an fp32 export of a bf16 study gives
+    the study's figures exactly."""
+    from frontier.export import read_record
+    from frontier.search.export import export
+    from frontier.search.verify import verify
+
+    spec = _spec(tiny_folder, tmp_path, trials=4, dtype="bf16", device="cpu", warm_start=False)
+    study = find(spec).study
+    plain = export(study, None, tmp_path / "default")
+    assert read_record(plain.path).dtype == "bf16"
+    wide = export(study, None, tmp_path / "fp32", dtype="fp32")
+    assert read_record(wide.path).dtype == "fp32"
+    for result in (plain, wide):
+        checked = verify(study, result.path)
+        assert checked.ok, checked.checks
+        assert all(c.reported == c.measured for c in checked.checks)
