@@ -96,10 +96,9 @@ def calibration_pass(
 
     The Grams are summed on the model's device, for as many layers at a time as fit
     ``gram_budget`` bytes (default: all of them on the CPU; on a GPU 40% of its free
-    memory, at most :data:`GPU_GRAM_BUDGET`);
-    where that is not every layer, the text is run again for each further group of
-    layers, up to the group's last layer only. ``progress`` gets a line about every
-    tenth of each pass."""
+    memory, at most :data:`GPU_GRAM_BUDGET`). Where that is not every layer, the text is
+    run again for each further group of layers, up to the group's last layer only.
+    ``progress`` gets a line about every tenth of each pass."""
     handles = adapter.handles(model)
     device = next(model.parameters()).device
     accs = [_Accumulator(h.width) for h in handles]
