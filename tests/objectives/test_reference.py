@@ -161,3 +161,70 @@ def test_each_test_has_its_own_frontier_home(tmp_path_factory: pytest.TempPathFa
     assert home.is_relative_to(tmp_path_factory.getbasetemp())
     assert not (home / "baselines").exists()  # no figure cached by another test or the user
     assert (home / "models").is_dir()  # the provisioned models stay reachable
+
+
+def test_kl_sums_over_every_batch_and_reports_its_figures() -> None:
+    lm = tiny_loaded("llama")
+    obj = create("kl", n_tokens=128, seq_len=32, top_k=VOCAB, batch_size=1)
+    obj.prepare(lm)
+    ids = obj.tokens.ids  # type: ignore[attr-defined]
+    assert ids.shape[0] == 4  # four windows, one batch each
+    base = _logits(lm.model, ids)
+    with _pruned(lm):
+        per_position = _full_kl(base, _logits(lm.model, ids))
+        m = obj.evaluate(lm)
+    # the mean over every position of every batch, not the last batch's
+    assert m.value == pytest.approx(float(per_position.mean()), rel=1e-4)
+    assert float(per_position[-1].mean()) != pytest.approx(m.value, rel=1e-3)
+    assert (m.raw, m.baseline) == (m.value, 0.0)
+    assert m.details == {"top_k": VOCAB, "top_k_mass": pytest.approx(1.0, abs=1e-5)}
+
+
+def test_a_model_with_nan_logits_is_a_named_error_for_kl() -> None:
+    from frontier.errors import FrontierError
+
+    lm = tiny_loaded("llama")
+    obj = create("kl", n_tokens=64, seq_len=32)
+    obj.prepare(lm)
+    head = lm.model.get_output_embeddings().weight
+    saved = head.detach().clone()
+    with torch.no_grad():
+        head.fill_(float("nan"))
+    try:
+        with pytest.raises(FrontierError, match="KL divergence is NaN: the pruned model"):
+            obj.evaluate(lm)
+    finally:
+        with torch.no_grad():
+            head.copy_(saved)
+
+
+def test_perplexity_reports_its_losses_and_an_overflow_as_infinite(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lm = tiny_loaded("llama")
+    obj = create("ppl", n_tokens=128, seq_len=32)
+    obj.prepare(lm)
+    base = _labels_nll(lm.model, obj.tokens.ids)  # type: ignore[attr-defined]
+    m = obj.evaluate(lm)
+    assert m.details == {
+        "nll": pytest.approx(base, rel=1e-5),
+        "baseline_nll": pytest.approx(base, rel=1e-5),
+    }
+    monkeypatch.setattr(obj, "nll", lambda _lm: 800.0)  # exp(800) overflows a float
+    big = obj.evaluate(lm)
+    assert big.raw == math.inf and big.value == math.inf
+
+
+@pytest.mark.parametrize("name", ["ppl", "kl"])
+def test_an_objective_half_prepared_refuses_to_evaluate(name: str) -> None:
+    from frontier.errors import FrontierError
+
+    lm = tiny_loaded("llama")
+    obj = create(name, n_tokens=64, seq_len=32)
+    obj.prepare(lm)
+    if name == "ppl":
+        obj.baseline_nll = None  # type: ignore[attr-defined]
+    else:
+        obj._ref = []  # type: ignore[attr-defined]
+    with pytest.raises(FrontierError, match=f"objective '{name}': evaluate"):
+        obj.evaluate(lm)
