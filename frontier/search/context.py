@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from frontier.errors import FrontierError
 from frontier.importance import Scores, calibrate
@@ -13,8 +13,12 @@ from frontier.models import LoadedModel, load_model
 from frontier.operator import PruningOperator
 from frontier.search.space import Space
 from frontier.search.spec import StudySpec
+from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.study.slo import SLO, Side, parse_slos
 from objectives import Objective, create
+
+if TYPE_CHECKING:
+    import optuna
 
 Progress = Callable[[str], None]
 CHECK_PREFIX = "check:"  # report objectives on the spec's check_texts
@@ -38,6 +42,20 @@ def build_operator(
         progress=say,
     )
     return PruningOperator.for_model(lm, scores, refit=spec.refit, compensate=spec.compensate)
+
+
+def study_model(study: optuna.Study, spec: StudySpec, *, device: str | None = None) -> LoadedModel:
+    """The unpruned model ``study`` searched (``spec``: its stored spec), loaded in the
+    study's dtype on ``device`` (default: the study's); other weights are refused."""
+    lm = load_model(
+        spec.model,
+        dtype=spec.dtype,
+        device=device or spec.device,
+        trust_remote_code=spec.trust_remote_code,
+    )
+    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
+        raise FrontierError(f"{spec.model} now has other weights than when the study ran")
+    return lm
 
 
 def check_text_sources(sources: tuple[str, ...]) -> None:

@@ -18,13 +18,12 @@ from frontier.export import (
     Provenance,
     export_model,
 )
-from frontier.models import LoadedModel, load_model
+from frontier.models import LoadedModel
 from frontier.operator import PruningOperator
 from frontier.search import storage as st
-from frontier.search.context import build_operator
+from frontier.search.context import build_operator, study_model
 from frontier.search.spec import StudySpec
 from frontier.study.read import read_trial
-from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import Selection
 
 
@@ -95,14 +94,7 @@ def trial_point(study: optuna.Study, number: int, *, device: str | None = None) 
             "this study used bias compensation, which the export formats do not carry; "
             "the refit (the default operator) subsumes it and exports"
         )
-    lm = load_model(
-        spec.model,
-        dtype=spec.dtype,
-        device=device or spec.device,
-        trust_remote_code=spec.trust_remote_code,
-    )
-    if lm.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
-        raise FrontierError(f"{spec.model} now has other weights than when the study ran")
+    lm = study_model(study, spec, device=device)
     operator = build_operator(spec, lm)
     scores = operator.scores
     selection = operator.select(trial.plan)

@@ -20,12 +20,11 @@ import optuna
 from frontier.errors import FrontierError
 from frontier.export import read_record
 from frontier.export._load import export_format
-from frontier.models import LoadedModel, load_model
+from frontier.models import LoadedModel
 from frontier.models._device import torch_dtype
 from frontier.search import storage as st
-from frontier.search.context import report_objectives
+from frontier.search.context import report_objectives, study_model
 from frontier.study.read import read_trial
-from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.surgery import count_parameters
 
 Progress = Callable[[str], None]
@@ -133,15 +132,8 @@ def verify_export(
         )
     spec = st.stored_spec(study)
     say(f"measuring the unpruned {spec.model} baselines (cached after the study)")
-    original = load_model(
-        spec.model,
-        dtype=spec.dtype,
-        device=device or spec.device,
-        trust_remote_code=spec.trust_remote_code,
-    )
+    original = study_model(study, spec, device=device)
     on = original.device
-    if original.fingerprint != study.user_attrs.get(ATTR_MODEL_FINGERPRINT):
-        raise FrontierError(f"{spec.model} now has other weights than when the study ran")
     objectives = report_objectives(spec, original)
     del original
     say(f"loading {folder} with transformers")
