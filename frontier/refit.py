@@ -20,7 +20,7 @@ layer. Any other kept set is solved directly (:meth:`LayerRefit.columns`).
 
 Where it runs: the set-up (the alpha choice and the factorisations) is float64 on the
 model's device, one layer at a time; its float32 factors then stay on a GPU while they
-fit half of its free memory (:meth:`Refitter.place`), and the rest in pinned host
+fit half of its free memory (:meth:`Refitter.build`), and the rest in pinned host
 memory, from which a trial copies only the blocks its kept counts need. On the CPU
 everything is in host memory.
 """
@@ -87,6 +87,7 @@ class LayerRefit:
         self.width = i
         self.has_bias = bias is not None
         self.device = torch.device(device)
+        self.resident = True  # the factors live on ``device`` (see :meth:`place`)
         w = w.double().to(self.device)
         if bias is not None:
             w = torch.cat([w, bias.double().to(self.device).view(-1, 1)], dim=1)
@@ -146,6 +147,7 @@ class LayerRefit:
         they stay in host memory (pinned for a GPU) and each trial copies the blocks it
         needs."""
         self.device = torch.device(device)
+        self.resident = resident
         for name in self._FACTORS:
             t = getattr(self, name)
             if resident:
@@ -269,7 +271,6 @@ class Refitter:
     ) -> None:
         self.layers = list(layers)
         self.errors = list(errors)
-        self.resident = len(self.layers)  # layers whose factors live on the model's device
 
     @property
     def alphas(self) -> list[float]:
@@ -301,7 +302,7 @@ class Refitter:
         if alphas is None:
             alphas, errors = choose_alphas(handles, grams)
         layers: list[LayerRefit] = []
-        used, resident = 0, 0
+        used = 0
         for h, order, alpha in zip(handles, orders, alphas, strict=True):
             w, bias = _down_weight(h)
             small = w.device.type == "cuda" if compact is None else compact
@@ -313,19 +314,17 @@ class Refitter:
             fits = budget is None or used + layer.factor_bytes() <= budget
             layer.place(w.device, resident=fits)
             used += layer.factor_bytes() if fits else 0
-            resident += int(fits)
             layers.append(layer)
-        out = cls(layers, errors=errors)
-        out.resident = resident
-        return out
+        return cls(layers, errors=errors)
 
     def placement(self) -> dict[str, Any]:
         """Where the factors live (for protocols): device, layers resident there, bytes."""
         device = str(self.layers[0].device) if self.layers else "cpu"
+        resident = sum(layer.resident for layer in self.layers)
         return {
             "device": device,
-            "resident_layers": self.resident,
-            "host_layers": len(self.layers) - self.resident,
+            "resident_layers": resident,
+            "host_layers": len(self.layers) - resident,
             "factor_bytes": sum(layer.factor_bytes() for layer in self.layers),
         }
 

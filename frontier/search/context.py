@@ -228,8 +228,8 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     _check_memory(spec, lm)
     t = time.perf_counter()
     pruner = build_operator(spec, lm, say=say)
-    if pruner.refitter is not None and pruner.refitter.placement()["host_layers"]:
-        where = pruner.refitter.placement()
+    where = pruner.refitter.placement() if pruner.refitter is not None else {}
+    if where.get("host_layers"):
         say(
             f"refit factors: {where['resident_layers']} layer(s) on {where['device']}, "
             f"{where['host_layers']} in pinned host memory (copied per trial)"

@@ -209,7 +209,7 @@ def settings_changed(study: optuna.Study, spec: StudySpec) -> list[str]:
     before, now = old.measured_settings(), spec.measured_settings()
     keys = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
     # shown in full: a setting at its legacy value is left out of the measured settings
-    shown = [{**s.to_dict(), **s.measured_settings()} for s in (old, spec)]
+    shown = [{**old.to_dict(), **before}, {**spec.to_dict(), **now}]
     return [f"{k}: {shown[0].get(k)!r} -> {shown[1].get(k)!r}" for k in keys]
 
 
