@@ -57,3 +57,24 @@ def test_a_study_too_big_for_host_memory_is_a_one_line_error(
 def test_the_real_reader_sees_this_machine() -> None:
     have = memory.available_host_bytes()
     assert have is None or have > 0
+
+
+@pytest.mark.parametrize("compact", [False, True])
+def test_the_estimate_counts_the_factors_a_refit_layer_holds(compact: bool) -> None:
+    """The estimate's factor formula is the layout of :class:`LayerRefit` (with a bias
+    column, as the estimate assumes): a change to either shows here."""
+    import torch
+
+    from frontier.refit import LayerRefit
+
+    width, hidden = 12, 5
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(400, width, generator=gen, dtype=torch.float64)
+    x = torch.cat([a, torch.ones(400, 1, dtype=torch.float64)], dim=1)
+    w = torch.randn(hidden, width, generator=gen, dtype=torch.float64)
+    layer = LayerRefit(
+        w, torch.zeros(hidden), x.t() @ x / 400, 1e-2, torch.arange(width), compact=compact
+    )
+    config = tiny_config("llama")
+    config.num_hidden_layers, config.hidden_size, config.intermediate_size = 1, hidden, width
+    assert memory.estimate(config, "fp32", compact=compact).refit_factors == layer.factor_bytes()
