@@ -3,10 +3,10 @@
 Per layer the calibration pass accumulates ``E[x x^T]`` of ``x = [activation; 1]``, an
 ``(I+1) x (I+1)`` float64 matrix whose last row and column are the activation mean and 1
 (the constant input that carries a bias). Each batch is multiplied on the model's device
-in float32 (a few thousand tokens per product) and summed there in float64. On a GPU
-the sums of only as many layers as fit a memory budget are held at once: the
-calibration text is run once per group of layers (stopping after the group's last
-layer), and each group's sums go to host memory when its pass ends
+in float32 (a few thousand tokens per product, the upper triangle only) and summed there
+in float64. On a GPU the sums of only as many layers as fit a memory budget are held at
+once: the calibration text is run once per group of layers (stopping after the group's
+last layer), and each group's sums go to host memory when its pass ends
 (:func:`gram_groups`). The matrices then live in host memory and in the disk cache
 (``I^2`` x 8 bytes per layer and slice: 19 MB for SmolLM2's 1,536-wide MLPs; 1.6 GB for
 an 8B model's 14,336).
@@ -18,6 +18,7 @@ never saw (and never on search or report text).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,30 +65,52 @@ class GramStats:
         )
 
 
-class GramAccumulator:
-    """A forward pre-hook adding each batch's ``x^T x`` to the fitting or held-out sum."""
+def gram_blocks(width: int) -> int:
+    """Column blocks of the upper-triangle product: one per 256 inputs, at most four
+    (measured at SmolLM2's 1,537 inputs on 2,048 tokens, float32 on the CPU: 69 ms as one
+    product, 47 ms in two blocks, 35 ms in four, 34 ms in eight)."""
+    return max(1, min(4, width // 256))
 
-    def __init__(self, width: int, device: torch.device | str = "cpu") -> None:
-        self.fit = torch.zeros(width + 1, width + 1, dtype=torch.float64, device=device)
-        self.held = torch.zeros(width + 1, width + 1, dtype=torch.float64, device=device)
+
+class GramAccumulator:
+    """A forward pre-hook adding each batch's ``x^T x`` to the fitting or held-out sum.
+
+    Only the upper triangle is computed, in ``blocks`` column blocks (block ``b``'s rows
+    times every column from ``b`` on: about half the work of the full product for four
+    blocks and more); :meth:`result` mirrors it."""
+
+    def __init__(
+        self, width: int, device: torch.device | str = "cpu", *, blocks: int | None = None
+    ) -> None:
+        n = width + 1
+        self.fit = torch.zeros(n, n, dtype=torch.float64, device=device)
+        self.held = torch.zeros(n, n, dtype=torch.float64, device=device)
         self.fit_count = 0
         self.held_count = 0
         self.holding_out = False
+        k = min(blocks or gram_blocks(width), n)
+        edges = [round(i * n / k) for i in range(k + 1)]
+        self.blocks = list(itertools.pairwise(edges))
 
     def __call__(self, _module: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0].detach().reshape(-1, args[0].shape[-1]).float()
         x = torch.cat([x, x.new_ones(x.shape[0], 1)], dim=1)
-        product = (x.t() @ x).double()
+        total = self.held if self.holding_out else self.fit
+        for lo, hi in self.blocks:
+            total[lo:hi, lo:] += (x[:, lo:hi].t() @ x[:, lo:]).double()
         if self.holding_out:
-            self.held += product
             self.held_count += x.shape[0]
         else:
-            self.fit += product
             self.fit_count += x.shape[0]
 
+    @staticmethod
+    def _mirror(upper: torch.Tensor) -> torch.Tensor:
+        """The symmetric matrix whose upper triangle (diagonal included) ``upper`` holds."""
+        return upper.triu() + upper.triu(1).t()
+
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        fit = self.fit.cpu() / max(self.fit_count, 1)
-        return fit, self.held.cpu() / max(self.held_count, 1)
+        fit = self._mirror(self.fit).cpu() / max(self.fit_count, 1)
+        return fit, self._mirror(self.held).cpu() / max(self.held_count, 1)
 
 
 def gram_bytes(width: int) -> int:

@@ -274,6 +274,31 @@ def test_grams_gathered_a_group_of_layers_at_a_time_are_the_same(model_type: str
     assert any("(layers 2-2)" in line for line in lines)
 
 
+@pytest.mark.parametrize("blocks", [1, 3, 8])
+def test_a_gram_summed_by_upper_blocks_is_the_full_symmetric_product(blocks: int) -> None:
+    from frontier.importance._gram import GramAccumulator
+
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.randn(1, 50, 20, generator=gen) for _ in range(3)]
+    acc = GramAccumulator(20, blocks=blocks)
+    assert len(acc.blocks) == blocks and acc.blocks[0][0] == 0 and acc.blocks[-1][1] == 21
+    for i, b in enumerate(batches):
+        acc.holding_out = i == 2
+        acc(torch.nn.Identity(), (b,))
+    fit, held = acc.result()
+    x = torch.cat([torch.cat(batches).reshape(-1, 20), torch.ones(150, 1)], dim=1).double()
+    assert (acc.fit_count, acc.held_count) == (100, 50)
+    assert torch.allclose(fit, x[:100].t() @ x[:100] / 100, rtol=1e-5, atol=1e-6)
+    assert torch.allclose(held, x[100:].t() @ x[100:] / 50, rtol=1e-5, atol=1e-6)
+    assert torch.equal(fit, fit.t()) and torch.equal(held, held.t())
+
+
+def test_gram_blocks_grow_with_the_width_up_to_four() -> None:
+    from frontier.importance._gram import gram_blocks
+
+    assert [gram_blocks(w) for w in (64, 255, 256, 767, 1536, 14336)] == [1, 1, 1, 2, 4, 4]
+
+
 def test_gram_groups_pack_consecutive_layers_into_the_budget() -> None:
     from frontier.importance._gram import gram_bytes, gram_groups
 
