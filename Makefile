@@ -27,7 +27,7 @@ setup: $(STAMP)
 # writes the report to studies/results/$(MODEL)/. More trials: TRIALS=100.
 TRIALS ?= 40
 demo: $(STAMP)
-	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials $(TRIALS) --groups 10
+	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials $(TRIALS) --groups 10 --report-points 8
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check frontier objectives tests benchmarks tools

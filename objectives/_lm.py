@@ -17,7 +17,9 @@ class TextWindows:
 
     Shared by the objectives that score the model's next-token distribution (perplexity,
     KL), so that both read text the same way. The windows are tokenised on first use,
-    with the model's tokenizer; ``seq_len`` defaults to 1,024 or the model's context.
+    with the model's tokenizer; ``seq_len`` (default 1,024) is capped at the model's
+    context. ``strided``: windows spread evenly over the whole role's text
+    (:func:`~frontier.data.text.token_windows`).
     """
 
     def __init__(
@@ -27,8 +29,10 @@ class TextWindows:
         n_tokens: int,
         seq_len: int | None,
         batch_size: int | None,
+        strided: bool = False,
     ) -> None:
         self.source = TextSource(text)
+        self.strided = strided
         self.role: Role = role
         self.n_tokens = n_tokens
         self.seq_len = seq_len
@@ -37,16 +41,26 @@ class TextWindows:
 
     def windows(self, lm: LoadedModel) -> TokenSet:
         if self.tokens is None:
-            seq_len = self.seq_len or min(1024, lm.max_length)
+            seq_len = min(self.seq_len or 1024, lm.max_length)
             self.tokens = token_windows(
-                self.source, self.role, lm.tokenizer, n_tokens=self.n_tokens, seq_len=seq_len
+                self.source,
+                self.role,
+                lm.tokenizer,
+                n_tokens=self.n_tokens,
+                seq_len=seq_len,
+                strided=self.strided,
             )
         return self.tokens
 
     def text_protocol(self) -> dict[str, Any]:
         if self.tokens is not None:
             return self.tokens.describe()
-        return {"source": self.source.label, "role": self.role, "tokens": self.n_tokens}
+        return {
+            "source": self.source.label,
+            "role": self.role,
+            "tokens": self.n_tokens,
+            **({"layout": "strided"} if self.strided else {}),
+        }
 
 
 # Logits of a batch are [batch, seq_len, vocab] fp32; keep each batch under this size.

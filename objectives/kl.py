@@ -36,8 +36,9 @@ class KLDivergence(TextWindows, Objective):
         seq_len: int | None = None,
         top_k: int = 256,
         batch_size: int | None = None,
+        strided: bool = False,
     ) -> None:
-        super().__init__(text, role, n_tokens, seq_len, batch_size)
+        super().__init__(text, role, n_tokens, seq_len, batch_size, strided)
         self.top_k = top_k
         self._ref: list[tuple[torch.Tensor, torch.Tensor]] = []  # (indices, log p) per batch
         self._mass = 0.0

@@ -30,8 +30,9 @@ class Perplexity(TextWindows, Objective):
         n_tokens: int = 4096,
         seq_len: int | None = None,
         batch_size: int | None = None,
+        strided: bool = False,
     ) -> None:
-        super().__init__(text, role, n_tokens, seq_len, batch_size)
+        super().__init__(text, role, n_tokens, seq_len, batch_size, strided)
         self.baseline_nll: float | None = None
 
     def prepare(self, lm: LoadedModel) -> None:

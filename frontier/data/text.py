@@ -154,6 +154,7 @@ class TokenSet:
     role: Role
     seq_len: int
     fingerprint: str
+    strided: bool = False  # windows spread over the whole part, not its first tokens
 
     @property
     def n_tokens(self) -> int:
@@ -166,6 +167,11 @@ class TokenSet:
             "windows": int(self.ids.shape[0]),
             "seq_len": self.seq_len,
             "tokens": self.n_tokens,
+            "layout": (
+                "windows at even strides across the whole part"
+                if self.strided
+                else "the part's first tokens, window after window"
+            ),
             "scored_tokens_per_window": self.seq_len - 1,
             "fingerprint": self.fingerprint,
             "special_tokens": "none added; documents joined by blank lines",
@@ -173,9 +179,18 @@ class TokenSet:
 
 
 def token_windows(
-    source: TextSource, role: Role, tokenizer: Any, *, n_tokens: int, seq_len: int
+    source: TextSource,
+    role: Role,
+    tokenizer: Any,
+    *,
+    n_tokens: int,
+    seq_len: int,
+    strided: bool = False,
 ) -> TokenSet:
-    """The first ``n_tokens`` tokens of the role's text, as ``n_tokens // seq_len`` windows."""
+    """``n_tokens // seq_len`` windows of the role's text: its first ``n_tokens`` tokens,
+    or with ``strided`` windows at even strides from its start to its end (the first
+    window starts the part, the last ends it), so a small budget reads many documents
+    instead of the first few."""
     import torch
 
     if seq_len < 2 or n_tokens < seq_len:
@@ -188,9 +203,15 @@ def token_windows(
             f"{source.label} ({role}) has {len(ids)} tokens, fewer than the "
             f"{n_windows * seq_len} asked for"
         )
-    window = torch.tensor(ids[: n_windows * seq_len], dtype=torch.long).view(n_windows, seq_len)
+    if strided and n_windows > 1:
+        room = len(ids) - seq_len
+        starts = [i * room // (n_windows - 1) for i in range(n_windows)]
+        picked = [ids[s : s + seq_len] for s in starts]
+    else:
+        picked = [ids[i * seq_len : (i + 1) * seq_len] for i in range(n_windows)]
+    window = torch.tensor(picked, dtype=torch.long).view(n_windows, seq_len)
     digest = hashlib.blake2b(window.numpy().tobytes(), digest_size=12).hexdigest()
-    return TokenSet(window, source.label, role, seq_len, digest)
+    return TokenSet(window, source.label, role, seq_len, digest, strided=strided)
 
 
 __all__ = [

@@ -123,6 +123,24 @@ class SearchContext:
         return out
 
 
+def search_objective(spec: StudySpec) -> Objective:
+    """The signal every trial gets: ``spec.search_metric`` on ``search_tokens`` of the
+    search text, in windows of ``search_window`` tokens strided over all of it (studies
+    from before the field: its first tokens, in windows of ``seq_len``)."""
+    if spec.search_window is None:
+        seq_len, strided = spec.seq_len, False
+    else:
+        seq_len, strided = min(spec.search_window, spec.search_tokens), True
+    return create(
+        spec.search_metric,
+        text=spec.text,
+        role="search",
+        n_tokens=spec.search_tokens,
+        seq_len=seq_len,
+        strided=strided,
+    )
+
+
 def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
     """The final report's objectives (held-out text, report documents), prepared on ``lm``.
 
@@ -246,14 +264,7 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     )
     say("measuring the unpruned model")
     t = time.perf_counter()
-    if spec.search_metric == "ppl":
-        cheap = create(
-            "ppl", text=spec.text, role="search", n_tokens=spec.search_tokens, seq_len=spec.seq_len
-        )
-    else:
-        cheap = create(
-            "kl", text=spec.text, role="search", n_tokens=spec.search_tokens, seq_len=spec.seq_len
-        )
+    cheap = search_objective(spec)
     cheap.prepare(lm)
     size = create("params")
     size.prepare(lm)

@@ -39,6 +39,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "max_task_docs": None,
     "device": "cpu",  # (the device's kind: cuda:1 measures what cuda:0 does)
     "dtype": "fp32",
+    "search_window": None,  # the search text's first tokens, in windows of seq_len
 }
 
 
@@ -112,6 +113,12 @@ class StudySpec:
         "ppl", "the cheap signal every trial gets: perplexity ratio or KL divergence"
     )
     search_tokens: int = _field(2048, "evaluation tokens per trial at search time")
+    search_window: int | None = _field(
+        256,
+        "tokens per search-time window, the windows spread at even strides over the whole "
+        "search text so that search_tokens read many documents, not the first few (capped "
+        "at search_tokens and the model's context)",
+    )
     report_tokens: int = _field(16384, "held-out evaluation tokens for the final report")
     report_points: int = _field(12, "Pareto trials re-measured on held-out data, at most")
     fit_tokens: int | None = _field(
@@ -215,6 +222,8 @@ class StudySpec:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise FrontierError(f"{name} must be positive, got {value}")
+        if self.search_window is not None and self.search_window < 2:
+            raise FrontierError(f"search_window must be at least 2, got {self.search_window}")
         for name in ("task_docs", "report_docs", "max_task_docs"):
             self._check_docs(name)
         if self.max_task_docs is not None and self.confidence is None:

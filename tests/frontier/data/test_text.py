@@ -36,6 +36,27 @@ def test_file_source_and_windows(tmp_path: Path) -> None:
         token_windows(src, "search", tok, n_tokens=10**7, seq_len=16)
 
 
+def test_strided_windows_spread_over_the_whole_part(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join(f"document number {i} " * 20 for i in range(30)))
+    src = TextSource(f"file:{path}")
+    tok = tiny_tokenizer()
+    ids = tok("\n\n".join(src.documents("search")), add_special_tokens=False)["input_ids"]
+    first = token_windows(src, "search", tok, n_tokens=64, seq_len=16)
+    spread = token_windows(src, "search", tok, n_tokens=64, seq_len=16, strided=True)
+    room = len(ids) - 16
+    assert room > 4 * 16  # the part is longer than the windows: they are spread out
+    starts = [0, room // 3, 2 * room // 3, room]
+    assert spread.ids.tolist() == [ids[s : s + 16] for s in starts]
+    assert spread.ids[0].tolist() == first.ids[0].tolist()  # both start at the part's start
+    assert spread.ids[-1].tolist() == ids[-16:]  # the last window ends the part
+    assert spread.fingerprint != first.fingerprint
+    assert spread.strided and not first.strided
+    assert "strides" in spread.describe()["layout"] and "first" in first.describe()["layout"]
+    one = token_windows(src, "search", tok, n_tokens=16, seq_len=16, strided=True)
+    assert one.ids.tolist() == [ids[:16]]
+
+
 def test_bad_sources_are_one_line_errors(tmp_path: Path) -> None:
     with pytest.raises(FrontierError, match="unknown text source"):
         TextSource("nope").documents("search")

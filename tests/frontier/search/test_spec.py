@@ -42,6 +42,7 @@ def test_fingerprint_ignores_budget_but_not_measurement() -> None:
         {"trials": 0},
         {"step": 2.0},
         {"search_metric": "acc"},
+        {"search_window": 1},
         {"task_docs": 0},
         {"subtasks": 0},
         {"tasks": ["arc_easy"], "task_docs": {"hellaswag": 10, "default": 5}},
@@ -144,3 +145,23 @@ def test_device_and_dtype_are_measured_settings_by_kind(monkeypatch: pytest.Monk
         StudySpec(device="gpu")
     with pytest.raises(FrontierError, match="unknown dtype"):
         StudySpec.from_dict({"dtype": "int4"})
+
+
+@pytest.mark.parametrize("metric", ["ppl", "kl"])
+def test_the_search_signal_reads_strided_windows_and_old_studies_their_first_tokens(
+    metric: str,
+) -> None:
+    from frontier.search.context import search_objective
+    from frontier.search.spec import LEGACY_VALUES
+
+    new = search_objective(StudySpec(search_metric=metric))  # type: ignore[arg-type]
+    assert new.name == metric
+    assert new.strided and new.seq_len == 256 and new.n_tokens == 2048  # type: ignore[attr-defined]
+    assert new.role == "search"  # type: ignore[attr-defined]
+    small = search_objective(StudySpec(search_metric=metric, search_tokens=64))  # type: ignore[arg-type]
+    assert small.seq_len == 64  # type: ignore[attr-defined]  # one window, never more tokens
+    old = StudySpec(search_metric=metric, seq_len=512, **{**LEGACY_VALUES})  # type: ignore[arg-type]
+    legacy = search_objective(old)
+    assert not legacy.strided and legacy.seq_len == 512  # type: ignore[attr-defined]
+    assert "search_window" not in old.measured_settings()
+    assert StudySpec().measured_settings()["search_window"] == 256
