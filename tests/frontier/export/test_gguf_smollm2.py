@@ -19,7 +19,8 @@ from frontier.surgery import Pruner
 
 pytestmark = pytest.mark.slow
 
-# the chosen point of studies/results/smollm2-135m (trial 80): 33% of MLP neurons removed
+# the chosen point of studies/results/smollm2-135m-old-operator (trial 80): 33% of MLP
+# neurons removed
 WIDTHS = (1488,) * 3 + (608,) * 3 + (1272,) * 3 + (1320,) * 3 + (880,) * 3
 WIDTHS += (776,) * 3 + (552,) * 3 + (992,) * 3 + (880,) * 3 + (1536,) * 3
 
