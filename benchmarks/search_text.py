@@ -11,9 +11,9 @@ held-out ones. The plans, all at ``--removed`` of the MLP neurons, study default
 (obs + refit, 65,536 calibration tokens):
 
 * the uniform plan;
-* ``--mutants`` seeded level-switch mutants of it over 10 layer groups (one to four moves
-  of 0.05-0.15 of a group's relative keep to another group, as the boundary sampler
-  makes);
+* ``--mutants`` seeded level-switch mutants of it over 10 layer groups, drawn here (one to
+  four moves of 0.05-0.15 of a group's relative keep to another group; the boundary
+  sampler's own switches are one to three moves of 0.05-0.10);
 * a sensitivity allocation: every layer cut alone at 25% and 50% on the *legacy* search
   text (the search part's first 2,048 tokens), a quadratic through those figures per
   layer, and the allocation that minimises their sum at the size (a plan tuned on one

@@ -206,10 +206,9 @@ def token_windows(
     if strided and n_windows > 1:
         room = len(ids) - seq_len
         starts = [i * room // (n_windows - 1) for i in range(n_windows)]
-        picked = [ids[s : s + seq_len] for s in starts]
     else:
-        picked = [ids[i * seq_len : (i + 1) * seq_len] for i in range(n_windows)]
-    window = torch.tensor(picked, dtype=torch.long).view(n_windows, seq_len)
+        starts = [i * seq_len for i in range(n_windows)]
+    window = torch.tensor([ids[s : s + seq_len] for s in starts], dtype=torch.long)
     digest = hashlib.blake2b(window.numpy().tobytes(), digest_size=12).hexdigest()
     return TokenSet(window, source.label, role, seq_len, digest, strided=strided)
 

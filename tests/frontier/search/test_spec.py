@@ -160,7 +160,7 @@ def test_the_search_signal_reads_strided_windows_and_old_studies_their_first_tok
     assert new.role == "search"  # type: ignore[attr-defined]
     small = search_objective(StudySpec(search_metric=metric, search_tokens=64))  # type: ignore[arg-type]
     assert small.seq_len == 64  # type: ignore[attr-defined]  # one window, never more tokens
-    old = StudySpec(search_metric=metric, seq_len=512, **{**LEGACY_VALUES})  # type: ignore[arg-type]
+    old = StudySpec(search_metric=metric, seq_len=512, **LEGACY_VALUES)  # type: ignore[arg-type]
     legacy = search_objective(old)
     assert not legacy.strided and legacy.seq_len == 512  # type: ignore[attr-defined]
     assert "search_window" not in old.measured_settings()
