@@ -116,9 +116,9 @@ class TaskScore:
         """The figure an SLO reads on ``side`` (fractions: 0.9 = keeps 90%)."""
         value = self.retention if relative else self.acc
         ci = self.retention_ci if relative else self.acc_ci
-        if value is None or side == "estimate" or ci is None:
+        if side == "estimate" or value is None or ci is None:
             return value
-        return ci[1] if side == "optimistic" else ci[0]
+        return {"optimistic": ci[1], "pessimistic": ci[0]}[side]
 
     @property
     def retention(self) -> float | None:
@@ -273,7 +273,7 @@ def _violation(op: Op, value: float, threshold: float) -> float:
     diff = value - threshold if op in ("<", "<=") else threshold - value
     scaled = diff / scale
     if _OPS[op](value, threshold):
-        return min(scaled, 0.0)
+        return scaled  # <= 0: the bound is met
     # Equality under a strict bound (diff == 0), or a difference lost to underflow.
     return scaled if scaled > 0 else _STRICT_EQUAL_VIOLATION
 

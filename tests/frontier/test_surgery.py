@@ -11,6 +11,7 @@ from frontier.arch import adapter_for
 from frontier.arch._weights import WeightLayout
 from frontier.errors import FrontierError
 from frontier.plan import Plan
+from frontier.refit import DownWeights
 from frontier.surgery import Pruner, Selection, count_mlp_parameters, count_parameters
 from frontier.testing import TINY_CONFIGS, tiny_model
 
@@ -199,3 +200,99 @@ def test_bias_compensation_is_exact_when_dropped_neurons_sit_at_their_mean(
         assert restored is None
     else:
         assert torch.equal(restored, original_bias)
+
+
+def test_refit_weights_replace_the_kept_down_columns() -> None:
+    model = tiny_model("llama")
+    pruner = Pruner(model, _scores(model))
+    assert pruner.model is model
+    plan = Plan.from_ratios([0.5, 1.0, 0.25], pruner.full)
+    gen = torch.Generator().manual_seed(3)
+    hidden = model.config.hidden_size
+    new = [DownWeights(torch.randn(hidden, 32, generator=gen)), None, None]
+    with pruner.pruned(plan, refit=new) as sel:
+        down = pruner.handles[0].down_module
+        assert torch.equal(down.weight, new[0].weight)  # type: ignore[union-attr]
+        original = pruner._originals[2]["down_proj"]  # type: ignore[index]
+        kept = original.weight[:, sel.kept[2]]
+        assert torch.equal(pruner.handles[2].down_module.weight, kept)  # None: plain cut
+
+
+def test_a_selection_is_applied_as_given_not_reselected_from_the_scores() -> None:
+    model = tiny_model("llama")
+    pruner = Pruner(model, _scores(model))
+    plan = Plan.uniform(0.5, pruner.full)
+    other = Pruner(model, _scores(model, seed=9)).select(plan)
+    assert other.to_lists() != pruner.select(plan).to_lists()
+    reference = _logits(_zeroed(model, other))
+    with pruner.pruned(other) as applied:
+        assert applied is other
+        assert torch.allclose(_logits(model), reference, atol=1e-5)
+
+
+def test_dense_plan_keeps_every_neuron_with_the_default_rounding() -> None:
+    pruner = Pruner(tiny_model("llama"))
+    plan = pruner.dense_plan()
+    assert plan == Plan(pruner.full, pruner.full, 8, 8)
+    assert pruner.dense_plan(multiple=4, floor=2) == Plan(pruner.full, pruner.full, 4, 2)
+
+
+def test_mlp_parameter_count_against_the_module_names() -> None:
+    model = tiny_model("llama")
+    by_name = sum(p.numel() for n, p in model.named_parameters() if ".mlp." in n)
+    assert count_mlp_parameters(model) == by_name > 0
+
+
+def test_refusals_name_their_reason() -> None:
+    model = tiny_model("llama")
+    scores = _scores(model)
+    plan = Plan.uniform(0.5, (64, 64, 64))
+
+    def message(call: object, error: type[Exception] = FrontierError) -> str:
+        with pytest.raises(error) as info:
+            call()  # type: ignore[operator]
+        return str(info.value)
+
+    assert message(lambda: Pruner(model, scores[:2])) == "2 score vectors for 3 layers"
+    bad = [scores[0], torch.rand(63), scores[2]]
+    assert message(lambda: Pruner(model, bad)) == "layer 1: scores of shape (63,), width 64"
+    bare = Pruner(model)
+    assert (
+        message(lambda: bare.apply(plan))
+        == "this pruner has no importance scores: apply a Selection"
+    )
+    pruner = Pruner(model, scores)
+    deeper = Plan.uniform(0.5, (32, 32, 32, 32))
+    assert message(lambda: pruner.select(deeper)) == (
+        "plan is for MLP widths (32, 32, 32)..., this model has (64, 64, 64)..."
+    )
+    foreign = Selection.from_lists(Plan.uniform(0.5, (32, 32, 32)), [list(range(16))] * 3)
+    assert message(lambda: pruner.apply(foreign)) == (
+        "selection is for a model with other MLP widths"
+    )
+    assert message(lambda: pruner.apply(plan, compensate=True)) == (
+        "bias compensation needs calibration activation statistics"
+    )
+    with_means = Pruner(model, scores, mean_activation=[torch.zeros(64)] * 3)
+    assert message(lambda: with_means.apply(plan, compensate=True, refit=[None] * 3)) == (
+        "bias compensation and the refit exclude each other"
+    )
+    pruner.apply(plan)
+    assert message(lambda: pruner.apply(plan), RuntimeError) == (
+        "a plan is already applied; call restore() first"
+    )
+    pruner.restore()
+
+
+def test_bias_compensation_in_bf16_reads_float32_means() -> None:
+    model = tiny_model("llama").to(torch.bfloat16)
+    means = [torch.randn(64) for _ in range(3)]  # calibration statistics stay float32
+    pruner = Pruner(model, _scores(model), mean_activation=means)
+    with pruner.pruned(Plan.uniform(0.5, pruner.full), compensate=True) as sel:
+        down = pruner.handles[0].down_module
+        assert down.bias.dtype == torch.bfloat16
+        original = pruner._originals[0]["down_proj"]  # type: ignore[index]
+        dropped = torch.ones(64, dtype=torch.bool)
+        dropped[sel.kept[0]] = False
+        expected = original.weight[:, dropped] @ means[0][dropped].to(torch.bfloat16)
+        assert torch.allclose(down.bias.float(), expected.float(), atol=2e-2, rtol=2e-2)

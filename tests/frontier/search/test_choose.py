@@ -15,7 +15,7 @@ from optuna.trial import TrialState, create_trial
 import frontier.search.find as find_mod
 from frontier.plan import Plan
 from frontier.search.find import choose, final_record, finalize, nearest_trial
-from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH, ATTR_SPEC
+from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH, ATTR_SPEC, ATTR_UNIFORM
 from frontier.testing import small_spec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -180,11 +180,13 @@ class _Measured:
         self.feasible = feasible
         self.order: list[int] = []
         self.spread: list[int] = []  # measured on fit_tokens only
+        self.contexts: list[Any] = []
 
     def __call__(
-        self, _ctx: Any, study: optuna.Study, t: Any, *, spread: bool = False
+        self, ctx: Any, study: optuna.Study, t: Any, *, spread: bool = False
     ) -> dict[str, Any]:
         self.order.append(t.number)
+        self.contexts.append(ctx)
         if spread:
             self.spread.append(t.number)
         rec = {
@@ -212,11 +214,14 @@ def _run_finalize(
     feasible: Mapping[int, bool],
     mp: pytest.MonkeyPatch,
     measured: _Measured | None = None,
+    said: list[str] | None = None,
 ) -> list[int]:
     measured = measured or _Measured(feasible)
     mp.setattr(find_mod, "_measure_final", measured)
     spec = SimpleNamespace(report_points=report_points, report_tokens=16, fit_tokens=4)
-    finalize(SimpleNamespace(spec=spec), study)  # type: ignore[arg-type]
+    ctx = SimpleNamespace(spec=spec)
+    finalize(ctx, study, progress=None if said is None else said.append)  # type: ignore[arg-type]
+    assert all(c is ctx for c in measured.contexts)  # every measurement in the study's context
     return measured.order
 
 
@@ -305,6 +310,33 @@ def test_finalize_re_measures_the_nearest_when_nothing_is_feasible(
     assert order == [1]
     # measured once only: a second finalize leaves it alone
     assert _run_finalize(study, 12, {}, monkeypatch) == []
+
+
+def test_finalize_re_measures_the_bisected_uniform_plan_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the uniform plan (by_size[4]) is neither the chosen point nor spread-measured, but the
+    # report judges the chosen point against it, so it gets held-out figures too
+    study = _front(6)
+    by_size = _by_size(study)
+    uniform = by_size[4]
+    study.set_user_attr(ATTR_UNIFORM, {"trial": uniform, "keep": 0.8})
+    said: list[str] = []
+    order = _run_finalize(study, 2, {}, monkeypatch, said=said)
+    assert order == [by_size[0], by_size[1], uniform]
+    assert said[-1] == "re-measuring the bisected uniform plan on held-out data (the baseline)"
+    assert final_record(study, uniform) is not None
+    assert uniform not in _run_finalize(study, 2, {}, monkeypatch)  # measured once only
+
+
+def test_finalize_does_not_re_measure_a_uniform_plan_already_measured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    study = _front(4)
+    by_size = _by_size(study)
+    study.set_user_attr(ATTR_UNIFORM, {"trial": by_size[0], "keep": 0.4})
+    order = _run_finalize(study, 1, {}, monkeypatch)
+    assert order == [by_size[0]]  # measured as the candidate; not again as the baseline
 
 
 def test_nearest_counts_screened_trials() -> None:
