@@ -67,7 +67,11 @@ TARGETS: dict[str, Target] = {
     "lm": Target(
         "objectives/_lm.py",
         ("objectives._lm.*",),
-        ("tests/objectives/test_reference.py", "tests/objectives/test_contract.py"),
+        (
+            "tests/objectives/test_lm.py",
+            "tests/objectives/test_reference.py",
+            "tests/objectives/test_contract.py",
+        ),
     ),
     "kl": Target(
         "objectives/kl.py",
@@ -108,7 +112,11 @@ TARGETS: dict[str, Target] = {
     "laws": Target(
         "frontier/laws/*.py",
         ("frontier.laws.*",),
-        ("tests/frontier/laws/test_laws.py", "tests/frontier/laws/test_laws_limits.py"),
+        (
+            "tests/frontier/laws/test_laws.py",
+            "tests/frontier/laws/test_laws_limits.py",
+            "tests/frontier/laws/test_laws_exact.py",
+        ),
     ),
 }
 

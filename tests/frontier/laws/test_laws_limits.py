@@ -62,8 +62,9 @@ def test_final_stage_limits_use_the_held_out_baseline() -> None:
     # held-out text: every loss 0.05 nats higher, so the ppl bound moves with it
     q = final.loss_quadratic
     l0, a, b = q.value("L0"), q.value("a"), q.value("b")
-    bound = final.baseline_loss + math.log(1.6)
     assert final.baseline_loss == pytest.approx(2.65, abs=1e-3)
+    assert final.baseline_loss is not None
+    bound = final.baseline_loss + math.log(1.6)
     lim = _by_slo(final.limits)["ppl<1.6"]
     assert lim.r == pytest.approx(
         (-a + math.sqrt(a * a - 4 * b * (l0 - bound))) / (2 * b), abs=1e-8
