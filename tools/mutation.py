@@ -62,7 +62,12 @@ TARGETS: dict[str, Target] = {
     "perplexity": Target(
         "objectives/perplexity.py",
         ("objectives.perplexity.*",),
-        ("tests/objectives/test_reference.py", "tests/objectives/test_contract.py"),
+        (
+            "tests/objectives/test_reference.py",
+            "tests/objectives/test_protocols.py",
+            "tests/objectives/test_lm.py",
+            "tests/objectives/test_contract.py",
+        ),
     ),
     "lm": Target(
         "objectives/_lm.py",
@@ -76,7 +81,12 @@ TARGETS: dict[str, Target] = {
     "kl": Target(
         "objectives/kl.py",
         ("objectives.kl.*",),
-        ("tests/objectives/test_reference.py", "tests/objectives/test_contract.py"),
+        (
+            "tests/objectives/test_reference.py",
+            "tests/objectives/test_protocols.py",
+            "tests/objectives/test_lm.py",
+            "tests/objectives/test_contract.py",
+        ),
     ),
     "slo": Target(
         "frontier/study/slo.py",

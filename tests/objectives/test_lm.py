@@ -70,15 +70,6 @@ def test_mean_nll_averages_every_position_of_every_batch() -> None:
     assert mean_nll(lm.model, ids) == pytest.approx(reference, rel=1e-5)
 
 
-def test_an_objective_forwards_at_its_batch_size() -> None:
-    lm = tiny_loaded("llama")
-    obj = create("ppl", n_tokens=256, seq_len=64, batch_size=1)
-    obj.prepare(lm)
-    with _forwards(lm.model) as calls:
-        obj.evaluate(lm)
-    assert [c["batch"] for c in calls] == [1, 1, 1, 1]
-
-
 @pytest.mark.parametrize("strided", [False, True])
 def test_text_windows_read_the_layout_asked_for(strided: bool) -> None:
     lm = tiny_loaded("llama")
@@ -106,3 +97,13 @@ def test_the_default_window_is_1024_tokens_capped_at_the_context(
     lm.model.config.max_position_embeddings = context
     windows = TextWindows("wiki-sample", "search", 2048, None, None)
     assert tuple(windows.windows(lm).ids.shape) == (2048 // seq_len, seq_len)
+
+
+@pytest.mark.parametrize("name", ["ppl", "kl"])
+def test_every_text_objective_forwards_at_its_batch_size(name: str) -> None:
+    lm = tiny_loaded("gpt2")
+    obj = create(name, n_tokens=192, seq_len=64, batch_size=2)
+    obj.prepare(lm)
+    with _forwards(lm.model) as calls:
+        obj.evaluate(lm)
+    assert [c["batch"] for c in calls] == [2, 1]

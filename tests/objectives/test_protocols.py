@@ -1,0 +1,50 @@
+"""What the text objectives write into every study's protocol, and their default sizes:
+the figures users compare name these, so they are pinned in full."""
+
+from __future__ import annotations
+
+import pytest
+
+from frontier.data.text import TextSource
+from frontier.testing import tiny_loaded
+from objectives import create
+
+_WIKI = TextSource("wiki-sample").label
+
+
+def test_perplexity_protocol_and_defaults() -> None:
+    assert create("ppl").protocol() == {
+        "objective": "ppl",
+        "metric": "perplexity ratio",
+        "source": _WIKI,
+        "role": "search",
+        "tokens": 4096,
+    }
+
+
+def test_kl_protocol_and_defaults() -> None:
+    kl = create("kl")
+    assert kl.protocol() == {
+        "objective": "kl",
+        "metric": "mean KL(unpruned || pruned), nats/token, top-k coarsened",
+        "top_k": 256,
+        "top_k_mass": 0.0,  # not measured until prepared
+        "source": _WIKI,
+        "role": "search",
+        "tokens": 2048,
+    }
+
+
+def test_kl_protocol_reports_the_mass_its_top_k_covers() -> None:
+    lm = tiny_loaded("llama")
+    small = create("kl", n_tokens=128, seq_len=64, top_k=8)
+    whole = create("kl", n_tokens=128, seq_len=64, top_k=10_000)
+    for kl in (small, whole):
+        kl.prepare(lm)
+    assert small.protocol()["top_k"] == 8
+    assert 0.0 < small.protocol()["top_k_mass"] < 1.0
+    assert whole.protocol()["top_k_mass"] == pytest.approx(1.0, abs=1e-6)
+    # the mass is the unpruned model's, measured once: evaluating does not change it
+    before = small.protocol()["top_k_mass"]
+    small.evaluate(lm)
+    assert small.protocol()["top_k_mass"] == before
