@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from frontier.data.text import TextSource
+from frontier.errors import FrontierError
 from frontier.testing import tiny_loaded
 from objectives import create
 
@@ -48,3 +49,25 @@ def test_kl_protocol_reports_the_mass_its_top_k_covers() -> None:
     before = small.protocol()["top_k_mass"]
     small.evaluate(lm)
     assert small.protocol()["top_k_mass"] == before
+
+
+@pytest.mark.parametrize("name", ["ppl", "kl"])
+def test_the_strided_layout_reaches_the_protocol(name: str) -> None:
+    assert create(name, strided=True).protocol()["layout"] == "strided"
+    assert "layout" not in create(name).protocol()  # first tokens: the legacy layout
+
+
+def test_perplexity_before_prepare_names_itself() -> None:
+    lm = tiny_loaded("llama")
+    ppl = create("ppl", n_tokens=64, seq_len=32)
+    message = (
+        "objective 'ppl': evaluate() called before prepare(); prepare() must first "
+        "measure the unpruned model"
+    )
+    with pytest.raises(FrontierError) as info:
+        ppl.nll(lm)  # type: ignore[attr-defined]
+    assert str(info.value) == message
+    ppl.windows(lm)  # type: ignore[attr-defined]  # the text is read, the baseline is not
+    with pytest.raises(FrontierError) as info:
+        ppl.evaluate(lm)
+    assert str(info.value) == message
