@@ -1,7 +1,10 @@
-"""What the text objectives write into every study's protocol, and their default sizes:
-the figures users compare name these, so they are pinned in full."""
+"""What the text objectives write into every study's protocol, their default sizes and the
+identity of their cached baselines: the figures users compare rest on these, so they are
+pinned in full."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
@@ -71,3 +74,29 @@ def test_perplexity_before_prepare_names_itself() -> None:
     with pytest.raises(FrontierError) as info:
         ppl.evaluate(lm)
     assert str(info.value) == message
+
+
+def test_the_perplexity_baseline_is_cached_under_its_model_tokens_and_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The cache identity of the unpruned baseline: the same figure is reused only for the
+    # same weights, the same token windows and the same code computing it (a changed metric
+    # is measured afresh), in the cache users' earlier runs wrote.
+    import objectives.perplexity as perplexity
+    from objectives._lm import mean_nll, window_logits
+
+    seen: list[tuple[Any, ...]] = []
+    real = perplexity.cached_baseline
+
+    def spy(kind: str, key: dict[str, Any], compute: Any, *, code: Any = ()) -> Any:
+        seen.append((kind, key, tuple(code)))
+        return real(kind, key, compute, code=code)
+
+    monkeypatch.setattr(perplexity, "cached_baseline", spy)
+    lm = tiny_loaded("llama")
+    ppl = create("ppl", n_tokens=64, seq_len=32)
+    ppl.prepare(lm)
+    tokens = ppl.tokens  # type: ignore[attr-defined]
+    assert seen == [
+        ("nll", {"model": lm.fingerprint, "tokens": tokens.fingerprint}, (mean_nll, window_logits))
+    ]
