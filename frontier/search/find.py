@@ -203,7 +203,8 @@ def optimize(
 
 
 def _evenly_spaced(items: list[FrozenTrial], k: int) -> list[FrozenTrial]:
-    """``k`` of ``items`` (all of them if fewer), the first and last among them."""
+    """``k`` of ``items`` (all of them if fewer), evenly spaced: with k >= 2 the first and
+    the last among them."""
     k = min(k, len(items))
     step = (len(items) - 1) / max(k - 1, 1)
     return [items[round(i * step)] for i in range(k)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -248,9 +249,9 @@ def test_refusals_name_their_reason() -> None:
     scores = _scores(model)
     plan = Plan.uniform(0.5, (64, 64, 64))
 
-    def message(call: object, error: type[Exception] = FrontierError) -> str:
+    def message(call: Callable[[], object], error: type[Exception] = FrontierError) -> str:
         with pytest.raises(error) as info:
-            call()  # type: ignore[operator]
+            call()
         return str(info.value)
 
     assert message(lambda: Pruner(model, scores[:2])) == "2 score vectors for 3 layers"
