@@ -11,8 +11,9 @@ time and memory are real. For each it measures, side by side in one run:
   adds reading its files);
 - **calibration**: one calibration pass over ``--calibration-tokens`` random tokens in
   512-token windows with the Gram matrices (summed on the device, a group of layers at a
-  time), the OBS scores, and the refit's set-up (ridge strengths on the held-out windows,
-  the factors): the study's default operator;
+  time), the ``--criterion`` scores (default: the study's, greedy OBS; their seconds
+  also apart, as ``scores_s``), and the refit's set-up (ridge strengths on the held-out
+  windows, the factors): the study's default operator;
 - **trial**: apply a per-layer plan (keep ratios 0.5 to 0.9) with the refit, perplexity
   on 2,048 tokens in 1,024-token windows, restore; the median of ``--timed`` trials;
 - **final evaluation**: one 16,384-token perplexity (the final re-measurement's unit);
@@ -43,6 +44,7 @@ from frontier.memory import GIB, available_host_bytes, estimate
 from frontier.models._device import device_name, resolve_device, resolve_dtype, torch_dtype
 from frontier.operator import PruningOperator
 from frontier.plan import Plan
+from frontier.search.spec import StudySpec
 from frontier.testing import REAL_SHAPES, real_shape_config
 from objectives._lm import mean_nll
 
@@ -94,7 +96,10 @@ def measure(
     ids = torch.randint(0, vocab, (args.calibration_tokens // 512, 512), generator=gen)
     t = _clock(device)
     stats, _ = calibration_pass(model, adapter, ids, batch_size=args.batch)
-    scores = Scores("obs", tuple(get_criterion("obs").fn(handles, stats)), stats)
+    t_scores = _clock(device)
+    crit = get_criterion(args.criterion)
+    scores = Scores(crit.name, tuple(crit.fn(handles, stats)), stats)
+    out["scores_s"] = _clock(device) - t_scores
     operator = PruningOperator(model, scores, refit=True)
     out["calibration_s"] = _clock(device) - t
     assert operator.refitter is not None
@@ -132,6 +137,7 @@ def main() -> None:
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--calibration-tokens", type=int, default=65536)
     ap.add_argument("--batch", type=int, default=8, help="calibration windows per forward")
+    ap.add_argument("--criterion", default=StudySpec.criterion)
     ap.add_argument("--timed", type=int, default=5)
     ap.add_argument("--out", default="benchmarks/results/gpu.json")
     args = ap.parse_args()

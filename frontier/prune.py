@@ -49,7 +49,7 @@ def prune(
     model: LoadedModel | str,
     keep: float,
     *,
-    criterion: str = "obs",
+    criterion: str = "obs-greedy",
     calibration: CalibrationSpec | None = None,
     text: str = "wiki-sample",
     eval_tokens: int = 4096,

@@ -1,7 +1,7 @@
 """Per-neuron importance scores from calibration data, cached on disk.
 
-Use :func:`compute_scores`; criteria are registered in ``CRITERIA`` (magnitude,
-activation, fluctuation, random).
+Use :func:`compute_scores`; criteria are registered in ``CRITERIA`` (obs-greedy, the
+default, obs, energy, activation, fluctuation, magnitude, random).
 """
 
 from frontier.importance._criteria import CRITERIA, Criterion, get_criterion, register_criterion

@@ -14,6 +14,7 @@ import torch
 from frontier.arch import MLPHandle
 from frontier.arch._weights import down_vectors, up_vectors
 from frontier.errors import FrontierError
+from frontier.importance._greedy import greedy_removal_rank
 from frontier.importance._stats import ActivationStats
 
 ScoreFn = Callable[[Sequence[MLPHandle], ActivationStats | None], list[torch.Tensor]]
@@ -129,6 +130,31 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
         eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
         inv = torch.cholesky_inverse(torch.linalg.cholesky(g + damp * eye))
         out.append(_down_norm(h).square() / inv.diagonal().cpu())
+    return out
+
+
+@register_criterion(
+    "obs-greedy",
+    needs_calibration=True,
+    needs_gram=True,
+    description="ZipLM-style greedy OBS: neurons dropped a few at a time, the cheapest "
+    "first by the OBS cost on the weights refitted so far (with the bias where the layer "
+    "has one); the score is the removal order (lambda as for obs)",
+)
+def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    assert stats is not None and stats.gram is not None
+    out = []
+    for h in handles:
+        device = _device(h)
+        g = stats.gram.full(h.index).to(device)
+        w = down_vectors(h.down_module, h.adapter.layout).t().to(torch.float64)
+        bias = getattr(h.down_module, "bias", None)
+        damp = OBS_DAMPING * float(g[:-1, :-1].diagonal().mean()) + 1e-12
+        if bias is None:
+            out.append(greedy_removal_rank(w, g[:-1, :-1], damp))
+        else:
+            w = torch.cat([w, bias.detach().to(torch.float64).view(-1, 1)], dim=1)
+            out.append(greedy_removal_rank(w, g, damp, fixed=g.shape[0] - 1))
     return out
 
 

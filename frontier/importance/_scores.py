@@ -72,6 +72,33 @@ def gram_cache_path(model_fp: str, calib_fp: str) -> Path:
     return settings.home() / "importance" / name
 
 
+def _score_code() -> str:
+    """A digest of the criteria's code (and the statistics'), in the score cache's key."""
+    from frontier.cache import code_digest
+    from frontier.importance import _criteria, _greedy
+
+    return code_digest([_criteria, _greedy])[:8] + _code()
+
+
+def score_cache_path(model_fp: str, calib_fp: str, criterion: str) -> Path:
+    """Where one criterion's scores are cached, for criteria that read the Gram matrices
+    (their scores take seconds to minutes: inverses and greedy downdates per layer)."""
+    name = f"{model_fp}-{calib_fp}-{criterion}-{_score_code()}.scores.safetensors"
+    return settings.home() / "importance" / name
+
+
+@dataclass(frozen=True)
+class _LayerScores:
+    per_layer: tuple[torch.Tensor, ...]
+
+    def to_tensors(self) -> dict[str, torch.Tensor]:
+        return {str(i): s.contiguous() for i, s in enumerate(self.per_layer)}
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> _LayerScores:
+        return cls(tuple(tensors[str(i)] for i in range(len(tensors))))
+
+
 def _read_cache(path: Path, kind: type[Any] = ActivationStats) -> Any:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -145,7 +172,18 @@ def compute_scores(
             raise FrontierError(f"criterion {criterion!r} needs calibration text")
         info = calibration.describe()
         stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams, progress)
-    scores = crit.fn(handles, stats)
+    spath = None
+    if use_cache and crit.needs_gram and calibration is not None:
+        spath = score_cache_path(lm.fingerprint, calibration.fingerprint, criterion)
+    hit = _read_cache(spath, _LayerScores) if spath is not None else None
+    if hit is not None and len(hit.per_layer) == len(handles):
+        scores = list(hit.per_layer)
+    else:
+        scores = crit.fn(handles, stats)
+        if spath is not None and all(torch.isfinite(s).all() for s in scores):
+            from safetensors.torch import save as save_bytes
+
+            write_bytes_atomic(spath, save_bytes(_LayerScores(tuple(scores)).to_tensors()))
     for i, s in enumerate(scores):
         if not torch.isfinite(s).all():
             raise FrontierError(f"layer {i}: non-finite importance scores ({criterion})")

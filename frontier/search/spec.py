@@ -81,9 +81,9 @@ class StudySpec:
     )
     # the pruning operator: which neurons go (criterion) and what the kept ones become
     criterion: str = _field(
-        "obs",
-        "importance criterion ranking each layer's neurons: obs, energy, activation, "
-        "fluctuation, magnitude or random",
+        "obs-greedy",
+        "importance criterion ranking each layer's neurons: obs-greedy, obs, energy, "
+        "activation, fluctuation, magnitude or random",
     )
     refit: bool = _field(
         True,

@@ -70,6 +70,20 @@ def test_calibration_and_pruning_on_cuda_match_the_cpu(model_type: str) -> None:
     assert torch.equal(_logits(gpu), before)  # restore is exact on the device too
 
 
+@pytest.mark.parametrize("model_type", ["llama", "gpt2"])  # without and with a down bias
+def test_greedy_obs_on_cuda_orders_neurons_as_on_the_cpu(model_type: str) -> None:
+    # the same (CPU) statistics for both: the downdates then run on each model's device
+    cpu = tiny_model(model_type)
+    gpu = _on_cuda(cpu)
+    adapter = adapter_for(cpu.config)
+    stats, _ = calibration_pass(cpu, adapter, IDS, batch_size=2, grams=True)
+    crit = get_criterion("obs-greedy")
+    ranks = [crit.fn(adapter.handles(model), stats) for model in (cpu, gpu)]
+    for a, b in zip(*ranks, strict=True):
+        assert b.device.type == "cpu" and b.dtype == torch.float64
+        assert torch.equal(a, b)  # float64 on both: the same removal order
+
+
 def test_bias_compensation_on_cuda_matches_the_cpu() -> None:
     cpu = tiny_model("llama")
     gpu = _on_cuda(cpu)

@@ -194,19 +194,26 @@ def test_alpha_is_chosen_on_the_held_out_windows() -> None:
     assert refitter.alphas == alphas
 
 
+def _code_of_scores() -> str:
+    from frontier.importance._scores import _score_code
+
+    return _score_code()
+
+
 def test_grams_are_cached_and_recomputed_for_other_calibration(tmp_path: Path) -> None:
     lm = tiny_loaded("llama")
     first = compute_scores(lm, "obs", _tokens(), grams=True)
     assert not first.from_cache and first.grams is not None
     files = sorted(p.name for p in (tmp_path / "importance").iterdir())
-    assert len(files) == 2 and any(f.endswith(".gram.safetensors") for f in files)
+    assert len(files) == 3 and any(f.endswith(".gram.safetensors") for f in files)
+    assert any(f.endswith("-obs-" + _code_of_scores() + ".scores.safetensors") for f in files)
     again = compute_scores(lm, "energy", _tokens(), grams=True)
     assert again.from_cache and again.grams is not None
     for x, y in zip(first.grams.fit, again.grams.fit, strict=True):
         assert torch.equal(x, y)
     other = compute_scores(lm, "energy", _tokens(seed=4), grams=True)
     assert not other.from_cache
-    assert len(list((tmp_path / "importance").iterdir())) == 4
+    assert len(list((tmp_path / "importance").iterdir())) == 5  # energy's scores: not cached
     assert other.grams is not None and not torch.equal(other.grams.fit[0], first.grams.fit[0])
 
 

@@ -93,16 +93,36 @@ def _expected(family: str, criterion: str, model: torch.nn.Module) -> list[torch
                 score = a.var(0, unbiased=False) * down_norm.square()
             elif criterion == "energy":
                 score = a.square().mean(0) * down_norm.square()
-            else:  # obs: the cost of dropping j alone, the rest refitted
+            elif criterion == "obs":  # the cost of dropping j alone, the rest refitted
                 gram = a.T @ a / a.shape[0]
                 ridge = 0.01 * gram.diagonal().mean() + 1e-12
                 inverse = torch.linalg.inv(gram + ridge * torch.eye(gram.shape[0]).double())
                 score = down_norm.square() / inverse.diagonal()
+            else:  # obs-greedy: the greedy order on [a; 1] and [down | bias] where biased
+                score = _greedy_expected(family, layer.mlp, a, down.double().T)
         out.append(score)
     return out
 
 
-@pytest.mark.parametrize("criterion", ["magnitude", "activation", "fluctuation", "energy", "obs"])
+def _greedy_expected(
+    family: str, mlp: torch.nn.Module, a: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    from frontier.importance._greedy import greedy_removal_rank
+
+    x = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
+    gram = x.T @ x / x.shape[0]
+    ridge = float(0.01 * gram[:-1, :-1].diagonal().mean()) + 1e-12
+    bias = mlp.c_proj.bias if family == "gpt2" else None
+    if bias is None:
+        return greedy_removal_rank(w, gram[:-1, :-1], ridge)
+    w = torch.cat([w, bias.detach().double().view(-1, 1)], dim=1)
+    return greedy_removal_rank(w, gram, ridge, fixed=gram.shape[0] - 1)
+
+
+ALL_CRITERIA = ["magnitude", "activation", "fluctuation", "energy", "obs", "obs-greedy"]
+
+
+@pytest.mark.parametrize("criterion", ALL_CRITERIA)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_criterion_is_its_formula(family: str, criterion: str) -> None:
     lm = tiny_loaded(family)
@@ -307,3 +327,8 @@ def test_gram_groups_pack_consecutive_layers_into_the_budget() -> None:
     assert gram_groups([7, 7, 7], None) == [[0, 1, 2]]
     assert gram_groups([7, 7], 1) == [[0], [1]]  # a layer over the budget gets its own pass
     assert gram_groups([], 10) == []
+
+
+def test_every_registered_criterion_is_checked_against_its_formula() -> None:
+    # a new criterion must join ALL_CRITERIA (and _expected) or say why it cannot
+    assert set(CRITERIA) == {*ALL_CRITERIA, "random"}

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,57 @@ def test_energy_and_obs_follow_their_formulas(model_type: str) -> None:
         ridge = 0.01 * g.diagonal().mean()
         inv = torch.linalg.inv(g + ridge * torch.eye(g.shape[0], dtype=g.dtype))
         torch.testing.assert_close(obs.per_layer[h.index], col2 / inv.diagonal(), rtol=1e-6, atol=0)
+
+
+def test_scores_of_a_gram_criterion_are_cached_per_criterion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontier.importance import _criteria
+
+    lm = tiny_loaded("llama")
+    first = compute_scores(lm, "obs-greedy", _tokens())
+    compute_scores(lm, "obs", _tokens())
+    names = sorted(p.name for p in (tmp_path / "importance").glob("*.scores.safetensors"))
+    assert len(names) == 2 and "-obs-greedy-" in names[1] and "-obs-" in names[0]
+
+    def refuse(*_a: object) -> list[torch.Tensor]:
+        raise AssertionError("recomputed instead of read from the cache")
+
+    crit = dataclasses.replace(CRITERIA["obs-greedy"], fn=refuse)
+    monkeypatch.setitem(_criteria.CRITERIA, "obs-greedy", crit)
+    again = compute_scores(lm, "obs-greedy", _tokens())
+    assert all(torch.equal(a, b) for a, b in zip(first.per_layer, again.per_layer, strict=True))
+    with pytest.raises(AssertionError, match="recomputed"):  # other calibration: no hit
+        compute_scores(lm, "obs-greedy", _tokens(2, 16))
+    with pytest.raises(AssertionError, match="recomputed"):  # and never without the cache
+        compute_scores(lm, "obs-greedy", _tokens(), use_cache=False)
+
+
+def test_weight_and_statistics_criteria_scores_are_not_cached(tmp_path: Path) -> None:
+    lm = tiny_loaded("llama")
+    compute_scores(lm, "energy", _tokens())
+    compute_scores(lm, "magnitude", None)
+    assert not list((tmp_path / "importance").glob("*.scores.safetensors"))
+
+
+def test_cached_scores_are_keyed_by_the_criteria_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    from frontier.cache import code_digest
+    from frontier.importance import _criteria, _greedy, _scores
+
+    assert _scores._score_code() == code_digest([_criteria, _greedy])[:8] + _scores._code()
+    lm = tiny_loaded("llama")
+    compute_scores(lm, "obs-greedy", _tokens())
+    calls: list[int] = []
+    real = CRITERIA["obs-greedy"].fn
+
+    def counted(handles, stats):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        return real(handles, stats)
+
+    crit = dataclasses.replace(CRITERIA["obs-greedy"], fn=counted)
+    monkeypatch.setitem(_criteria.CRITERIA, "obs-greedy", crit)
+    compute_scores(lm, "obs-greedy", _tokens())
+    assert calls == []  # read from the cache
+    monkeypatch.setattr(_scores, "_score_code", lambda: "changed0")
+    compute_scores(lm, "obs-greedy", _tokens())
+    assert calls == [1]  # other criteria code: computed again

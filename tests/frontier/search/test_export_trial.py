@@ -23,8 +23,10 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
     assert main(args) == 0
     record = json.loads((out / "compression.json").read_text())
     assert record["study"] == "e" and record["trial"] == chosen.number
-    assert record["criterion"] == "obs" and record["calibration_fingerprint"]
-    assert record["operator"]["name"] == "obs+refit" and len(record["operator"]["alpha"]) == 3
+    assert record["criterion"] == spec.criterion == "obs-greedy"
+    assert record["calibration_fingerprint"]
+    assert record["operator"]["name"] == "obs-greedy+refit"
+    assert len(record["operator"]["alpha"]) == 3
     assert record["refit"]["file"] == "refit.safetensors" and (out / "refit.safetensors").is_file()
     assert record["plan"]["widths"] == chosen.user_attrs["frontier:plan"]["widths"]
     assert "final:ppl_ratio" in record["metrics"] and "search:ppl_ratio" in record["metrics"]

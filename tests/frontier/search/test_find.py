@@ -223,7 +223,7 @@ def test_check_texts_add_held_out_ratios_to_the_final_figures(
         assert check["ppl_ratio"] > 0 and check["ppl"] > 0
     table = pareto_table("t", read_trials(result.study), [])
     assert f"ppl ratio ({source})" in [c.header for c in table.columns]
-    assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs+refit"
+    assert result.study.user_attrs["frontier:protocol"]["operator"]["name"] == "obs-greedy+refit"
 
 
 def test_a_study_opens_by_bisecting_the_uniform_limit(tiny_folder: Path, tmp_path: Path) -> None:

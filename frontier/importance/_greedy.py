@@ -1,0 +1,91 @@
+"""Greedy OBS removal (ZipLM-style): drop neurons a block at a time, refitting the rest.
+
+For one layer with down weight ``W`` ([H, n]) and calibration Gram ``G`` of its input,
+the output error of keeping a set ``K`` with the others' columns re-solved (ridge
+``lambda``) is ``E(K) = tr(W G W^T) - tr(B_K M_K B_K^T)``, ``B = W G`` and ``M_K =
+(G_KK + lambda I)^-1``. With ``C = B_K M_K`` (the refitted weights of ``K``), dropping
+``j`` from ``K`` raises it by ``||C[:, j]||^2 / M_K[j, j]``: the one-shot OBS cost, but
+on the *refitted* weights of what is still kept, so a neuron whose work its neighbours
+can take over is recognised as such once they have. Removal downdates ``M_K`` and ``C``
+in closed form (the block-inverse identity), never re-solving.
+
+Each step drops the ``block`` cheapest neurons together (one rank-``block`` downdate;
+:func:`removal_block`), so a layer costs about ``2 n^3`` float64 operations plus one copy
+of the shrinking inverse per step. The block size barely matters: on SmolLM2-135M
+(65,536 calibration tokens, refit, uniform keep 0.5, 16,384 held-out tokens of the
+Wikipedia sample's report part) blocks of 8, 16 and 32 gave held-out perplexity ratios
+of 2.096, 2.088 and 2.090, in 36, 20 and 13 s for the 30 layers on 2 CPU cores. The removal
+order is the ranking: the neuron removed last scores highest. Every prefix of the
+ranking is a set this greedy procedure kept, which is what the refit's prefix factors
+(:mod:`frontier.refit`) assume.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+STEPS = 48  # removal steps per layer at most: the block grows with the width beyond 384
+
+
+def removal_block(width: int) -> int:
+    """Neurons dropped per step: 8, or more above ``8 x STEPS`` (384) neurons, so a layer
+    takes at most :data:`STEPS` steps (SmolLM2's 1,536 take 32 a step; an 8B model's
+    14,336, 299)."""
+    return max(8, math.ceil(width / STEPS))
+
+
+def greedy_removal_rank(
+    w: torch.Tensor,
+    gram: torch.Tensor,
+    lam: float,
+    *,
+    fixed: int | None = None,
+    block: int | None = None,
+) -> torch.Tensor:
+    """Each column's rank in the greedy removal order (0: removed first), float64 on the CPU.
+
+    Args:
+        w: the down weight [H, n] (float64 on the device the work runs on).
+        gram: ``E[x x^T]`` of the down input, [n, n], same device and dtype.
+        lam: the ridge added to every diagonal entry except ``fixed``'s.
+        fixed: a column never removed (the constant input that carries a bias); it gets
+            no rank, so the result has ``n - 1`` entries, ``fixed`` taken out.
+        block: neurons dropped per step (default :func:`removal_block`).
+    """
+    n = gram.shape[0]
+    ridge = torch.full((n,), lam, dtype=gram.dtype, device=gram.device)
+    if fixed is not None:
+        ridge[fixed] = 0.0
+    m = torch.cholesky_inverse(torch.linalg.cholesky(gram + torch.diag(ridge)))
+    c = (w @ gram) @ m  # refitted weights of the full set
+    alive = torch.arange(n, device=gram.device)
+    step = block or removal_block(n - (fixed is not None))
+    removed: list[torch.Tensor] = []
+    while True:
+        cost = c.square().sum(0) / m.diagonal()
+        if fixed is not None:
+            cost[alive == fixed] = math.inf
+        left = alive.numel() - (fixed is not None)
+        if left <= 0:
+            break
+        drop = cost.topk(min(step, left), largest=False).indices
+        drop = drop[torch.argsort(cost[drop], stable=True)]  # cheapest first within the block
+        removed.append(alive[drop])
+        keep = torch.ones(alive.numel(), dtype=torch.bool, device=alive.device)
+        keep[drop] = False
+        stay = keep.nonzero().squeeze(1)
+        if stay.numel() == 0 or left == drop.numel():
+            break
+        m_ks = m[stay][:, drop]
+        x = torch.linalg.solve(m[drop][:, drop], m_ks.t())  # M_DD^-1 M_DK
+        m = m[stay][:, stay] - m_ks @ x
+        c = c[:, stay] - c[:, drop] @ x
+        alive = alive[stay]
+    order = torch.cat(removed).cpu()
+    if fixed is not None:
+        order = torch.where(order > fixed, order - 1, order)
+    rank = torch.empty(order.numel(), dtype=torch.float64)
+    rank[order] = torch.arange(order.numel(), dtype=torch.float64)
+    return rank

@@ -1,0 +1,102 @@
+"""The greedy OBS removal order against a brute-force greedy that re-solves every refit."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from frontier.importance._greedy import STEPS, greedy_removal_rank, removal_block
+
+
+def _problem(n: int = 12, h: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(200, n, generator=gen, dtype=torch.float64)
+    x[:, 3] = 0.7 * x[:, 1] + 0.1 * x[:, 3]  # correlated neurons, as real MLPs have
+    x = torch.cat([x, torch.ones(200, 1, dtype=torch.float64)], dim=1)
+    w = torch.randn(h, n + 1, generator=gen, dtype=torch.float64)
+    return w, x.T @ x / x.shape[0]
+
+
+def _error(w: torch.Tensor, g: torch.Tensor, keep: list[int], ridge: torch.Tensor) -> float:
+    """The refitted output error of keeping ``keep``, solved directly."""
+    total = float(torch.trace(w @ g @ w.T))
+    if not keep:
+        return total
+    k = torch.tensor(keep)
+    gk = g[k][:, k] + torch.diag(ridge[k])
+    b = (w @ g)[:, k]
+    return total - float(torch.trace(b @ torch.linalg.solve(gk, b.T)))
+
+
+def _brute_force(
+    w: torch.Tensor, g: torch.Tensor, lam: float, block: int, fixed: int | None = None
+) -> torch.Tensor:
+    n = g.shape[0]
+    ridge = torch.full((n,), lam, dtype=torch.float64)
+    if fixed is not None:
+        ridge[fixed] = 0.0
+    alive = list(range(n))
+    order: list[int] = []
+    while len(alive) > (fixed is not None):
+        base = _error(w, g, alive, ridge)
+        cost = {
+            j: _error(w, g, [i for i in alive if i != j], ridge) - base for j in alive if j != fixed
+        }
+        drop = sorted(cost, key=lambda j: cost[j])[:block]
+        order += drop
+        alive = [i for i in alive if i not in drop]
+    order = [j - (fixed is not None and j > fixed) for j in order]
+    rank = torch.empty(len(order), dtype=torch.float64)
+    rank[torch.tensor(order)] = torch.arange(len(order), dtype=torch.float64)
+    return rank
+
+
+@pytest.mark.parametrize("block", [1, 3, 5])
+def test_greedy_order_equals_brute_force_re_solving(block: int) -> None:
+    w, g = _problem()
+    lam = 0.01 * float(g[:-1, :-1].diagonal().mean())
+    got = greedy_removal_rank(w[:, :-1], g[:-1, :-1], lam, block=block)
+    assert torch.equal(got, _brute_force(w[:, :-1], g[:-1, :-1], lam, block))
+    assert sorted(got.tolist()) == list(range(12))
+
+
+@pytest.mark.parametrize("fixed", [12, 4])
+def test_a_fixed_column_is_never_removed_and_gets_no_rank(fixed: int) -> None:
+    w, g = _problem()
+    if fixed != 12:  # the constant input somewhere else than last
+        perm = list(range(13))
+        perm[fixed], perm[12] = 12, fixed
+        w, g = w[:, perm], g[perm][:, perm]
+    got = greedy_removal_rank(w, g, 0.05, fixed=fixed, block=2)
+    assert got.shape == (12,)
+    assert torch.equal(got, _brute_force(w, g, 0.05, 2, fixed=fixed))
+
+
+def test_a_duplicate_neuron_goes_first_and_its_twin_is_then_kept_long() -> None:
+    # neuron 1 duplicates neuron 0's activation: dropping either alone costs nothing,
+    # since the other takes over its column. One-shot OBS ranks both as free; the greedy
+    # order drops one and then sees the other carry both.
+    w, g = _problem(seed=2)
+    w, g = w[:, :-1], g[:-1, :-1]
+    g[1, :], g[:, 1] = g[0, :], g[:, 0]
+    g[1, 1] = g[0, 0]
+    w[:, 0] *= 10.0  # both twins matter a lot together
+    rank = greedy_removal_rank(w, g, 1e-6, block=1)
+    assert min(rank[0], rank[1]) == 0
+    assert max(rank[0], rank[1]) >= 6  # kept into the second half
+    one_shot = w.square().sum(0) / torch.linalg.inv(g + 1e-6 * torch.eye(12)).diagonal()
+    assert set(one_shot.argsort()[:2].tolist()) == {0, 1}  # one-shot drops both first
+
+
+def test_the_block_grows_only_past_steps_times_eight() -> None:
+    assert STEPS == 48
+    assert removal_block(64) == removal_block(8 * STEPS) == 8
+    assert removal_block(8 * STEPS + 1) == 9
+    assert removal_block(1536) == 32 and removal_block(14336) == 299
+
+
+def test_the_default_block_is_removal_block() -> None:
+    w, g = _problem(n=20)
+    got = greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01)
+    assert torch.equal(got, greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01, block=8))
+    assert not torch.equal(got, greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01, block=1))
