@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # On a 2-core CPU: calibration (65,536 tokens, cached afterwards), the uniform limit
-# bisected, 30 trials of 10 layer groups in all, then the front re-measured on held-out
-# text (6 points); prints the Pareto set, the chosen point and its gain over the uniform
+# bisected, 24 trials of 10 layer groups in all, then the front re-measured on held-out
+# text (5 points); prints the Pareto set, the chosen point and its gain over the uniform
 # limit, and writes the report to studies/results/$(MODEL)/. More trials: TRIALS=100.
-TRIALS ?= 30
+TRIALS ?= 24
 demo: $(STAMP)
-	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials $(TRIALS) --groups 10 --report-points 6
+	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials $(TRIALS) --groups 10 --report-points 5
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check frontier objectives tests benchmarks tools

@@ -17,7 +17,8 @@ bisected uniform plan (held-out figures), their ratio, the held-out ppl ratios, 
 the wall time (search and final re-measurement, cumulative).
 
 ``--compare-operators`` also bisects (to 0.005) the uniform plan of the study's operator
-and of the old one (activation scores, no refit) side by side, outside the study.
+and of the old one (activation scores, no refit) side by side, outside the study; with
+``--budgets ''`` it does only that.
 """
 
 from __future__ import annotations
@@ -50,14 +51,14 @@ def main() -> None:
     args = ap.parse_args()
     settings.set_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    budgets = [int(b) for b in args.budgets.split(",")]
+    budgets = [int(b) for b in args.budgets.split(",") if b]  # none: --compare-operators only
     rows = []
     for model in args.models.split(","):
         storage = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
         spec = StudySpec(
             model=model,
             slos=(args.slo,),
-            trials=budgets[0],
+            trials=budgets[0] if budgets else 1,
             groups=args.groups,
             study=f"bench-{model}",
             storage=storage,

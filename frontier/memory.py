@@ -11,7 +11,9 @@ The figures follow the layout of the data, not a measurement:
   GPU the compact ``(I+1)^2 + 2 H (I+1)``), on the device while they fit half its free
   memory, else in pinned host memory;
 - **refit set-up**: the float64 work space of one layer's set-up (about six ``(I+1)^2``
-  matrices), on the device, one layer at a time.
+  matrices), on the device, one layer at a time. The greedy OBS ranking (``obs-greedy``,
+  the default criterion) runs before it in about the same space: the Gram, its ridged
+  Cholesky factor and inverse, and the inverse's shrinking copies.
 
 :func:`check_host_memory` turns a study that cannot fit this machine's memory into a
 one-line error before anything is computed.

@@ -106,6 +106,14 @@ TARGETS: dict[str, Target] = {
             "tests/frontier/importance/test_importance.py",
         ),
     ),
+    "greedy": Target(
+        "frontier/importance/_greedy.py",
+        ("frontier.importance._greedy.*",),
+        (
+            "tests/frontier/importance/test_greedy.py",
+            "tests/frontier/importance/test_criteria.py",
+        ),
+    ),
     "stats": Target(
         "frontier/importance/_stats.py",
         ("frontier.importance._stats.*",),

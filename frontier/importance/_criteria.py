@@ -22,6 +22,9 @@ ScoreFn = Callable[[Sequence[MLPHandle], ActivationStats | None], list[torch.Ten
 
 @dataclass(frozen=True)
 class Criterion:
+    """A registered criterion. ``fn`` scores each handle's neurons; one that ``needs_gram``
+    must score every layer on its own (it may be called a layer at a time)."""
+
     name: str
     fn: ScoreFn
     needs_calibration: bool

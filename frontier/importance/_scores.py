@@ -20,9 +20,10 @@ import torch
 
 from frontier import settings
 from frontier._io import write_bytes_atomic
+from frontier.arch import MLPHandle
 from frontier.data.text import TokenSet
 from frontier.errors import FrontierError
-from frontier.importance._criteria import get_criterion
+from frontier.importance._criteria import Criterion, get_criterion
 from frontier.importance._gram import GramStats
 from frontier.importance._stats import ActivationStats, calibration_pass
 from frontier.models import LoadedModel
@@ -179,7 +180,7 @@ def compute_scores(
     if hit is not None and len(hit.per_layer) == len(handles):
         scores = list(hit.per_layer)
     else:
-        scores = crit.fn(handles, stats)
+        scores = _score(crit, handles, stats, progress)
         if spath is not None and all(torch.isfinite(s).all() for s in scores):
             from safetensors.torch import save as save_bytes
 
@@ -195,6 +196,23 @@ def compute_scores(
         seconds=time.perf_counter() - start,
         from_cache=cached,
     )
+
+
+def _score(
+    crit: Criterion,
+    handles: list[MLPHandle],
+    stats: ActivationStats | None,
+    progress: Callable[[str], None] | None,
+) -> list[torch.Tensor]:
+    """The criterion's scores; one that reads the Grams (inverses, greedy downdates: the
+    slow ones) is run a layer at a time, so ``progress`` hears about each layer."""
+    if not crit.needs_gram or progress is None:
+        return crit.fn(handles, stats)
+    out: list[torch.Tensor] = []
+    for i, h in enumerate(handles):
+        out += crit.fn([h], stats)
+        progress(f"scores ({crit.name}): layer {i + 1}/{len(handles)}")
+    return out
 
 
 def _stats(

@@ -248,14 +248,16 @@ def test_unsatisfiable_slo_exits_3_with_nearest_trial(
     assert n_finished(optuna.load_study(study_name="tiny5", storage=inputs.url(db))) == 3
 
 
+@pytest.mark.parametrize("kind", ["statistics", "scores"])
 def test_corrupted_importance_cache_warns_and_recovers(
-    inputs: Inputs, db: Path, home: Path, cli: Any
+    inputs: Inputs, db: Path, home: Path, cli: Any, kind: str
 ) -> None:
     shutil.copytree(inputs.home / "importance", home / "importance")
     (cache,) = [
         p
         for p in (home / "importance").glob("*.safetensors")
         if not p.name.endswith(".gram.safetensors")
+        and p.name.endswith(".scores.safetensors") == (kind == "scores")
     ]
     good = cache.read_bytes()
     cache.write_bytes(good[: len(good) // 3])  # e.g. a disk that filled up mid-write

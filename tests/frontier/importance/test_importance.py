@@ -169,3 +169,13 @@ def test_cached_scores_are_keyed_by_the_criteria_code(monkeypatch: pytest.Monkey
     monkeypatch.setattr(_scores, "_score_code", lambda: "changed0")
     compute_scores(lm, "obs-greedy", _tokens())
     assert calls == [1]  # other criteria code: computed again
+
+
+@pytest.mark.parametrize("criterion", ["obs", "obs-greedy"])
+def test_gram_criteria_report_each_layer_and_score_as_all_at_once(criterion: str) -> None:
+    lm = tiny_loaded("gpt2")
+    heard: list[str] = []
+    scored = compute_scores(lm, criterion, _tokens(), use_cache=False, progress=heard.append)
+    assert heard[-3:] == [f"scores ({criterion}): layer {i}/3" for i in (1, 2, 3)]
+    whole = compute_scores(lm, criterion, _tokens(), use_cache=False)
+    assert all(torch.equal(a, b) for a, b in zip(scored.per_layer, whole.per_layer, strict=True))
