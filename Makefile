@@ -22,10 +22,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # On a 2-core CPU: calibration (65,536 tokens, cached afterwards), the uniform limit
-# bisected, 24 trials of 10 layer groups in all, then the front re-measured on held-out
+# bisected, 16 trials of 10 layer groups in all, then the front re-measured on held-out
 # text (5 points); prints the Pareto set, the chosen point and its gain over the uniform
 # limit, and writes the report to studies/results/$(MODEL)/. More trials: TRIALS=100.
-TRIALS ?= 24
+TRIALS ?= 16
 demo: $(STAMP)
 	$(VENV)/bin/frontier find --model $(MODEL) --slo "ppl<2.0" --trials $(TRIALS) --groups 10 --report-points 5
 
