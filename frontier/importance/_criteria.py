@@ -115,6 +115,14 @@ def energy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[
 OBS_DAMPING = 0.01  # ridge of the OBS inverse: this fraction of the mean diagonal of G
 
 
+def _gram_and_ridge(h: MLPHandle, stats: ActivationStats | None) -> tuple[torch.Tensor, float]:
+    """The layer's Gram of ``[a; 1]`` (float64, on the model's device) and the OBS ridge,
+    :data:`OBS_DAMPING` times the mean diagonal of its activation part."""
+    assert stats is not None and stats.gram is not None
+    g = stats.gram.full(h.index).to(_device(h))
+    return g, OBS_DAMPING * float(g[:-1, :-1].diagonal().mean()) + 1e-12
+
+
 @register_criterion(
     "obs",
     needs_calibration=True,
@@ -124,12 +132,11 @@ OBS_DAMPING = 0.01  # ridge of the OBS inverse: this fraction of the mean diagon
     "lambda = 0.01 x mean diag G)",
 )
 def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
-    assert stats is not None and stats.gram is not None
     out = []
     for h in handles:
         # the inverse on the model's device (float64; an 8B layer's is 14,336 wide)
-        g = stats.gram.full(h.index)[:-1, :-1].to(_device(h))
-        damp = OBS_DAMPING * float(g.diagonal().mean()) + 1e-12
+        full, damp = _gram_and_ridge(h, stats)
+        g = full[:-1, :-1]
         eye = torch.eye(g.shape[0], dtype=g.dtype, device=g.device)
         inv = torch.cholesky_inverse(torch.linalg.cholesky(g + damp * eye))
         out.append(_down_norm(h).square() / inv.diagonal().cpu())
@@ -145,14 +152,11 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
     "has one); the score is the removal order (lambda as for obs)",
 )
 def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
-    assert stats is not None and stats.gram is not None
     out = []
     for h in handles:
-        device = _device(h)
-        g = stats.gram.full(h.index).to(device)
+        g, damp = _gram_and_ridge(h, stats)
         w = down_vectors(h.down_module, h.adapter.layout).t().to(torch.float64)
         bias = getattr(h.down_module, "bias", None)
-        damp = OBS_DAMPING * float(g[:-1, :-1].diagonal().mean()) + 1e-12
         if bias is None:
             out.append(greedy_removal_rank(w, g[:-1, :-1], damp))
         else:

@@ -55,7 +55,7 @@ def greedy_removal_rank(
         block: neurons dropped per step (default :func:`removal_block`).
     """
     n = gram.shape[0]
-    ridge = torch.full((n,), lam, dtype=gram.dtype, device=gram.device)
+    ridge = torch.full_like(gram.diagonal(), lam)
     if fixed is not None:
         ridge[fixed] = 0.0
     m = torch.cholesky_inverse(torch.linalg.cholesky(gram + torch.diag(ridge)))
@@ -68,16 +68,14 @@ def greedy_removal_rank(
         if fixed is not None:
             cost[alive == fixed] = math.inf
         left = alive.numel() - (fixed is not None)
-        if left <= 0:
-            break
         drop = cost.topk(min(step, left), largest=False).indices
         drop = drop[torch.argsort(cost[drop], stable=True)]  # cheapest first within the block
         removed.append(alive[drop])
-        keep = torch.ones(alive.numel(), dtype=torch.bool, device=alive.device)
+        if drop.numel() == left:  # every neuron that may go has gone
+            break
+        keep = torch.ones_like(alive, dtype=torch.bool)
         keep[drop] = False
         stay = keep.nonzero().squeeze(1)
-        if stay.numel() == 0 or left == drop.numel():
-            break
         m_ks = m[stay][:, drop]
         x = torch.linalg.solve(m[drop][:, drop], m_ks.t())  # M_DD^-1 M_DK
         m = m[stay][:, stay] - m_ks @ x

@@ -72,6 +72,29 @@ def test_a_fixed_column_is_never_removed_and_gets_no_rank(fixed: int) -> None:
     assert torch.equal(got, _brute_force(w, g, 0.05, 2, fixed=fixed))
 
 
+def test_the_bias_column_is_not_ridged() -> None:
+    # activations with large means: the bias carries much of the output, and ridging it
+    # (as if it were a neuron) changes which neurons the bias can stand in for
+    w, g = _problem(seed=3)
+    x_mean = torch.linspace(0.0, 4.0, 12, dtype=torch.float64)
+    g[:-1, :-1] += torch.outer(x_mean, x_mean)
+    g[:-1, -1] = g[-1, :-1] = x_mean
+    got = greedy_removal_rank(w, g, 0.5, fixed=12, block=1)
+    assert torch.equal(got, _brute_force(w, g, 0.5, 1, fixed=12))
+
+
+def test_the_default_block_counts_the_neurons_without_the_bias() -> None:
+    # 384 neurons and a constant input: blocks of removal_block(384) = 8, not 9
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(1000, 384, generator=gen, dtype=torch.float64)
+    x = torch.cat([x, torch.ones(1000, 1, dtype=torch.float64)], dim=1)
+    g = x.T @ x / 1000
+    w = torch.randn(6, 385, generator=gen, dtype=torch.float64)
+    got = greedy_removal_rank(w, g, 0.01, fixed=384)
+    assert torch.equal(got, greedy_removal_rank(w, g, 0.01, fixed=384, block=8))
+    assert not torch.equal(got, greedy_removal_rank(w, g, 0.01, fixed=384, block=9))
+
+
 def test_a_duplicate_neuron_goes_first_and_its_twin_is_then_kept_long() -> None:
     # neuron 1 duplicates neuron 0's activation: dropping either alone costs nothing,
     # since the other takes over its column. One-shot OBS ranks both as free; the greedy
