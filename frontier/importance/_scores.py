@@ -73,18 +73,32 @@ def gram_cache_path(model_fp: str, calib_fp: str) -> Path:
     return settings.home() / "importance" / name
 
 
-def _score_code() -> str:
-    """A digest of the criteria's code (and the statistics'), in the score cache's key."""
+def _score_code(crit: Criterion) -> str | None:
+    """A digest of the code behind ``crit``'s scores, in the score cache's key: the
+    built-in criteria's modules, the module of a criterion registered elsewhere, and the
+    statistics' code. None where that source cannot be read (nothing is cached then)."""
+    import inspect
+
     from frontier.cache import code_digest
     from frontier.importance import _criteria, _greedy
 
-    return code_digest([_criteria, _greedy])[:8] + _code()
+    module = inspect.getmodule(crit.fn)
+    parts: list[Any] = [_criteria, _greedy]
+    if module is not _criteria:
+        parts.append(module or crit.fn)
+    try:
+        return code_digest(parts)[:8] + _code()
+    except (OSError, TypeError):
+        return None
 
 
-def score_cache_path(model_fp: str, calib_fp: str, criterion: str) -> Path:
+def score_cache_path(model_fp: str, calib_fp: str, crit: Criterion) -> Path | None:
     """Where one criterion's scores are cached, for criteria that read the Gram matrices
     (their scores take seconds to minutes: inverses and greedy downdates per layer)."""
-    name = f"{model_fp}-{calib_fp}-{criterion}-{_score_code()}.scores.safetensors"
+    code = _score_code(crit)
+    if code is None:
+        return None
+    name = f"{model_fp}-{calib_fp}-{crit.name}-{code}.scores.safetensors"
     return settings.home() / "importance" / name
 
 
@@ -175,7 +189,7 @@ def compute_scores(
         stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams, progress)
     spath = None
     if use_cache and crit.needs_gram and calibration is not None:
-        spath = score_cache_path(lm.fingerprint, calibration.fingerprint, criterion)
+        spath = score_cache_path(lm.fingerprint, calibration.fingerprint, crit)
     hit = _read_cache(spath, _LayerScores) if spath is not None else None
     if hit is not None and len(hit.per_layer) == len(handles):
         scores = list(hit.per_layer)

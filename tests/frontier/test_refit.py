@@ -195,9 +195,12 @@ def test_alpha_is_chosen_on_the_held_out_windows() -> None:
 
 
 def _code_of_scores() -> str:
+    from frontier.importance import get_criterion
     from frontier.importance._scores import _score_code
 
-    return _score_code()
+    code = _score_code(get_criterion("obs"))
+    assert code is not None
+    return code
 
 
 def test_grams_are_cached_and_recomputed_for_other_calibration(tmp_path: Path) -> None:

@@ -128,11 +128,10 @@ def test_scores_of_a_gram_criterion_are_cached_per_criterion(
     names = sorted(p.name for p in (tmp_path / "importance").glob("*.scores.safetensors"))
     assert len(names) == 2 and "-obs-greedy-" in names[1] and "-obs-" in names[0]
 
-    def refuse(*_a: object) -> list[torch.Tensor]:
+    def refuse(*_a: object, **_k: object) -> torch.Tensor:
         raise AssertionError("recomputed instead of read from the cache")
 
-    crit = dataclasses.replace(CRITERIA["obs-greedy"], fn=refuse)
-    monkeypatch.setitem(_criteria.CRITERIA, "obs-greedy", crit)
+    monkeypatch.setattr(_criteria, "greedy_removal_rank", refuse)
     again = compute_scores(lm, "obs-greedy", _tokens())
     assert all(torch.equal(a, b) for a, b in zip(first.per_layer, again.per_layer, strict=True))
     with pytest.raises(AssertionError, match="recomputed"):  # other calibration: no hit
@@ -149,26 +148,48 @@ def test_weight_and_statistics_criteria_scores_are_not_cached(tmp_path: Path) ->
 
 
 def test_cached_scores_are_keyed_by_the_criteria_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
     from frontier.cache import code_digest
     from frontier.importance import _criteria, _greedy, _scores
 
-    assert _scores._score_code() == code_digest([_criteria, _greedy])[:8] + _scores._code()
+    code = _scores._score_code(CRITERIA["obs-greedy"])
+    assert code == code_digest([_criteria, _greedy])[:8] + _scores._code()
     lm = tiny_loaded("llama")
     compute_scores(lm, "obs-greedy", _tokens())
     calls: list[int] = []
-    real = CRITERIA["obs-greedy"].fn
+    real = _criteria.greedy_removal_rank
 
-    def counted(handles, stats):  # type: ignore[no-untyped-def]
+    def counted(*a, **k):  # type: ignore[no-untyped-def]
         calls.append(1)
-        return real(handles, stats)
+        return real(*a, **k)
 
-    crit = dataclasses.replace(CRITERIA["obs-greedy"], fn=counted)
-    monkeypatch.setitem(_criteria.CRITERIA, "obs-greedy", crit)
+    monkeypatch.setattr(_criteria, "greedy_removal_rank", counted)
     compute_scores(lm, "obs-greedy", _tokens())
     assert calls == []  # read from the cache
-    monkeypatch.setattr(_scores, "_score_code", lambda: "changed0")
+    monkeypatch.setattr(_scores, "_code", lambda: "changed0")
     compute_scores(lm, "obs-greedy", _tokens())
-    assert calls == [1]  # other criteria code: computed again
+    assert len(calls) == 3  # other statistics code: computed again, layer by layer
+    # a criterion registered elsewhere is keyed by its own module too
+    plugin = dataclasses.replace(CRITERIA["obs"], name="plugin", fn=counted)
+    here = code_digest([_criteria, _greedy, sys.modules[__name__]])[:8] + "changed0"
+    assert _scores._score_code(plugin) == here
+
+
+def test_a_criterion_whose_code_cannot_be_read_is_not_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontier.importance import _criteria, _scores
+
+    space: dict[str, object] = {"obs": CRITERIA["obs"].fn}
+    exec("def fn(handles, stats):\n    return obs(handles, stats)\n", space)  # no source file
+    fn = space["fn"]
+    crit = dataclasses.replace(CRITERIA["obs"], name="opaque", fn=fn)
+    assert _scores._score_code(crit) is None
+    monkeypatch.setitem(_criteria.CRITERIA, "opaque", crit)
+    scores = compute_scores(tiny_loaded("llama"), "opaque", _tokens())
+    assert len(scores.per_layer) == 3
+    assert not list((tmp_path / "importance").glob("*.scores.safetensors"))
 
 
 @pytest.mark.parametrize("criterion", ["obs", "obs-greedy"])
