@@ -4,7 +4,9 @@ The expensive part, the calibration pass, yields :class:`ActivationStats` and, w
 refit or a criterion needs them, the Gram matrices (:class:`GramStats`). Both are stored
 as safetensors under ``$FRONTIER_HOME/importance``, keyed by the model's fingerprint and
 the calibration tokens' fingerprint (the Grams in a ``.gram`` file of their own, since
-they are large), and shared by every criterion.
+they are large), and shared by every criterion. The scores of a criterion that reads the
+Grams (``obs``, ``obs-greedy``: seconds to minutes of float64 linear algebra per model)
+are cached too, in a ``.scores`` file per criterion keyed also by the criterion's code.
 """
 
 from __future__ import annotations
