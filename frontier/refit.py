@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from frontier.arch import MLPHandle, WeightLayout
-from frontier.arch._weights import down_vectors
+from frontier.arch._weights import down_matrix
 from frontier.importance._gram import GramStats
 
 ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -224,20 +224,13 @@ class LayerRefit:
         return out
 
 
-def _down_weight(h: MLPHandle) -> tuple[torch.Tensor, torch.Tensor | None]:
-    down = h.down_module
-    w = down_vectors(down, h.adapter.layout).t()  # [H, I]
-    bias = getattr(down, "bias", None)
-    return w, (None if bias is None else bias.detach())
-
-
 def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch.Tensor]:
     """The selection alpha is chosen at: per layer, the top :data:`REFERENCE_KEEP` share of
     neurons by output energy (``E[a^2] ||down column||^2``), whatever the criterion, so the
     choice is a property of the model and the calibration text and is cached with them."""
     out = []
     for h in handles:
-        w, _ = _down_weight(h)
+        w, _ = down_matrix(h.down_module, h.adapter.layout)
         energy = grams.full(h.index).diagonal()[:-1] * w.double().square().sum(0).cpu()
         n = max(1, round(REFERENCE_KEEP * energy.numel()))
         out.append(torch.argsort(energy, descending=True, stable=True)[:n].sort().values)
@@ -254,7 +247,7 @@ def choose_alphas(
         return [alpha] * len(handles), [{} for _ in handles]
     chosen, errors = [], []
     for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
-        w, bias = _down_weight(h)
+        w, bias = down_matrix(h.down_module, h.adapter.layout)
         layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=w.device)
         errs = layer.errors(keep, grams.held[h.index], alphas)
         chosen.append(min(errs, key=lambda a: errs[a]))
@@ -304,7 +297,7 @@ class Refitter:
         layers: list[LayerRefit] = []
         used = 0
         for h, order, alpha in zip(handles, orders, alphas, strict=True):
-            w, bias = _down_weight(h)
+            w, bias = down_matrix(h.down_module, h.adapter.layout)
             small = w.device.type == "cuda" if compact is None else compact
             layer = LayerRefit(
                 w, bias, grams.full(h.index), alpha, order, device=w.device, compact=small

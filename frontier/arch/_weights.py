@@ -26,6 +26,13 @@ def down_vectors(down: Any, layout: WeightLayout) -> torch.Tensor:
     return w if layout is WeightLayout.CONV1D else w.t()
 
 
+def down_matrix(down: Any, layout: WeightLayout) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """([H, I] with column j what neuron j writes, the bias [H] or None where there is none):
+    the down projection as the refit and the greedy OBS ranking regress it."""
+    bias = getattr(down, "bias", None)
+    return down_vectors(down, layout).t(), (None if bias is None else bias.detach())
+
+
 def up_vectors(up: Any, layout: WeightLayout, *, fused: bool) -> list[torch.Tensor]:
     """[I, H] per input path of the neurons (two for a fused gate_up)."""
     w = up.weight.detach()

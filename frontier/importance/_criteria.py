@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from frontier.arch import MLPHandle
-from frontier.arch._weights import down_vectors, up_vectors
+from frontier.arch._weights import down_matrix, down_vectors, up_vectors
 from frontier.errors import FrontierError
 from frontier.importance._greedy import greedy_removal_rank
 from frontier.importance._stats import ActivationStats
@@ -155,12 +155,12 @@ def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> l
     out = []
     for h in handles:
         g, damp = _gram_and_ridge(h, stats)
-        w = down_vectors(h.down_module, h.adapter.layout).t().to(torch.float64)
-        bias = getattr(h.down_module, "bias", None)
+        w, bias = down_matrix(h.down_module, h.adapter.layout)
+        w = w.to(torch.float64)
         if bias is None:
             out.append(greedy_removal_rank(w, g[:-1, :-1], damp))
         else:
-            w = torch.cat([w, bias.detach().to(torch.float64).view(-1, 1)], dim=1)
+            w = torch.cat([w, bias.to(torch.float64).view(-1, 1)], dim=1)
             out.append(greedy_removal_rank(w, g, damp, fixed=g.shape[0] - 1))
     return out
 

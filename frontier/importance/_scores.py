@@ -193,17 +193,16 @@ def compute_scores(
     if use_cache and crit.needs_gram and calibration is not None:
         spath = score_cache_path(lm.fingerprint, calibration.fingerprint, crit)
     hit = _read_cache(spath, _LayerScores) if spath is not None else None
-    if hit is not None and len(hit.per_layer) == len(handles):
-        scores = list(hit.per_layer)
-    else:
-        scores = _score(crit, handles, stats, progress)
-        if spath is not None and all(torch.isfinite(s).all() for s in scores):
-            from safetensors.torch import save as save_bytes
-
-            write_bytes_atomic(spath, save_bytes(_LayerScores(tuple(scores)).to_tensors()))
+    if hit is not None and len(hit.per_layer) != len(handles):
+        hit = None
+    scores = list(hit.per_layer) if hit is not None else _score(crit, handles, stats, progress)
     for i, s in enumerate(scores):
         if not torch.isfinite(s).all():
             raise FrontierError(f"layer {i}: non-finite importance scores ({criterion})")
+    if spath is not None and hit is None:
+        from safetensors.torch import save as save_bytes
+
+        write_bytes_atomic(spath, save_bytes(_LayerScores(tuple(scores)).to_tensors()))
     return Scores(
         criterion=criterion,
         per_layer=tuple(scores),
