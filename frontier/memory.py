@@ -8,12 +8,14 @@ The figures follow the layout of the data, not a measurement:
   (``2 (I+1)^2`` float64 values), in host memory (and the disk cache);
 - **refit factors**: per layer, the float32 factors a trial's refit reads
   (:meth:`frontier.refit.LayerRefit.prefix`: ``2 (I+1)^2 + 3 H (I+1)`` values, or on a
-  GPU the compact ``(I+1)^2 + 2 H (I+1)``), on the device while they fit half its free
-  memory, else in pinned host memory;
-- **refit set-up**: the float64 work space of one layer's set-up (about six ``(I+1)^2``
-  matrices), on the device, one layer at a time. The greedy OBS ranking (``obs-greedy``,
-  the default criterion) runs before it in about the same space: the Gram, its ridged
-  Cholesky factor and inverse, and the inverse's shrinking copies.
+  GPU the compact ``2 H (I+1)``, plus one ``(I+1)^2`` matrix per two layers, which holds
+  the triangle each of them reads), on the device while they fit half its free memory,
+  else in pinned host memory;
+- **refit set-up**: the float64 work space of one layer's set-up, on the device, one
+  layer at a time: :data:`SETUP_SQUARES` ``(I+1)^2`` matrices, the Gram and four of the
+  factorisation's at its peak. The greedy OBS ranking (``obs-greedy``, the default
+  criterion) runs before it in less: the Gram, and at most about three of the ridged
+  Gram's Cholesky factor, its inverse and the inverse's shrinking copies.
 
 :func:`check_host_memory` turns a study that cannot fit this machine's memory into a
 one-line error before anything is computed.
@@ -28,6 +30,9 @@ from typing import Any
 from frontier.errors import FrontierError
 
 GIB = 2**30
+# float64 (I+1)^2 matrices at the peak of one layer's refit set-up: the Gram on the device
+# and four of the factorisation's (benchmarks/setup_memory.py measures them on the CPU)
+SETUP_SQUARES = 5
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,16 @@ def estimate(
         weights=weight_bytes(config, dtype),
         statistics=stats,
         refit_factors=(
-            layers * ((1 if compact else 2) * n * n + (2 if compact else 3) * hidden * n) * 4
+            (
+                ((layers + 1) // 2 * n * n + layers * 2 * hidden * n)
+                if compact
+                else layers * (2 * n * n + 3 * hidden * n)
+            )
+            * 4
             if refit
             else 0
         ),
-        refit_setup=6 * n * n * 8 if refit else 0,
+        refit_setup=SETUP_SQUARES * n * n * 8 if refit else 0,
     )
 
 

@@ -69,7 +69,8 @@ class LayerRefit:
             until :meth:`place` moves them.
         compact: keep only the factors of the ``H k (I-k)`` form, used for every ``k``
             (half the memory; up to 4x the work at small ``k``): for a GPU, where memory
-            is what runs out.
+            is what runs out. Two compact layers of one width also share one square
+            matrix for their ``P`` (:meth:`share_p`).
     """
 
     def __init__(
@@ -88,6 +89,8 @@ class LayerRefit:
         self.has_bias = bias is not None
         self.device = torch.device(device)
         self.resident = True  # the factors live on ``device`` (see :meth:`place`)
+        self.p_shared = False  # P is read transposed from another layer's (:meth:`share_p`)
+        self.p_holds = False  # P holds another layer's too
         w = w.double().to(self.device)
         if bias is not None:
             w = torch.cat([w, bias.double().to(self.device).view(-1, 1)], dim=1)
@@ -99,8 +102,10 @@ class LayerRefit:
         if self.has_bias:
             ridge[-1] = 0.0
         self.w = w
-        self.m = g + torch.diag(ridge)
+        self.m = g.clone()  # G + the ridge on its diagonal, without a dense diag(ridge)
+        self.m.diagonal().add_(ridge)
         self.a = w @ g
+        del g  # may be the caller's Gram: nothing more is held of it
         self.order: torch.Tensor | None = None
         if order is not None:
             self._prepare_prefixes(order)
@@ -115,40 +120,85 @@ class LayerRefit:
         N_DK`` (``N = M^-1``, ``B = A N``), with ``N = U U^T`` factored upper-triangular
         so a trailing block's factor is the trailing block of ``U`` (``V = U^-1``), gives
         ``W' = B_K - Q[:, D] P[D, K]`` with ``Q = B V^T``, ``P = V N``: ``H k (I-k)``.
+
+        Memory: every float64 ``(I+1)^2`` matrix is let go as soon as it is used up, so
+        at most four are held at once beside the Gram (``benchmarks/setup_memory.py``).
         """
         order = order.cpu().long()
         perm = torch.cat([torch.tensor([self.width]), order]) if self.has_bias else order
         perm = perm.to(self.device)
-        m = self.m[perm][:, perm]
-        eye = torch.eye(m.shape[0], dtype=torch.float64, device=self.device)
-        z = torch.linalg.solve_triangular(torch.linalg.cholesky(m), eye, upper=False)
+        m = self.m[perm.view(-1, 1), perm.view(1, -1)]
         a = self.a[:, perm]
+        # not needed any more (columns() and errors() are for layers set up without an order)
+        self.m = self.a = self.w = torch.empty(0, dtype=torch.float64)
+        chol = torch.linalg.cholesky(m)
+        del m
+        eye = torch.eye(chol.shape[0], dtype=torch.float64, device=self.device)
+        z = torch.linalg.solve_triangular(chol, eye, upper=False)
+        del chol
         n = z.t() @ z
-        flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
-        v = torch.linalg.solve_triangular(flip, eye, upper=False).flip(0, 1)
-        b = a @ n
         if self.compact:
             self._y = self._z = torch.empty(0, device=self.device)
         else:
             self._y, self._z = (a @ z.t()).float(), z.float()
-        self._b, self._q, self._p = b.float(), (b @ v.t()).float(), (v @ n).float()
+        del z
+        flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
+        inv = torch.linalg.solve_triangular(flip, eye, upper=False)
+        del flip, eye
+        v = inv.flip(0, 1)
+        del inv
+        b = a @ n
+        self._b, self._q = b.float(), (b @ v.t()).float()
+        del b
+        self._p = (v @ n).float()
         self.order = order
-        # not needed any more (columns() and errors() are for layers set up without an order)
-        self.m = self.a = self.w = torch.empty(0, dtype=torch.float64)
 
     _FACTORS = ("_y", "_z", "_b", "_q", "_p")
 
+    def _own(self) -> list[str]:
+        """The factors this layer holds (a shared P belongs to the layer that holds it)."""
+        return [n for n in self._FACTORS if hasattr(self, n) and not (n == "_p" and self.p_shared)]
+
     def factor_bytes(self) -> int:
-        """Bytes of the float32 factors :meth:`prefix` reads."""
-        return sum(getattr(self, n).numel() * 4 for n in self._FACTORS if hasattr(self, n))
+        """Bytes of the float32 factors :meth:`prefix` reads that this layer holds."""
+        return sum(getattr(self, n).numel() * 4 for n in self._own())
+
+    def share_p(self, other: LayerRefit) -> bool:
+        """Hold ``other``'s ``P`` in this layer's ``P``, where neither layer reads: a
+        prefix reads only the strict lower triangle ``P[n:, :n]``, so ``other``'s strict
+        lower triangle goes, transposed, into this one's strict upper triangle (an exact
+        copy), and ``other`` reads its blocks there, as ``P[:n, n:]`` transposed. Both
+        layers must be compact and set up in one width; False (nothing done) otherwise.
+        The P of a compact model then takes half the memory."""
+        if not (
+            self.compact
+            and other.compact
+            and not (self.p_shared or self.p_holds)
+            and not (other.p_shared or other.p_holds)
+            and self._p.shape == other._p.shape
+            and self._p.data_ptr() != other._p.data_ptr()
+        ):
+            return False
+        src = other._p
+        rows = self._p.shape[0]
+        step = 1024  # rows at a time: the masks stay small
+        for r0 in range(0, rows, step):
+            r1 = min(r0 + step, rows)
+            cols = torch.arange(rows, device=self._p.device)
+            above = cols.view(1, -1) > torch.arange(r0, r1, device=self._p.device).view(-1, 1)
+            block = self._p[r0:r1]  # a view: written in place, wherever self's P lives
+            block[above] = src[:, r0:r1].t().to(self._p.device)[above]
+        other._p = self._p
+        other.p_shared = self.p_holds = True
+        return True
 
     def place(self, device: torch.device | str, *, resident: bool) -> None:
         """Compute trials on ``device``: the factors move there when ``resident``, else
         they stay in host memory (pinned for a GPU) and each trial copies the blocks it
-        needs."""
+        needs. A shared P stays where the layer holding it put it."""
         self.device = torch.device(device)
         self.resident = resident
-        for name in self._FACTORS:
+        for name in self._own():
             t = getattr(self, name)
             if resident:
                 t = t.to(self.device)
@@ -171,7 +221,8 @@ class LayerRefit:
         if n <= total - n and not self.compact:
             cols = on(self._y[:, :n]) @ on(self._z[:n, :n])
         else:
-            cols = on(self._b[:, :n]) - on(self._q[:, n:]) @ on(self._p[n:, :n])
+            p = on(self._p[:n, n:]).t() if self.p_shared else on(self._p[n:, :n])
+            cols = on(self._b[:, :n]) - on(self._q[:, n:]) @ p
         kept, pos = self.order[:k].sort()
         bias = cols[:, 0] if self.has_bias else None
         return kept, cols[:, int(self.has_bias) :][:, pos.to(cols.device)], bias
@@ -291,17 +342,21 @@ class Refitter:
         The set-up runs on the model's device. On a GPU, each layer's factors stay there
         while all so far fit ``budget`` bytes (default: half its free memory now), and
         the others go to pinned host memory (:meth:`LayerRefit.place`); ``compact``
-        factors (default: on a GPU) take half the memory (:class:`LayerRefit`)."""
+        factors (default: on a GPU) take half the memory (:class:`LayerRefit`), and each
+        second compact layer keeps its ``P`` in the layer's before it
+        (:meth:`LayerRefit.share_p`)."""
         if alphas is None:
             alphas, errors = choose_alphas(handles, grams)
         layers: list[LayerRefit] = []
         used = 0
+        holder: LayerRefit | None = None  # the last layer whose P could hold another's
         for h, order, alpha in zip(handles, orders, alphas, strict=True):
             w, bias = down_matrix(h.down_module, h.adapter.layout)
             small = w.device.type == "cuda" if compact is None else compact
             layer = LayerRefit(
                 w, bias, grams.full(h.index), alpha, order, device=w.device, compact=small
             )
+            holder = None if holder is not None and holder.share_p(layer) else layer
             if budget is None and w.device.type == "cuda":
                 budget = torch.cuda.mem_get_info(w.device)[0] // 2
             fits = budget is None or used + layer.factor_bytes() <= budget

@@ -58,7 +58,12 @@ def greedy_removal_rank(
     ridge = torch.full_like(gram.diagonal(), lam)
     if fixed is not None:
         ridge[fixed] = 0.0
-    m = torch.cholesky_inverse(torch.linalg.cholesky(gram + torch.diag(ridge)))
+    ridged = gram.clone()  # the Gram with the ridge on its diagonal
+    ridged.diagonal().add_(ridge)
+    chol = torch.linalg.cholesky(ridged)
+    del ridged
+    m = torch.cholesky_inverse(chol)
+    del chol
     c = (w @ gram) @ m  # refitted weights of the full set
     alive = torch.arange(n, device=gram.device)
     step = block or removal_block(n - (fixed is not None))
@@ -76,9 +81,9 @@ def greedy_removal_rank(
         keep = torch.ones_like(alive, dtype=torch.bool)
         keep[drop] = False
         stay = keep.nonzero().squeeze(1)
-        m_ks = m[stay][:, drop]
-        x = torch.linalg.solve(m[drop][:, drop], m_ks.t())  # M_DD^-1 M_DK
-        m = m[stay][:, stay] - m_ks @ x
+        m_ks = m[stay.view(-1, 1), drop.view(1, -1)]
+        x = torch.linalg.solve(m[drop.view(-1, 1), drop.view(1, -1)], m_ks.t())  # M_DD^-1 M_DK
+        m = m[stay.view(-1, 1), stay.view(1, -1)].sub_(m_ks @ x)
         c = c[:, stay] - c[:, drop] @ x
         alive = alive[stay]
     order = torch.cat(removed).cpu()

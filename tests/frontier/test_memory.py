@@ -21,7 +21,9 @@ def test_the_layout_of_an_8b_model() -> None:
     assert needs.statistics == 32 * (3 * 14336 + 2 * n * n) * 8  # ~105 GB of float64 Grams
     assert needs.refit_factors == 32 * (2 * n * n + 3 * 4096 * n) * 4
     compact = memory.estimate(_llama_8b(), "bf16", compact=True)  # a GPU's factors
-    assert compact.refit_factors == 32 * (n * n + 2 * 4096 * n) * 4
+    # two layers share one P matrix (LayerRefit.share_p)
+    assert compact.refit_factors == (16 * n * n + 32 * 2 * 4096 * n) * 4
+    assert needs.refit_setup == compact.refit_setup == 5 * n * n * 8  # the Gram and four
     assert needs.host(factors_on_device=True) == needs.statistics
     assert needs.host(factors_on_device=False) == needs.statistics + needs.refit_factors
     plain = memory.estimate(_llama_8b(), "bf16", refit=False)
@@ -59,10 +61,12 @@ def test_the_real_reader_sees_this_machine() -> None:
     assert have is None or have > 0
 
 
+@pytest.mark.parametrize("layers", [1, 2, 3])
 @pytest.mark.parametrize("compact", [False, True])
-def test_the_estimate_counts_the_factors_a_refit_layer_holds(compact: bool) -> None:
+def test_the_estimate_counts_the_factors_refit_layers_hold(compact: bool, layers: int) -> None:
     """The estimate's factor formula is the layout of :class:`LayerRefit` (with a bias
-    column, as the estimate assumes): a change to either shows here."""
+    column, as the estimate assumes), compact layers paired as :meth:`Refitter.build`
+    pairs them: a change to either shows here."""
     import torch
 
     from frontier.refit import LayerRefit
@@ -72,9 +76,15 @@ def test_the_estimate_counts_the_factors_a_refit_layer_holds(compact: bool) -> N
     a = torch.randn(400, width, generator=gen, dtype=torch.float64)
     x = torch.cat([a, torch.ones(400, 1, dtype=torch.float64)], dim=1)
     w = torch.randn(hidden, width, generator=gen, dtype=torch.float64)
-    layer = LayerRefit(
-        w, torch.zeros(hidden), x.t() @ x / 400, 1e-2, torch.arange(width), compact=compact
-    )
+    held = [
+        LayerRefit(
+            w, torch.zeros(hidden), x.t() @ x / 400, 1e-2, torch.arange(width), compact=compact
+        )
+        for _ in range(layers)
+    ]
+    if layers > 1:
+        assert held[0].share_p(held[1]) == compact
     config = tiny_config("llama")
-    config.num_hidden_layers, config.hidden_size, config.intermediate_size = 1, hidden, width
-    assert memory.estimate(config, "fp32", compact=compact).refit_factors == layer.factor_bytes()
+    config.num_hidden_layers, config.hidden_size, config.intermediate_size = layers, hidden, width
+    need = memory.estimate(config, "fp32", compact=compact).refit_factors
+    assert need == sum(layer.factor_bytes() for layer in held)

@@ -273,6 +273,82 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
 
 
 @pytest.mark.parametrize("bias", [False, True])
+def test_a_shared_p_refits_every_prefix_of_both_layers_the_same(bias: bool) -> None:
+    """Two compact layers in one P matrix: the holder keeps its own strict lower
+    triangle, the other's goes transposed into the strict upper one, exactly; every
+    prefix of both refits as before, and the pair holds one P instead of two."""
+    holder, alone_h, other, alone_o = (
+        LayerRefit(*_synthetic(20, bias, seed), compact=True) for seed in (1, 1, 2, 2)
+    )
+    own_lower = holder._p.tril(-1).clone()
+    other_lower = other._p.tril(-1).clone()
+    before = holder.factor_bytes() + other.factor_bytes()
+    assert holder.share_p(other)
+    assert other._p is holder._p and other.p_shared and holder.p_holds
+    assert not (holder.p_shared or other.p_holds)
+    assert torch.equal(holder._p.tril(-1), own_lower)  # the holder's triangle untouched
+    assert torch.equal(holder._p.triu(1).t(), other_lower)  # the other's, exact, transposed
+    assert holder.factor_bytes() + other.factor_bytes() == before - other_lower.numel() * 4
+    for k in range(1, 20):
+        for paired, alone in ((holder, alone_h), (other, alone_o)):
+            got, want = paired.prefix(k), alone.prefix(k)
+            assert torch.equal(got[0], want[0])
+            torch.testing.assert_close(got[1], want[1], atol=1e-6, rtol=1e-5)
+            if bias:
+                torch.testing.assert_close(got[2], want[2], atol=1e-6, rtol=1e-5)
+    # a layer is paired once, and only compact layers of one width share
+    third = LayerRefit(*_synthetic(20, bias, 3), compact=True)
+    assert not holder.share_p(third) and not third.share_p(other)
+    assert not third.share_p(LayerRefit(*_synthetic(20, bias, 4), compact=False))
+    assert not third.share_p(LayerRefit(*_synthetic(12, bias, 5), compact=True))
+    assert not third.p_shared
+
+
+def _synthetic(width: int, bias: bool, seed: int) -> tuple[Any, ...]:
+    """A layer's refit arguments, the same for the same seed."""
+    a, w = _layer(width=width, seed=seed)
+    gen = torch.Generator().manual_seed(seed)
+    b = torch.randn(w.shape[0], generator=gen, dtype=torch.float64) if bias else None
+    order = torch.randperm(width, generator=gen)
+    return w, b, _gram(a), 1e-3, order
+
+
+@pytest.mark.parametrize("budget", [None, "one layer"])
+def test_compact_layers_share_p_in_pairs_and_refit_the_same(budget: str | None) -> None:
+    """:meth:`Refitter.build` pairs compact layers (the first holds the second's P; the
+    third of three is alone), resident or not, and refits as unshared factors do."""
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert scores.grams is not None
+    handles = lm.adapter.handles(lm.model)
+    orders = [torch.randperm(WIDTH, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    full = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, compact=False)
+    one = full.layers[0].factor_bytes()
+    shared = Refitter.build(
+        handles,
+        scores.grams,
+        orders,
+        alphas=[1e-2] * 3,
+        compact=True,
+        budget=None if budget is None else one,
+    )
+    assert [x.p_shared for x in shared.layers] == [False, True, False]
+    assert shared.layers[1]._p is shared.layers[0]._p
+    n = WIDTH  # llama: no bias column
+    hidden = lm.model.config.hidden_size
+    assert shared.placement()["factor_bytes"] == (2 * n * n + 3 * 2 * hidden * n) * 4
+    kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
+    downs = [h.down_module for h in handles]
+    for a, b in zip(
+        full.weights(kept, downs, lm.adapter.layout),
+        shared.weights(kept, downs, lm.adapter.layout),
+        strict=True,
+    ):
+        assert a is not None and b is not None
+        torch.testing.assert_close(a.weight, b.weight, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bias", [False, True])
 def test_compact_factors_refit_every_prefix_the_same(bias: bool) -> None:
     a, w = _layer(width=20)
     b = torch.randn(w.shape[0], dtype=torch.float64) if bias else None
