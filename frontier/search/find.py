@@ -260,6 +260,7 @@ def _measure_front(
         if rec is None or rec.get("spread"):
             if measured == 0:
                 say(f"re-measuring up to {limit} trials on held-out text and report documents")
+            say(f"held-out: trial {t.number}, candidate {measured + 1} of up to {limit}")
             rec = _measure_final(ctx, study, t)
         measured += 1
         if rec["feasible"] or measured >= limit:
@@ -267,7 +268,9 @@ def _measure_front(
     rest = [t for t in pareto if final_record(study, t) is None]
     # Every Pareto trial smaller than the chosen one was a candidate above, so these are
     # larger; a later run that finds one a candidate measures it again in full.
-    for t in _evenly_spaced(rest, limit - measured):
+    spread = _evenly_spaced(rest, limit - measured)
+    for i, t in enumerate(spread, 1):
+        say(f"held-out: trial {t.number}, front point {i} of {len(spread)} (for the fits)")
         _measure_final(ctx, study, t, spread=True)
 
 

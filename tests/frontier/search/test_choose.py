@@ -248,11 +248,16 @@ def test_finalize_spacing_covers_the_front_evenly(monkeypatch: pytest.MonkeyPatc
     study = _front(8)
     by_size = _by_size(study)
     measured = _Measured({})
-    order = _run_finalize(study, 4, {}, monkeypatch, measured)
+    said: list[str] = []
+    order = _run_finalize(study, 4, {}, monkeypatch, measured, said)
     # the smallest is feasible at once; 3 more among the 7 left, at positions 0, 3 and 6,
     # measured on fit_tokens only: they spread the front, none can be chosen
     assert order == [by_size[0], by_size[1], by_size[4], by_size[7]]
     assert measured.spread == [by_size[1], by_size[4], by_size[7]]
+    assert said[-3:] == [
+        f"held-out: trial {n}, front point {i} of 3 (for the fits)"
+        for i, n in enumerate((by_size[1], by_size[4], by_size[7]), 1)
+    ]
 
 
 def test_a_trial_that_passed_on_fit_tokens_is_re_measured_before_it_is_chosen(
@@ -324,7 +329,12 @@ def test_finalize_re_measures_the_bisected_uniform_plan_once(
     said: list[str] = []
     order = _run_finalize(study, 2, {}, monkeypatch, said=said)
     assert order == [by_size[0], by_size[1], uniform]
-    assert said[-1] == "re-measuring the bisected uniform plan on held-out data (the baseline)"
+    assert said == [  # a line before every re-measurement (each takes minutes with tasks)
+        "re-measuring up to 2 trials on held-out text and report documents",
+        f"held-out: trial {by_size[0]}, candidate 1 of up to 2",
+        f"held-out: trial {by_size[1]}, front point 1 of 1 (for the fits)",
+        "re-measuring the bisected uniform plan on held-out data (the baseline)",
+    ]
     assert final_record(study, uniform) is not None
     assert uniform not in _run_finalize(study, 2, {}, monkeypatch)  # measured once only
 
