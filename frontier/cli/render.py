@@ -131,11 +131,23 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
             con.print(line)
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
+    trials = read_trials(study)
     near = nearest_trial(study)
     if near is None:
         con.print("[bold red]no trial meets every SLO[/]; none measured")
-    else:
-        con.print(_missed(near, study.study_name))
+        return False
+    # the largest re-measured trial whose floors its held-out documents could not decide
+    # is told first, whatever the nearest trial is: it may be the one to export
+    untold = [
+        t
+        for t in trials
+        if t.final is not None and not t.final.get("spread") and t.final.get("undecided")
+    ]
+    if untold:
+        largest = max(untold, key=lambda t: (t.mlp_removed or 0.0, -t.number))
+        if largest.number != near.number:
+            con.print(_missed(largest, study.study_name))
+    con.print(_missed(near, study.study_name))
     return False
 
 
@@ -146,6 +158,13 @@ def _missed(trial: StudyTrial, study_name: str) -> str:
     if figures is None:
         return f"[bold red]no trial meets every SLO[/]; nearest: trial {trial.number}"
     size = f"trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed)"
+    if figures.stage != "final" and not figures.missed:
+        return (
+            f"[bold yellow]no point was chosen[/], but {size} meets every SLO at search time "
+            "and was not re-measured on held-out data: the largest candidates are, up to "
+            "--report-points of them; rerun the same command with a larger --report-points "
+            "to re-measure more (finished trials are kept)"
+        )
     undecided = list((trial.final or {}).get("undecided") or [])
     if figures.stage == "final" and undecided:
         return (

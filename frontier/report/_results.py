@@ -19,12 +19,31 @@ from frontier.study.summary import (
 )
 
 
+def _unconfirmed(summary: StudySummary) -> tuple[list[TrialPoint], list[TrialPoint]]:
+    """No point chosen: the trials that met every SLO at search time, and those of them
+    re-measured in full on held-out data (none of which met them there)."""
+    passed = [q for q in summary.points if q.feasible]
+    numbers = {q.number for q in passed}
+    measured = [q for q in summary.final if not q.spread and q.number in numbers]
+    return passed, measured
+
+
 def _verdict(summary: StudySummary) -> str:
     p = summary.chosen
     if p is None:
+        slos = ", ".join(f"`{s}`" for s in summary.slos) or "none given"
+        passed, measured = _unconfirmed(summary)
+        if not passed:
+            return (
+                f"**No feasible point**: none of {len(summary.points)} trials met every SLO "
+                f"({slos})."
+            )
         return (
-            f"**No feasible point**: none of {len(summary.points)} trials met every SLO "
-            f"({', '.join(f'`{s}`' for s in summary.slos) or 'none given'})."
+            f"**No point chosen**: {len(passed)} of {len(summary.points)} trials met every SLO "
+            f"({slos}) at search time, but none of the {len(measured)} re-measured on "
+            "held-out text and report documents met them there (a task floor counts as met "
+            "only when its whole interval, at the study's confidence, is above it). "
+            'See "Chosen point" for what to do.'
         )
     ret = mean_retention(p, summary.baselines_for(p))
     tasks = f", mean retained accuracy {_pct(ret)}" if ret is not None else ""
@@ -133,12 +152,32 @@ def _pareto_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
 def _chosen_section(summary: StudySummary, images: Mapping[str, str]) -> list[str]:
     p = summary.chosen
     if p is None:
-        lines = [
-            "## Chosen point",
-            "",
-            "**No feasible point.** No trial met every SLO, so nothing was chosen.",
-            "",
-        ]
+        passed, measured = _unconfirmed(summary)
+        head = "**No feasible point.** No trial met every SLO, so nothing was chosen."
+        if passed:
+            done = {q.number for q in measured}
+            waiting = sorted(
+                (q for q in passed if q.number not in done), key=lambda q: -q.mlp_removed
+            )
+            names = ", ".join(str(q.number) for q in measured) or "none"
+            head = (
+                f"**No point chosen.** {len(passed)} trials met every SLO at search time; "
+                f"of those re-measured on held-out figures (trials {names}), none met them "
+                "there. "
+                + (
+                    f"{len(waiting)} were not re-measured, the largest trial "
+                    f"{waiting[0].number} ({_pct(waiting[0].mlp_removed)} of MLP removed): "
+                    "rerun the same `frontier find` command with a larger "
+                    "`--report-points` to re-measure more candidates (finished trials are "
+                    "kept). "
+                    if waiting
+                    else ""
+                )
+                + "Where a task interval straddles its floor, more report documents "
+                "(`--report-docs`) narrow it; `frontier export STUDY TRIAL` exports any "
+                "trial anyway."
+            )
+        lines = ["## Chosen point", "", head, ""]
         closest = ranked_by_nearness(summary.believed())[:3]
         if closest:
             lines += [

@@ -162,6 +162,31 @@ def test_report_without_a_feasible_point(tmp_path: Path) -> None:
     assert not (tmp_path / "widths.png").exists()
 
 
+def test_report_without_a_chosen_point_after_search_passes(tmp_path: Path) -> None:
+    """Trials passed at search time, the re-measured ones failed held out: the report says
+    so (not "none met every SLO"), names the largest pass not re-measured and what to do."""
+    s = synthetic_summary(n_trials=12)
+    passed = sorted((p for p in s.points if p.feasible), key=lambda p: -p.mlp_removed)
+    measured = {p.number for p in passed[:2]}  # the two largest were re-measured, and failed
+    s = dataclasses.replace(
+        s,
+        points=tuple(dataclasses.replace(p, chosen=False) for p in s.points),
+        final=tuple(
+            dataclasses.replace(p, feasible=False, chosen=False, spread=False)
+            for p in s.final
+            if p.number in measured
+        ),
+    )
+    assert s.chosen is None and len(passed) > 2 and len(s.final) == 2
+    waiting = max((p for p in passed if p.number not in measured), key=lambda p: p.mlp_removed)
+    text = write_report(s, tmp_path).read_text()
+    assert f"**No point chosen**: {len(passed)} of 12 trials met every SLO" in text
+    assert "No feasible point" not in text
+    assert f"the largest trial {waiting.number} (" in text and "--report-points" in text
+    numbers = ", ".join(str(p.number) for p in s.final)
+    assert f"(trials {numbers}), none met them there" in text
+
+
 def test_report_warns_when_the_chosen_point_fails_at_report_fidelity(
     study: StudySummary,
 ) -> None:

@@ -432,6 +432,36 @@ def test_a_floor_the_final_figures_cannot_decide_is_said_so() -> None:
     assert "--report-docs" in out and f"frontier export {study.study_name} 0 --out DIR" in out
 
 
+def test_undecided_candidates_and_a_search_pass_not_re_measured_are_both_said() -> None:
+    """The committed SmolLM2 task study's case: the two re-measured candidates could not
+    be told on their report documents, and the nearest trial passed every SLO at search
+    time but was never re-measured. Both are said, the undecided largest one first, and
+    neither as "misses" of nothing."""
+    both = {SLO: -0.1, SLO2: -0.1}
+    study = _study((0.6, 1.3, both), (0.62, 1.3, both), (0.64, 1.2, both))
+    for number in (0, 1):
+        study.set_user_attr(
+            f"frontier:final:{number}",
+            {
+                "feasible": False,
+                "ppl_ratio": 1.4,
+                "violations": {SLO: -0.1, SLO2: 0.01},
+                "undecided": [SLO2],
+                "mlp_kept": study.trials[number].values[0],
+                "params_kept": study.trials[number].values[0],
+            },
+        )
+    out = _outcome(study)
+    told = f"could not tell whether trial 0 (40.0% MLP removed) meets {SLO2}"
+    waiting = (
+        "no point was chosen, but trial 2 (36.0% MLP removed) meets every SLO at search time "
+        "and was not re-measured on held-out data"
+    )
+    assert told in out and waiting in out and out.index(told) < out.index(waiting)
+    assert "--report-points" in out and "trial 1 " not in out  # only the largest undecided
+    assert "misses on" not in out and "which misses" not in out
+
+
 def test_pareto_of_a_study_without_feasible_trials_prints_no_empty_table(capsys: Any) -> None:
     from frontier.cli.render import pareto
     from frontier.study.read import read_trials
