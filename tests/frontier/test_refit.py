@@ -172,14 +172,15 @@ def test_factors_kept_off_the_device_refit_the_same() -> None:
         "host_layers": 2,
         "factor_bytes": 3 * one,
     }
-    kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
-    downs = [h.down_module for h in handles]
-    for a, b in zip(
-        resident.weights(kept, downs, lm.adapter.layout),
-        host.weights(kept, downs, lm.adapter.layout),
-        strict=True,
-    ):
+    for a, b in zip(_weights(resident, lm, orders), _weights(host, lm, orders), strict=True):
         assert a is not None and b is not None and torch.equal(a.weight, b.weight)
+
+
+def _weights(refitter: Refitter, lm: Any, orders: list[torch.Tensor]) -> list[Any]:
+    """The refitted down weights of the three tiny layers at 5, 20 and 31 kept neurons."""
+    kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
+    downs = [h.down_module for h in lm.adapter.handles(lm.model)]
+    return refitter.weights(kept, downs, lm.adapter.layout)
 
 
 def test_alpha_is_chosen_on_the_held_out_windows() -> None:
@@ -337,13 +338,7 @@ def test_compact_layers_share_p_in_pairs_and_refit_the_same(budget: str | None) 
     n = WIDTH  # llama: no bias column
     hidden = lm.model.config.hidden_size
     assert shared.placement()["factor_bytes"] == (2 * n * n + 3 * 2 * hidden * n) * 4
-    kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
-    downs = [h.down_module for h in handles]
-    for a, b in zip(
-        full.weights(kept, downs, lm.adapter.layout),
-        shared.weights(kept, downs, lm.adapter.layout),
-        strict=True,
-    ):
+    for a, b in zip(_weights(full, lm, orders), _weights(shared, lm, orders), strict=True):
         assert a is not None and b is not None
         torch.testing.assert_close(a.weight, b.weight, atol=1e-5, rtol=1e-4)
 
