@@ -29,10 +29,27 @@ from frontier.study.summary import StudySummary, TrialPoint, mean_retention
 
 
 # -- (a) Pareto front ----------------------------------------------------------------------
+def front_line(
+    summary: StudySummary, value: Any, unpruned: float
+) -> tuple[list[float], list[float]]:
+    """The search-time Pareto line as drawn: % MLP removed and ``value``, from the
+    unpruned model (0% removed, ``unpruned``) on, by fraction removed."""
+    pareto = sorted(
+        (p for p in summary.points if p.pareto and _finite(value(p))), key=lambda p: p.mlp_removed
+    )
+    return [0.0, *_pct(pareto)], [unpruned, *(value(p) for p in pareto)]
+
+
 def _scatter_stages(
-    ax: Axes, summary: StudySummary, value: Any, *, label_slo: list[tuple[float, str]]
+    ax: Axes,
+    summary: StudySummary,
+    value: Any,
+    *,
+    label_slo: list[tuple[float, str]],
+    unpruned: float,
 ) -> int:
-    """Search points by status, final points and the chosen one; returns how many were left out."""
+    """Search points by status, final points and the chosen one, the Pareto line from the
+    unpruned model (``unpruned``: its value); returns how many were left out."""
     shown = [p for p in summary.points if _finite(value(p))]
     left_out = sum(1 for p in summary.points if value(p) is not None and not _finite(value(p)))
     groups = [
@@ -43,18 +60,10 @@ def _scatter_stages(
         if pts:
             ys = [value(p) for p in pts]
             ax.scatter(_pct(pts), ys, s=size, c=color, label=label, zorder=z, linewidths=0)
-    pareto = sorted((p for p in shown if p.pareto), key=lambda p: p.mlp_removed)
-    if pareto:
-        ax.plot(
-            _pct(pareto),
-            [value(p) for p in pareto],
-            "-o",
-            color=_PARETO,
-            ms=5,
-            lw=1.2,
-            label="Pareto set (search)",
-            zorder=3,
-        )
+    xs, ys = front_line(summary, value, unpruned)
+    if len(xs) > 1:
+        ax.plot(xs, ys, "-o", color=_PARETO, ms=5, lw=1.2, label="Pareto set (search)", zorder=3)
+    ax.scatter([0.0], [unpruned], s=40, marker="s", c="#444444", label="unpruned", zorder=4)
     final = [p for p in summary.final if _finite(value(p))]
     if final:
         ax.scatter(
@@ -92,7 +101,7 @@ def plot_pareto(summary: StudySummary, path: Path | str) -> Path:
     fig, axes = _new(2 if has_tasks else 1)
     ax = axes[0]
     ppl_slos = [(s.threshold, str(s)) for s in _slos(summary, "ppl")]
-    left = _scatter_stages(ax, summary, lambda p: p.ppl_ratio, label_slo=ppl_slos)
+    left = _scatter_stages(ax, summary, lambda p: p.ppl_ratio, label_slo=ppl_slos, unpruned=1.0)
     ax.axhline(1.0, color="#888888", lw=0.8, zorder=0)
     ratios = [
         p.ppl_ratio
@@ -119,6 +128,7 @@ def plot_pareto(summary: StudySummary, path: Path | str) -> Path:
             summary,
             lambda p: _pct_or_none(mean_retention(p, summary.baselines_for(p))),
             label_slo=slos,
+            unpruned=100.0,
         )
         ax2.axhline(100.0, color="#888888", lw=0.8, zorder=0)
         ax2.set_xlabel("MLP parameters removed (%)")

@@ -114,3 +114,23 @@ def test_retention_points_carry_their_confidence_bars(study: StudySummary, tmp_p
     )
     a, b = matplotlib.image.imread(plain), matplotlib.image.imread(banded)
     assert a.shape == b.shape and (a != b).mean() > 0.01  # the bars are drawn
+
+
+def test_the_pareto_line_starts_at_the_unpruned_model(study: StudySummary) -> None:
+    """Both Pareto panels draw the search-time front from (0% removed, unpruned) on, by
+    fraction removed (issue 16: a frontier chart starts at the unpruned point)."""
+    from frontier.plots._measured import front_line
+    from frontier.study.summary import mean_retention
+
+    xs, ys = front_line(study, lambda p: p.ppl_ratio, 1.0)
+    pareto = sorted((p for p in study.points if p.pareto), key=lambda p: p.mlp_removed)
+    assert (xs[0], ys[0]) == (0.0, 1.0) and len(xs) == len(pareto) + 1 > 2
+    assert xs[1:] == [100 * p.mlp_removed for p in pareto] and xs == sorted(xs)
+    assert ys[1:] == [p.ppl_ratio for p in pareto]
+
+    def kept(p):  # type: ignore[no-untyped-def]
+        r = mean_retention(p, study.baselines_for(p))
+        return None if r is None else 100 * r
+
+    xs, ys = front_line(study, kept, 100.0)
+    assert (xs[0], ys[0]) == (0.0, 100.0) and all(y is not None for y in ys)
