@@ -138,17 +138,21 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
         return False
     # the largest re-measured trial whose floors its held-out documents could not decide
     # is told first, whatever the nearest trial is: it may be the one to export
-    untold = [
-        t
-        for t in trials
-        if t.final is not None and not t.final.get("spread") and t.final.get("undecided")
-    ]
+    untold = [t for t in trials if t.final is not None and not t.final.get("spread") and _untold(t)]
     if untold:
         largest = max(untold, key=lambda t: (t.mlp_removed or 0.0, -t.number))
         if largest.number != near.number:
             con.print(_missed(largest, study.study_name))
     con.print(_missed(near, study.study_name))
     return False
+
+
+def _untold(trial: StudyTrial) -> bool:
+    """Re-measured, and every SLO its held-out figures miss is one they could not decide
+    (none failed for certain)."""
+    undecided = set((trial.final or {}).get("undecided") or [])
+    figures = trial.figures
+    return bool(undecided) and figures is not None and set(figures.missed) <= undecided
 
 
 def _missed(trial: StudyTrial, study_name: str) -> str:
@@ -166,7 +170,7 @@ def _missed(trial: StudyTrial, study_name: str) -> str:
             "to re-measure more (finished trials are kept)"
         )
     undecided = list((trial.final or {}).get("undecided") or [])
-    if figures.stage == "final" and undecided:
+    if figures.stage == "final" and _untold(trial):
         return (
             f"[bold yellow]could not tell[/] whether {size} meets "
             f"{', '.join(undecided)}: on its held-out documents the interval straddles the "

@@ -460,6 +460,14 @@ def test_undecided_candidates_and_a_search_pass_not_re_measured_are_both_said() 
     assert told in out and waiting in out and out.index(told) < out.index(waiting)
     assert "--report-points" in out and "trial 1 " not in out  # only the largest undecided
     assert "misses on" not in out and "which misses" not in out
+    # a re-measured trial that also fails an SLO for certain is not "could not tell"
+    record = dict(study.user_attrs["frontier:final:0"])
+    study.set_user_attr(
+        "frontier:final:0", {**record, "violations": {SLO: 0.1, SLO2: 0.01}, "undecided": [SLO2]}
+    )
+    study.set_user_attr("frontier:final:1", {**record, "violations": {SLO: 0.1, SLO2: 0.01}})
+    out = _outcome(study)
+    assert "could not tell" not in out and waiting in out
 
 
 def test_pareto_of_a_study_without_feasible_trials_prints_no_empty_table(capsys: Any) -> None:
