@@ -132,7 +132,7 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
     trials = read_trials(study)
-    near = nearest_trial(study)
+    near = nearest_trial(study, trials)
     if near is None:
         con.print("[bold red]no trial meets every SLO[/]; none measured")
         return False

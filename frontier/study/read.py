@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -281,12 +281,15 @@ def chosen_trial(study: optuna.Study) -> StudyTrial | None:
     return None if t is None else _Reader(study).trial(t)
 
 
-def nearest_trial(study: optuna.Study) -> StudyTrial | None:
-    """The trial nearest to meeting every SLO, on its figures to believe.
+def nearest_trial(
+    study: optuna.Study, trials: Sequence[StudyTrial] | None = None
+) -> StudyTrial | None:
+    """The trial nearest to meeting every SLO, on its figures to believe (``trials``: the
+    study's, where the caller has read them already).
 
     The definition is :func:`frontier.study.summary.nearest`'s, which the report uses too.
     """
-    trials = read_trials(study)
+    trials = read_trials(study) if trials is None else trials
     by_number = {t.number: t for t in trials}
     point = nearest(t.figures for t in trials if t.figures is not None)
     return None if point is None else by_number[point.number]
