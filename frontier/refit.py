@@ -182,10 +182,10 @@ class LayerRefit:
         src = other._p
         rows = self._p.shape[0]
         step = 1024  # rows at a time: the masks stay small
+        cols = torch.arange(rows, device=self._p.device).view(1, -1)
         for r0 in range(0, rows, step):
             r1 = min(r0 + step, rows)
-            cols = torch.arange(rows, device=self._p.device)
-            above = cols.view(1, -1) > torch.arange(r0, r1, device=self._p.device).view(-1, 1)
+            above = cols > torch.arange(r0, r1, device=self._p.device).view(-1, 1)
             block = self._p[r0:r1]  # a view: written in place, wherever self's P lives
             block[above] = src[:, r0:r1].t().to(self._p.device)[above]
         other._p = self._p
