@@ -57,11 +57,11 @@ def main() -> None:
     for name, v in base.items():
         print(f"  {name:45s} {math.exp(v):8.2f}")
     for keep in (float(k) for k in args.keeps.split(",")):
-        widths = tuple(max(8, round(f * keep / 8) * 8) for f in op.full)
+        plan = Plan.uniform(keep, op.full)
         t = time.perf_counter()
-        with op.pruned(Plan(widths, op.full)):
+        with op.pruned(plan):
             ratios = {n: math.exp(mean_nll(lm.model, x) - base[n]) for n, x in ids.items()}
-        removed = 1 - sum(widths) / sum(op.full)
+        removed = plan.removed_fraction
         print(f"uniform keep {keep} ({removed:.1%} removed; {time.perf_counter() - t:.0f} s):")
         for name, v in ratios.items():
             print(f"  {name:45s} ratio {v:.3f}")
