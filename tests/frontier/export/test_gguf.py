@@ -12,6 +12,7 @@ import torch
 
 from frontier.errors import FrontierError
 from frontier.export import RECORD_NAME, _llamacpp, apply_compression, export_model, read_record
+from frontier.export._gguf import built_widths
 from frontier.export._gguf_arch import FAMILIES, NOT_WRITTEN, rope_pairs
 from frontier.export._gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, _pre_name, vocab_of
 from frontier.plan import Plan
@@ -196,6 +197,50 @@ def test_q8_0_pads_widths_to_whole_blocks(tmp_path: Path) -> None:
     # is off by at most d/2 plus 127 x the scale's own f16 rounding (2**-11 relative)
     d = np.abs(layer).max(axis=1, keepdims=True) / 127  # one block per row here (16 + 16 zeros)
     assert np.all(np.abs(values[:, :16] - layer) <= d * (0.5 + 127 * 2**-11))
+
+
+@pytest.mark.parametrize(
+    ("gguf_type", "multiple", "want"),
+    [
+        # f16: padded to a multiple of 64 only where that adds fewer zeros than the
+        # scalar tail it removes (remainder > 32)
+        ("f16", None, [832, 800, 848, 896, 64, 16, 768]),
+        ("f32", None, [816, 800, 848, 880, 33, 16, 768]),  # f32 stays exact
+        ("q8_0", None, [832, 800, 864, 896, 64, 32, 768]),
+        ("q4_k_m", None, [832, 800, 864, 896, 64, 32, 768]),
+        ("f16", 1, [816, 800, 848, 880, 33, 16, 768]),
+        ("f16", 64, [832, 832, 896, 896, 64, 64, 768]),
+        ("q8_0", 48, [864, 864, 864, 960, 96, 96, 768]),  # whole q8_0 blocks whatever
+    ],
+)
+def test_built_widths(gguf_type: str, multiple: int | None, want: list[int]) -> None:
+    widths = [816, 800, 848, 880, 33, 16, 768]
+    assert built_widths(widths, "exact", gguf_type, multiple) == want
+    assert built_widths(widths, "uniform", gguf_type, multiple) == [max(want)] * len(widths)
+
+
+def test_built_widths_rejects_a_multiple_below_one() -> None:
+    with pytest.raises(FrontierError, match="at least 1"):
+        built_widths([16], "exact", "f16", 0)
+
+
+def test_f16_pads_a_long_scalar_tail(tmp_path: Path) -> None:
+    """At f16, width 40 (a 40-value tail past a 64-value SIMD step) becomes 64 with zero
+    neurons; 16 (padding would add 48) stays; the outputs are the pruned model's."""
+    lm = tiny_loaded("llama")
+    selection, result = _export(lm, tmp_path / "out", gguf_type="f16")
+    assert result.gguf.widths == (16, 64, 64) and result.gguf.pruned == PLAN
+    assert "24 zero neurons" in result.gguf.message
+    reader = _reader(result.gguf.path)
+    assert list(_field(reader, "deci.feed_forward_length")) == [16, 64, 64]
+    t = _tensor(reader, "blk.1.ffn_down.weight")
+    assert t.tensor_type.name == "F16"
+    values = np.asarray(t.data, dtype=np.float32)
+    pruner = Pruner(lm.model, [torch.zeros(w) for w in lm.adapter.full_widths(lm.model)])
+    with pruner.pruned(selection):
+        layer = lm.model.model.layers[1].mlp.down_proj.weight.detach().numpy()
+    assert not values[:, 40:].any()  # the padding neurons read nothing
+    np.testing.assert_allclose(values[:, :40], layer, rtol=1e-3, atol=1e-4)
 
 
 def test_vocab_is_written(tmp_path: Path) -> None:
