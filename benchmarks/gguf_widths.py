@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from frontier.export import _llamacpp
-from frontier.export._gguf import write_gguf
+from frontier.export._gguf import built_widths, write_gguf
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.surgery import Pruner
@@ -54,14 +54,13 @@ def main() -> None:
         plan = Plan((w,) * len(full), tuple(full))
         with pruner.pruned(pruner.select(plan)):
             for multiple in (1, args.pad):
-                padded = -(-w // multiple) * multiple
+                (padded,) = built_widths([w], "exact", "f16", multiple)
                 label = f"{w}" if padded == w else f"{w}->{padded}"
                 if label in files or (multiple > 1 and padded == w):
                     continue
                 path = root / f"w{w}-m{multiple}.gguf"
-                kind = "f16"
                 write_gguf(
-                    lm.model, lm.tokenizer, plan.widths, path, kind, name=label, multiple=multiple
+                    lm.model, lm.tokenizer, plan.widths, path, "f16", name=label, multiple=multiple
                 )
                 files[label] = path
                 print(f"wrote {label} ({path.stat().st_size / 1e6:.1f} MB)", flush=True)

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from task_floors import _metrics, _plain, _slim
+from task_floors import _metrics, _plain, _slim, is_wrong
 
 from frontier import settings
 from frontier.plan import Plan
@@ -87,6 +87,11 @@ def _run_study(spec: StudySpec, say: Any) -> tuple[Any, Any, dict[str, float]]:
     setup = time.process_time() - cpu
     optimize(ctx, study, trials=spec.trials, timeout=None)
     return ctx, study, {"setup": setup, "trials": time.process_time() - cpu - setup}
+
+
+def _plan_key(row: dict[str, Any]) -> str:
+    """The reference measurements' key: a trial's widths (both studies share plans)."""
+    return ",".join(map(str, row["plan"]["widths"]))
 
 
 def _decisions(ctx: Any, study: Any) -> list[dict[str, Any]]:
@@ -173,7 +178,7 @@ def main() -> None:
     results["reference_protocol"] = _plain(ref.protocol())
     for s in results["studies"].values():
         for row in s["trials"]:
-            key = ",".join(map(str, row["plan"]["widths"]))
+            key = _plan_key(row)
             if key in reference:
                 continue
             say(f"== reference: trial {row['number']} ({row['removed_mlp_fraction']:.1%} removed)")
@@ -198,7 +203,7 @@ def _summary(results: dict[str, Any], floors: list[str]) -> dict[str, Any]:
     for way, s in results["studies"].items():
         decisions = wrong = decided = false_rej = false_keep = docs = 0
         for row in s["trials"]:
-            key = ",".join(map(str, row["plan"]["widths"]))
+            key = _plan_key(row)
             truth_m = _metrics(results["reference"][key]["tasks"], "estimate")
             row["reference"] = {}
             for name, kept in row["keeps"].items():
@@ -209,7 +214,7 @@ def _summary(results: dict[str, Any], floors: list[str]) -> dict[str, Any]:
                 if truth not in ("pass", "fail"):
                     continue
                 decided += 1
-                bad = (truth == "pass" and not kept) or (truth == "fail" and kept)
+                bad = is_wrong(truth, kept)
                 wrong += bad
                 false_rej += bad and truth == "pass"
                 false_keep += bad and truth == "fail"

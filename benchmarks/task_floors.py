@@ -78,6 +78,11 @@ def _plain(x: Any) -> Any:
     return json.loads(json.dumps(x))
 
 
+def is_wrong(reference: str, kept: bool) -> bool:
+    """A search verdict the reference's own decision (pass, fail or undecided) reverses."""
+    return (reference == "pass" and not kept) or (reference == "fail" and kept)
+
+
 def _stored(earlier: dict[str, Any] | None, name: str, protocol: Any, removed: float) -> Any:
     """``(details, cpu seconds)`` of measurement ``name`` of the plan removing ``removed``
     in an earlier run, where that run used the same protocol; else None. Runs with one
@@ -201,10 +206,7 @@ def main() -> None:
                 "reference": truth_ci,
                 "search_keeps": keeps,
                 "docs": docs,
-                "wrong": {
-                    way: (truth_ci == "pass" and not kept) or (truth_ci == "fail" and bool(kept))
-                    for way, kept in keeps.items()
-                },
+                "wrong": {way: is_wrong(truth_ci, bool(kept)) for way, kept in keeps.items()},
             }
         results["plans_measured"].append(row)
         results["summary"] = _summary(results["plans_measured"], fixed_docs)

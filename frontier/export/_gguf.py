@@ -132,7 +132,8 @@ def write_gguf(
 
     ``pad_as``: pad the MLP widths as for that type (the f32 file that llama-quantize
     turns into q4_k_m is padded as q4_k_m). ``multiple``: pad them to multiples of this
-    instead of the type's :data:`ROW_MULTIPLE` (1: no padding where the type allows it).
+    instead of the type's rule in :func:`built_widths` (1: no padding where the type
+    allows it).
     """
     import gguf
 
@@ -205,7 +206,6 @@ _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype
 # not whole 256-value super-blocks): MLP widths are padded with zero neurons up to a
 # multiple of this, which keeps the outputs and lets every MLP tensor be quantized.
 QUANT_BLOCK = 32
-ROW_MULTIPLE = {"f32": 1, "f16": 1, "q8_0": QUANT_BLOCK, "q4_k_m": QUANT_BLOCK}
 # f16 rows: ggml's CPU dot product (``ggml_vec_dot_f16``, every matrix-vector product of
 # a generated token) reads SIMD steps of 64 values on AVX-512 (32 on AVX2) and the rest
 # one value at a time, and a down-projection row is as long as the MLP is wide. A width
@@ -226,7 +226,7 @@ def built_widths(
     if multiple is None and gguf_type == "f16":
         up = [w + (F16_STEP - w % F16_STEP if w % F16_STEP > F16_STEP // 2 else 0) for w in widths]
     else:
-        block = ROW_MULTIPLE[gguf_type] if multiple is None else multiple
+        block = multiple or 1  # f32: exact unless asked
         if gguf_type in ("q8_0", "q4_k_m"):
             block = math.lcm(block, QUANT_BLOCK)  # whole quantization blocks in any case
         up = [-(-w // block) * block for w in widths]
