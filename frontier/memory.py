@@ -5,20 +5,27 @@ The figures follow the layout of the data, not a measurement:
 - **weights**: every parameter at the compute dtype, on the device;
 - **statistics**: per layer, the activation mean, mean |x| and variance (float64) and,
   with the refit, the fitting and held-out Gram matrices of the down projection's input
-  (``2 (I+1)^2`` float64 values), in host memory (and the disk cache);
+  (``2 (I+1)^2`` float64 values). They live in the disk cache and are read one layer at
+  a time; the calibration pass holds the sums of as many layers at once as its budget
+  allows (:class:`Layout`), running the text once per group of layers;
 - **refit factors**: per layer, the float32 factors a trial's refit reads
   (:meth:`frontier.refit.LayerRefit.prefix`: ``2 (I+1)^2 + 3 H (I+1)`` values, or on a
   GPU the compact ``2 H (I+1)``, plus one ``(I+1)^2`` matrix per two layers, which holds
   the triangle each of them reads), on the device while they fit half its free memory,
-  else in pinned host memory;
+  else in pinned host memory, or on disk (read a block at a time by each trial) where
+  the host's budget is spent;
 - **refit set-up**: the float64 work space of one layer's set-up, on the device, one
   layer at a time: :data:`SETUP_SQUARES` ``(I+1)^2`` matrices, the Gram and four of the
   factorisation's at its peak. The greedy OBS ranking (``obs-greedy``, the default
   criterion) runs before it in less: the Gram, and at most about three of the ridged
   Gram's Cholesky factor, its inverse and the inverse's shrinking copies.
 
-:func:`check_host_memory` turns a study that cannot fit this machine's memory into a
-one-line error before anything is computed.
+:func:`plan_layout` chooses, from the host memory a run may use, how many layers' Gram
+sums a calibration pass holds and how many layers' refit factors stay in memory (the
+rest on disk): the in-memory path where everything fits, the lean path where not, the
+same figures either way. :func:`plan_layout` turns a run that cannot fit even the lean path
+into a one-line error before anything is computed; :meth:`Layout.peaks` is
+the estimate ``benchmarks/memory.py`` holds against measured peaks.
 """
 
 from __future__ import annotations
@@ -33,6 +40,18 @@ GIB = 2**30
 # float64 (I+1)^2 matrices at the peak of one layer's refit set-up: the Gram on the device
 # and four of the factorisation's (benchmarks/setup_memory.py measures them on the CPU)
 SETUP_SQUARES = 5
+# resident memory of a frontier process that has imported torch, transformers, optuna and
+# its study code, with a tiny model loaded (measured: 0.39-0.40 GiB, CPU build of torch
+# 2.13, transformers 5.25)
+PROCESS_BASE = 410 * 2**20
+# bytes per calibration token per MLP neuron and per hidden unit held during one batch of
+# the calibration pass (the forward's activations, the statistics' float64 copies and the
+# Gram product of one column block); from benchmarks/memory.py's measured peaks
+LOGITS_BUDGET_BYTES = 2**30  # objectives._lm keeps each batch's logits under this
+# what a CUDA context and the kernels' work space take on the GPU before any tensor
+CUDA_CONTEXT = 2**30
+PASS_BYTES_PER_NEURON = 48
+PASS_BYTES_PER_HIDDEN = 64
 
 
 @dataclass(frozen=True)
@@ -108,8 +127,195 @@ def estimate(
             if refit
             else 0
         ),
-        refit_setup=SETUP_SQUARES * n * n * 8 if refit else 0,
+        refit_setup=(SETUP_SQUARES * n * n + 3 * hidden * n) * 8 if refit else 0,
     )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run holds what it computes, chosen from the memory it may use
+    (:func:`plan_layout`); recorded in the study's protocol.
+
+    ``gram_layers``: layers whose Gram sums one calibration pass gathers (the text is run
+    once per group); ``factor_layers``: layers whose refit factors stay in memory, the
+    others on disk. Both at most ``layers``; the in-memory path has both at ``layers``."""
+
+    layers: int
+    gram_layers: int
+    factor_layers: int
+    needs: MemoryNeeds
+    batch_tokens: int
+    budget: int | None = None  # the host bytes the plan had to fit (None: no limit)
+    vocab: int = 0  # the output head's width: a trial's evaluation holds its logits
+
+    @property
+    def passes(self) -> int:
+        return -(-self.layers // max(self.gram_layers, 1)) if self.needs.statistics else 1
+
+    @property
+    def lean(self) -> bool:
+        return self.passes > 1 or self.factor_layers < self.layers
+
+    def peaks(
+        self, *, width: int, hidden: int, on_gpu: bool = False, gpu_bytes: int | None = None
+    ) -> dict[str, int]:
+        """Estimated host bytes at the peak of each stage (the model's weights and the
+        process's own memory included; on a GPU of ``gpu_bytes`` the weights and the
+        float64 set-up are on the device, not here, unless the set-up does not fit there
+        beside the weights)."""
+        n = width + 1
+        base = PROCESS_BASE + (0 if on_gpu else self.needs.weights)
+        small = self.layers * 3 * width * 8
+        grams = 2 * n * n * 8 if self.needs.statistics > small else 0
+        act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
+        per_factor = self.needs.refit_factors // max(self.layers, 1)
+        factors = per_factor * self.factor_layers
+        # on a GPU the sums stay there; each layer's pair comes to the host on its way to disk
+        held = (2 if on_gpu else self.gram_layers) * grams + (0 if on_gpu else n * n * 8)
+        out = {"calibration": base + small + (0 if on_gpu else act) + held}
+        if grams and not on_gpu:  # the greedy ranking: the Gram and about three of its size
+            out["ranking"] = base + small + 4 * n * n * 8
+        # a trial's evaluation: a batch's fp32 logits (at most LOGITS_BUDGET_BYTES) and
+        # their log-softmax
+        logits = 2 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4)
+        if self.needs.refit_factors:
+            setup = self.needs.refit_setup
+            if on_gpu and (
+                gpu_bytes is None or self.needs.weights + setup * 1.1 <= gpu_bytes - CUDA_CONTEXT
+            ):
+                setup = 0
+            out["setup"] = base + small + factors + setup
+            out["trial"] = base + small + factors + (0 if on_gpu else logits)
+        return out
+
+    def gpu_peak(self, *, width: int, hidden: int, gpu_bytes: int) -> int:
+        """Estimated GPU bytes at the peak of a run on a GPU (the CUDA context apart): the
+        weights and the larger of one calibration group's sums (at least one layer's) and
+        one layer's float64 set-up; the refit factors that stay on the GPU take at most
+        half of what is free after that (:meth:`frontier.refit.Refitter.build`), so they
+        never raise it past the memory it has. Where the set-up does not fit beside the
+        weights in ``gpu_bytes``, it runs on the host (:meth:`peaks` with ``gpu_bytes``)."""
+        n = width + 1
+        act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
+        sums = 2 * n * n * 8 if self.needs.statistics > self.layers * 3 * width * 8 else 0
+        # the greedy ranking: the Gram and about three of its size
+        rank = 4 * n * n * 8 if sums else 0
+        setup = self.needs.refit_setup
+        if setup and self.needs.weights + setup * 1.1 > gpu_bytes - CUDA_CONTEXT:
+            setup = 0  # set up on the host (frontier.refit.setup_device): see peaks()
+        return self.needs.weights + max(sums + act, rank, setup)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "path": "lean" if self.lean else "in memory",
+            "calibration_passes": self.passes,
+            "gram_layers_per_pass": min(self.gram_layers, self.layers),
+            "factor_layers_in_memory": self.factor_layers,
+            "host_budget_gib": None if self.budget is None else round(self.budget / GIB, 2),
+        }
+
+
+def plan_layout(
+    config: Any,
+    dtype: str,
+    *,
+    refit: bool = True,
+    grams: bool | None = None,
+    compact: bool = False,
+    batch_tokens: int = 2048,
+    budget: int | None = None,
+    on_gpu: bool = False,
+    gpu_bytes: int | None = None,
+) -> Layout:
+    """The layout that fits ``budget`` host bytes in all (None: everything in memory):
+    every layer at once where that fits, else as many Gram sums per calibration pass and
+    factors in memory as do. Refuses, in one line, a budget that even one layer at a time
+    cannot fit."""
+    from frontier.arch import adapter_for
+
+    layers, hidden, width = mlp_shape(config)
+    vocab = int(getattr(adapter_for(config).decoder_config(config), "vocab_size", 0) or 0)
+    needs = estimate(config, dtype, refit=refit, grams=grams, compact=compact)
+    full = Layout(layers, layers, layers if refit else 0, needs, batch_tokens, budget, vocab)
+    if budget is None:
+        return full
+    lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab)
+    need = max(lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes).values())
+    if need > budget:
+        raise FrontierError(
+            f"needs about {need / GIB:.1f} GiB of host memory even with its statistics and "
+            f"factors on disk, a layer at a time; {budget / GIB:.1f} GiB is available: use "
+            "a machine with more memory, or --no-refit --criterion energy"
+        )
+    n = width + 1
+    peaks = lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes)
+    gram_layers = layers
+    if needs.statistics > layers * 3 * width * 8:
+        gram_layers = min(layers, 1 + int((budget - peaks["calibration"]) // (2 * n * n * 8)))
+    factor_layers = layers if refit else 0
+    if refit and "setup" in peaks:
+        per = max(needs.refit_factors // layers, 1)
+        factor_layers = min(layers, int((budget - peaks["setup"]) // per))
+    return Layout(layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab)
+
+
+# the share of (available + this process's) host memory a run plans to use by default: the
+# rest stays for the page cache, which the lean path reads its layers back through
+DEFAULT_SHARE = 0.7
+
+
+def resident_bytes() -> int:
+    """This process's resident memory now."""
+    import resource
+
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def host_budget() -> int | None:
+    """The host bytes a run may use in all: the ``--memory`` setting, else
+    :data:`DEFAULT_SHARE` of what this process holds and the machine has available
+    (None where that cannot be read)."""
+    from frontier import settings
+
+    chosen = settings.memory_budget()
+    if chosen is not None:
+        return chosen
+    have = available_host_bytes()
+    if have is None:
+        return None
+    return int((have + resident_bytes()) * DEFAULT_SHARE)
+
+
+def layout_for(model: Any, *, refit: bool, grams: bool, batch_tokens: int) -> Layout | None:
+    """The layout of a run on the loaded ``model`` (a LoadedModel) within
+    :func:`host_budget`, checked first (a one-line error where even the lean path does
+    not fit); None for a config without the shapes (the operator says what is wrong)."""
+    import torch
+
+    dtype = {torch.float32: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}.get(
+        next(model.model.parameters()).dtype, "fp32"
+    )
+    on_gpu = model.device.type == "cuda"
+    gpu_bytes = torch.cuda.get_device_properties(model.device).total_memory if on_gpu else None
+    try:
+        mlp_shape(model.model.config)
+    except FrontierError:
+        return None
+    try:
+        return plan_layout(
+            model.model.config,
+            dtype,
+            refit=refit,
+            grams=grams,
+            compact=on_gpu,
+            batch_tokens=batch_tokens,
+            budget=host_budget(),
+            on_gpu=on_gpu,
+            gpu_bytes=gpu_bytes,
+        )
+    except FrontierError as exc:
+        raise FrontierError(f"{model.name} {exc}") from None
 
 
 def available_host_bytes() -> int | None:
@@ -121,17 +327,3 @@ def available_host_bytes() -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def check_host_memory(model: str, needs: MemoryNeeds, *, factors_on_device: bool) -> None:
-    """A one-line error when the study's host memory exceeds what this machine has free."""
-    have = available_host_bytes()
-    need = needs.host(factors_on_device=factors_on_device)
-    if have is not None and need > have:
-        raise FrontierError(
-            f"{model} needs about {need / GIB:.1f} GiB of host memory for its calibration "
-            "statistics (Gram matrices)"
-            + ("" if factors_on_device or not needs.refit_factors else " and refit factors")
-            + f"; {have / GIB:.1f} GiB is available: use --no-refit --criterion energy "
-            "(statistics of a few MB), or a machine with more memory"
-        )

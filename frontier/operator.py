@@ -9,12 +9,13 @@ through one :class:`PruningOperator`, so they all measure the same thing; its
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from frontier._tensorfile import LayerFolder
 from frontier.errors import FrontierError
 from frontier.importance import Scores
 from frontier.models import LoadedModel
@@ -22,6 +23,9 @@ from frontier.plan import Plan
 from frontier.refit import ALPHAS, LAMBDA_RULE, DownWeights, Refitter, choose_alphas
 from frontier.selection import Selection, Selector
 from frontier.surgery import Pruner
+
+if TYPE_CHECKING:
+    from frontier.memory import Layout
 
 
 def operator_name(criterion: str, refit: bool, compensate: bool = False) -> str:
@@ -90,6 +94,9 @@ class PruningOperator:
         refit: bool,
         compensate: bool = False,
         alphas: Sequence[float] | None = None,
+        layout: Layout | None = None,
+        spill: LayerFolder | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:
         if refit and compensate:
             raise FrontierError("the refit subsumes bias compensation: choose one")
@@ -99,21 +106,64 @@ class PruningOperator:
         if self.selector.full != self.pruner.full:
             raise FrontierError("scores are for other MLP widths than this model's")
         self.compensate = compensate
+        self.layout = layout
         self.refitter: Refitter | None = None
         if refit:
             if scores.grams is None:
                 raise FrontierError("the refit needs the calibration Gram matrices")
+            lean = layout is not None and layout.factor_layers < len(self.pruner.handles)
+            budget = host = None
+            if lean and layout is not None:
+                per = layout.needs.refit_factors // max(layout.layers, 1)
+                host = per * layout.factor_layers
+                budget = None if self.pruner.handles[0].down_module.weight.is_cuda else host
             self.refitter = Refitter.build(
-                self.pruner.handles, scores.grams, self.selector.orders, alphas=alphas
+                self.pruner.handles,
+                scores.grams,
+                self.selector.orders,
+                alphas=alphas,
+                budget=budget,
+                spill=spill if lean else None,
+                host_budget=host,
+                progress=progress,
             )
 
     @classmethod
     def for_model(
-        cls, lm: LoadedModel, scores: Scores, *, refit: bool, compensate: bool = False
+        cls,
+        lm: LoadedModel,
+        scores: Scores,
+        *,
+        refit: bool,
+        compensate: bool = False,
+        progress: Callable[[str], None] | None = None,
     ) -> PruningOperator:
-        """The operator on ``lm``, its ridge strengths from the cache when chosen before."""
+        """The operator on ``lm``, its ridge strengths from the cache when chosen before,
+        its refit factors in memory where they fit the host budget and the rest on disk
+        (:func:`frontier.memory.layout_for`; checked before the set-up)."""
+        from frontier.importance._scores import gram_cache_path
+        from frontier.memory import layout_for
+
+        layout = spill = None
+        if refit:
+            tokens = int(scores.calibration.get("seq_len", 512)) * 4
+            layout = layout_for(lm, refit=True, grams=True, batch_tokens=tokens)
+            calib = str(scores.calibration.get("fingerprint", "none"))
+            folder = gram_cache_path(lm.fingerprint, calib).with_suffix(
+                f".{scores.criterion}.factors"
+            )
+            spill = LayerFolder(folder)
         alphas = cached_alphas(lm, scores) if refit else None
-        return cls(lm.model, scores, refit=refit, compensate=compensate, alphas=alphas)
+        return cls(
+            lm.model,
+            scores,
+            refit=refit,
+            compensate=compensate,
+            alphas=alphas,
+            layout=layout,
+            spill=spill,
+            progress=progress,
+        )
 
     @property
     def name(self) -> str:

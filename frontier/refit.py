@@ -27,12 +27,14 @@ everything is in host memory.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from frontier._clock import Clock
+from frontier._tensorfile import LayerFolder, TensorFile
 from frontier.arch import MLPHandle, WeightLayout
 from frontier.arch._weights import down_matrix
 from frontier.importance._gram import GramStats
@@ -54,6 +56,24 @@ class DownWeights:
 
     weight: torch.Tensor
     bias: torch.Tensor | None = None
+
+
+class DiskFactor:
+    """A float32 factor kept on disk (the lean path): reads only the block a trial slices
+    from it (``factor[r0:r1, c0:c1]``), nothing held in memory."""
+
+    def __init__(self, file: TensorFile, name: str) -> None:
+        self.file, self.name = file, name
+        self.shape = torch.Size(file.shape(name))
+
+    def numel(self) -> int:
+        return int(self.shape.numel())
+
+    def __getitem__(self, index: tuple[slice, slice]) -> torch.Tensor:
+        rows, cols = index
+        r0, r1, _ = rows.indices(self.shape[0])
+        c0, c1, _ = cols.indices(self.shape[1])
+        return self.file.block(self.name, r0, r1, c0, c1)
 
 
 class LayerRefit:
@@ -159,9 +179,37 @@ class LayerRefit:
         """The factors this layer holds (a shared P belongs to the layer that holds it)."""
         return [n for n in self._FACTORS if hasattr(self, n) and not (n == "_p" and self.p_shared)]
 
-    def factor_bytes(self) -> int:
-        """Bytes of the float32 factors :meth:`prefix` reads that this layer holds."""
-        return sum(getattr(self, n).numel() * 4 for n in self._own())
+    @property
+    def on_disk(self) -> bool:
+        """Whether the factors are read from disk at each trial (:meth:`load`)."""
+        return isinstance(self._p, DiskFactor)
+
+    def save(self, folder: LayerFolder, layer: int) -> None:
+        """Write the factors, the order and what :meth:`prefix` needs to ``folder`` (a
+        layer set up with an order and its own P)."""
+        assert self.order is not None and not (self.p_shared or self.p_holds)
+        meta = [self.width, int(self.has_bias), int(self.compact), self.alpha, self.lam]
+        tensors = {n: getattr(self, n) for n in self._FACTORS}
+        tensors["order"] = self.order
+        tensors["meta"] = torch.tensor([*meta, self.m_scale], dtype=torch.float64)
+        folder.write(layer, tensors)
+
+    @classmethod
+    def load(cls, folder: LayerFolder, layer: int, *, in_memory: bool) -> LayerRefit:
+        """A layer :meth:`save` wrote: its factors read into host memory, or, not
+        ``in_memory``, read from disk a block at a time by each trial."""
+        f = folder.file(layer)
+        width, bias, compact, alpha, lam, m_scale = f.read("meta").tolist()
+        self = cls.__new__(cls)
+        self.width, self.has_bias, self.compact = int(width), bool(bias), bool(compact)
+        self.alpha, self.lam, self.m_scale = alpha, lam, m_scale
+        self.device, self.resident = torch.device("cpu"), True
+        self.p_shared = self.p_holds = False
+        self.m = self.a = self.w = torch.empty(0, dtype=torch.float64)
+        self.order = f.read("order")
+        for name in cls._FACTORS:
+            setattr(self, name, f.read(name) if in_memory else DiskFactor(f, name))
+        return self
 
     def share_p(self, other: LayerRefit) -> bool:
         """Hold ``other``'s ``P`` in this layer's ``P``, where neither layer reads: a
@@ -173,6 +221,7 @@ class LayerRefit:
         if not (
             self.compact
             and other.compact
+            and not (self.on_disk or other.on_disk)
             and not (self.p_shared or self.p_holds)
             and not (other.p_shared or other.p_holds)
             and self._p.shape == other._p.shape
@@ -197,7 +246,9 @@ class LayerRefit:
         they stay in host memory (pinned for a GPU) and each trial copies the blocks it
         needs. A shared P stays where the layer holding it put it."""
         self.device = torch.device(device)
-        self.resident = resident
+        self.resident = resident and not self.on_disk
+        if self.on_disk:
+            return
         for name in self._own():
             t = getattr(self, name)
             if resident:
@@ -211,6 +262,11 @@ class LayerRefit:
     def _on(self, t: torch.Tensor) -> torch.Tensor:
         return t if t.device == self.device else t.to(self.device, non_blocking=True)
 
+    def factor_bytes(self) -> int:
+        """Bytes of the float32 factors :meth:`prefix` reads that this layer holds (on
+        disk or in memory)."""
+        return sum(getattr(self, n).numel() * 4 for n in self._own())
+
     def prefix(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(kept indices sorted, refitted weight [H, k] in that order, bias or None) for the
         first ``k`` of the order, in float32."""
@@ -218,11 +274,16 @@ class LayerRefit:
         n = k + int(self.has_bias)
         total = self._p.shape[0]
         on = self._on
+        # each block as a contiguous copy, as a block read from disk (DiskFactor) is: the
+        # same products, bit for bit, wherever the factors live
         if n <= total - n and not self.compact:
-            cols = on(self._y[:, :n]) @ on(self._z[:n, :n])
+            cols = on(self._y[:, :n].contiguous()) @ on(self._z[:n, :n].contiguous())
         else:
-            p = on(self._p[:n, n:]).t() if self.p_shared else on(self._p[n:, :n])
-            cols = on(self._b[:, :n]) - on(self._q[:, n:]) @ p
+            if self.p_shared:
+                p = on(self._p[:n, n:].contiguous()).t()
+            else:
+                p = on(self._p[n:, :n].contiguous())
+            cols = on(self._b[:, :n].contiguous()) - on(self._q[:, n:].contiguous()) @ p
         kept, pos = self.order[:k].sort()
         bias = cols[:, 0] if self.has_bias else None
         return kept, cols[:, int(self.has_bias) :][:, pos.to(cols.device)], bias
@@ -275,6 +336,41 @@ class LayerRefit:
         return out
 
 
+def setup_device(w: torch.Tensor) -> torch.device:
+    """Where one layer's float64 set-up runs: the weights' device, unless that is a GPU
+    without room for it beside the model (an 8B model's layer needs 9 GiB, which a 24 GB
+    GPU holding the bf16 weights has not): then the CPU, slower but within the host's
+    memory (:func:`frontier.memory.estimate`'s ``refit_setup``)."""
+    if w.device.type != "cuda":
+        return w.device
+    from frontier.memory import SETUP_SQUARES
+
+    hidden, width = w.shape
+    n = width + 1
+    need = (SETUP_SQUARES * n * n + 3 * hidden * n) * 8
+    free = torch.cuda.mem_get_info(w.device)[0]
+    cached = torch.cuda.memory_reserved(w.device) - torch.cuda.memory_allocated(w.device)
+    return w.device if need * 1.1 <= free + cached else torch.device("cpu")
+
+
+def _saved(
+    folder: LayerFolder, layer: int, order: torch.Tensor, alpha: float, compact: bool
+) -> bool:
+    """Whether ``folder`` holds this layer set up for this order, alpha and layout."""
+    if not folder.has(layer):
+        return False
+    try:
+        f = folder.file(layer)
+        meta = f.read("meta").tolist()
+        return (
+            meta[3] == alpha
+            and bool(meta[2]) == compact
+            and torch.equal(f.read("order"), order.cpu().long())
+        )
+    except (OSError, KeyError, ValueError):
+        return False
+
+
 def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch.Tensor]:
     """The selection alpha is chosen at: per layer, the top :data:`REFERENCE_KEEP` share of
     neurons by output energy (``E[a^2] ||down column||^2``), whatever the criterion, so the
@@ -299,7 +395,7 @@ def choose_alphas(
     chosen, errors = [], []
     for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
         w, bias = down_matrix(h.down_module, h.adapter.layout)
-        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=w.device)
+        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=setup_device(w))
         errs = layer.errors(keep, grams.held[h.index], alphas)
         chosen.append(min(errs, key=lambda a: errs[a]))
         errors.append(errs)
@@ -335,44 +431,84 @@ class Refitter:
         errors: Sequence[dict[float, float]] = (),
         budget: int | None = None,
         compact: bool | None = None,
+        spill: LayerFolder | None = None,
+        host_budget: int | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> Refitter:
         """Set up the refit on every calibration token; ``alphas`` per layer (chosen on
         the held-out windows by :func:`choose_alphas` when not given).
 
-        The set-up runs on the model's device. On a GPU, each layer's factors stay there
-        while all so far fit ``budget`` bytes (default: half its free memory now), and
-        the others go to pinned host memory (:meth:`LayerRefit.place`); ``compact``
-        factors (default: on a GPU) take half the memory (:class:`LayerRefit`), and each
-        second compact layer keeps its ``P`` in the layer's before it
-        (:meth:`LayerRefit.share_p`)."""
+        The set-up runs on the model's device, one layer at a time. Each layer's factors
+        stay on the device while all so far fit ``budget`` bytes (default: on a GPU half
+        its free memory now, on the CPU all of them); ``compact`` factors (default: on a
+        GPU) take half the memory (:class:`LayerRefit`), and each second compact layer
+        keeps its ``P`` in the layer's before it (:meth:`LayerRefit.share_p`).
+
+        The others, with a ``spill`` folder (the lean path), are kept on disk there and
+        read a block at a time by each trial, except, on a GPU, while they fit
+        ``host_budget`` bytes of pinned host memory; without one, they all go to host
+        memory (pinned on a GPU). The same arithmetic runs on every path, so the weights
+        are the same. With ``spill`` every layer is written there as it is set up, and a
+        set-up that was stopped reads the layers it finished instead of redoing them."""
         if alphas is None:
             alphas, errors = choose_alphas(handles, grams)
         layers: list[LayerRefit] = []
-        used = 0
+        used = host_used = 0
         holder: LayerRefit | None = None  # the last layer whose P could hold another's
-        for h, order, alpha in zip(handles, orders, alphas, strict=True):
+        clock = Clock(len(handles))
+        for i, (h, order, alpha) in enumerate(zip(handles, orders, alphas, strict=True)):
             w, bias = down_matrix(h.down_module, h.adapter.layout)
-            small = w.device.type == "cuda" if compact is None else compact
-            layer = LayerRefit(
-                w, bias, grams.full(h.index), alpha, order, device=w.device, compact=small
-            )
-            holder = None if holder is not None and holder.share_p(layer) else layer
-            if budget is None and w.device.type == "cuda":
+            gpu = w.device.type == "cuda"
+            small = gpu if compact is None else compact
+            if spill is not None and _saved(spill, i, order, alpha, small):
+                layer = LayerRefit.load(spill, i, in_memory=False)
+                clock.skip(1)
+            else:
+                clock.advance()
+                layer = LayerRefit(
+                    w,
+                    bias,
+                    grams.full(h.index),
+                    alpha,
+                    order,
+                    device=setup_device(w),
+                    compact=small,
+                )
+                if spill is not None:
+                    layer.save(spill, i)
+            if budget is None and gpu:
                 budget = torch.cuda.mem_get_info(w.device)[0] // 2
-            fits = budget is None or used + layer.factor_bytes() <= budget
-            layer.place(w.device, resident=fits)
-            used += layer.factor_bytes() if fits else 0
+            need = layer.factor_bytes()
+            on_device = budget is None or used + need <= budget
+            in_host = not on_device and (
+                spill is None or (gpu and (host_budget is None or host_used + need <= host_budget))
+            )
+            if spill is not None and layer.on_disk != (not (on_device or in_host)):
+                # a layer saved before, or one that must go: read back as the tier needs
+                layer = LayerRefit.load(spill, i, in_memory=on_device or in_host)
+            if not layer.on_disk:
+                shared = holder is not None and holder.share_p(layer)
+                holder = None if shared else layer
+                need = layer.factor_bytes()
+            layer.place(w.device, resident=on_device)
+            used += need if on_device else 0
+            host_used += need if in_host else 0
             layers.append(layer)
+            if progress is not None:
+                progress(f"refit set-up: layer {i + 1}/{len(handles)}{clock.eta()}")
         return cls(layers, errors=errors)
 
     def placement(self) -> dict[str, Any]:
-        """Where the factors live (for protocols): device, layers resident there, bytes."""
+        """Where the factors live (for protocols): device, layers resident there, in host
+        memory and on disk (read a block at a time by each trial), bytes in all."""
         device = str(self.layers[0].device) if self.layers else "cpu"
         resident = sum(layer.resident for layer in self.layers)
+        disk = sum(layer.on_disk for layer in self.layers)
         return {
             "device": device,
             "resident_layers": resident,
-            "host_layers": len(self.layers) - resident,
+            "host_layers": len(self.layers) - resident - disk,
+            "disk_layers": disk,
             "factor_bytes": sum(layer.factor_bytes() for layer in self.layers),
         }
 

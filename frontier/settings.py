@@ -35,3 +35,46 @@ def set_threads(n: int | None) -> None:
         n = int(env) if env else None
     if n is not None and n > 0:
         torch.set_num_threads(n)
+
+
+_memory_budget: int | None = None
+
+
+def set_memory_budget(gib: float | None) -> None:
+    """Cap the host memory a run may use, in GiB (None: ``$FRONTIER_MEMORY_GB``, else what
+    the machine has available). The run then keeps on disk what does not fit."""
+    global _memory_budget
+    if gib is None:
+        env = os.environ.get("FRONTIER_MEMORY_GB")
+        gib = float(env) if env else None
+    _memory_budget = None if gib is None else int(gib * 2**30)
+
+
+def memory_budget() -> int | None:
+    """The cap :func:`set_memory_budget` set, in bytes (None: none set)."""
+    if _memory_budget is None and os.environ.get("FRONTIER_MEMORY_GB"):
+        return int(float(os.environ["FRONTIER_MEMORY_GB"]) * 2**30)
+    return _memory_budget
+
+
+def return_freed_memory(threshold: int = 4 << 20) -> None:
+    """Have glibc's malloc serve every block of ``threshold`` bytes and more (a tensor of
+    a million floats) from its own mapping, returned to the system when freed.
+
+    By default malloc raises that threshold to the largest block freed so far, so after
+    a layer's set-up frees its float64 matrices the next ones come from the heap, which
+    keeps what it held: the process's resident memory then stays at its peak for the
+    rest of the run, whatever it still uses. With the threshold fixed, resident memory
+    follows the tensors alive, so one stage's peak does not carry into the next and
+    ``frontier.memory``'s estimate is what the machine sees. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
+    except (OSError, AttributeError):
+        return

@@ -9,6 +9,7 @@ import torch
 
 from frontier.cache import cached_json, code_digest
 from frontier.data.text import Role, TextSource, TokenSet, token_windows
+from frontier.memory import LOGITS_BUDGET_BYTES
 from frontier.models import LoadedModel
 
 
@@ -63,8 +64,8 @@ class TextWindows:
         }
 
 
-# Logits of a batch are [batch, seq_len, vocab] fp32; keep each batch under this size.
-LOGITS_BUDGET_BYTES = 1 << 30
+# Logits of a batch are [batch, seq_len, vocab] fp32; each batch is kept under
+# LOGITS_BUDGET_BYTES (1 GiB; frontier.memory counts it in a trial's peak).
 
 
 def batch_size_for(seq_len: int, vocab: int, requested: int | None = None) -> int:

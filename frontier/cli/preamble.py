@@ -24,12 +24,13 @@ def run(args: argparse.Namespace) -> int:
     if not debug:
         _one_line_warnings()
     _signals.install()  # SIGTERM/SIGHUP stop like Ctrl-C: the running trial is marked failed
+    from frontier import settings
+
+    settings.return_freed_memory()  # resident memory follows the tensors alive (memory.py)
     try:
         if args.loads_models:
             quiet_libraries(debug=debug)
         if getattr(args, "threads", None) is not None:
-            from frontier import settings
-
             settings.set_threads(args.threads)
         return int(args.handler(args))
     except FrontierError as exc:

@@ -19,11 +19,14 @@ never saw (and never on search or report text).
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+
+from frontier._tensorfile import LayerFolder, LayerTensors
 
 
 def held_windows(n_windows: int) -> int:
@@ -33,19 +36,46 @@ def held_windows(n_windows: int) -> int:
 
 @dataclass(frozen=True)
 class GramStats:
-    """Per layer: ``E[x x^T]`` for ``x = [activation; 1]`` on the fitting and held-out windows."""
+    """Per layer: ``E[x x^T]`` for ``x = [activation; 1]`` on the fitting and held-out windows.
 
-    fit: tuple[torch.Tensor, ...]
-    held: tuple[torch.Tensor, ...]
+    ``fit`` and ``held`` are tuples of tensors in memory, or :class:`LayerTensors` that read
+    one layer from the disk cache at each access (:meth:`on_disk`): then no more than the
+    layers a caller holds at once are in memory."""
+
+    fit: Sequence[torch.Tensor]
+    held: Sequence[torch.Tensor]
     fit_tokens: int
     held_tokens: int
 
+    @classmethod
+    def on_disk(cls, folder: LayerFolder, layers: int) -> GramStats:
+        """The Grams a calibration pass wrote to ``folder`` (every layer must be there)."""
+        tokens = folder.read(0, "tokens").tolist()
+        return cls(
+            fit=LayerTensors(folder, "fit", layers),
+            held=LayerTensors(folder, "held", layers),
+            fit_tokens=int(tokens[0]),
+            held_tokens=int(tokens[1]),
+        )
+
+    @property
+    def lean(self) -> bool:
+        """Whether the matrices are read from disk a layer at a time."""
+        return isinstance(self.fit, LayerTensors)
+
+    def _owned(self, part: Sequence[torch.Tensor], layer: int) -> torch.Tensor:
+        t = part[layer]
+        return t if isinstance(part, LayerTensors) else t.clone()
+
     def full(self, layer: int) -> torch.Tensor:
-        """The second moment over every calibration token (fitting and held-out)."""
+        """The second moment over every calibration token (fitting and held-out): a new
+        tensor, made with no more than one other matrix beside it."""
         n_f, n_h = self.fit_tokens, self.held_tokens
         if n_h == 0:
-            return self.fit[layer]
-        return (self.fit[layer] * n_f + self.held[layer] * n_h) / (n_f + n_h)
+            return self._owned(self.fit, layer)
+        out = self._owned(self.fit, layer).mul_(n_f)
+        out.add_(self._owned(self.held, layer).mul_(n_h))
+        return out.div_(n_f + n_h)
 
     def to_tensors(self) -> dict[str, torch.Tensor]:
         out = {"tokens": torch.tensor([self.fit_tokens, self.held_tokens])}
@@ -105,12 +135,28 @@ class GramAccumulator:
 
     @staticmethod
     def _mirror(upper: torch.Tensor) -> torch.Tensor:
-        """The symmetric matrix whose upper triangle (diagonal included) ``upper`` holds."""
-        return upper.triu() + upper.triu(1).t()
+        """The symmetric matrix whose upper triangle (diagonal included) ``upper`` holds,
+        made in place (one more matrix at a time)."""
+        upper.triu_()
+        return upper.add_(upper.triu(1).t())
 
     def result(self) -> tuple[torch.Tensor, torch.Tensor]:
-        fit = self._mirror(self.fit).cpu() / max(self.fit_count, 1)
-        return fit, self._mirror(self.held).cpu() / max(self.held_count, 1)
+        """The fitting and held-out second moments (the sums are used up: call once)."""
+        fit = self._mirror(self.fit).div_(max(self.fit_count, 1)).cpu()
+        self.fit = torch.empty(0)
+        held = self._mirror(self.held).div_(max(self.held_count, 1)).cpu()
+        self.held = torch.empty(0)
+        return fit, held
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The running sums and counts, for a checkpoint (:meth:`restore`)."""
+        counts = torch.tensor([self.fit_count, self.held_count])
+        return {"fit": self.fit.cpu(), "held": self.held.cpu(), "counts": counts}
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.fit.copy_(state["fit"])
+        self.held.copy_(state["held"])
+        self.fit_count, self.held_count = (int(c) for c in state["counts"].tolist())
 
 
 def gram_bytes(width: int) -> int:

@@ -12,16 +12,19 @@ are cached too, in a ``.scores`` file per criterion keyed also by the criterion'
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from frontier import settings
+from frontier._clock import Clock
 from frontier._io import write_bytes_atomic
+from frontier._tensorfile import LayerFolder
 from frontier.arch import MLPHandle
 from frontier.data.text import TokenSet
 from frontier.errors import FrontierError
@@ -30,8 +33,11 @@ from frontier.importance._gram import GramStats
 from frontier.importance._stats import ActivationStats, calibration_pass
 from frontier.models import LoadedModel
 
+if TYPE_CHECKING:
+    from frontier.memory import Layout
+
 STATS_FORMAT = 1
-GRAM_FORMAT = 1
+GRAM_FORMAT = 2  # 2: one file per layer, read a layer at a time
 
 
 @dataclass(frozen=True)
@@ -69,9 +75,11 @@ def _cache_path(model_fp: str, calib_fp: str) -> Path:
 
 
 def gram_cache_path(model_fp: str, calib_fp: str) -> Path:
-    """Where the Gram matrices for one model and calibration token set are cached (the
-    ridge strengths chosen from them beside, as ``*.gram.alpha.json``)."""
-    name = f"{model_fp}-{calib_fp}-v{GRAM_FORMAT}-{_code()}.gram.safetensors"
+    """The folder where the Gram matrices for one model and calibration token set are
+    cached, a file per layer (the ridge strengths chosen from them beside, as
+    ``*.alpha.json``, and the refit's factors where they are kept on disk, as
+    ``*.<criterion>.factors``)."""
+    name = f"{model_fp}-{calib_fp}-v{GRAM_FORMAT}-{_code()}.grams"
     return settings.home() / "importance" / name
 
 
@@ -171,12 +179,17 @@ def compute_scores(
     use_cache: bool = True,
     grams: bool = False,
     progress: Callable[[str], None] | None = None,
+    layout: Layout | None = None,
 ) -> Scores:
     """Scores for ``lm`` (unpruned) under ``criterion``; calibrates only if it needs to.
 
     With ``grams`` (or a criterion that needs them) the Gram matrices are gathered too
-    and attached to ``Scores.stats``; the refit (:mod:`frontier.refit`) uses them.
+    and attached to ``Scores.stats``; the refit (:mod:`frontier.refit`) uses them. The
+    pass holds as many layers' sums as ``layout`` says (default: what
+    :func:`frontier.memory.layout_for` chooses from the host's memory, checked first).
     """
+    from frontier.memory import layout_for
+
     crit = get_criterion(criterion)
     handles = lm.adapter.handles(lm.model)
     stats: ActivationStats | None = None
@@ -188,14 +201,23 @@ def compute_scores(
         if calibration is None:
             raise FrontierError(f"criterion {criterion!r} needs calibration text")
         info = calibration.describe()
-        stats, cached = _stats(lm, calibration, batch_size, use_cache, need_grams, progress)
+        if need_grams and layout is None:  # checked before the pass: one that cannot fit stops
+            tokens = batch_size * calibration.ids.shape[1]
+            layout = layout_for(lm, refit=grams, grams=True, batch_tokens=tokens)
+        stats, cached = _stats(
+            lm, calibration, batch_size, use_cache, need_grams, progress, layout=layout
+        )
     spath = None
     if use_cache and crit.needs_gram and calibration is not None:
         spath = score_cache_path(lm.fingerprint, calibration.fingerprint, crit)
     hit = _read_cache(spath, _LayerScores) if spath is not None else None
     if hit is not None and len(hit.per_layer) != len(handles):
         hit = None
-    scores = list(hit.per_layer) if hit is not None else _score(crit, handles, stats, progress)
+    if hit is not None:
+        scores = list(hit.per_layer)
+    else:
+        partial = None if spath is None else LayerFolder(spath.with_suffix(".layers"))
+        scores = _score(crit, handles, stats, progress, partial)
     for i, s in enumerate(scores):
         if not torch.isfinite(s).all():
             raise FrontierError(f"layer {i}: non-finite importance scores ({criterion})")
@@ -203,6 +225,7 @@ def compute_scores(
         from safetensors.torch import save as save_bytes
 
         write_bytes_atomic(spath, save_bytes(_LayerScores(tuple(scores)).to_tensors()))
+        shutil.rmtree(spath.with_suffix(".layers"), ignore_errors=True)
     return Scores(
         criterion=criterion,
         per_layer=tuple(scores),
@@ -218,15 +241,27 @@ def _score(
     handles: list[MLPHandle],
     stats: ActivationStats | None,
     progress: Callable[[str], None] | None,
+    partial: LayerFolder | None = None,
 ) -> list[torch.Tensor]:
     """The criterion's scores; one that reads the Grams (inverses, greedy downdates: the
-    slow ones) is run a layer at a time, so ``progress`` hears about each layer."""
-    if not crit.needs_gram or progress is None:
+    slow ones) is run a layer at a time, one layer's Gram in memory, so ``progress``
+    hears about each layer and, with a ``partial`` folder, each finished layer is kept
+    there: a run that was stopped scores only the layers it had not finished."""
+    if not crit.needs_gram:
         return crit.fn(handles, stats)
     out: list[torch.Tensor] = []
+    clock = Clock(len(handles))
     for i, h in enumerate(handles):
-        out += crit.fn([h], stats)
-        progress(f"scores ({crit.name}): layer {i + 1}/{len(handles)}")
+        if partial is not None and partial.has(i):
+            out.append(partial.read(i, "scores"))
+            clock.skip(1)
+        else:
+            out += crit.fn([h], stats)
+            if partial is not None:
+                partial.write(i, {"scores": out[-1]})
+            clock.advance()
+        if progress is not None:
+            progress(f"scores ({crit.name}): layer {i + 1}/{len(handles)}{clock.eta()}")
     return out
 
 
@@ -237,27 +272,47 @@ def _stats(
     use_cache: bool,
     grams: bool,
     progress: Callable[[str], None] | None = None,
+    *,
+    layout: Layout | None = None,
 ) -> tuple[ActivationStats, bool]:
-    """The calibration statistics (and Grams when asked), from the cache or one pass."""
+    """The calibration statistics (and Grams when asked), from the cache or one pass.
+
+    The Grams are cached a file per layer and read back a layer at a time; the pass
+    holds the sums of as many layers as ``layout`` says (all where it is None), and a
+    pass that was stopped resumes from what it had saved (:func:`calibration_pass`)."""
     from safetensors.torch import save as save_bytes
 
+    from frontier.importance._gram import gram_bytes
+
     path = _cache_path(lm.fingerprint, calibration.fingerprint)
-    gpath = gram_cache_path(lm.fingerprint, calibration.fingerprint)
     stats: ActivationStats | None = _read_cache(path) if use_cache else None
-    gram: GramStats | None = None
-    if grams and use_cache:
-        gram = _read_cache(gpath, GramStats)
-    if stats is not None and (gram is not None or not grams):
-        return dataclasses.replace(stats, gram=gram), True
-    fresh, fresh_gram = calibration_pass(
-        lm.model, lm.adapter, calibration.ids, batch_size=batch_size, grams=grams, progress=progress
-    )
-    if use_cache:
-        if stats is None:
+    layers = len(lm.adapter.handles(lm.model))
+    store = LayerFolder(gram_cache_path(lm.fingerprint, calibration.fingerprint))
+    if use_cache and stats is not None:
+        if not grams:
+            return stats, True
+        if all(store.has(i) for i in range(layers)):
+            return dataclasses.replace(stats, gram=GramStats.on_disk(store, layers)), True
+
+    def keep(fresh: ActivationStats) -> None:
+        if use_cache:
             tensors = {k: v.contiguous() for k, v in fresh.to_tensors().items()}
             write_bytes_atomic(path, save_bytes(tensors))
-        if fresh_gram is not None:
-            tensors = {k: v.contiguous() for k, v in fresh_gram.to_tensors().items()}
-            write_bytes_atomic(gpath, save_bytes(tensors))
+
+    budget = None
+    if layout is not None and layout.gram_layers < layers and lm.device.type != "cuda":
+        budget = layout.gram_layers * gram_bytes(max(h.width for h in lm.adapter.handles(lm.model)))
     # cached statistics stay the ones used (the same scores as before the Grams existed)
-    return dataclasses.replace(stats or fresh, gram=fresh_gram), False
+    fresh, _ = calibration_pass(
+        lm.model,
+        lm.adapter,
+        calibration.ids,
+        batch_size=batch_size,
+        grams=grams,
+        progress=progress,
+        gram_budget=budget,
+        store=store if use_cache and grams else None,
+        stats=stats,
+        on_stats=keep,
+    )
+    return fresh, False

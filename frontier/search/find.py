@@ -129,7 +129,8 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "dtype": spec.dtype,
         "memory": {
             "statistics": "activation statistics and Gram matrices in float64, summed on "
-            "the device, kept in host memory and the disk cache",
+            "the device, kept in the disk cache and read a layer at a time",
+            **({"layout": ctx.pruner.layout.describe()} if ctx.pruner.layout else {}),
             **(
                 {"refit_factors": ctx.pruner.refitter.placement()}
                 if ctx.pruner.refitter is not None

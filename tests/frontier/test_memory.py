@@ -23,7 +23,8 @@ def test_the_layout_of_an_8b_model() -> None:
     compact = memory.estimate(_llama_8b(), "bf16", compact=True)  # a GPU's factors
     # two layers share one P matrix (LayerRefit.share_p)
     assert compact.refit_factors == (16 * n * n + 32 * 2 * 4096 * n) * 4
-    assert needs.refit_setup == compact.refit_setup == 5 * n * n * 8  # the Gram and four
+    # the Gram and four squares, and the float64 weight, its product with the Gram and a copy
+    assert needs.refit_setup == compact.refit_setup == (5 * n * n + 3 * 4096 * n) * 8
     assert needs.host(factors_on_device=True) == needs.statistics
     assert needs.host(factors_on_device=False) == needs.statistics + needs.refit_factors
     plain = memory.estimate(_llama_8b(), "bf16", refit=False)
@@ -41,19 +42,50 @@ def test_every_family_has_the_shape_its_adapter_sees(model_type: str) -> None:
     assert hidden == lm.model.get_input_embeddings().weight.shape[1]
 
 
-def test_a_study_too_big_for_host_memory_is_a_one_line_error(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    needs = memory.estimate(_llama_8b(), "bf16")
-    monkeypatch.setattr(memory, "available_host_bytes", lambda: 64 * memory.GIB)
-    with pytest.raises(FrontierError, match=r"needs about 98\.0 GiB of host memory") as err:
-        memory.check_host_memory("llama-8b", needs, factors_on_device=True)
+def test_a_budget_below_one_layer_at_a_time_is_a_one_line_error() -> None:
+    with pytest.raises(
+        FrontierError, match=r"needs about 2[0-9]\.[0-9] GiB of host memory even"
+    ) as err:
+        memory.plan_layout(_llama_8b(), "bf16", budget=16 * memory.GIB)
     assert "\n" not in str(err.value) and "--no-refit --criterion energy" in str(err.value)
-    monkeypatch.setattr(memory, "available_host_bytes", lambda: 512 * memory.GIB)
-    memory.check_host_memory("llama-8b", needs, factors_on_device=False)
-    monkeypatch.setattr(memory, "available_host_bytes", lambda: None)  # unknown: no refusal
-    memory.check_host_memory("llama-8b", needs, factors_on_device=False)
-    assert memory.available_host_bytes.__name__  # the real reader exists
+
+
+def test_the_layout_fills_the_budget_and_no_more() -> None:
+    """Everything in memory without a budget; with one, as many Gram sums per pass and
+    factors in memory as fit it, every estimated peak within it."""
+    config = real_shape_config("llama-3.2-1b")
+    layers, hidden, width = memory.mlp_shape(config)
+    full = memory.plan_layout(config, "fp32")
+    assert (full.gram_layers, full.factor_layers, full.passes, full.lean) == (16, 16, 1, False)
+    for gib in (12, 16, 24, 40):
+        budget = gib * memory.GIB
+        layout = memory.plan_layout(config, "fp32", budget=budget)
+        peaks = layout.peaks(width=width, hidden=hidden)
+        assert max(peaks.values()) <= budget
+        more = memory.Layout(
+            layers, layout.gram_layers + 1, layout.factor_layers + 1, layout.needs, 2048
+        ).peaks(width=width, hidden=hidden)
+        assert layout.gram_layers == layers or more["calibration"] > budget
+        assert layout.factor_layers == layers or more["setup"] > budget
+    assert memory.plan_layout(config, "fp32", budget=12 * memory.GIB).lean
+
+
+def test_an_8b_model_in_bf16_fits_a_24_gb_gpu_and_a_48_gb_host() -> None:
+    """The weights and the ranking fit the GPU; the float64 set-up (9 GiB a layer) does
+    not fit beside them, so it runs on the host, where it and the factors fit."""
+    layers, hidden, width = memory.mlp_shape(_llama_8b())
+    host = memory.DEFAULT_SHARE * 48 * memory.GIB
+    gpu = 24 * memory.GIB
+    layout = memory.plan_layout(
+        _llama_8b(), "bf16", compact=True, on_gpu=True, budget=int(host), gpu_bytes=gpu
+    )
+    peaks = layout.peaks(width=width, hidden=hidden, on_gpu=True, gpu_bytes=gpu)
+    assert max(peaks.values()) <= host and layout.factor_layers >= 0.9 * layers
+    assert peaks["setup"] - peaks["trial"] == layout.needs.refit_setup  # on the host
+    assert layout.gpu_peak(width=width, hidden=hidden, gpu_bytes=gpu) <= gpu - memory.CUDA_CONTEXT
+    roomy = memory.plan_layout(_llama_8b(), "bf16", compact=True, on_gpu=True)
+    on_80 = roomy.peaks(width=width, hidden=hidden, on_gpu=True, gpu_bytes=80 * memory.GIB)
+    assert on_80["setup"] == on_80["trial"]  # an 80 GB GPU sets up on the device
 
 
 def test_the_real_reader_sees_this_machine() -> None:

@@ -154,9 +154,13 @@ def test_every_prefix_matches_the_direct_solve(bias: bool) -> None:
         torch.testing.assert_close(cols.double(), want, atol=1e-5, rtol=1e-4)
 
 
-def test_factors_kept_off_the_device_refit_the_same() -> None:
-    """Layers over the device budget keep their factors in host memory (pinned on a GPU)
-    and copy the blocks a trial needs: the same weights as resident factors."""
+@pytest.mark.parametrize("where", ["host", "disk"])
+def test_factors_kept_off_the_device_refit_the_same(where: str, tmp_path: Path) -> None:
+    """Layers over the device budget keep their factors in host memory (pinned on a GPU),
+    or with a spill folder on disk (the lean path), and read the blocks a trial needs:
+    the same weights, bit for bit, as resident factors."""
+    from frontier._tensorfile import LayerFolder
+
     lm = tiny_loaded("llama")
     scores = compute_scores(lm, "energy", _tokens(), grams=True)
     assert scores.grams is not None
@@ -164,16 +168,24 @@ def test_factors_kept_off_the_device_refit_the_same() -> None:
     orders = [torch.randperm(WIDTH, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     resident = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3)
     one = resident.layers[0].factor_bytes()
-    host = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, budget=one)
+    spill = LayerFolder(tmp_path / "factors") if where == "disk" else None
+    off = Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, budget=one, spill=spill)
     assert resident.placement()["resident_layers"] == 3
-    assert host.placement() == {
+    assert off.placement() == {
         "device": "cpu",
         "resident_layers": 1,
-        "host_layers": 2,
+        "host_layers": 2 if where == "host" else 0,
+        "disk_layers": 0 if where == "host" else 2,
         "factor_bytes": 3 * one,
     }
-    for a, b in zip(_weights(resident, lm, orders), _weights(host, lm, orders), strict=True):
+    for a, b in zip(_weights(resident, lm, orders), _weights(off, lm, orders), strict=True):
         assert a is not None and b is not None and torch.equal(a.weight, b.weight)
+    if spill is not None:  # a set-up run again reads the layers it saved, not the Grams
+        empty = dataclasses.replace(scores.grams, fit=(), held=())
+        again = Refitter.build(handles, empty, orders, alphas=[1e-2] * 3, budget=0, spill=spill)
+        assert again.placement()["disk_layers"] == 3
+        for a, b in zip(_weights(resident, lm, orders), _weights(again, lm, orders), strict=True):
+            assert a is not None and b is not None and torch.equal(a.weight, b.weight)
 
 
 def _weights(refitter: Refitter, lm: Any, orders: list[torch.Tensor]) -> list[Any]:
@@ -209,7 +221,10 @@ def test_grams_are_cached_and_recomputed_for_other_calibration(tmp_path: Path) -
     first = compute_scores(lm, "obs", _tokens(), grams=True)
     assert not first.from_cache and first.grams is not None
     files = sorted(p.name for p in (tmp_path / "importance").iterdir())
-    assert len(files) == 3 and any(f.endswith(".gram.safetensors") for f in files)
+    assert len(files) == 3 and any(f.endswith(".grams") for f in files)
+    grams = next((tmp_path / "importance").glob("*.grams"))  # a file per layer
+    assert sorted(p.name for p in grams.iterdir()) == [f"layer-{i:05d}.bin" for i in range(3)]
+    assert first.grams.lean  # read back a layer at a time
     assert any(f.endswith("-obs-" + _code_of_scores() + ".scores.safetensors") for f in files)
     again = compute_scores(lm, "energy", _tokens(), grams=True)
     assert again.from_cache and again.grams is not None

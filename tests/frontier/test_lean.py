@@ -1,0 +1,92 @@
+"""The lean path (Grams gathered a few layers per pass and read from disk a layer at a
+time, refit factors on disk) against the path that holds everything in memory: the same
+kept neurons and the same weights on tiny models of every family."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from frontier import memory
+from frontier._tensorfile import LayerFolder
+from frontier.data.text import TokenSet
+from frontier.importance import compute_scores
+from frontier.operator import PruningOperator
+from frontier.plan import Plan
+from frontier.testing import TINY_CONFIGS, tiny_config, tiny_loaded
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+
+
+def _tokens() -> TokenSet:
+    ids = torch.randint(0, 300, (16, 16), generator=torch.Generator().manual_seed(3))
+    return TokenSet(ids, "random ids", "calibration", 16, "rand-16-16-3")
+
+
+def _lean_layout(model_type: str) -> memory.Layout:
+    """One layer's Gram sums per pass and no factors in memory: the leanest layout."""
+    full = memory.plan_layout(tiny_config(model_type), "fp32")
+    return dataclasses.replace(full, gram_layers=1, factor_layers=0)
+
+
+def _refitted(op: PruningOperator, plan: Plan) -> tuple[list[list[int]], list[torch.Tensor]]:
+    selection = op.select(plan)
+    weights = op.weights(selection)
+    assert weights is not None
+    return selection.to_lists(), [w.weight for w in weights if w is not None]
+
+
+@pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
+def test_the_lean_path_keeps_and_refits_what_the_in_memory_path_does(
+    family: str, tmp_path: Path
+) -> None:
+    lm = tiny_loaded(family)
+    in_memory = compute_scores(lm, "obs-greedy", _tokens(), grams=True, use_cache=False)
+    assert in_memory.grams is not None and not in_memory.grams.lean
+    layout = _lean_layout(family)
+    lean = compute_scores(lm, "obs-greedy", _tokens(), grams=True, layout=layout)
+    assert lean.grams is not None and lean.grams.lean  # read from disk a layer at a time
+    for i in range(len(lean.per_layer)):
+        assert torch.equal(lean.grams.fit[i], in_memory.grams.fit[i])
+        assert torch.equal(lean.grams.held[i], in_memory.grams.held[i])
+        assert torch.equal(lean.per_layer[i], in_memory.per_layer[i])
+    alphas = [1e-2] * len(lean.per_layer)
+    held = PruningOperator(lm.model, in_memory, refit=True, alphas=alphas)
+    spill = LayerFolder(tmp_path / "factors")
+    disk = PruningOperator(lm.model, lean, refit=True, alphas=alphas, layout=layout, spill=spill)
+    assert disk.refitter is not None and disk.refitter.placement()["resident_layers"] == 0
+    assert disk.refitter.placement()["disk_layers"] == len(lean.per_layer)
+    for keep in (0.3, 0.5, 0.8):
+        plan = Plan.uniform(keep, held.full, multiple=4, floor=4)
+        kept_a, weights_a = _refitted(held, plan)
+        kept_b, weights_b = _refitted(disk, plan)
+        assert kept_a == kept_b
+        for a, b in zip(weights_a, weights_b, strict=True):
+            assert (a - b).norm() <= 1e-6 * a.norm()
+
+
+def test_a_group_of_layers_per_pass_gathers_what_one_pass_does() -> None:
+    """Two layers a pass over three layers: two passes (the second stops after its last
+    layer), the same sums as one pass holding all three."""
+    from frontier.importance._gram import gram_bytes
+    from frontier.importance._stats import calibration_pass
+
+    lm = tiny_loaded("llama")
+    ids = _tokens().ids
+    one, g1 = calibration_pass(lm.model, lm.adapter, ids)
+    width = lm.adapter.handles(lm.model)[0].width
+    lines: list[str] = []
+    two, g2 = calibration_pass(
+        lm.model, lm.adapter, ids, gram_budget=2 * gram_bytes(width), progress=lines.append
+    )
+    assert g1 is not None and g2 is not None
+    assert any("(layers 0-1)" in x for x in lines) and any("(layers 2-2)" in x for x in lines)
+    for i in range(3):
+        assert torch.equal(g1.fit[i], g2.fit[i]) and torch.equal(g1.held[i], g2.held[i])
+        assert torch.equal(one.var[i], two.var[i])
