@@ -36,18 +36,59 @@ def probe(which: list[str], tokens: int, memory: float | None, home: str) -> lis
     if memory is not None:
         cmd += ["--memory", str(memory)]
     env = {**os.environ, "FRONTIER_HOME": home, "HF_HUB_OFFLINE": "1"}
-    # the converted models stay where they are: link the shared models folder in
+    # a fresh folder reads the converted models and the text from the shared one
     shared = Path(os.environ.get("FRONTIER_HOME", Path.home() / ".cache" / "frontier"))
-    if (shared / "models").is_dir() and not (Path(home) / "models").exists():
-        (Path(home) / "models").symlink_to(shared / "models")
-    if (shared / "data").is_dir() and not (Path(home) / "data").exists():
-        (Path(home) / "data").symlink_to(shared / "data")
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if Path(home).resolve() != shared.resolve():
+        for sub in ("models", "data"):
+            if (shared / sub).is_dir() and not (Path(home) / sub).exists():
+                (Path(home) / sub).symlink_to(shared / sub)
+    # the probe's progress lines (with the time left) pass through to this terminal or log
+    out = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
     rows = [json.loads(x) for x in out.stdout.splitlines() if x.startswith("{")]
     if out.returncode != 0:
-        tail = (out.stderr.strip().splitlines() or ["?"])[-1]
-        rows.append({"stage": "error", "message": tail})
+        rows.append({"stage": "error", "message": f"the probe exited with {out.returncode}"})
     return rows
+
+
+def estimates(gpu_gib: float, host_gib: float) -> None:
+    """The estimate alone, for every real shape in bf16 on a GPU of ``gpu_gib`` with a
+    host of ``host_gib`` (the default share of it as the budget): nothing is run."""
+    from frontier import memory
+    from frontier.testing import REAL_SHAPES, real_shape_config
+
+    gpu, host = int(gpu_gib * GIB), int(host_gib * GIB * memory.DEFAULT_SHARE)
+    print(
+        f"estimates: bf16 on a {gpu_gib:g} GiB GPU, host budget {host / GIB:.1f} GiB "
+        f"({memory.DEFAULT_SHARE:.0%} of {host_gib:g})"
+    )
+    print(
+        "| shape | weights | GPU peak | host peak | set-up on | calibration passes | "
+        "factors in host memory |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for name in REAL_SHAPES:
+        config = real_shape_config(name)
+        _, hidden, width = memory.mlp_shape(config)
+        try:
+            layout = memory.plan_layout(
+                config, "bf16", compact=True, on_gpu=True, budget=host, gpu_bytes=gpu
+            )
+        except Exception as exc:  # a one-line refusal: print it as the row
+            print(f"| {name} | {exc} |")
+            continue
+        peaks = layout.peaks(width=width, hidden=hidden, on_gpu=True, gpu_bytes=gpu)
+        on_host = peaks["setup"] > peaks["trial"]
+        gpu_peak = layout.gpu_peak(width=width, hidden=hidden, gpu_bytes=gpu)
+        fits = "" if gpu_peak <= gpu - memory.CUDA_CONTEXT else " (does not fit)"
+        # the pass sums on the GPU: 40% of what is free beside the weights, at most 16 GiB
+        free = gpu - memory.CUDA_CONTEXT - layout.needs.weights
+        per = 2 * (width + 1) ** 2 * 8
+        passes = -(-layout.layers // max(1, int(min(0.4 * free, 16 * GIB) // per)))
+        print(
+            f"| {name} | {layout.needs.weights / GIB:.1f} GiB | {gpu_peak / GIB:.1f} GiB{fits} | "
+            f"{max(peaks.values()) / GIB:.1f} GiB | {'host' if on_host else 'GPU'} | "
+            f"{passes} | {layout.factor_layers}/{layout.layers} |"
+        )
 
 
 def main() -> None:
@@ -57,7 +98,22 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=16384)
     ap.add_argument("--memory", type=float, default=None)
     ap.add_argument("--out", default="benchmarks/results/memory.json")
+    ap.add_argument(
+        "--shared-cache",
+        action="store_true",
+        help="calibrate into $FRONTIER_HOME (a later study of the same model and "
+        "calibration reads it) instead of a fresh folder",
+    )
+    ap.add_argument(
+        "--estimates",
+        metavar="GPU_GIB,HOST_GIB",
+        help="print the estimate for every real shape in bf16 on such a machine; run nothing",
+    )
     args = ap.parse_args()
+    if args.estimates:
+        gpu_gib, host_gib = (float(x) for x in args.estimates.split(","))
+        estimates(gpu_gib, host_gib)
+        return
     cases = [["--model", m] for m in args.models.split(",") if m]
     cases += [["--shape", s] for s in args.shapes.split(",") if s]
     results: dict[str, list[dict]] = {}
@@ -67,8 +123,12 @@ def main() -> None:
     )
     for case in cases:
         name = case[1]
-        with tempfile.TemporaryDirectory(prefix="frontier-mem-") as home:
+        if args.shared_cache:
+            home = os.environ.get("FRONTIER_HOME", str(Path.home() / ".cache" / "frontier"))
             rows = probe(case, args.tokens, args.memory, home)
+        else:
+            with tempfile.TemporaryDirectory(prefix="frontier-mem-") as home:
+                rows = probe(case, args.tokens, args.memory, home)
         results[name] = rows
         print(f"\n{name}")
         for r in rows:

@@ -113,11 +113,17 @@ def main(argv: list[str] | None = None) -> None:
     settings.return_freed_memory()
     settings.set_threads(args.threads)
     settings.set_memory_budget(args.memory)
+    import sys
+
     from frontier.importance import compute_scores
     from frontier.memory import layout_for, mlp_shape
     from frontier.operator import PruningOperator
     from frontier.plan import Plan
-    from objectives.perplexity import Perplexity
+    from frontier.search.context import search_objective
+    from frontier.search.spec import StudySpec
+
+    def say(line: str) -> None:
+        print(f"… {line}", file=sys.stderr, flush=True)
 
     def emit(stage: str, seconds: float, estimate: int | None, **extra: Any) -> None:
         row = {"stage": stage, "seconds": round(seconds, 2), **_peak(), "estimate": estimate}
@@ -143,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
 
     _reset_peak()
     t = time.perf_counter()
-    compute_scores(lm, "energy", tokens, grams=True)
+    compute_scores(lm, "energy", tokens, grams=True, progress=say)
     emit(
         "calibration",
         time.perf_counter() - t,
@@ -153,14 +159,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     _reset_peak()
     t = time.perf_counter()
-    scores = compute_scores(lm, "obs-greedy", tokens, grams=True)
+    scores = compute_scores(lm, "obs-greedy", tokens, grams=True, progress=say)
     emit("ranking", time.perf_counter() - t, peaks.get("ranking"), **gpu_est())
-    ppl = Perplexity(role="search", n_tokens=args.search_tokens, seq_len=min(512, lm.max_length))
+    # a study's search evaluation, as find builds it (defaults but the token count)
+    spec = StudySpec(model=args.model or args.shape, search_tokens=args.search_tokens)
+    ppl = search_objective(spec)
     if args.model:
         ppl.prepare(lm)
     _reset_peak()
     t = time.perf_counter()
-    op = PruningOperator.for_model(lm, scores, refit=True)
+    op = PruningOperator.for_model(lm, scores, refit=True, progress=say)
     assert op.refitter is not None
     emit(
         "setup",
@@ -194,17 +202,21 @@ def main(argv: list[str] | None = None) -> None:
 
 def _random_eval(lm: Any, n_tokens: int) -> None:
     """One search evaluation's work on random ids (a model with random weights has no
-    text to measure)."""
+    text to measure): the forward passes, and each batch's logits and log-softmax."""
     import torch
 
-    from objectives._lm import mean_nll
-
-    seq = min(512, lm.max_length)
+    seq = min(256, lm.max_length)  # a study's search window
     vocab = int(lm.model.get_input_embeddings().weight.shape[0])
-    ids = torch.randint(
-        0, vocab, (max(1, n_tokens // seq), seq), generator=torch.Generator().manual_seed(1)
-    )
-    mean_nll(lm.model, ids)
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, vocab, (max(1, n_tokens // seq), seq), generator=gen)
+    batch = max(1, (1 << 30) // (seq * vocab * 4))  # the objectives' logits budget
+    with torch.inference_mode():
+        for start in range(0, ids.shape[0], batch):
+            chunk = ids[start : start + batch].to(lm.device)
+            logits = lm.model(input_ids=chunk, use_cache=False).logits[:, :-1].float()
+            torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), chunk[:, 1:].reshape(-1)
+            )
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ class Layout:
     batch_tokens: int
     budget: int | None = None  # the host bytes the plan had to fit (None: no limit)
     vocab: int = 0  # the output head's width: a trial's evaluation holds its logits
+    param_bytes: int = 4  # bytes per weight in the model's dtype
 
     @property
     def passes(self) -> int:
@@ -175,9 +176,11 @@ class Layout:
         out = {"calibration": base + small + (0 if on_gpu else act) + held}
         if grams and not on_gpu:  # the greedy ranking: the Gram and about three of its size
             out["ranking"] = base + small + 4 * n * n * 8
-        # a trial's evaluation: a batch's fp32 logits (at most LOGITS_BUDGET_BYTES) and
-        # their log-softmax
-        logits = 2 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4)
+        # a trial: the pruned MLP weights beside the unpruned ones kept for the restore (at
+        # most as large), and a search evaluation's batch of fp32 logits (2,048 tokens, at
+        # most LOGITS_BUDGET_BYTES), their copy without the last position and log-softmax
+        mlp = self.layers * 3 * hidden * width * self.param_bytes
+        logits = 3 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4) + mlp
         if self.needs.refit_factors:
             setup = self.needs.refit_setup
             if on_gpu and (
@@ -235,17 +238,21 @@ def plan_layout(
 
     layers, hidden, width = mlp_shape(config)
     vocab = int(getattr(adapter_for(config).decoder_config(config), "vocab_size", 0) or 0)
+    from frontier.models._device import torch_dtype
+
     needs = estimate(config, dtype, refit=refit, grams=grams, compact=compact)
-    full = Layout(layers, layers, layers if refit else 0, needs, batch_tokens, budget, vocab)
+    size = torch_dtype(dtype).itemsize
+    full = Layout(layers, layers, layers if refit else 0, needs, batch_tokens, budget, vocab, size)
     if budget is None:
         return full
-    lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab)
+    lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab, size)
     need = max(lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes).values())
     if need > budget:
         raise FrontierError(
             f"needs about {need / GIB:.1f} GiB of host memory even with its statistics and "
-            f"factors on disk, a layer at a time; {budget / GIB:.1f} GiB is available: use "
-            "a machine with more memory, or --no-refit --criterion energy"
+            f"factors on disk, a layer at a time; the budget is {budget / GIB:.2f} GiB "
+            "(--memory, else 70% of what this machine has available): use a machine with "
+            "more memory, or --no-refit --criterion energy"
         )
     n = width + 1
     peaks = lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes)
@@ -255,8 +262,9 @@ def plan_layout(
     factor_layers = layers if refit else 0
     if refit and "setup" in peaks:
         per = max(needs.refit_factors // layers, 1)
-        factor_layers = min(layers, int((budget - peaks["setup"]) // per))
-    return Layout(layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab)
+        # the factors in memory stay through the set-up and every trial
+        factor_layers = min(layers, int((budget - max(peaks["setup"], peaks["trial"])) // per))
+    return Layout(layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size)
 
 
 # the share of (available + this process's) host memory a run plans to use by default: the

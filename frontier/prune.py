@@ -126,6 +126,7 @@ def prune(
         protocol={
             "calibration": scores.calibration,
             "operator": pruner.describe(),
+            **({"memory": pruner.layout.describe()} if pruner.layout is not None else {}),
             "evaluation": ppl.protocol(),
             "scores_from_cache": scores.from_cache,
         },

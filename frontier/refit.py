@@ -378,7 +378,7 @@ def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch
     out = []
     for h in handles:
         w, _ = down_matrix(h.down_module, h.adapter.layout)
-        energy = grams.full(h.index).diagonal()[:-1] * w.double().square().sum(0).cpu()
+        energy = grams.diagonal(h.index)[:-1] * w.double().square().sum(0).cpu()
         n = max(1, round(REFERENCE_KEEP * energy.numel()))
         out.append(torch.argsort(energy, descending=True, stable=True)[:n].sort().values)
     return out

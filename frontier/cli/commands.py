@@ -112,6 +112,7 @@ def find(args: argparse.Namespace) -> int:
         first, *rest = parse_devices(args.devices)
         spec, workers = spec.replace(device=first), tuple(rest)
     settings.set_threads(spec.threads)
+    settings.set_memory_budget(spec.memory)
     con = render.console()
     render.find_header(con, spec)
     shown = render.trial_progress(con, spec.trials)

@@ -155,6 +155,7 @@ def _prune(sub: Any) -> None:
         "device",
         "dtype",
         "threads",
+        "memory",
         "criterion",
         "refit",
         "compensate",
@@ -224,6 +225,7 @@ def _worker(sub: Any) -> None:
     )
     add_spec_argument(worker, "timeout")
     add_spec_argument(worker, "threads")
+    add_spec_argument(worker, "memory")
     add_spec_argument(
         worker, "device", help="this worker's device, e.g. cuda:1 (default: the study's)"
     )
@@ -273,6 +275,7 @@ def _export_options(
     )
     _force(p)
     add_spec_argument(p, "threads")
+    add_spec_argument(p, "memory")
     _device(p, study)
 
 
@@ -338,6 +341,7 @@ def _verify(sub: Any) -> None:
     )
     add_spec_argument(verify, "storage")
     add_spec_argument(verify, "threads")
+    add_spec_argument(verify, "memory")
     _device(verify, True)
 
 

@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
             quiet_libraries(debug=debug)
         if getattr(args, "threads", None) is not None:
             settings.set_threads(args.threads)
+        settings.set_memory_budget(getattr(args, "memory", None))
         return int(args.handler(args))
     except FrontierError as exc:
         if debug:

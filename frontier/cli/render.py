@@ -56,7 +56,8 @@ def models(aliases: list[Alias], default: str) -> None:
     from rich.table import Table
 
     table = Table(title="built-in models (from PyPI)")
-    for col in ("alias", "model", "license", "cached"):
+    table.add_column("alias", no_wrap=True)  # the name a user types: never cut
+    for col in ("model", "license", "cached"):
         table.add_column(col)
     for a in aliases:
         name = a.name + (" (default)" if a.name == default else "")

@@ -76,7 +76,9 @@ def _spec_kind(name: str) -> dict[str, Any]:
     if hint is int:
         return {"type": int if name == "seed" else positive_int, "metavar": "N"}
     if hint is float:
-        return {"type": positive_float if name == "timeout" else fraction, "metavar": "X"}
+        if name in ("timeout", "memory"):
+            return {"type": positive_float, "metavar": "GIB" if name == "memory" else "X"}
+        return {"type": fraction, "metavar": "X"}
     return {"metavar": name.split("_")[-1].upper()}
 
 

@@ -77,6 +77,19 @@ class GramStats:
         out.add_(self._owned(self.held, layer).mul_(n_h))
         return out.div_(n_f + n_h)
 
+    def diagonal(self, layer: int) -> torch.Tensor:
+        """The diagonal of :meth:`full` (the same values), without reading the matrices
+        where they are on disk (the calibration stores each diagonal beside them)."""
+        n_f, n_h = self.fit_tokens, self.held_tokens
+        if isinstance(self.fit, LayerTensors):
+            file = self.fit.folder.file(layer)
+            fit, held = file.read("fit_diag"), file.read("held_diag")
+        else:
+            fit, held = self.fit[layer].diagonal().clone(), self.held[layer].diagonal().clone()
+        if n_h == 0:
+            return fit
+        return fit.mul_(n_f).add_(held.mul_(n_h)).div_(n_f + n_h)
+
     def to_tensors(self) -> dict[str, torch.Tensor]:
         out = {"tokens": torch.tensor([self.fit_tokens, self.held_tokens])}
         for i, (f, h) in enumerate(zip(self.fit, self.held, strict=True)):

@@ -210,7 +210,8 @@ def calibration_pass(
                 gram_out[i] = (fit, held)
                 continue
             tokens = torch.tensor([split * ids.shape[1], (n - split) * ids.shape[1]])
-            store.write(i, {"fit": fit, "held": held, "tokens": tokens})
+            diagonals = {"fit_diag": fit.diagonal().clone(), "held_diag": held.diagonal().clone()}
+            store.write(i, {"fit": fit, "held": held, "tokens": tokens, **diagonals})
             del fit, held
         if store is not None:
             store.partial.unlink(missing_ok=True)

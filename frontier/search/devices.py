@@ -69,6 +69,8 @@ def worker_command(spec: StudySpec, device: str) -> list[str]:
         cmd += ["--timeout", str(spec.timeout)]
     if spec.threads is not None:
         cmd += ["--threads", str(spec.threads)]
+    if spec.memory is not None:
+        cmd += ["--memory", str(spec.memory)]
     return cmd
 
 

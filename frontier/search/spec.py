@@ -26,7 +26,17 @@ SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
 # Fields that say how long or where a study runs, not what it measures.
 EXECUTION_FIELDS = frozenset(
-    {"study", "storage", "trials", "timeout", "threads", "sampler", "report_points", "fit_tokens"}
+    {
+        "study",
+        "storage",
+        "trials",
+        "timeout",
+        "threads",
+        "memory",
+        "sampler",
+        "report_points",
+        "fit_tokens",
+    }
 )
 
 
@@ -188,6 +198,12 @@ class StudySpec:
     )
     threads: int | None = _field(
         None, "torch CPU threads (default: $FRONTIER_THREADS or torch's choice)"
+    )
+    memory: float | None = _field(
+        None,
+        "host memory in GiB the run may use; what does not fit (calibration statistics, "
+        "refit factors) goes to disk, a layer at a time (default: $FRONTIER_MEMORY_GB, "
+        "else 70% of what the machine has available)",
     )
 
     def __post_init__(self) -> None:

@@ -90,6 +90,26 @@ def test_prune_with_an_unknown_criterion_is_a_one_line_error(
     assert "Traceback" not in err
 
 
+def test_prune_under_a_memory_budget_it_cannot_fit_is_a_one_line_error(
+    tiny_folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--memory below what even the lean path needs stops before the calibration pass;
+    a budget that fits runs (the tiny model's path: in memory)."""
+    from frontier import settings
+
+    monkeypatch.setattr(settings, "_memory_budget", None)  # the flag sets a process global
+    argv = ["prune", "--model", str(tiny_folder), "--calibration-tokens", "512"]
+    code = main([*argv, "--memory", "0.05"])
+    _, err = _text(capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: tiny-llama needs about 0.4 GiB of host memory even with")
+    assert "the budget is 0.05 GiB" in last and "calibration pass" not in err
+    code = main([*argv, "--memory", "4", "--eval-tokens", "1024"])
+    settings.set_memory_budget(None)
+    assert code == 0, _text(capsys)[1]
+
+
 # -- fit and compare on one small study --------------------------------------------------
 def test_fit_and_compare_read_a_finished_study(
     tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

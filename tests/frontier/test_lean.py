@@ -56,6 +56,9 @@ def test_the_lean_path_keeps_and_refits_what_the_in_memory_path_does(
         assert torch.equal(lean.grams.fit[i], in_memory.grams.fit[i])
         assert torch.equal(lean.grams.held[i], in_memory.grams.held[i])
         assert torch.equal(lean.per_layer[i], in_memory.per_layer[i])
+        want = in_memory.grams.full(i).diagonal()  # stored beside the matrices
+        assert torch.equal(lean.grams.diagonal(i), want)
+        assert torch.equal(in_memory.grams.diagonal(i), want)
     alphas = [1e-2] * len(lean.per_layer)
     held = PruningOperator(lm.model, in_memory, refit=True, alphas=alphas)
     spill = LayerFolder(tmp_path / "factors")
