@@ -45,11 +45,11 @@ test-gpu: $(STAMP)
 	$(PY) -m pytest -q -rs tests/frontier/test_cuda.py
 
 # Time and memory of a study per model shape (from_config, random weights), on the GPU
-# where there is one (see README "On a GPU").
+# where there is one (see docs/gpu-and-memory.md).
 bench-gpu: $(STAMP)
 	$(PY) benchmarks/gpu.py
 
-# The committed studies with task floors (hours on a 2-core CPU; see README).
+# The committed studies with task floors (hours on a 2-core CPU; see studies/README.md).
 studies: $(STAMP)
 	$(VENV)/bin/frontier find --spec studies/smollm2-135m.toml
 	$(VENV)/bin/frontier find --spec studies/gemma3-270m.toml
