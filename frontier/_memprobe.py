@@ -133,7 +133,13 @@ def main(argv: list[str] | None = None) -> None:
     lm = _model(args)
     emit("load", time.perf_counter() - t, None)
     tokens = _tokens(lm, args)
-    layout = layout_for(lm, refit=True, grams=True, batch_tokens=4 * tokens.ids.shape[1])
+    layout = layout_for(
+        lm,
+        refit=True,
+        grams=True,
+        batch_tokens=4 * tokens.ids.shape[1],
+        calibration_tokens=tokens.ids.numel(),
+    )
     assert layout is not None
     _, hidden, width = mlp_shape(lm.model.config)
     peaks = layout.peaks(width=width, hidden=hidden, on_gpu=lm.device.type == "cuda")

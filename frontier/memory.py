@@ -148,6 +148,7 @@ class Layout:
     budget: int | None = None  # the host bytes the plan had to fit (None: no limit)
     vocab: int = 0  # the output head's width: a trial's evaluation holds its logits
     param_bytes: int = 4  # bytes per weight in the model's dtype
+    calibration_tokens: int = 0  # a pass after the first starts from their residual stream
 
     @property
     def passes(self) -> int:
@@ -173,7 +174,10 @@ class Layout:
         factors = per_factor * self.factor_layers
         # on a GPU the sums stay there; each layer's pair comes to the host on its way to disk
         held = (2 if on_gpu else self.gram_layers) * grams + (0 if on_gpu else n * n * 8)
-        out = {"calibration": base + small + (0 if on_gpu else act) + held}
+        # with several passes, the residual stream after each pass's last layer, every
+        # calibration token, in host memory (the next pass starts from it)
+        stream = self.calibration_tokens * hidden * self.param_bytes if self.passes > 1 else 0
+        out = {"calibration": base + small + (0 if on_gpu else act) + held + stream}
         if grams and not on_gpu:  # the greedy ranking: the Gram and about three of its size
             out["ranking"] = base + small + 4 * n * n * 8
         # a trial: the pruned MLP weights beside the unpruned ones kept for the restore (at
@@ -229,6 +233,7 @@ def plan_layout(
     budget: int | None = None,
     on_gpu: bool = False,
     gpu_bytes: int | None = None,
+    calibration_tokens: int = 0,
 ) -> Layout:
     """The layout that fits ``budget`` host bytes in all (None: everything in memory):
     every layer at once where that fits, else as many Gram sums per calibration pass and
@@ -242,10 +247,13 @@ def plan_layout(
 
     needs = estimate(config, dtype, refit=refit, grams=grams, compact=compact)
     size = torch_dtype(dtype).itemsize
-    full = Layout(layers, layers, layers if refit else 0, needs, batch_tokens, budget, vocab, size)
+    tokens = calibration_tokens
+    full = Layout(
+        layers, layers, layers if refit else 0, needs, batch_tokens, budget, vocab, size, tokens
+    )
     if budget is None:
         return full
-    lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab, size)
+    lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab, size, tokens)
     need = max(lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes).values())
     if need > budget:
         raise FrontierError(
@@ -264,7 +272,9 @@ def plan_layout(
         per = max(needs.refit_factors // layers, 1)
         # the factors in memory stay through the set-up and every trial
         factor_layers = min(layers, int((budget - max(peaks["setup"], peaks["trial"])) // per))
-    return Layout(layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size)
+    return Layout(
+        layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size, tokens
+    )
 
 
 # the share of (available + this process's) host memory a run plans to use by default: the
@@ -295,7 +305,9 @@ def host_budget() -> int | None:
     return int((have + resident_bytes()) * DEFAULT_SHARE)
 
 
-def layout_for(model: Any, *, refit: bool, grams: bool, batch_tokens: int) -> Layout | None:
+def layout_for(
+    model: Any, *, refit: bool, grams: bool, batch_tokens: int, calibration_tokens: int = 0
+) -> Layout | None:
     """The layout of a run on the loaded ``model`` (a LoadedModel) within
     :func:`host_budget`, checked first (a one-line error where even the lean path does
     not fit); None for a config without the shapes (the operator says what is wrong)."""
@@ -321,6 +333,7 @@ def layout_for(model: Any, *, refit: bool, grams: bool, batch_tokens: int) -> La
             budget=host_budget(),
             on_gpu=on_gpu,
             gpu_bytes=gpu_bytes,
+            calibration_tokens=calibration_tokens,
         )
     except FrontierError as exc:
         raise FrontierError(f"{model.name} {exc}") from None

@@ -147,7 +147,13 @@ class PruningOperator:
         layout = spill = None
         if refit:
             tokens = int(scores.calibration.get("seq_len", 512)) * 4
-            layout = layout_for(lm, refit=True, grams=True, batch_tokens=tokens)
+            layout = layout_for(
+                lm,
+                refit=True,
+                grams=True,
+                batch_tokens=tokens,
+                calibration_tokens=int(scores.calibration.get("tokens", 0)),
+            )
             calib = str(scores.calibration.get("fingerprint", "none"))
             folder = gram_cache_path(lm.fingerprint, calib).with_suffix(
                 f".{scores.criterion}.factors"

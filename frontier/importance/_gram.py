@@ -4,12 +4,13 @@ Per layer the calibration pass accumulates ``E[x x^T]`` of ``x = [activation; 1]
 ``(I+1) x (I+1)`` float64 matrix whose last row and column are the activation mean and 1
 (the constant input that carries a bias). Each batch is multiplied on the model's device
 in float32 (a few thousand tokens per product, the upper triangle only) and summed there
-in float64. On a GPU the sums of only as many layers as fit a memory budget are held at
-once: the calibration text is run once per group of layers (stopping after the group's
-last layer), and each group's sums go to host memory when its pass ends
-(:func:`gram_groups`). The matrices then live in host memory and in the disk cache
-(``I^2`` x 8 bytes per layer and slice: 19 MB for SmolLM2's 1,536-wide MLPs; 1.6 GB for
-an 8B model's 14,336).
+in float64. Only as many layers' sums as fit a memory budget are held at once (on the
+CPU the host's, :mod:`frontier.memory`; on a GPU a share of its own): the calibration
+text is run once per group of layers (:func:`gram_groups`), each pass starting from the
+residual stream the pass before saved after its last layer and stopping after its own,
+and each group's matrices go to the disk cache when its pass ends, a file per layer, read
+back a layer at a time (``I^2`` x 8 bytes per layer and slice: 19 MB for SmolLM2's
+1,536-wide MLPs; 642 MB for the 1.5B Qwen's 8,960; 1.6 GB for an 8B model's 14,336).
 
 The calibration windows are split: the last ``held_windows`` ones are a held-out slice
 whose Gram is kept apart, so the refit's regularisation can be chosen on text the fit

@@ -203,7 +203,13 @@ def compute_scores(
         info = calibration.describe()
         if need_grams and layout is None:  # checked before the pass: one that cannot fit stops
             tokens = batch_size * calibration.ids.shape[1]
-            layout = layout_for(lm, refit=grams, grams=True, batch_tokens=tokens)
+            layout = layout_for(
+                lm,
+                refit=grams,
+                grams=True,
+                batch_tokens=tokens,
+                calibration_tokens=calibration.ids.numel(),
+            )
         stats, cached = _stats(
             lm, calibration, batch_size, use_cache, need_grams, progress, layout=layout
         )

@@ -108,6 +108,76 @@ def _stop(_module: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
     raise _StopPass
 
 
+class _Boundary:
+    """The residual stream after decoder layer ``layer``, per batch, in host memory: the
+    next group's pass reads it there instead of running the layers up to ``layer`` again
+    (the same inputs, so the same sums).
+
+    :meth:`hook` records a layer's output (then stops the pass, with ``stop``);
+    :meth:`replay` makes layers ``0 .. layer`` return, without computing anything, their
+    input and, for ``layer``, the recorded output, shaped as that layer returns it (the
+    tensor, or a tuple whose other items are None; any other output is not replayed)."""
+
+    def __init__(self, decoder: list[nn.Module], layer: int, *, stop: bool) -> None:
+        self.decoder, self.layer, self.stop = decoder, layer, stop
+        self.batch = 0
+        self.outputs: dict[int, torch.Tensor] = {}
+        self.tail: int | None = None  # None: a bare tensor; else a tuple of 1 + tail Nones
+        self.replayable = True
+
+    def hook(self) -> Any:
+        def record(_module: nn.Module, _args: tuple[Any, ...], output: Any) -> None:
+            if isinstance(output, tuple):
+                self.tail = len(output) - 1
+                self.replayable &= all(x is None for x in output[1:])
+                hidden = output[0]
+            else:
+                hidden = output
+            self.outputs[self.batch] = hidden.detach().to("cpu", copy=True)
+            if self.stop:
+                raise _StopPass
+
+        return self.decoder[self.layer].register_forward_hook(record)
+
+    def _shaped(self, hidden: torch.Tensor) -> Any:
+        return hidden if self.tail is None else (hidden, *([None] * self.tail))
+
+    def replay(self) -> list[Any]:
+        """Install the replay on layers ``0 .. layer``; returns handles whose ``remove``
+        undoes it (none where the output cannot be replayed)."""
+        if not self.replayable:
+            return []
+        out = []
+        for j in range(self.layer + 1):
+            module = self.decoder[j]
+            device = next(module.parameters()).device
+
+            def forward(
+                *args: Any, _last: bool = j == self.layer, _to: torch.device = device, **kwargs: Any
+            ) -> Any:
+                if _last:
+                    return self._shaped(self.outputs[self.batch].to(_to))
+                return self._shaped(args[0] if args else kwargs["hidden_states"])
+
+            out.append(_Patched(module, forward))
+        return out
+
+
+class _Patched:
+    """A module whose ``forward`` is replaced until :meth:`remove` (the one it had as an
+    attribute, an accelerate hook's, is put back)."""
+
+    def __init__(self, module: nn.Module, forward: Callable[..., Any]) -> None:
+        self.module, self.had = module, module.__dict__.get("forward")
+        module.forward = forward
+
+    def remove(self) -> None:
+        if self.had is None:
+            del self.module.forward
+        else:
+            self.module.forward = self.had
+
+
 @torch.no_grad()
 def calibration_pass(
     model: nn.Module,
@@ -129,7 +199,9 @@ def calibration_pass(
     The Grams are summed on the model's device, for as many layers at a time as fit
     ``gram_budget`` bytes (default: all of them on the CPU; on a GPU 40% of its free
     memory, at most :data:`GPU_GRAM_BUDGET`). Where that is not every layer, the text is
-    run again for each further group of layers, up to the group's last layer only.
+    run again for each further group of layers: from the residual stream the pass before
+    saved after its last layer (:class:`_Boundary`; the layers before are not run again)
+    up to the group's last layer only.
 
     With a ``store`` (the lean path) each group's Grams go to disk as the group ends and
     are let go; layers already there are not gathered again; every
@@ -157,22 +229,32 @@ def calibration_pass(
     batches += [(s, min(s + batch_size, n)) for s in range(split, n, batch_size)]
     backbone = adapter.backbone(model)
     layers = len(handles)
-    # work of each group's pass, in whole-model passes, for the estimate of time left
+    # work of each group's pass, in whole-model passes, for the estimate of time left: a
+    # pass after the first starts from the residual stream the one before saved (_Boundary)
     work = [
-        1.0 if g == 0 and stats is None else (grp[-1] + 1) / layers for g, grp in enumerate(groups)
+        1.0 if stats is None else (grp[-1] + 1) / layers if g == 0 else len(grp) / layers
+        for g, grp in enumerate(groups)
     ]
     clock = Clock(sum(work) * len(batches))
     accs: list[_Accumulator] = []
     gram_out: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     every = max(1, len(batches) // 10)
+    previous: _Boundary | None = None
+    boundary: _Boundary | None = None
     for g, group in enumerate(groups):
         collect = stats is None
         accs = [_Accumulator(h.width) for h in handles] if collect else []
         hooks = [
             h.down_module.register_forward_pre_hook(a) for h, a in zip(handles, accs, strict=False)
         ]
-        if not collect and group:  # later groups stop after their last layer
-            hooks.append(handles[group[-1]].down_module.register_forward_hook(_stop))
+        decoder = adapter.layer_list(model)
+        if group and g + 1 < len(groups):  # the next group's pass starts after this layer
+            boundary = _Boundary(decoder, group[-1], stop=not collect)
+            hooks.append(boundary.hook())
+        elif not collect and group:  # later groups stop after their last layer
+            hooks.append(decoder[group[-1]].register_forward_hook(_stop))
+        if group and previous is not None and previous.layer == group[0] - 1:
+            hooks += previous.replay()  # the layers before this group are not run again
         grams_acc = {i: GramAccumulator(handles[i].width, device) for i in group}
         for i, acc in grams_acc.items():
             hooks.append(handles[i].down_module.register_forward_pre_hook(acc))
@@ -185,6 +267,9 @@ def calibration_pass(
                 start, end = batches[b]
                 for acc in grams_acc.values():
                     acc.holding_out = start >= split
+                for at in (boundary, previous):
+                    if at is not None:
+                        at.batch = b
                 with contextlib.suppress(_StopPass):
                     backbone(input_ids=ids[start:end].to(device), use_cache=False)
                 clock.advance(work[g])
@@ -200,6 +285,9 @@ def calibration_pass(
         finally:
             for hook in hooks:
                 hook.remove()
+        # the boundary saved in this pass serves the next one (complete only without a
+        # resumed start: a pass resumed part-way did not see its first batches)
+        previous, boundary = (boundary if done == 0 else None), None
         if collect:
             stats = _finish(accs)
             if on_stats is not None:

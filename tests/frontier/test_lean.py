@@ -74,22 +74,36 @@ def test_the_lean_path_keeps_and_refits_what_the_in_memory_path_does(
             assert (a - b).norm() <= 1e-6 * a.norm()
 
 
-def test_a_group_of_layers_per_pass_gathers_what_one_pass_does() -> None:
-    """Two layers a pass over three layers: two passes (the second stops after its last
-    layer), the same sums as one pass holding all three."""
+@pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
+def test_a_group_of_layers_per_pass_gathers_what_one_pass_does(family: str) -> None:
+    """One layer a pass over three layers: three passes, the second and third starting
+    from the residual stream the pass before saved (the layers before them are not run
+    again), and the same sums, bit for bit, as one pass holding all three."""
     from frontier.importance._gram import gram_bytes
     from frontier.importance._stats import calibration_pass
 
-    lm = tiny_loaded("llama")
+    lm = tiny_loaded(family)
     ids = _tokens().ids
     one, g1 = calibration_pass(lm.model, lm.adapter, ids)
     width = lm.adapter.handles(lm.model)[0].width
+    ran = [0, 0, 0]  # batches each layer's MLP computed
+    decoder = lm.adapter.layer_list(lm.model)
+    for h in lm.adapter.handles(lm.model):
+        h.down_module.register_forward_pre_hook(
+            lambda *_, j=h.index: ran.__setitem__(j, ran[j] + 1)
+        )
     lines: list[str] = []
-    two, g2 = calibration_pass(
-        lm.model, lm.adapter, ids, gram_budget=2 * gram_bytes(width), progress=lines.append
+    three, g3 = calibration_pass(
+        lm.model, lm.adapter, ids, gram_budget=gram_bytes(width), progress=lines.append
     )
-    assert g1 is not None and g2 is not None
-    assert any("(layers 0-1)" in x for x in lines) and any("(layers 2-2)" in x for x in lines)
+    assert g1 is not None and g3 is not None
+    assert list(dict.fromkeys(x.split(":")[0] for x in lines)) == [
+        f"calibration pass (layers {i}-{i})" for i in range(3)
+    ]
+    # 16 windows, batches of 4: 14 fitting windows and 2 held out, 5 batches a pass; the
+    # first pass runs every layer (the activation statistics), the others their own only
+    assert ran == [5, 10, 10]
     for i in range(3):
-        assert torch.equal(g1.fit[i], g2.fit[i]) and torch.equal(g1.held[i], g2.held[i])
-        assert torch.equal(one.var[i], two.var[i])
+        assert torch.equal(g1.fit[i], g3.fit[i]) and torch.equal(g1.held[i], g3.held[i])
+        assert torch.equal(one.var[i], three.var[i])
+    assert all(type(m).forward is m.forward.__func__ for m in decoder)  # put back
