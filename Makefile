@@ -11,12 +11,12 @@ PYTEST_FLAGS ?= -rs
 
 .PHONY: setup demo test test-slow test-gpu bench-gpu studies lint bench mutation clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# The CPU build of torch that lies on this disk; never the multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev]' -c constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -65,12 +65,14 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
 
 
 def _alpha_code() -> str:
-    """A digest of the code that chooses the ridge strengths (a cached choice made by other
-    code is made again)."""
+    """A digest of the code that chooses the ridge strengths, whole modules (its constants,
+    ``LayerRefit.__init__``, ``down_matrix``: any change there), so a cached choice made by
+    other code is made again."""
     from frontier import refit
+    from frontier.arch import _weights
     from frontier.cache import code_digest
 
-    return code_digest([refit.choose_alphas, refit.reference_keep, refit.LayerRefit.errors])
+    return code_digest([refit, _weights])
 
 
 class PruningOperator:

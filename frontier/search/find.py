@@ -56,6 +56,14 @@ def directions(spec: StudySpec) -> list[Direction]:
     return out
 
 
+def metric_names(spec: StudySpec) -> list[str]:
+    """The objectives' names, in :func:`directions`' order (optuna-dashboard shows them)."""
+    out = ["params_kept", f"{spec.search_metric}_ratio" if spec.search_metric == "ppl" else "kl"]
+    if spec.tasks:
+        out.append("tasks_retained")
+    return out
+
+
 def open_study(ctx: SearchContext, *, worker: bool = False) -> optuna.Study:
     spec = ctx.spec
     storage = st.open_storage(spec.storage_url)
@@ -69,6 +77,8 @@ def open_study(ctx: SearchContext, *, worker: bool = False) -> optuna.Study:
     seed = st.run_seed(spec.seed, len(study.get_trials(deepcopy=False)), worker=worker)
     study.sampler = st.make_sampler(spec.sampler, seed, ctx.space)
     st.check_fingerprint(study, spec, ctx.fingerprint)
+    if study.metric_names is None and not worker:
+        study.set_metric_names(metric_names(spec))
     if ATTR_FINGERPRINT not in study.user_attrs:
         # The fingerprint is written last: a study killed while being set up has none and
         # is set up again on the next run; skip_if_exists keeps warm starts queued once.

@@ -288,6 +288,29 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
 
 
+@pytest.mark.parametrize("module", ["frontier.refit", "frontier.arch._weights"])
+def test_the_cached_alphas_are_keyed_by_every_line_of_the_code_they_depend_on(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A constant (REFERENCE_KEEP, DEFAULT_ALPHA), LayerRefit.__init__ or down_matrix
+    changed anywhere in the refit's module or the weights' layout gives another key."""
+    import inspect
+    import sys
+
+    from frontier import cache
+    from frontier import operator as op_mod
+
+    before = op_mod._alpha_code()
+    real = inspect.getsource
+
+    def edited(obj: Any) -> str:
+        text = real(obj)
+        return text + "\n# edited" if obj is sys.modules[module] else text
+
+    monkeypatch.setattr(cache.inspect, "getsource", edited)
+    assert op_mod._alpha_code() != before
+
+
 @pytest.mark.parametrize("bias", [False, True])
 def test_a_shared_p_refits_every_prefix_of_both_layers_the_same(bias: bool) -> None:
     """Two compact layers in one P matrix: the holder keeps its own strict lower

@@ -51,6 +51,8 @@ def test_study_runs_and_reports_a_pareto_set(tiny_folder: Path, tmp_path: Path) 
     # warm starts ran first: uniform plans among the first trials
     first = study.trials[0]
     assert first.user_attrs["frontier:warm_start"].startswith("uniform-")
+    # the objectives are named (optuna-dashboard shows the names)
+    assert study.metric_names == ["params_kept", "ppl_ratio"]
 
 
 def test_a_trial_feasible_at_search_but_not_held_out_is_never_chosen(
@@ -89,7 +91,7 @@ def test_kl_study_searches_on_kl_and_reports_held_out_perplexity(
 ) -> None:
     result = find(_spec(tiny_folder, tmp_path, trials=6, search_metric="kl", slos=("kl<0.5",)))
     done = [t for t in result.study.trials if t.state == TrialState.COMPLETE]
-    assert done
+    assert done and result.study.metric_names == ["params_kept", "kl"]
     for t in done:
         kept, kl = t.values
         assert kl == pytest.approx(t.constraints["kl<0.5"] * 0.5 + 0.5)  # the SLO reads KL
