@@ -31,8 +31,12 @@ from pathlib import Path
 GIB = 2**30
 
 
-def probe(which: list[str], tokens: int, memory: float | None, home: str) -> list[dict]:
+def probe(
+    which: list[str], tokens: int, memory: float | None, home: str, layers: int | None = None
+) -> list[dict]:
     cmd = [sys.executable, "-m", "frontier._memprobe", *which, "--tokens", str(tokens)]
+    if layers:
+        cmd += ["--layers", str(layers)]
     if memory is not None:
         cmd += ["--memory", str(memory)]
     env = {**os.environ, "FRONTIER_HOME": home, "HF_HUB_OFFLINE": "1"}
@@ -97,6 +101,14 @@ def main() -> None:
     ap.add_argument("--shapes", default="llama-3.2-1b")
     ap.add_argument("--tokens", type=int, default=16384)
     ap.add_argument("--memory", type=float, default=None)
+    ap.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="the first N decoder layers only: seconds per layer of a model too slow to run "
+        "whole here, and a full_eval row timing the whole model's search evaluation (its "
+        "memory peaks carry the whole model's weights: not comparable with the estimate)",
+    )
     ap.add_argument("--out", default="benchmarks/results/memory.json")
     ap.add_argument(
         "--shared-cache",
@@ -125,10 +137,10 @@ def main() -> None:
         name = case[1]
         if args.shared_cache:
             home = os.environ.get("FRONTIER_HOME", str(Path.home() / ".cache" / "frontier"))
-            rows = probe(case, args.tokens, args.memory, home)
+            rows = probe(case, args.tokens, args.memory, home, args.layers)
         else:
             with tempfile.TemporaryDirectory(prefix="frontier-mem-") as home:
-                rows = probe(case, args.tokens, args.memory, home)
+                rows = probe(case, args.tokens, args.memory, home, args.layers)
         results[name] = rows
         print(f"\n{name}")
         for r in rows:

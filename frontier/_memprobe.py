@@ -106,6 +106,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--keep", type=float, default=0.5, help="the trial's uniform keep ratio")
     ap.add_argument("--memory", type=float, default=None, help="host budget in GiB")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument(
+        "--layers",
+        type=int,
+        default=None,
+        help="keep only the first N decoder layers, for seconds per layer (a 'full_eval' row "
+        "times one search evaluation of the whole model first, so the refit's share can be "
+        "scaled to it). Its memory figures are not the estimate's: the whole checkpoint stays "
+        "mapped and its evaluated pages resident",
+    )
     args = ap.parse_args(argv)
 
     from frontier import settings
@@ -132,6 +141,17 @@ def main(argv: list[str] | None = None) -> None:
     t = time.perf_counter()
     lm = _model(args)
     emit("load", time.perf_counter() - t, None)
+    if args.layers:
+        spec = StudySpec(model=args.model or args.shape, search_tokens=args.search_tokens)
+        whole = search_objective(spec)
+        if args.model:
+            whole.prepare(lm)
+            t = time.perf_counter()
+            whole.evaluate(lm)
+            emit(
+                "full_eval", time.perf_counter() - t, None, layers=len(lm.adapter.handles(lm.model))
+            )
+        _truncate(lm, args.layers)
     tokens = _tokens(lm, args)
     layout = layout_for(
         lm,
@@ -204,6 +224,22 @@ def main(argv: list[str] | None = None) -> None:
         refit_share=round(refit_s / eval_s, 3),
         **gpu_est(),
     )
+
+
+def _truncate(lm: Any, n: int) -> None:
+    """Keep the first ``n`` decoder layers of ``lm`` (its config says so too)."""
+    from torch import nn
+
+    path = lm.adapter.layers
+    parent_path, _, name = path.rpartition(".")
+    parent = lm.model
+    for part in parent_path.split(".") if parent_path else []:
+        parent = getattr(parent, part)
+    setattr(parent, name, nn.ModuleList(list(getattr(parent, name))[:n]))
+    cfg = lm.adapter.decoder_config(lm.model.config)
+    cfg.num_hidden_layers = n
+    if isinstance(getattr(cfg, "layer_types", None), list):
+        cfg.layer_types = cfg.layer_types[:n]
 
 
 def _random_eval(lm: Any, n_tokens: int) -> None:

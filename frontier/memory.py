@@ -44,6 +44,10 @@ SETUP_SQUARES = 5
 # its study code, with a tiny model loaded (measured: 0.39-0.40 GiB, CPU build of torch
 # 2.13, transformers 5.25)
 PROCESS_BASE = 410 * 2**20
+# the tokenizer's resident memory per vocabulary entry (measured with benchmarks/memory.py:
+# Gemma-3's 262k-entry tokenizer held about 0.3 GiB beyond the weights, SmolLM2's 49k about
+# 0.06 GiB)
+TOKENIZER_BYTES_PER_ENTRY = 1200
 # bytes per calibration token per MLP neuron and per hidden unit held during one batch of
 # the calibration pass (the forward's activations, the statistics' float64 copies and the
 # Gram product of one column block); from benchmarks/memory.py's measured peaks
@@ -166,7 +170,8 @@ class Layout:
         float64 set-up are on the device, not here, unless the set-up does not fit there
         beside the weights)."""
         n = width + 1
-        base = PROCESS_BASE + (0 if on_gpu else self.needs.weights)
+        base = PROCESS_BASE + self.vocab * TOKENIZER_BYTES_PER_ENTRY
+        base += 0 if on_gpu else self.needs.weights
         small = self.layers * 3 * width * 8
         grams = 2 * n * n * 8 if self.needs.statistics > small else 0
         act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
@@ -180,11 +185,7 @@ class Layout:
         out = {"calibration": base + small + (0 if on_gpu else act) + held + stream}
         if grams and not on_gpu:  # the greedy ranking: the Gram and about three of its size
             out["ranking"] = base + small + 4 * n * n * 8
-        # a trial: the pruned MLP weights beside the unpruned ones kept for the restore (at
-        # most as large), and a search evaluation's batch of fp32 logits (2,048 tokens, at
-        # most LOGITS_BUDGET_BYTES), their copy without the last position and log-softmax
-        mlp = self.layers * 3 * hidden * width * self.param_bytes
-        logits = 3 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4) + mlp
+        logits = self.trial_bytes(width=width, hidden=hidden)
         if self.needs.refit_factors:
             setup = self.needs.refit_setup
             if on_gpu and (
@@ -195,13 +196,22 @@ class Layout:
             out["trial"] = base + small + factors + (0 if on_gpu else logits)
         return out
 
+    def trial_bytes(self, *, width: int, hidden: int) -> int:
+        """What a trial adds beside the weights and the factors: the pruned MLP weights
+        beside the unpruned ones kept for the restore (at most as large), and a search
+        evaluation's batch of fp32 logits (2,048 tokens, at most LOGITS_BUDGET_BYTES),
+        their copy without the last position and their log-softmax."""
+        mlp = self.layers * 3 * hidden * width * self.param_bytes
+        return 3 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4) + mlp
+
     def gpu_peak(self, *, width: int, hidden: int, gpu_bytes: int) -> int:
         """Estimated GPU bytes at the peak of a run on a GPU (the CUDA context apart): the
-        weights and the larger of one calibration group's sums (at least one layer's) and
-        one layer's float64 set-up; the refit factors that stay on the GPU take at most
-        half of what is free after that (:meth:`frontier.refit.Refitter.build`), so they
-        never raise it past the memory it has. Where the set-up does not fit beside the
-        weights in ``gpu_bytes``, it runs on the host (:meth:`peaks` with ``gpu_bytes``)."""
+        weights and the largest of one calibration group's sums (at least one layer's),
+        the ranking, one layer's float64 set-up, and a trial (:meth:`trial_bytes`). The
+        refit factors that stay on the GPU take at most half of what is free
+        (:meth:`frontier.refit.Refitter.build`), so they are not counted. Where the set-up
+        does not fit beside the weights in ``gpu_bytes``, it runs on the host (:meth:`peaks`
+        with ``gpu_bytes``)."""
         n = width + 1
         act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
         sums = 2 * n * n * 8 if self.needs.statistics > self.layers * 3 * width * 8 else 0
@@ -210,7 +220,8 @@ class Layout:
         setup = self.needs.refit_setup
         if setup and self.needs.weights + setup * 1.1 > gpu_bytes - CUDA_CONTEXT:
             setup = 0  # set up on the host (frontier.refit.setup_device): see peaks()
-        return self.needs.weights + max(sums + act, rank, setup)
+        trial = self.trial_bytes(width=width, hidden=hidden)
+        return self.needs.weights + max(sums + act, rank, setup, trial)
 
     def describe(self) -> dict[str, object]:
         return {

@@ -27,6 +27,7 @@ everything is in host memory.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,7 @@ from frontier._clock import Clock
 from frontier._tensorfile import LayerFolder, TensorFile
 from frontier.arch import MLPHandle, WeightLayout
 from frontier.arch._weights import down_matrix
+from frontier.errors import FrontierError
 from frontier.importance._gram import GramStats
 
 ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -151,8 +153,13 @@ class LayerRefit:
         a = self.a[:, perm]
         # not needed any more (columns() and errors() are for layers set up without an order)
         self.m = self.a = self.w = torch.empty(0, dtype=torch.float64)
-        chol = torch.linalg.cholesky(m)
+        chol, info = torch.linalg.cholesky_ex(m)
         del m
+        if int(info) != 0:
+            raise FrontierError(
+                f"the refit's set-up: the ridged Gram of a {self.width:,}-neuron layer is not "
+                f"positive definite (alpha {self.alpha:g}): use more calibration tokens"
+            )
         eye = torch.eye(chol.shape[0], dtype=torch.float64, device=self.device)
         z = torch.linalg.solve_triangular(chol, eye, upper=False)
         del chol
@@ -329,7 +336,10 @@ class LayerRefit:
         for alpha in alphas:
             lam = alpha * float(self.m_scale)
             base = m_kk - torch.diag(diag * self.lam)  # G[K, K] without this layer's ridge
-            chol = torch.linalg.cholesky(base + torch.diag(diag * lam))
+            chol, info = torch.linalg.cholesky_ex(base + torch.diag(diag * lam))
+            if int(info) != 0:  # not positive definite in floating point: not a candidate
+                out[alpha] = math.inf
+                continue
             v = torch.cholesky_solve(a_k.t(), chol).t()  # [H, K]
             err = total - 2 * float((v * gw_k.t()).sum()) + float(((v @ g_kk) * v).sum())
             out[alpha] = max(err, 0.0) / max(total, 1e-300)
@@ -397,6 +407,12 @@ def choose_alphas(
         w, bias = down_matrix(h.down_module, h.adapter.layout)
         layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=setup_device(w))
         errs = layer.errors(keep, grams.held[h.index], alphas)
+        if all(math.isinf(e) for e in errs.values()):
+            raise FrontierError(
+                f"layer {h.index}: the refit's ridge cannot be chosen, the calibration's Gram "
+                f"matrix is singular at every strength ({grams.fit_tokens:,} fitting tokens "
+                f"for {h.width:,} neurons): use more calibration tokens"
+            )
         chosen.append(min(errs, key=lambda a: errs[a]))
         errors.append(errs)
     return chosen, errors
@@ -523,8 +539,6 @@ class Refitter:
                 continue
             got, cols, bias = layer.prefix(keep.numel())
             if not torch.equal(got, keep.cpu()):
-                from frontier.errors import FrontierError
-
                 raise FrontierError("the refit needs the kept neurons its ranking chooses")
             weight = cols.t() if layout is WeightLayout.CONV1D else cols
             dtype, device = down.weight.dtype, down.weight.device

@@ -155,8 +155,8 @@ class _Boundary:
             def forward(
                 *args: Any, _last: bool = j == self.layer, _to: torch.device = device, **kwargs: Any
             ) -> Any:
-                if _last:
-                    return self._shaped(self.outputs[self.batch].to(_to))
+                if _last:  # each batch is read once: let it go (the next boundary fills up)
+                    return self._shaped(self.outputs.pop(self.batch).to(_to))
                 return self._shaped(args[0] if args else kwargs["hidden_states"])
 
             out.append(_Patched(module, forward))

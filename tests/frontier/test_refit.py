@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,32 @@ def _layer(n: int = 4000, width: int = 12, hidden: int = 5, seed: int = 0):  # t
 def _gram(a: torch.Tensor) -> torch.Tensor:
     x = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
     return x.t() @ x / a.shape[0]
+
+
+def test_a_ridge_the_gram_cannot_take_is_no_candidate() -> None:
+    """A neuron never active (a zero row and column of the Gram): with no ridge the kept
+    block is singular, so that strength is out (an infinite error), not a crash; the
+    others are compared as before."""
+    a, w = _layer(n=400, width=12)
+    a[:, 3] = 0.0
+    layer = LayerRefit(w, None, _gram(a), 1e-2)
+    errs = layer.errors(torch.arange(8), _gram(a), [0.0, 1e-3, 1e-2])
+    assert math.isinf(errs[0.0]) and all(math.isfinite(errs[x]) for x in (1e-3, 1e-2))
+
+
+def test_a_layer_whose_ridge_cannot_be_chosen_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from frontier.errors import FrontierError
+
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert scores.grams is not None
+    monkeypatch.setattr(
+        LayerRefit, "errors", lambda self, keep, held, alphas: dict.fromkeys(alphas, math.inf)
+    )
+    with pytest.raises(FrontierError, match=r"layer 0: the refit's ridge cannot be chosen"):
+        choose_alphas(lm.adapter.handles(lm.model), scores.grams)
 
 
 @pytest.mark.parametrize("bias", [False, True])
