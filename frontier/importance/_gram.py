@@ -91,23 +91,6 @@ class GramStats:
             return fit
         return fit.mul_(n_f).add_(held.mul_(n_h)).div_(n_f + n_h)
 
-    def to_tensors(self) -> dict[str, torch.Tensor]:
-        out = {"tokens": torch.tensor([self.fit_tokens, self.held_tokens])}
-        for i, (f, h) in enumerate(zip(self.fit, self.held, strict=True)):
-            out[f"fit.{i}"], out[f"held.{i}"] = f, h
-        return out
-
-    @classmethod
-    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> GramStats:
-        n = sum(1 for k in tensors if k.startswith("fit."))
-        tokens = tensors["tokens"].tolist()
-        return cls(
-            fit=tuple(tensors[f"fit.{i}"] for i in range(n)),
-            held=tuple(tensors[f"held.{i}"] for i in range(n)),
-            fit_tokens=int(tokens[0]),
-            held_tokens=int(tokens[1]),
-        )
-
 
 def gram_blocks(width: int) -> int:
     """Column blocks of the upper-triangle product: one per 256 inputs, at most four
