@@ -140,20 +140,6 @@ def test_missing_source_is_an_error_not_fake_data(
     assert not (tmp_path / "m").exists()
 
 
-def _bigbench_on_the_index() -> bool:
-    """Whether the package index still lists the bigbench 1.0.0 sdist (PyPI stopped
-    serving it by 2026-12-06: its simple page and JSON API list only 0.0.1)."""
-    from frontier.data._pypi import find_file
-
-    try:
-        find_file("bigbench", "bigbench-1.0.0.tar.gz")
-    except FrontierError as exc:
-        if "lists no" in str(exc):
-            return False
-        raise
-    return True
-
-
 @pytest.mark.slow
 def test_full_build_of_every_task_but_truthfulqa(tmp_path: Path, hf_cache: Path) -> None:
     others = [t for t in TASKS if not t.startswith("truthfulqa")]
@@ -167,8 +153,10 @@ def test_full_build_of_every_task_but_truthfulqa(tmp_path: Path, hf_cache: Path)
 
 
 @pytest.mark.slow
-def test_full_build_with_truthfulqa_subset(tmp_path: Path, hf_cache: Path) -> None:
-    if not _bigbench_on_the_index():
+def test_full_build_with_truthfulqa_subset(
+    tmp_path: Path, hf_cache: Path, bigbench_listed: bool
+) -> None:
+    if not bigbench_listed:
         with pytest.raises(FrontierError, match=r"lists no bigbench-1\.0\.0\.tar\.gz"):
             build_mirror(tmp_path / "tqa", tasks=["truthfulqa_mc1"])  # one line
         pytest.skip("the package index no longer lists bigbench 1.0.0 (TruthfulQA's source)")

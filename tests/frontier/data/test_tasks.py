@@ -179,6 +179,11 @@ def test_small_rows_agree_with_a_built_mirror(
 
 
 @pytest.mark.slow
-def test_every_row_agrees_with_the_full_mirror(tmp_path: Path, hf_cache: Path) -> None:
-    mirror = build_mirror(tmp_path / "full")
-    check_against_the_mirror(mirror, TASKS)
+def test_every_row_agrees_with_the_full_mirror(
+    tmp_path: Path, hf_cache: Path, bigbench_listed: bool
+) -> None:
+    """Every task the package index can still serve (TruthfulQA's source may be gone:
+    tests/frontier/data/test_mirror.py says so)."""
+    names = TASKS if bigbench_listed else tuple(t for t in TASKS if not t.startswith("truthfulqa"))
+    mirror = build_mirror(tmp_path / "full", tasks=names)
+    check_against_the_mirror(mirror, names)
