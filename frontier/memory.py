@@ -100,6 +100,13 @@ def _first(cfg: Any, *names: str, default: int | None = None) -> int:
     return default
 
 
+def setup_bytes(hidden: int, width: int) -> int:
+    """One layer's float64 refit set-up at its peak: :data:`SETUP_SQUARES` ``(I+1)^2``
+    matrices and the weight, its product with the Gram and a copy (``3 H (I+1)``)."""
+    n = width + 1
+    return (SETUP_SQUARES * n * n + 3 * hidden * n) * 8
+
+
 def estimate(
     config: Any,
     dtype: str,
@@ -131,7 +138,7 @@ def estimate(
             if refit
             else 0
         ),
-        refit_setup=(SETUP_SQUARES * n * n + 3 * hidden * n) * 8 if refit else 0,
+        refit_setup=setup_bytes(hidden, width) if refit else 0,
     )
 
 
@@ -162,6 +169,21 @@ class Layout:
     def lean(self) -> bool:
         return self.passes > 1 or self.factor_layers < self.layers
 
+    def _pass_bytes(self, width: int, hidden: int) -> int:
+        """One calibration batch's activations, statistics copies and Gram product."""
+        return self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
+
+    def _gram_bytes(self, width: int) -> int:
+        """One layer's fitting and held-out Gram sums (0 where no Grams are gathered)."""
+        n = width + 1
+        return 2 * n * n * 8 if self.needs.statistics > self.layers * 3 * width * 8 else 0
+
+    def _setup_on_gpu(self, gpu_bytes: int | None) -> bool:
+        """Whether one layer's set-up fits a GPU of ``gpu_bytes`` beside the weights
+        (:func:`frontier.refit.setup_device` decides the same at run time)."""
+        need = self.needs.weights + self.needs.refit_setup * 1.1
+        return gpu_bytes is None or need <= gpu_bytes - CUDA_CONTEXT
+
     def peaks(
         self, *, width: int, hidden: int, on_gpu: bool = False, gpu_bytes: int | None = None
     ) -> dict[str, int]:
@@ -173,8 +195,8 @@ class Layout:
         base = PROCESS_BASE + self.vocab * TOKENIZER_BYTES_PER_ENTRY
         base += 0 if on_gpu else self.needs.weights
         small = self.layers * 3 * width * 8
-        grams = 2 * n * n * 8 if self.needs.statistics > small else 0
-        act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
+        grams = self._gram_bytes(width)
+        act = self._pass_bytes(width, hidden)
         per_factor = self.needs.refit_factors // max(self.layers, 1)
         factors = per_factor * self.factor_layers
         # on a GPU the sums stay there; each layer's pair comes to the host on its way to disk
@@ -187,11 +209,7 @@ class Layout:
             out["ranking"] = base + small + 4 * n * n * 8
         logits = self.trial_bytes(width=width, hidden=hidden)
         if self.needs.refit_factors:
-            setup = self.needs.refit_setup
-            if on_gpu and (
-                gpu_bytes is None or self.needs.weights + setup * 1.1 <= gpu_bytes - CUDA_CONTEXT
-            ):
-                setup = 0
+            setup = 0 if on_gpu and self._setup_on_gpu(gpu_bytes) else self.needs.refit_setup
             out["setup"] = base + small + factors + setup
             out["trial"] = base + small + factors + (0 if on_gpu else logits)
         return out
@@ -213,13 +231,12 @@ class Layout:
         does not fit beside the weights in ``gpu_bytes``, it runs on the host (:meth:`peaks`
         with ``gpu_bytes``)."""
         n = width + 1
-        act = self.batch_tokens * (PASS_BYTES_PER_NEURON * width + PASS_BYTES_PER_HIDDEN * hidden)
-        sums = 2 * n * n * 8 if self.needs.statistics > self.layers * 3 * width * 8 else 0
+        sums = self._gram_bytes(width)
         # the greedy ranking: the Gram and about three of its size
         rank = 4 * n * n * 8 if sums else 0
-        setup = self.needs.refit_setup
-        if setup and self.needs.weights + setup * 1.1 > gpu_bytes - CUDA_CONTEXT:
-            setup = 0  # set up on the host (frontier.refit.setup_device): see peaks()
+        # where it does not fit, the set-up runs on the host: see peaks()
+        setup = self.needs.refit_setup if self._setup_on_gpu(gpu_bytes) else 0
+        act = self._pass_bytes(width, hidden)
         trial = self.trial_bytes(width=width, hidden=hidden)
         return self.needs.weights + max(sums + act, rank, setup, trial)
 
@@ -265,7 +282,8 @@ def plan_layout(
     if budget is None:
         return full
     lean = Layout(layers, 1, 0, needs, batch_tokens, budget, vocab, size, tokens)
-    need = max(lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes).values())
+    peaks = lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes)
+    need = max(peaks.values())
     if need > budget:
         raise FrontierError(
             f"needs about {need / GIB:.1f} GiB of host memory even with its statistics and "
@@ -273,11 +291,9 @@ def plan_layout(
             "(--memory, else 70% of what this machine has available): use a machine with "
             "more memory, or --no-refit --criterion energy"
         )
-    n = width + 1
-    peaks = lean.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes)
-    gram_layers = layers
-    if needs.statistics > layers * 3 * width * 8:
-        gram_layers = min(layers, 1 + int((budget - peaks["calibration"]) // (2 * n * n * 8)))
+    gram_layers, per_layer = layers, lean._gram_bytes(width)
+    if per_layer:
+        gram_layers = min(layers, 1 + int((budget - peaks["calibration"]) // per_layer))
     factor_layers = layers if refit else 0
     if refit and "setup" in peaks:
         per = max(needs.refit_factors // layers, 1)

@@ -353,11 +353,9 @@ def setup_device(w: torch.Tensor) -> torch.device:
     memory (:func:`frontier.memory.estimate`'s ``refit_setup``)."""
     if w.device.type != "cuda":
         return w.device
-    from frontier.memory import SETUP_SQUARES
+    from frontier.memory import setup_bytes
 
-    hidden, width = w.shape
-    n = width + 1
-    need = (SETUP_SQUARES * n * n + 3 * hidden * n) * 8
+    need = setup_bytes(*w.shape)
     free = torch.cuda.mem_get_info(w.device)[0]
     cached = torch.cuda.memory_reserved(w.device) - torch.cuda.memory_allocated(w.device)
     return w.device if need * 1.1 <= free + cached else torch.device("cpu")
