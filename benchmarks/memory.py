@@ -67,7 +67,7 @@ def estimates(gpu_gib: float, host_gib: float) -> None:
     )
     print(
         "| shape | weights | GPU peak | host peak | set-up on | calibration passes | "
-        "factors in host memory |"
+        "factor layers in memory |"
     )
     print("|---|---|---|---|---|---|---|")
     for name in REAL_SHAPES:
@@ -81,7 +81,7 @@ def estimates(gpu_gib: float, host_gib: float) -> None:
             print(f"| {name} | {exc} |")
             continue
         peaks = layout.peaks(width=width, hidden=hidden, on_gpu=True, gpu_bytes=gpu)
-        on_host = peaks["setup"] > peaks["trial"]
+        on_host = not layout.setup_on_gpu(gpu)
         gpu_peak = layout.gpu_peak(width=width, hidden=hidden, gpu_bytes=gpu)
         fits = "" if gpu_peak <= gpu - memory.CUDA_CONTEXT else " (does not fit)"
         # the pass sums on the GPU: 40% of what is free beside the weights, at most 16 GiB

@@ -31,8 +31,13 @@ def _status(field: str) -> int:
 
 
 def _reset_peak() -> None:
+    """Start a stage's peak at what the process holds (the freed heap returned first, as
+    a run does between stages: ``settings.trim_freed_memory``)."""
     import torch
 
+    from frontier import settings
+
+    settings.trim_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()

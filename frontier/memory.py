@@ -54,6 +54,9 @@ TOKENIZER_BYTES_PER_ENTRY = 1200
 LOGITS_BUDGET_BYTES = 2**30  # objectives._lm keeps each batch's logits under this
 # what a CUDA context and the kernels' work space take on the GPU before any tensor
 CUDA_CONTEXT = 2**30
+# what a trial on a GPU leaves free beside its pruned projections and logits (the
+# forward's activations, the allocator's fragments)
+TRIAL_MARGIN = 2**29
 PASS_BYTES_PER_NEURON = 48
 PASS_BYTES_PER_HIDDEN = 64
 
@@ -178,7 +181,7 @@ class Layout:
         n = width + 1
         return 2 * n * n * 8 if self.needs.statistics > self.layers * 3 * width * 8 else 0
 
-    def _setup_on_gpu(self, gpu_bytes: int | None) -> bool:
+    def setup_on_gpu(self, gpu_bytes: int | None) -> bool:
         """Whether one layer's set-up fits a GPU of ``gpu_bytes`` beside the weights
         (:func:`frontier.refit.setup_device` decides the same at run time)."""
         need = self.needs.weights + self.needs.refit_setup * 1.1
@@ -199,6 +202,8 @@ class Layout:
         act = self._pass_bytes(width, hidden)
         per_factor = self.needs.refit_factors // max(self.layers, 1)
         factors = per_factor * self.factor_layers
+        if on_gpu and gpu_bytes is not None:  # those the GPU keeps are not here
+            factors = max(0, factors - self.gpu_factor_bytes(gpu_bytes))
         # on a GPU the sums stay there; each layer's pair comes to the host on its way to disk
         held = (2 if on_gpu else self.gram_layers) * grams + (0 if on_gpu else n * n * 8)
         # with several passes, the residual stream after each pass's last layer, every
@@ -209,35 +214,66 @@ class Layout:
             out["ranking"] = base + small + 4 * n * n * 8
         logits = self.trial_bytes(width=width, hidden=hidden)
         if self.needs.refit_factors:
-            setup = 0 if on_gpu and self._setup_on_gpu(gpu_bytes) else self.needs.refit_setup
+            setup = 0 if on_gpu and self.setup_on_gpu(gpu_bytes) else self.needs.refit_setup
             out["setup"] = base + small + factors + setup
-            out["trial"] = base + small + factors + (0 if on_gpu else logits)
+            # on a GPU, the unpruned layers a trial parks here (frontier._parking)
+            parked = self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
+            out["trial"] = base + small + factors + (parked if on_gpu else logits)
         return out
+
+    def gpu_factor_bytes(self, gpu_bytes: int) -> int:
+        """The refit factors that stay on a GPU of ``gpu_bytes``: while they fit half of
+        what the weights leave free (:meth:`frontier.refit.Refitter.build`)."""
+        free = gpu_bytes - CUDA_CONTEXT - self.needs.weights
+        return min(self.needs.refit_factors, max(free, 0) // 2)
+
+    def _mlp_bytes(self, width: int, hidden: int) -> int:
+        """Every layer's MLP projections at the model's dtype."""
+        return self.layers * 3 * hidden * width * self.param_bytes
+
+    def parked_bytes(self, *, width: int, hidden: int, gpu_bytes: int | None) -> int:
+        """The unpruned MLP bytes a trial on a GPU of ``gpu_bytes`` parks in host memory,
+        whole layers, so that its pruned copies fit beside the weights, the factors'
+        share aside (:func:`trial_room`, :meth:`frontier.surgery.Pruner.apply`); 0 where
+        the GPU holds both, or is not known."""
+        if gpu_bytes is None:
+            return 0
+        mlp = self._mlp_bytes(width, hidden)
+        per_layer = mlp // max(self.layers, 1)
+        free = gpu_bytes - CUDA_CONTEXT - self.needs.weights
+        room = free - self.gpu_factor_bytes(gpu_bytes)
+        room -= trial_logits_bytes(self.vocab) + TRIAL_MARGIN
+        over = mlp - max(room, 0)
+        layers = min(self.layers, max(0, -(-over // max(per_layer, 1))))
+        return layers * per_layer
 
     def trial_bytes(self, *, width: int, hidden: int) -> int:
         """What a trial adds beside the weights and the factors: the pruned MLP weights
         beside the unpruned ones kept for the restore (at most as large), and a search
         evaluation's batch of fp32 logits (2,048 tokens, at most LOGITS_BUDGET_BYTES),
         their copy without the last position and their log-softmax."""
-        mlp = self.layers * 3 * hidden * width * self.param_bytes
-        return 3 * min(LOGITS_BUDGET_BYTES, 2048 * self.vocab * 4) + mlp
+        return trial_logits_bytes(self.vocab) + self._mlp_bytes(width, hidden)
 
     def gpu_peak(self, *, width: int, hidden: int, gpu_bytes: int) -> int:
         """Estimated GPU bytes at the peak of a run on a GPU (the CUDA context apart): the
         weights and the largest of one calibration group's sums (at least one layer's),
-        the ranking, one layer's float64 set-up, and a trial (:meth:`trial_bytes`). The
-        refit factors that stay on the GPU take at most half of what is free
-        (:meth:`frontier.refit.Refitter.build`), so they are not counted. Where the set-up
-        does not fit beside the weights in ``gpu_bytes``, it runs on the host (:meth:`peaks`
-        with ``gpu_bytes``)."""
+        the ranking, one layer's float64 set-up, and a trial (:meth:`trial_bytes`, beside
+        the refit factors kept on the GPU, :meth:`gpu_factor_bytes`, less what it parks in
+        host memory, :meth:`parked_bytes`). Where the set-up does not fit beside the
+        weights in ``gpu_bytes``, it runs on the host (:meth:`peaks` with ``gpu_bytes``);
+        a layer's set-up that no longer fits beside the factors kept so far runs there too
+        (:func:`frontier.refit.setup_device` decides at run time)."""
         n = width + 1
         sums = self._gram_bytes(width)
         # the greedy ranking: the Gram and about three of its size
         rank = 4 * n * n * 8 if sums else 0
         # where it does not fit, the set-up runs on the host: see peaks()
-        setup = self.needs.refit_setup if self._setup_on_gpu(gpu_bytes) else 0
+        setup = self.needs.refit_setup if self.setup_on_gpu(gpu_bytes) else 0
         act = self._pass_bytes(width, hidden)
-        trial = self.trial_bytes(width=width, hidden=hidden)
+        # a trial, beside the factors kept on the GPU, parks unpruned layers in host memory
+        # where its pruned copies do not fit
+        trial = self.trial_bytes(width=width, hidden=hidden) + self.gpu_factor_bytes(gpu_bytes)
+        trial -= self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
         return self.needs.weights + max(sums + act, rank, setup, trial)
 
     def describe(self) -> dict[str, object]:
@@ -297,8 +333,12 @@ def plan_layout(
     factor_layers = layers if refit else 0
     if refit and "setup" in peaks:
         per = max(needs.refit_factors // layers, 1)
-        # the factors in memory stay through the set-up and every trial
-        factor_layers = min(layers, int((budget - max(peaks["setup"], peaks["trial"])) // per))
+        # the factors in memory stay through the set-up and every trial; those a GPU keeps
+        # take none of the host's budget
+        room = budget - max(peaks["setup"], peaks["trial"])
+        if on_gpu and gpu_bytes is not None:
+            room += lean.gpu_factor_bytes(gpu_bytes)
+        factor_layers = min(layers, int(room // per))
     return Layout(
         layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size, tokens
     )
@@ -364,6 +404,28 @@ def layout_for(
         )
     except FrontierError as exc:
         raise FrontierError(f"{model.name} {exc}") from None
+
+
+def trial_logits_bytes(vocab: int) -> int:
+    """A search evaluation's fp32 logits batch (2,048 tokens, at most LOGITS_BUDGET_BYTES),
+    its copy without the last position and its log-softmax."""
+    return 3 * min(LOGITS_BUDGET_BYTES, 2048 * vocab * 4)
+
+
+def trial_room(model: Any) -> int | None:
+    """The GPU bytes a trial's pruned projections may take beside ``model`` (a causal LM)
+    now: what is free on its device (the caching allocator's unused blocks too), less a
+    search evaluation's logits and :data:`TRIAL_MARGIN`. None off a GPU (nothing is
+    parked there)."""
+    import torch
+
+    device = next(model.parameters()).device
+    if device.type != "cuda":
+        return None
+    vocab = int(model.get_output_embeddings().weight.shape[0])
+    free, _ = torch.cuda.mem_get_info(device)
+    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return free + cached - trial_logits_bytes(vocab) - TRIAL_MARGIN
 
 
 def available_host_bytes() -> int | None:

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
+from frontier import settings
 from frontier._tensorfile import LayerFolder
 from frontier.errors import FrontierError
 from frontier.importance import Scores
+from frontier.memory import trial_room
 from frontier.models import LoadedModel
 from frontier.plan import Plan
 from frontier.refit import ALPHAS, LAMBDA_RULE, DownWeights, Refitter, choose_alphas
@@ -162,7 +164,7 @@ class PruningOperator:
             )
             spill = LayerFolder(folder)
         alphas = cached_alphas(lm, scores) if refit else None
-        return cls(
+        built = cls(
             lm.model,
             scores,
             refit=refit,
@@ -172,6 +174,8 @@ class PruningOperator:
             spill=spill,
             progress=progress,
         )
+        settings.trim_freed_memory()  # the set-up's freed heap, not kept through the trials
+        return built
 
     @property
     def name(self) -> str:
@@ -199,9 +203,12 @@ class PruningOperator:
         return self.refitter.weights(selection.kept, downs, self.pruner.adapter.layout)
 
     def apply(self, plan: Plan | Selection) -> Selection:
+        """Apply ``plan``; on a GPU, the unpruned layers its pruned copies have no room
+        beside are parked in host memory until :meth:`restore`."""
         selection = plan if isinstance(plan, Selection) else self.select(plan)
         refit = self.weights(selection)
-        return self.pruner.apply(selection, compensate=self.compensate, refit=refit)
+        room = trial_room(self.pruner.model)
+        return self.pruner.apply(selection, compensate=self.compensate, refit=refit, room=room)
 
     def restore(self) -> None:
         self.pruner.restore()

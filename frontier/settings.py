@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 #: Calibration tokens by default. The refit solves, per output, a regression on as many
 #: unknowns as the layer has neurons (1,536 in SmolLM2, 14,336 in an 8B model), so it
@@ -67,14 +69,29 @@ def return_freed_memory(threshold: int = 4 << 20) -> None:
     rest of the run, whatever it still uses. With the threshold fixed, resident memory
     follows the tensors alive, so one stage's peak does not carry into the next and
     ``frontier.memory``'s estimate is what the machine sees. No-op off glibc."""
+    libc = _glibc()
+    if libc is not None:
+        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
+
+
+def trim_freed_memory() -> None:
+    """Give the system back the heap pages that freed small blocks left (glibc's
+    ``malloc_trim``), at the end of a stage: what a stage freed then does not stay
+    resident through the next one. No-op off glibc."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+@functools.cache
+def _glibc() -> Any | None:
+    """The C library where it is glibc (it has ``mallopt`` and ``malloc_trim``), else None."""
     import ctypes
     import ctypes.util
 
     name = ctypes.util.find_library("c")
-    if name is None:
-        return
     try:
-        libc = ctypes.CDLL(name)
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD (fixed: no dynamic raise)
-    except (OSError, AttributeError):
-        return
+        libc = ctypes.CDLL(name) if name else None
+        return libc if libc is not None and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None

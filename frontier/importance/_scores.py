@@ -232,6 +232,7 @@ def compute_scores(
 
         write_bytes_atomic(spath, save_bytes(_LayerScores(tuple(scores)).to_tensors()))
         shutil.rmtree(spath.with_suffix(".layers"), ignore_errors=True)
+    settings.trim_freed_memory()  # the pass's and the ranking's freed heap, not kept resident
     return Scores(
         criterion=criterion,
         per_layer=tuple(scores),

@@ -229,3 +229,27 @@ def test_an_oversized_model_is_refused_in_one_line() -> None:
         pytest.skip("this GPU fits an 8B model in fp32")
     with pytest.raises(FrontierError, match="GiB of GPU memory in fp32"):
         check_fits("llama-3.1-8b", config, "fp32", "cuda:0")
+
+
+def test_a_trial_parked_in_pinned_host_memory_gives_the_same_logits() -> None:
+    """The unpruned projections parked in pinned host memory (a GPU with no room for
+    them beside the pruned copies) come back bit for bit, and every trial reuses the
+    same pinned buffers."""
+    model = _on_cuda(tiny_model("llama"))
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    pruner = Pruner(model, [s.cuda() for s in _scores(model.cpu())])
+    model.cuda()
+    plan = Plan.uniform(0.5, pruner.full)
+    ids = IDS.cuda()
+    with torch.no_grad(), pruner.pruned(plan):
+        expected = model(input_ids=ids).logits
+    for _ in range(2):
+        with torch.no_grad():
+            pruner.apply(plan, room=-(10**12))
+            assert len(pruner.parking) > 0
+            buffers = list(pruner.parking._buffers.values())
+            assert all(b.is_pinned() for b in buffers)
+            assert torch.equal(model(input_ids=ids).logits, expected)
+            pruner.restore()
+    after = model.state_dict()
+    assert all(torch.equal(state[k], after[k]) and after[k].is_cuda for k in state)

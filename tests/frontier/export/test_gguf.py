@@ -336,6 +336,52 @@ needs_llamacpp = pytest.mark.skipif(
 )
 
 
+def _fake_build(home: Path, stamp: dict[str, Any] | None) -> None:
+    bin_dir = home / "llama.cpp" / _llamacpp.VERSION / "build" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / _llamacpp.LOGITS_TOOL).write_text("")
+    if stamp is not None:
+        (bin_dir.parent / "frontier-build.json").write_text(json.dumps(stamp))
+
+
+@pytest.mark.parametrize(
+    "stamp, found",
+    [
+        (None, False),
+        ({"package": _llamacpp.PACKAGE, "version": _llamacpp.VERSION}, False),  # layout 1
+        ({"layout": _llamacpp.BUILD_LAYOUT}, True),
+    ],
+)
+def test_a_build_of_an_older_layout_is_not_used(
+    stamp: dict[str, Any] | None, found: bool, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A build whose programs named the absolute path they were built at is made again."""
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+    _fake_build(tmp_path, stamp)
+    assert (_llamacpp.find() is not None) == found
+
+
+def test_a_build_configured_through_another_path_is_recognised(tmp_path: Path) -> None:
+    assert _llamacpp._configured_source(tmp_path) is None
+    (tmp_path / "CMakeCache.txt").write_text(
+        "CMAKE_BUILD_TYPE:STRING=Release\nCMAKE_HOME_DIRECTORY:INTERNAL=/tmp/gone/src\n"
+    )
+    assert _llamacpp._configured_source(tmp_path) == "/tmp/gone/src"
+
+
+@needs_llamacpp
+def test_the_build_runs_from_wherever_its_folder_is(tmp_path: Path) -> None:
+    """Programs and libraries find each other through $ORIGIN: a copy of the folder runs
+    (a missing library is the loader's exit 127, before the program's own usage line)."""
+    import shutil
+    import subprocess
+
+    moved = tmp_path / "moved"
+    shutil.copytree(_llamacpp.require().bin, moved, symlinks=True)
+    done = subprocess.run([str(moved / _llamacpp.LOGITS_TOOL)], capture_output=True, text=True)
+    assert done.returncode == 1 and "usage: frontier-logits" in done.stderr, done.stderr
+
+
 @needs_llamacpp
 @pytest.mark.parametrize("family", sorted(f for f, e in EXPECTED.items() if e))
 def test_llamacpp_runs_every_written_family(family: str, tmp_path: Path) -> None:
