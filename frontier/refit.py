@@ -15,8 +15,9 @@ report text), at a reference selection.
 
 Speed: a trial refits every layer, and the kept set of a layer is always a prefix of
 one fixed order (the criterion's ranking). So each layer factors ``G + lambda I``, once,
-in that order (:meth:`LayerRefit.prefix`), and a trial costs one float32 product per
-layer. Any other kept set is solved directly (:meth:`LayerRefit.columns`).
+in that order (:meth:`LayerRefit.prefix`), and a trial costs one float32 step per
+layer (a triangular solve or a product, whichever is less work for the kept count).
+Any other kept set is solved directly (:meth:`LayerRefit.columns`).
 
 Where it runs: the set-up (the alpha choice and the factorisations) is float64 on the
 model's device, one layer at a time; its float32 factors then stay on a GPU while they
@@ -43,6 +44,9 @@ from frontier.importance._gram import GramStats
 
 ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_ALPHA = 1e-2  # used when the calibration has no held-out windows
+#: what the saved factors hold (a layer saved in another format is set up again):
+#: 2: the Cholesky factor ``L`` a prefix solves against, where 1 held its inverse ``Z``
+FACTOR_FORMAT = 2
 REFERENCE_KEEP = 0.6  # alpha is chosen at this share of each layer's highest-energy neurons
 LAMBDA_RULE = (
     "ridge lambda = alpha x mean diag(G); alpha per layer from {1e-4, 1e-3, 1e-2, 1e-1, 1}, "
@@ -137,11 +141,13 @@ class LayerRefit:
 
         In that order, with ``M = L L^T`` and ``Z = L^-1``, the Cholesky factor of a
         leading block of ``M`` is the leading block of ``L``, so keeping the first ``k``
-        gives ``W' = Y[:, :k] Z[:k, :k]`` with ``Y = A Z^T``: ``H k^2`` work. When more
-        are kept than dropped, the block-inverse identity ``W'_K = B_K - B_D N_DD^-1
-        N_DK`` (``N = M^-1``, ``B = A N``), with ``N = U U^T`` factored upper-triangular
-        so a trailing block's factor is the trailing block of ``U`` (``V = U^-1``), gives
-        ``W' = B_K - Q[:, D] P[D, K]`` with ``Q = B V^T``, ``P = V N``: ``H k (I-k)``.
+        gives ``W' = Y[:, :k] Z[:k, :k]`` with ``Y = A Z^T``, found as the solution of
+        ``W' L[:k, :k] = Y[:, :k]``: one triangular solve, ``H k^2`` multiply-adds
+        (half of the product with ``Z``). When more are kept than dropped, the
+        block-inverse identity ``W'_K = B_K - B_D N_DD^-1 N_DK`` (``N = M^-1``, ``B = A
+        N``), with ``N = U U^T`` factored upper-triangular so a trailing block's factor is
+        the trailing block of ``U`` (``V = U^-1``), gives ``W' = B_K - Q[:, D] P[D, K]``
+        with ``Q = B V^T``, ``P = V N``: ``2 H k (I-k)``.
 
         Memory: every float64 ``(I+1)^2`` matrix is let go as soon as it is used up, so
         at most four are held at once beside the Gram (``benchmarks/setup_memory.py``).
@@ -161,13 +167,11 @@ class LayerRefit:
                 f"positive definite (alpha {self.alpha:g}): use more calibration tokens"
             )
         eye = torch.eye(chol.shape[0], dtype=torch.float64, device=self.device)
+        self._l = torch.empty(0, device=self.device) if self.compact else chol.float()
         z = torch.linalg.solve_triangular(chol, eye, upper=False)
         del chol
         n = z.t() @ z
-        if self.compact:
-            self._y = self._z = torch.empty(0, device=self.device)
-        else:
-            self._y, self._z = (a @ z.t()).float(), z.float()
+        self._y = torch.empty(0, device=self.device) if self.compact else (a @ z.t()).float()
         del z
         flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
         inv = torch.linalg.solve_triangular(flip, eye, upper=False)
@@ -180,7 +184,7 @@ class LayerRefit:
         self._p = (v @ n).float()
         self.order = order
 
-    _FACTORS = ("_y", "_z", "_b", "_q", "_p")
+    _FACTORS = ("_y", "_l", "_b", "_q", "_p")
 
     def _own(self) -> list[str]:
         """The factors this layer holds (a shared P belongs to the layer that holds it)."""
@@ -198,7 +202,8 @@ class LayerRefit:
         meta = [self.width, int(self.has_bias), int(self.compact), self.alpha, self.lam]
         tensors = {n: getattr(self, n) for n in self._FACTORS}
         tensors["order"] = self.order
-        tensors["meta"] = torch.tensor([*meta, self.m_scale], dtype=torch.float64)
+        meta += [self.m_scale, FACTOR_FORMAT]
+        tensors["meta"] = torch.tensor(meta, dtype=torch.float64)
         folder.write(layer, tensors)
 
     @classmethod
@@ -206,7 +211,7 @@ class LayerRefit:
         """A layer :meth:`save` wrote: its factors read into host memory, or, not
         ``in_memory``, read from disk a block at a time by each trial."""
         f = folder.file(layer)
-        width, bias, compact, alpha, lam, m_scale = f.read("meta").tolist()
+        width, bias, compact, alpha, lam, m_scale, _ = f.read("meta").tolist()
         self = cls.__new__(cls)
         self.width, self.has_bias, self.compact = int(width), bool(bias), bool(compact)
         self.alpha, self.lam, self.m_scale = alpha, lam, m_scale
@@ -284,7 +289,11 @@ class LayerRefit:
         # each block as a contiguous copy, as a block read from disk (DiskFactor) is: the
         # same products, bit for bit, wherever the factors live
         if n <= total - n and not self.compact:
-            cols = on(self._y[:, :n].contiguous()) @ on(self._z[:n, :n].contiguous())
+            # H n^2 multiply-adds, half the product with Z[:n, :n] (1.1-1.5x faster at
+            # Qwen2.5-1.5B's shape, as fast within milliseconds at SmolLM2's:
+            # benchmarks/refit_cost.py)
+            y, chol = on(self._y[:, :n].contiguous()), on(self._l[:n, :n].contiguous())
+            cols = torch.linalg.solve_triangular(chol, y, upper=False, left=False)
         else:
             if self.p_shared:
                 p = on(self._p[:n, n:].contiguous()).t()
@@ -371,7 +380,9 @@ def _saved(
         f = folder.file(layer)
         meta = f.read("meta").tolist()
         return (
-            meta[3] == alpha
+            len(meta) == 7
+            and meta[6] == FACTOR_FORMAT
+            and meta[3] == alpha
             and bool(meta[2]) == compact
             and torch.equal(f.read("order"), order.cpu().long())
         )

@@ -191,7 +191,7 @@ def test_refit_factors_streamed_from_the_host_equal_resident_ones() -> None:
     assert grams is not None
     assert resident.placement()["host_layers"] == 0
     assert streamed.placement()["resident_layers"] == 0
-    assert streamed.layers[0]._z.is_pinned()
+    assert streamed.layers[0]._l.is_pinned()
     kept = [o[:20].sort().values for o in orders]
     downs = [h.down_module for h in handles]
     for a, b in zip(

@@ -215,6 +215,32 @@ def test_factors_kept_off_the_device_refit_the_same(where: str, tmp_path: Path) 
             assert a is not None and b is not None and torch.equal(a.weight, b.weight)
 
 
+def test_factors_saved_in_another_format_are_set_up_again(tmp_path: Path) -> None:
+    """A stopped set-up resumes from the layers it saved only where they hold what this
+    code reads (FACTOR_FORMAT): factors of an older layout would refit wrongly."""
+    from frontier import refit
+    from frontier._tensorfile import LayerFolder
+
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "energy", _tokens(), grams=True)
+    assert scores.grams is not None
+    handles = lm.adapter.handles(lm.model)
+    orders = [torch.randperm(WIDTH, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    spill = LayerFolder(tmp_path / "factors")
+    Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, budget=0, spill=spill)
+    assert all(refit._saved(spill, i, orders[i], 1e-2, False) for i in range(3))
+    assert not refit._saved(spill, 0, orders[0], 1e-1, False)  # another alpha
+    f = spill.file(1)
+    tensors = {n: f.read(n) for n in (*LayerRefit._FACTORS, "order")}
+    meta = f.read("meta")
+    tensors["meta"] = meta[:6]  # format 1 had no format entry
+    spill.write(1, tensors)
+    assert not refit._saved(spill, 1, orders[1], 1e-2, False)
+    tensors["meta"] = torch.cat([meta[:6], torch.tensor([1.0], dtype=torch.float64)])
+    spill.write(1, tensors)
+    assert not refit._saved(spill, 1, orders[1], 1e-2, False)
+
+
 def _weights(refitter: Refitter, lm: Any, orders: list[torch.Tensor]) -> list[Any]:
     """The refitted down weights of the three tiny layers at 5, 20 and 31 kept neurons."""
     kept = [o[:k].sort().values for o, k in zip(orders, (5, 20, 31), strict=True)]
