@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from frontier.export import _llamacpp
+from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf import built_widths, write_gguf
 from frontier.models import load_model
 from frontier.plan import Plan

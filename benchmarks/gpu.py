@@ -41,10 +41,10 @@ from frontier.errors import FrontierError
 from frontier.importance import Scores, get_criterion
 from frontier.importance._stats import calibration_pass
 from frontier.memory import GIB, available_host_bytes, estimate
-from frontier.models._device import device_name, resolve_device, resolve_dtype, torch_dtype
+from frontier.models.device import device_name, resolve_device, resolve_dtype, torch_dtype
 from frontier.operator import PruningOperator
 from frontier.plan import Plan
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 from frontier.testing import REAL_SHAPES, real_shape_config
 from objectives._lm import mean_nll
 

@@ -53,7 +53,8 @@ import numpy as np
 import torch
 
 from frontier.data.text import TextSource
-from frontier.export import _llamacpp, export_model
+from frontier.export import export_model
+from frontier.export import llamacpp as _llamacpp
 from frontier.importance import calibrate
 from frontier.models import load_model
 from frontier.operator import PruningOperator

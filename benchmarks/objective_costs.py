@@ -16,7 +16,7 @@ import torch
 
 from frontier import settings
 from frontier.models import load_model
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 from objectives import Objective, create
 
 

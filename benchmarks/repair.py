@@ -32,7 +32,7 @@ from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.repair import PlainReporter, RepairConfig, repair, repair_data
 from frontier.search.context import build_operator, check_tasks
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 from frontier.surgery import count_mlp_parameters
 from objectives import create
 

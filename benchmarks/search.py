@@ -31,8 +31,8 @@ import optuna
 
 from frontier import settings
 from frontier.search.find import find
-from frontier.search.spec import StudySpec
 from frontier.study.read import read_summary
+from frontier.study.spec import StudySpec
 
 
 def main() -> None:

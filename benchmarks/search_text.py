@@ -43,7 +43,7 @@ from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search.context import build_operator
 from frontier.search.space import Space
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 from objectives._lm import mean_nll
 
 TEXTS: dict[str, tuple[Role, int, int, bool]] = {  # name: (role, tokens, window, strided)

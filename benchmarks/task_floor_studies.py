@@ -47,8 +47,8 @@ from frontier import settings
 from frontier.plan import Plan
 from frontier.search.context import build_context
 from frontier.search.find import open_study, optimize
-from frontier.search.spec import StudySpec
 from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH
+from frontier.study.spec import StudySpec
 from objectives import create
 
 

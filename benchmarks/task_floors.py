@@ -50,8 +50,8 @@ from frontier import settings
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search.context import build_operator, check_tasks
-from frontier.search.spec import StudySpec
 from frontier.study.slo import TaskScore, TrialMetrics, parse_slos
+from frontier.study.spec import StudySpec
 from objectives import create
 
 RULES = ("point", "interval")

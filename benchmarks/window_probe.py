@@ -23,7 +23,7 @@ from frontier.data.text import Role, TextSource, token_windows
 from frontier.models import load_model
 from frontier.plan import Plan
 from frontier.search.context import build_operator
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 from objectives._lm import mean_nll
 
 TEXTS: dict[str, tuple[Role, int, int, bool]] = {  # name: (role, tokens, window, strided)

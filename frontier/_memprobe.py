@@ -61,7 +61,7 @@ def _model(args: argparse.Namespace) -> Any:
         return load_model(args.model, dtype=args.dtype, device=args.device)
     from transformers import AutoModelForCausalLM
 
-    from frontier.models._device import torch_dtype
+    from frontier.models.device import torch_dtype
     from frontier.testing import real_shape_config, tiny_config, tiny_tokenizer
 
     config = (
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
     from frontier.operator import PruningOperator
     from frontier.plan import Plan
     from frontier.search.context import search_objective
-    from frontier.search.spec import StudySpec
+    from frontier.study.spec import StudySpec
 
     def say(line: str) -> None:
         print(f"… {line}", file=sys.stderr, flush=True)

@@ -121,7 +121,7 @@ def estimate(
     """The memory a study of ``config`` in ``dtype`` needs: ``refit`` (the default
     operator), ``grams`` (gathered for the refit or a criterion that reads them, such as
     obs; default: with the refit), ``compact`` refit factors (a GPU's)."""
-    from frontier.models._load import weight_bytes
+    from frontier.models import weight_bytes
 
     layers, hidden, width = mlp_shape(config)
     n = width + 1
@@ -307,7 +307,7 @@ def plan_layout(
 
     layers, hidden, width = mlp_shape(config)
     vocab = int(getattr(adapter_for(config).decoder_config(config), "vocab_size", 0) or 0)
-    from frontier.models._device import torch_dtype
+    from frontier.models.device import torch_dtype
 
     needs = estimate(config, dtype, refit=refit, grams=grams, compact=compact)
     size = torch_dtype(dtype).itemsize

@@ -39,7 +39,7 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
     """The refit's per-layer ridge strengths for ``lm`` and its calibration, chosen once
     on the held-out calibration windows and cached beside the Gram matrices."""
     from frontier._io import write_json_atomic
-    from frontier.importance._scores import gram_cache_path
+    from frontier.importance import gram_cache_path
 
     if scores.grams is None:
         raise FrontierError("the refit needs the calibration Gram matrices")
@@ -71,10 +71,10 @@ def _alpha_code() -> str:
     ``LayerRefit.__init__``, ``down_matrix``: any change there), so a cached choice made by
     other code is made again."""
     from frontier import refit
-    from frontier.arch import _weights
+    from frontier.arch import weights
     from frontier.cache import code_digest
 
-    return code_digest([refit, _weights])
+    return code_digest([refit, weights])
 
 
 class PruningOperator:
@@ -145,7 +145,7 @@ class PruningOperator:
         """The operator on ``lm``, its ridge strengths from the cache when chosen before,
         its refit factors in memory where they fit the host budget and the rest on disk
         (:func:`frontier.memory.layout_for`; checked before the set-up)."""
-        from frontier.importance._scores import gram_cache_path
+        from frontier.importance import gram_cache_path
         from frontier.memory import layout_for
 
         layout = spill = None

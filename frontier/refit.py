@@ -38,9 +38,9 @@ import torch
 from frontier._clock import Clock
 from frontier._tensorfile import LayerFolder, TensorFile
 from frontier.arch import MLPHandle, WeightLayout
-from frontier.arch._weights import down_matrix
+from frontier.arch.weights import down_matrix
 from frontier.errors import FrontierError
-from frontier.importance._gram import GramStats
+from frontier.importance import GramStats
 
 ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 DEFAULT_ALPHA = 1e-2  # used when the calibration has no held-out windows

@@ -18,7 +18,7 @@ from torch import nn
 
 from frontier._parking import Parking, module_bytes
 from frontier.arch import MLPAdapter, MLPHandle, adapter_for
-from frontier.arch._weights import down_vectors, shrink_down, shrink_up
+from frontier.arch.weights import down_vectors, shrink_down, shrink_up
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.refit import DownWeights

@@ -68,9 +68,9 @@ SMALL_STUDY: dict[str, int] = {
 
 
 def small_spec(model: Any, storage: str, **overrides: Any) -> Any:
-    """A :class:`~frontier.search.spec.StudySpec` of :data:`SMALL_STUDY` size on ``model``
+    """A :class:`~frontier.study.spec.StudySpec` of :data:`SMALL_STUDY` size on ``model``
     (``ppl<1.5``, 12 trials, study ``s`` in ``storage``); ``overrides`` win."""
-    from frontier.search.spec import StudySpec
+    from frontier.study.spec import StudySpec
 
     base: dict[str, Any] = {
         "model": str(model),
@@ -432,9 +432,9 @@ def store_study(
     import optuna
 
     from frontier.plan import Plan
-    from frontier.search.spec import StudySpec
     from frontier.study import schema
     from frontier.study.slo import TrialMetrics, parse_slos
+    from frontier.study.spec import StudySpec
     from frontier.study.summary import feasible
 
     parsed = parse_slos(slos)

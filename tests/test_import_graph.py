@@ -7,7 +7,10 @@ a lazy import still ties two modules together. The rules:
 - the engine (``frontier``) uses only the objectives' declared API: public modules (no
   ``_``-prefixed part) that declare ``__all__``, and only the names listed there;
 - the objectives use only the engine's public API: public modules, and of their names
-  those in ``__all__``, or without a leading underscore where a module declares none.
+  those in ``__all__``, or without a leading underscore where a module declares none;
+- inside the engine, a private module (``frontier.arch._adapter``) or a private name
+  (``_clone``) is used only within the package it belongs to (``frontier.arch`` and
+  below); another package reaches it through its public modules and names.
 """
 
 from __future__ import annotations
@@ -181,6 +184,39 @@ def api_violations(importer_pkg: str, target_pkg: str, *, strict: bool) -> list[
     return bad
 
 
+def _owner(module: str) -> str | None:
+    """The package a private module belongs to (the part before its first ``_`` part),
+    or None for a public module."""
+    parts = module.split(".")
+    for i, part in enumerate(parts):
+        if part.startswith("_") and not part.endswith("__"):
+            return ".".join(parts[:i])
+    return None
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def private_reaches(package: str) -> list[str]:
+    """Imports inside ``package`` of another package's private modules or names."""
+    bad: list[str] = []
+    for m in modules():
+        if m.split(".")[0] != package:
+            continue
+        for imp in imports_of(m):
+            if imp.module.split(".")[0] != package:
+                continue
+            owner = _owner(imp.module)
+            if owner is not None and not _within(m, owner):
+                bad.append(f"{imp} (private to {owner})")
+            elif imp.name is not None and imp.name.startswith("_") and not imp.name.endswith("__"):
+                home = imp.module if _is_package(imp.module) else imp.module.rpartition(".")[0]
+                if not _within(m, home):
+                    bad.append(f"{imp} (a private name of {home})")
+    return bad
+
+
 # --------------------------------------------------------------------------- the rules
 
 
@@ -207,7 +243,21 @@ def test_the_objectives_use_only_the_engines_public_api() -> None:
     assert not bad, "\n".join(bad)
 
 
+def test_no_package_reaches_into_another_ones_private_modules() -> None:
+    bad = private_reaches("frontier")
+    assert not bad, "\n".join(bad)
+
+
 # --------------------------------------------------------------------------- the checker
+
+
+def test_the_private_rule_sees_a_reach_and_allows_its_own_package() -> None:
+    assert _owner("frontier.arch._adapter") == "frontier.arch"
+    assert _owner("frontier._io") == "frontier"
+    assert _owner("frontier.arch.weights") is None
+    assert _within("frontier.arch.weights", "frontier.arch")
+    assert not _within("frontier.search.trial", "frontier.arch")
+    assert not _within("frontier.archive", "frontier.arch")
 
 
 def test_cycle_finder_finds_a_two_module_cycle_and_ignores_a_chain() -> None:

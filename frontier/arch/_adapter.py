@@ -106,7 +106,7 @@ class MLPHandle:
 
     @property
     def width(self) -> int:
-        from frontier.arch._weights import neuron_count
+        from frontier.arch.weights import neuron_count
 
         return neuron_count(self.down_module, self.adapter.layout)
 

@@ -1,7 +1,7 @@
 """The ``frontier`` command.
 
 ``parser`` builds the argument parser (``spec_flags`` makes the study flags from
-:class:`~frontier.search.spec.StudySpec`'s fields and their documentation), ``commands``
+:class:`~frontier.study.spec.StudySpec`'s fields and their documentation), ``commands``
 turns parsed arguments into typed values and calls the library function of the same
 name, ``render`` prints the results, and ``preamble`` is what every command shares:
 quiet libraries, one-line warnings, and errors as one line and a non-zero exit status.

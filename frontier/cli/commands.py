@@ -13,7 +13,7 @@ command's name -> :mod:`frontier.cli.render`. Each returns the exit status.
 | ``verify`` | ``frontier.search.verify.verify`` |
 | ``fit`` / ``report`` | ``frontier.laws.fit`` / ``frontier.report.report`` |
 | ``compare`` | ``frontier.compare.compare`` |
-| ``llamacpp build`` / ``status`` | ``frontier.export._llamacpp.build`` / ``.find`` |
+| ``llamacpp build`` / ``status`` | ``frontier.export.llamacpp.build`` / ``.find`` |
 """
 
 from __future__ import annotations
@@ -158,8 +158,8 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def pareto(args: argparse.Namespace) -> int:
-    from frontier.search.storage import stored_spec
     from frontier.study.read import pareto
+    from frontier.study.spec import stored_spec
 
     study = _study(args)
     found = pareto(study, all_trials=args.all)
@@ -231,8 +231,7 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def repair(args: argparse.Namespace) -> int:
-    from frontier.repair import RepairConfig, reporter_for
-    from frontier.repair._study import repair_trial
+    from frontier.repair import RepairConfig, repair_trial, reporter_for
 
     config = RepairConfig(
         steps=args.steps,
@@ -265,14 +264,14 @@ def repair(args: argparse.Namespace) -> int:
 
 
 def llamacpp_build(args: argparse.Namespace) -> int:
-    from frontier.export import _llamacpp
+    from frontier.export import llamacpp as _llamacpp
 
     _llamacpp.build(render.say, jobs=args.jobs)
     return 0
 
 
 def llamacpp_status(_args: argparse.Namespace) -> int:
-    from frontier.export import _llamacpp
+    from frontier.export import llamacpp as _llamacpp
 
     found = _llamacpp.find()
     print(f"llama.cpp {_llamacpp.VERSION}: {found.bin}" if found else _llamacpp.INSTALL_HINT)

@@ -346,7 +346,7 @@ def _verify(sub: Any) -> None:
 
 
 def _repair(sub: Any) -> None:
-    from frontier.repair._config import RepairConfig  # torch-free
+    from frontier.repair import RepairConfig  # torch-free (loaded on first use)
 
     d = RepairConfig()
     repair = _command(

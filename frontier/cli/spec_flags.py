@@ -1,4 +1,4 @@
-"""Command-line flags made from :class:`~frontier.search.spec.StudySpec`'s fields.
+"""Command-line flags made from :class:`~frontier.study.spec.StudySpec`'s fields.
 
 A field's flag is its name with dashes (``calibration_tokens`` -> ``--calibration-tokens``,
 or the field's ``flag``), its help text the field's documentation, its kind the field's
@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
-from frontier.search.spec import StudySpec, field_help
+from frontier.study.spec import StudySpec, field_help
 
 SPEC_FIELDS = {f.name: f for f in dataclasses.fields(StudySpec) if "help" in f.metadata}
 

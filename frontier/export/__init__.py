@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 from frontier.export._export import ExportResult, apply_compression, export_model
 from frontier.export._gguf import GGUF_TYPES, GGUFType, GGUFWritten, LlamaCppCheck
-from frontier.export._load import load_pruned
+from frontier.export._gguf_report import gguf_lines
+from frontier.export._load import export_format, load_pruned
 from frontier.export._record import (
     RECORD_NAME,
     CompressionRecord,
@@ -81,7 +82,9 @@ __all__ = [
     "SourceModel",
     "apply",
     "apply_compression",
+    "export_format",
     "export_model",
+    "gguf_lines",
     "load_pruned",
     "read_record",
 ]

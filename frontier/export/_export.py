@@ -247,7 +247,7 @@ def _put_modules(
 
 
 def _width(module: nn.Module, name: str, adapter: MLPAdapter) -> int:
-    from frontier.arch._adapter import WeightLayout
+    from frontier.arch import WeightLayout
 
     w = cast(torch.Tensor, module.weight)
     linear = adapter.layout is WeightLayout.LINEAR

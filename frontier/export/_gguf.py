@@ -23,7 +23,7 @@ import numpy as np
 
 from frontier._io import atomic_dir, write_json_atomic
 from frontier.errors import FrontierError
-from frontier.export import _llamacpp
+from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf_arch import GGUFLayout, family_for, gguf_tensors, size_label
 from frontier.export._gguf_vocab import vocab_of
 from frontier.export._record import RECORD_NAME, CompressionRecord

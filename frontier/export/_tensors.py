@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from frontier.arch import WeightLayout
-from frontier.arch._weights import _clone_shell
+from frontier.arch.weights import clone_shell
 
 
 def _pad(t: torch.Tensor, dim: int, extra: int) -> torch.Tensor:
@@ -38,7 +38,7 @@ def padded_up(up: nn.Module, width: int, layout: WeightLayout, *, fused: bool) -
     if extra < 0:
         raise ValueError(f"cannot pad {current} neurons down to {width}")
     pad = _pad_halves if fused else _pad
-    new = _clone_shell(up)
+    new = clone_shell(up)
     new.weight = nn.Parameter(pad(weight.detach(), dim, extra), requires_grad=False)
     bias = getattr(up, "bias", None)
     if bias is not None:
@@ -58,7 +58,7 @@ def padded_down(down: nn.Module, width: int, layout: WeightLayout) -> nn.Module:
     extra = width - weight.shape[dim]
     if extra < 0:
         raise ValueError(f"cannot pad {weight.shape[dim]} neurons down to {width}")
-    new = _clone_shell(down)
+    new = clone_shell(down)
     new.weight = nn.Parameter(_pad(weight.detach(), dim, extra), requires_grad=False)
     if layout is WeightLayout.LINEAR:
         new.in_features = width

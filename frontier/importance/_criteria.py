@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from frontier.arch import MLPHandle
-from frontier.arch._weights import down_matrix, down_vectors, up_vectors
+from frontier.arch.weights import down_matrix, down_vectors, up_vectors
 from frontier.errors import FrontierError
 from frontier.importance._greedy import greedy_removal_rank
 from frontier.importance._stats import ActivationStats

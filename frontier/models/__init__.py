@@ -19,18 +19,19 @@ __all__ = [
     "list_models",
     "load_model",
     "pull",
+    "weight_bytes",
 ]
 
 if TYPE_CHECKING:
-    from frontier.models._load import load_model
+    from frontier.models._load import load_model, weight_bytes
     from frontier.models._loaded import LoadedModel, fingerprint_model
 
 
 def __getattr__(name: str) -> Any:
-    if name == "load_model":
-        from frontier.models._load import load_model
+    if name in ("load_model", "weight_bytes"):
+        from frontier.models import _load
 
-        return load_model
+        return getattr(_load, name)
     if name in ("LoadedModel", "fingerprint_model"):
         from frontier.models import _loaded
 

@@ -11,8 +11,8 @@ from typing import Any
 from frontier import settings
 from frontier.errors import FrontierError
 from frontier.models._aliases import ALIASES, Progress, convert_gguf, pull
-from frontier.models._device import device_kind, resolve_device, resolve_dtype, torch_dtype
 from frontier.models._loaded import LoadedModel
+from frontier.models.device import device_kind, resolve_device, resolve_dtype, torch_dtype
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
 
@@ -88,7 +88,7 @@ def load_model(
     ``spec`` is a built-in alias (``smollm2-135m``, ``gemma3-270m``), a local Hugging
     Face folder, a ``.gguf`` file, or a hub id (which needs a reachable hub). Weights are
     loaded in ``dtype`` on ``device`` (fp32 on the CPU by default: bf16 matmuls are very
-    slow on most CPUs; ``auto`` for either: :mod:`frontier.models._device`), straight
+    slow on most CPUs; ``auto`` for either: :mod:`frontier.models.device`), straight
     onto a GPU without a full copy in host memory. A model whose weights do not fit the
     GPU's free memory is a one-line error naming what it needs. Remote code is never run
     unless ``trust_remote_code`` is set.

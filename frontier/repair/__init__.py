@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from frontier.repair._data import RepairData, repair_data
     from frontier.repair._loss import HeldOut, LossParts, distill_loss
     from frontier.repair._progress import PlainReporter, Reporter, RichReporter, reporter_for
+    from frontier.repair._study import RepairedExport, repair_trial
     from frontier.repair._trainer import RepairResult, repair
 
 _WHERE = {
@@ -28,6 +29,8 @@ _WHERE = {
     "HeldOut": "_loss",
     "RepairResult": "_trainer",
     "repair": "_trainer",
+    "RepairedExport": "_study",
+    "repair_trial": "_study",
 }
 
 __all__ = [
@@ -37,11 +40,13 @@ __all__ = [
     "RepairConfig",
     "RepairData",
     "RepairResult",
+    "RepairedExport",
     "Reporter",
     "RichReporter",
     "distill_loss",
     "repair",
     "repair_data",
+    "repair_trial",
     "reporter_for",
 ]
 

@@ -1,5 +1,5 @@
 """The search: an Optuna study over per-layer keep ratios, with SLOs as constraints."""
 
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 
 __all__ = ["StudySpec"]

@@ -12,9 +12,10 @@ from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
 from frontier.operator import PruningOperator
 from frontier.search.space import Space
-from frontier.search.spec import StudySpec
+from frontier.study.metrics import objective_metrics
 from frontier.study.schema import ATTR_MODEL_FINGERPRINT
 from frontier.study.slo import SLO, Side, parse_slos
+from frontier.study.spec import StudySpec
 from objectives import Objective, create
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class SearchContext:
     size: Objective
     tasks: Objective | None
     seconds: dict[str, float] = field(default_factory=dict)
+    #: objectives an SLO metric reads (``speed``: frontier.study.metrics), by metric name
+    extras: dict[str, Objective] = field(default_factory=dict)
     _report: dict[str, Objective] = field(default_factory=dict)
     _fit: dict[str, Objective] = field(default_factory=dict)
 
@@ -122,6 +125,8 @@ class SearchContext:
             out[key] = _baseline_of(obj, self.lm)
         if self.tasks is not None:
             out["search_tasks"] = _baseline_of(self.tasks, self.lm)
+        for name, obj in self.extras.items():
+            out[name] = _baseline_of(obj, self.lm)
         return out
 
 
@@ -259,5 +264,12 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
         tasks.prepare(lm)
         for line in tasks.warnings():
             say(f"warning: {line}")
+    extras: dict[str, Objective] = {}
+    for row in objective_metrics([s.metric for s in slos]):
+        assert row.objective is not None
+        extras[row.name] = create(row.objective)
+        extras[row.name].prepare(lm)
     seconds["baseline"] = time.perf_counter() - t
-    return SearchContext(spec, lm, scores, pruner, space, slos, cheap, size, tasks, seconds)
+    return SearchContext(
+        spec, lm, scores, pruner, space, slos, cheap, size, tasks, seconds, extras=extras
+    )

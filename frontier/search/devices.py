@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from frontier.errors import FrontierError
-from frontier.models._device import check_device, device_kind
-from frontier.search.spec import StudySpec
+from frontier.models.device import check_device, device_kind
+from frontier.study.spec import StudySpec
 
 LOG_DIR = Path("studies") / "logs"
 

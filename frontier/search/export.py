@@ -21,9 +21,11 @@ from frontier.export import (
 from frontier.models import LoadedModel
 from frontier.operator import PruningOperator
 from frontier.search import storage as st
+from frontier.search.applied import check_applied, operator_alphas
 from frontier.search.context import build_operator, study_model
-from frontier.search.spec import StudySpec
 from frontier.study.read import read_trial
+from frontier.study.schema import ATTR_APPLIED, ATTR_PROTOCOL
+from frontier.study.spec import StudySpec
 from frontier.surgery import Selection
 
 
@@ -83,7 +85,9 @@ def trial_point(study: optuna.Study, number: int, *, device: str | None = None) 
     The operator (scores, and the refit's Gram matrices) is rebuilt from the same
     calibration tokens (normally a cache hit), and the model's weights must be the ones
     the study searched: the model loads in the study's dtype (its fingerprint covers the
-    dtype), on ``device`` (default: the study's).
+    dtype), on ``device`` (default: the study's). Kept neurons or ridge strengths that
+    differ from those the trial recorded when measured are refused
+    (:func:`frontier.search.applied.check_applied`).
     """
     spec = st.stored_spec(study)
     trial = read_trial(study, number)
@@ -98,6 +102,16 @@ def trial_point(study: optuna.Study, number: int, *, device: str | None = None) 
     operator = build_operator(spec, lm)
     scores = operator.scores
     selection = operator.select(trial.plan)
+    # refuse a rebuild other than what the trial measured (scores or alphas that moved)
+    recorded = study.get_trials(deepcopy=False)[number].user_attrs.get(ATTR_APPLIED)
+    protocol = study.user_attrs.get(ATTR_PROTOCOL) or {}
+    check_applied(
+        recorded,
+        selection,
+        operator_alphas(operator),
+        number=number,
+        study_alphas=(protocol.get("operator") or {}).get("alpha"),
+    )
     metrics = _flat_metrics(trial.search, "search:")
     metrics.update(_flat_metrics(trial.final or {}, "final:"))
     provenance = Provenance(

@@ -11,12 +11,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
-from frontier.models._device import device_name
+from frontier.models.device import device_name
 from frontier.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
 from frontier.search.space import warm_start_plans
-from frontier.search.spec import StudySpec
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
 from frontier.search.uniform import BudgetSpent, bisect_in_study
 from frontier.study.read import choose, final_record, nearest_trial
@@ -32,6 +31,7 @@ from frontier.study.schema import (
     FinalRecord,
     final_key,
 )
+from frontier.study.spec import StudySpec
 from frontier.study.summary import feasible
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
@@ -180,6 +180,8 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
     }
     if ctx.tasks is not None:
         out["tasks_search"] = ctx.tasks.protocol()
+    if ctx.extras:  # objective-backed SLO metrics: measured at search time, kept at the end
+        out["slo_metrics"] = {name: obj.protocol() for name, obj in ctx.extras.items()}
     return out
 
 

@@ -17,7 +17,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
-from frontier.search.spec import LEGACY_VALUES, StudySpec
+from frontier.study.spec import StudySpec, stored_spec
 
 if TYPE_CHECKING:
     from frontier.search.space import Space
@@ -179,14 +179,6 @@ def load_existing(name: str, url: str) -> optuna.Study:
             f"no study {name!r} in {_redact(url)}"
             + (f"; studies there: {', '.join(names)}" if names else "")
         ) from None
-
-
-def stored_spec(study: optuna.Study) -> StudySpec:
-    data = study.user_attrs.get(ATTR_SPEC)
-    if not isinstance(data, dict):
-        raise FrontierError(f"study {study.study_name!r} was not made by frontier (no spec)")
-    # a study stored before a field existed did what the field's legacy value means
-    return StudySpec.from_dict({**LEGACY_VALUES, **data}, where=f"study {study.study_name}")
 
 
 def check_fingerprint(study: optuna.Study, spec: StudySpec, fingerprint: str) -> None:

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from frontier.plan import Plan
+from frontier.search.applied import applied_record, operator_alphas
 from frontier.search.context import SearchContext
 from frontier.study.schema import (
+    ATTR_APPLIED,
     ATTR_FAILED,
     ATTR_PLAN,
     ATTR_SCREENED,
@@ -40,10 +43,15 @@ class TrialFailed(Exception):
 
 
 def measured_metrics(
-    size: Measurement, cheap: Measurement, tasks: Measurement | None, side: Side = "estimate"
+    size: Measurement,
+    cheap: Measurement,
+    tasks: Measurement | None,
+    side: Side = "estimate",
+    extra: Mapping[str, Measurement] | None = None,
 ) -> TrialMetrics:
     """The objectives' measurements of one pruned model, as the SLO language reads them
-    (task floors on ``side`` of their intervals)."""
+    (task floors on ``side`` of their intervals; ``extra``: objective-backed metrics by
+    name)."""
     task_scores: dict[str, TaskScore] = {}
     if tasks is not None:
         for name, d in tasks.details.get("tasks", tasks.details).items():
@@ -56,10 +64,16 @@ def measured_metrics(
         mlp_kept=float(size.details["mlp_kept_fraction"]),
         tasks=task_scores,
         side=side,
+        extra={name: m.value for name, m in (extra or {}).items()},
     )
 
 
-def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> SearchRecord:
+def record(
+    size: Measurement,
+    cheap: Measurement,
+    tasks: Measurement | None,
+    extra: Mapping[str, Measurement] | None = None,
+) -> SearchRecord:
     """The JSON stored with a trial (search-time or, extended, final figures)."""
     out = SearchRecord(
         params_kept=size.value,
@@ -77,6 +91,8 @@ def record(size: Measurement, cheap: Measurement, tasks: Measurement | None) -> 
         out["tasks"] = task_records
         out["mean_retained"] = _finite(tasks.value)
         out["mean_acc"] = _finite(tasks.raw)
+    if extra:
+        out["extra"] = {name: _finite(m.value) for name, m in extra.items()}
     return out
 
 
@@ -143,8 +159,11 @@ def _run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
     tasks_m: Measurement | None = None
     screened: str | None = None
     t = time.perf_counter()
-    with ctx.pruner.pruned(plan):
+    with ctx.pruner.pruned(plan) as selection:
         surgery = time.perf_counter() - t
+        # what an export of this trial must rebuild (checked there)
+        applied = applied_record(selection, operator_alphas(ctx.pruner))
+        trial.set_user_attr(ATTR_APPLIED, dict(applied))
         size = ctx.size.evaluate(ctx.lm)
         t = time.perf_counter()
         cheap = ctx.cheap.evaluate(ctx.lm)
@@ -152,7 +171,9 @@ def _run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
         if math.isnan(cheap.value):
             trial.set_user_attr(ATTR_FAILED, f"{cheap.name} is NaN")
             raise TrialFailed(f"trial {trial.number}: {cheap.name} is NaN")
-        metrics = measured_metrics(size, cheap, None)
+        # what the objective-backed SLO metrics read (speed), beside the cheap signal
+        extra = {name: obj.evaluate(ctx.lm) for name, obj in ctx.extras.items()}
+        metrics = measured_metrics(size, cheap, None, extra=extra)
         cheap_slos = [s for s in ctx.slos if s.needs != "tasks"]
         violated = [str(s) for s in cheap_slos if (s.violation(metrics) or 0.0) > 0]
         if ctx.tasks is not None:
@@ -165,11 +186,11 @@ def _run_trial(ctx: SearchContext, trial: optuna.Trial) -> tuple[float, ...]:
                 tasks_m = ctx.tasks.evaluate(ctx.lm)
                 forward += time.perf_counter() - t
     total = time.perf_counter() - start
-    trial.set_user_attr(ATTR_SEARCH, record(size, cheap, tasks_m))
+    trial.set_user_attr(ATTR_SEARCH, record(size, cheap, tasks_m, extra))
     timing = TimingRecord(total=total, forward=forward, surgery=surgery)
     trial.set_user_attr(ATTR_TIMING, dict(timing))
     # a trial that might meet a task floor is not rejected (the interval's upper end)
-    metrics = measured_metrics(size, cheap, tasks_m, ctx.search_side)
+    metrics = measured_metrics(size, cheap, tasks_m, ctx.search_side, extra)
     for slo in ctx.slos:
         v = slo.violation(metrics)
         if v is not None:

@@ -18,10 +18,9 @@ from typing import Any
 import optuna
 
 from frontier.errors import FrontierError
-from frontier.export import read_record
-from frontier.export._load import export_format
+from frontier.export import export_format, read_record
 from frontier.models import LoadedModel
-from frontier.models._device import torch_dtype
+from frontier.models.device import torch_dtype
 from frontier.search import storage as st
 from frontier.search.context import report_objectives, study_model
 from frontier.study.read import read_trial

@@ -18,7 +18,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.plan import Plan
-from frontier.search.storage import stored_spec
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
@@ -35,6 +34,7 @@ from frontier.study.schema import (
     final_key,
 )
 from frontier.study.slo import parse_slos
+from frontier.study.spec import stored_spec
 from frontier.study.summary import Stage, StudySummary, TrialPoint, feasible, nearest
 
 __all__ = [

@@ -9,9 +9,10 @@ key                           on      value
 ``frontier:warm_start``       trial   the warm-start label (``uniform-0.75``, ...)
 ``frontier:search``           trial   :class:`SearchRecord`: search-time figures
 ``frontier:timing``           trial   :class:`TimingRecord`: seconds spent on the trial
+``frontier:applied``          trial   :class:`AppliedRecord`: digests of what was applied
 ``frontier:screened``         trial   why tasks were not measured (a PRUNED trial)
 ``frontier:failed``           trial   why evaluation failed (a FAIL trial: NaN)
-``frontier:spec``             study   the :class:`~frontier.search.spec.StudySpec` dict
+``frontier:spec``             study   the :class:`~frontier.study.spec.StudySpec` dict
 ``frontier:fingerprint``      study   the spec's fingerprint (written last: set-up done)
 ``frontier:model_fingerprint``study   the model's weight fingerprint
 ``frontier:baseline``         study   the unpruned model's search-time measurements
@@ -38,6 +39,7 @@ ATTR_SEARCH = "frontier:search"
 ATTR_TIMING = "frontier:timing"
 ATTR_SCREENED = "frontier:screened"
 ATTR_FAILED = "frontier:failed"
+ATTR_APPLIED = "frontier:applied"
 #: What a trial *is* (kept when it is queued again); the other attributes are results.
 IDENTITY_ATTRS: tuple[str, ...] = (ATTR_PLAN, ATTR_WARM)
 
@@ -96,6 +98,7 @@ class SearchRecord(TypedDict, total=False):
     tasks: dict[str, TaskRecord]
     mean_retained: float | str | None
     mean_acc: float | str | None
+    extra: dict[str, float | str | None]  # objective-backed SLO metrics (speed), by name
 
 
 class FinalRecord(SearchRecord, total=False):
@@ -118,6 +121,19 @@ class FinalRecord(SearchRecord, total=False):
     # task SLOs whose interval straddles the floor at the study's confidence: the figures
     # cannot tell whether the trial meets them (it is not feasible, and is not chosen)
     undecided: list[str]
+
+
+class AppliedRecord(TypedDict):
+    """What the operator applied when the trial was measured, as digests an export checks
+    its rebuild against (:mod:`frontier.search.applied`; trials from before it lack it).
+
+    ``kept``: per layer, the first 8 hex digits of the SHA-256 of the kept neuron indices
+    (ascending, int64 little-endian). ``alpha``: the first 16 hex digits of the SHA-256 of
+    the refit's per-layer ridge strengths (exact reprs, comma-joined); None without refit.
+    """
+
+    kept: list[str]
+    alpha: str | None
 
 
 class TimingRecord(TypedDict):

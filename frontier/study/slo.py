@@ -10,7 +10,11 @@ An SLO is ``METRIC OP THRESHOLD``:
 ``arc_easy>=90%``      the task keeps at least 90% of its unpruned accuracy, in (0, 100]
 ``arc_easy>=0.55``     absolute accuracy on the task, in [0, 1]
 ``tasks>=95%``         mean retention over every measured task (``tasks>=0.5``: mean accuracy)
+``speed>=1.2``         prefill throughput at least 1.2x the unpruned model's (measured)
 =====================  ====================================================================
+
+The named metrics are rows of :data:`frontier.study.metrics.METRIC_ROWS`: a new one is
+an objective and a row there.
 
 Costs (ppl, kl, params, mlp) are upper bounds and take ``<`` or ``<=``; accuracies are
 lower bounds and take ``>`` or ``>=``.
@@ -40,6 +44,7 @@ from typing import Any, Literal, cast
 
 from frontier.errors import FrontierError
 from frontier.stats import Decision
+from frontier.study.metrics import METRIC
 
 __all__ = [
     "FORMS",
@@ -55,15 +60,15 @@ __all__ = [
 ]
 
 Op = Literal["<", "<=", ">", ">="]
-Need = Literal["ppl", "kl", "tasks", "size"]
+#: The measurement an SLO reads: ``ppl``, ``kl``, ``size``, ``tasks`` or an objective's name.
+Need = str
 #: Which figure of a task's interval an SLO reads: the point estimate, the end most in its
 #: favour (search: never reject what might pass) or the end least in it (final verdict).
 Side = Literal["estimate", "optimistic", "pessimistic"]
 
 #: The metrics with a fixed meaning; any other name is a task's accuracy.
-METRICS: tuple[str, ...] = ("ppl", "kl", "params", "mlp", "tasks")
-_UPPER = frozenset({"ppl", "kl", "params", "mlp"})
-_NEEDS: dict[str, Need] = {"ppl": "ppl", "kl": "kl", "params": "size", "mlp": "size"}
+METRICS: tuple[str, ...] = tuple(METRIC)
+_UPPER = frozenset(m.name for m in METRIC.values() if m.upper)
 
 #: Named in every parse error so the user sees what is accepted.
 FORMS = "ppl<1.5, kl<0.5, params<=80%, mlp<=70%, arc_easy>=90%, arc_easy>=0.55, tasks>=95%"
@@ -147,6 +152,8 @@ class TrialMetrics:
     mlp_kept: float | None = None
     tasks: Mapping[str, TaskScore] = field(default_factory=dict, hash=False)
     side: Side = "estimate"
+    #: objective-backed metrics (``speed``), by metric name, in the objective's units
+    extra: Mapping[str, float] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -192,7 +199,8 @@ class SLO:
     @property
     def needs(self) -> Need:
         """The measurement this SLO reads, so a search can run cheap ones first."""
-        return _NEEDS.get(self.metric, "tasks")
+        row = METRIC.get(self.metric)
+        return "tasks" if row is None else row.need
 
     def describe(self) -> str:
         """The SLO in words, for reports."""
@@ -200,13 +208,9 @@ class SLO:
         if self.op in ("<", ">"):
             bound = "below" if self.op == "<" else "above"
         t = _format_number(self.threshold)
-        if self.metric == "ppl":
-            return f"perplexity {bound} {t}x the unpruned model's"
-        if self.metric == "kl":
-            return f"KL divergence from the unpruned model {bound} {t} nats/token"
-        if self.metric in ("params", "mlp"):
-            what = "parameters" if self.metric == "params" else "MLP parameters"
-            return f"{what} kept {bound} {t}% of the unpruned model's"
+        row = METRIC.get(self.metric)
+        if row is not None and row.need != "tasks":
+            return f"{row.words} {bound} {t}{row.unit}"
         subject = "mean over tasks" if self.metric == "tasks" else self.metric
         if self.relative:
             return f"{subject}: accuracy {bound} {t}% of the unpruned model's"
@@ -216,13 +220,10 @@ class SLO:
     def measured(self, metrics: TrialMetrics) -> float | None:
         """The value this SLO compares, in the threshold's units; None if not measured."""
         m = self.metric
-        if m == "ppl":
-            return metrics.ppl_ratio
-        if m == "kl":
-            return metrics.kl
-        if m in ("params", "mlp"):
-            kept = metrics.params_kept if m == "params" else metrics.mlp_kept
-            return None if kept is None else 100.0 * kept
+        row = METRIC.get(m)
+        if row is not None and row.need != "tasks":
+            value = metrics.extra.get(m) if row.field == "extra" else getattr(metrics, row.field)
+            return None if value is None else (100.0 * value if row.percent else value)
         if m == "tasks":
             scores = list(metrics.tasks.values())
         else:
@@ -289,50 +290,37 @@ def _problem(metric: str, op: str, threshold: float, relative: bool) -> str | No
     if op not in _OPS:
         return f"operator {op!r} is not supported; use <, <=, > or >= (e.g. {FORMS})"
     if not _NAME_RE.fullmatch(metric):
-        return f"{metric!r} is not a metric name; use ppl, kl, params, mlp, tasks or a task name"
+        return f"{metric!r} is not a metric name; use {', '.join(METRICS)} or a task name"
     if not math.isfinite(threshold):
         return "the threshold must be a finite number"
     upper = op in ("<", "<=")
     t = _format_number(threshold)
-    if metric in _UPPER and not upper:
-        return f"{metric} is an upper bound: use < or <= (e.g. {_example(metric)})"
-    if metric not in _UPPER and upper:
+    row = METRIC.get(metric)
+    if row is not None and row.need == "tasks":
+        row = None  # the mean over tasks is checked as a task's floor is
+    if row is not None and row.upper != upper:
+        direction = "an upper bound: use < or <=" if row.upper else "a lower bound: use > or >="
+        return f"{metric} is {direction} (e.g. {row.example})"
+    if row is None and upper:
         what = "tasks (the mean over tasks)" if metric == "tasks" else f"{metric} (a task accuracy)"
         return f"{what} is a lower bound: use > or >= (e.g. {metric}>=90% or {metric}>=0.55)"
-    if metric == "ppl":
-        if relative:
-            return "ppl takes a ratio to the unpruned perplexity, not a percentage (e.g. ppl<1.5)"
-        if threshold < 1.0:
-            return (
-                f"a perplexity ratio below 1.0 ({t}) asks the pruned model to beat the "
-                "unpruned one and cannot be met; use a ratio >= 1.0 (e.g. ppl<1.5)"
-            )
-    elif metric == "kl":
-        if relative:
-            return "kl takes nats/token, not a percentage (e.g. kl<0.5)"
-        if threshold <= 0:
-            return f"kl threshold must be > 0 nats/token, got {t} (e.g. kl<0.5)"
-    elif metric in ("params", "mlp"):
-        if not relative:
+    if row is not None:
+        if relative and not row.percent:
+            return f"{metric} takes {row.takes}, not a percentage (e.g. {row.example})"
+        if row.percent and not relative:
             # 0.8 was probably meant as a fraction, 80 as a percentage without its sign.
             pct = _format_number(round(threshold * 100, 10)) if threshold <= 1 else t
             return (
-                f"{metric} takes a percentage of the unpruned model (e.g. {_example(metric)}); "
-                f"did you mean {metric}{op}{pct}%?"
+                f"{metric} takes {row.takes} (e.g. {row.example}); did you mean {metric}{op}{pct}%?"
             )
-        if not 0 < threshold <= 100:
-            return f"percentage must be in (0, 100], got {t}% (e.g. {_example(metric)})"
-    elif relative:
+        return row.problem(threshold, t)
+    if relative:
         if not 0 < threshold <= 100:
             return f"retained accuracy must be in (0, 100]%, got {t}% (e.g. {metric}>=90%)"
     elif not 0 <= threshold <= 1:
         hint = f"; did you mean {metric}{op}{t}%?" if 1 < threshold <= 100 else ""
         return f"absolute accuracy must be in [0, 1], got {t}{hint} (e.g. {metric}>=0.55)"
     return None
-
-
-def _example(metric: str) -> str:
-    return {"ppl": "ppl<1.5", "kl": "kl<0.5", "params": "params<=80%", "mlp": "mlp<=70%"}[metric]
 
 
 def _short(text: str) -> str:
@@ -364,7 +352,7 @@ def parse_slo(text: str, *, known_tasks: Collection[str] | None = None) -> SLO:
         raise FrontierError(f"{where}: no metric before {op!r} (e.g. {FORMS})")
     if not _NAME_RE.fullmatch(name):
         raise FrontierError(
-            f"{where}: {_short(name)} is not a metric name; use ppl, kl, params, mlp, tasks "
+            f"{where}: {_short(name)} is not a metric name; use {', '.join(METRICS)} "
             f"or a task name (e.g. {FORMS})"
         )
     metric = name.lower()

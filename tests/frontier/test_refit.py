@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from frontier.arch._weights import up_vectors
+from frontier.arch.weights import up_vectors
 from frontier.data.text import TokenSet
 from frontier.importance import Scores, compute_scores
 from frontier.models import fingerprint_model
@@ -341,7 +341,7 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
 
 
-@pytest.mark.parametrize("module", ["frontier.refit", "frontier.arch._weights"])
+@pytest.mark.parametrize("module", ["frontier.refit", "frontier.arch.weights"])
 def test_the_cached_alphas_are_keyed_by_every_line_of_the_code_they_depend_on(
     module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

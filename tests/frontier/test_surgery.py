@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from frontier.arch import adapter_for
-from frontier.arch._weights import WeightLayout
+from frontier.arch.weights import WeightLayout
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.refit import DownWeights

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from frontier.arch import ADAPTERS, adapter_for, supported_model_types
-from frontier.arch._weights import down_vectors, neuron_count, up_vectors
+from frontier.arch.weights import down_vectors, neuron_count, up_vectors
 from frontier.errors import FrontierError
 from frontier.plan import Plan
 from frontier.surgery import Pruner

@@ -13,7 +13,7 @@ import pytest
 
 from frontier.cli import build_parser, main, spec_from_args
 from frontier.cli.spec_flags import spec_flag
-from frontier.search.spec import StudySpec, field_help
+from frontier.study.spec import StudySpec, field_help
 
 _NO_HELP_NEEDED = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
 

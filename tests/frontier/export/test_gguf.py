@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from frontier.errors import FrontierError
-from frontier.export import RECORD_NAME, _llamacpp, apply_compression, export_model, read_record
+from frontier.export import RECORD_NAME, apply_compression, export_model, read_record
+from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf import built_widths
 from frontier.export._gguf_arch import FAMILIES, NOT_WRITTEN, rope_pairs
 from frontier.export._gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, _pre_name, vocab_of
@@ -462,7 +463,8 @@ def test_llamacpp_build_is_found_only_when_complete(tmp_path: Path, monkeypatch:
     bin_dir.mkdir(parents=True)
     (bin_dir / _llamacpp.LOGITS_TOOL).write_text("")
     assert _llamacpp.find() is None  # no stamp: an interrupted build
-    (bin_dir.parent / "frontier-build.json").write_text("{}")
+    stamp = {"layout": _llamacpp.BUILD_LAYOUT}
+    (bin_dir.parent / "frontier-build.json").write_text(json.dumps(stamp))
     found = _llamacpp.find()
     assert found is not None and found.bin == bin_dir
     with pytest.raises(FrontierError, match="llama-bench is not built"):

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from frontier.export import _llamacpp, export_model
+from frontier.export import export_model
+from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf_vocab import BYTE, CONTROL, UNKNOWN, vocab_of
 from frontier.plan import Plan
 from frontier.surgery import Pruner

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 import torch
 
-from frontier.export import _llamacpp, export_model
+from frontier.export import export_model
+from frontier.export import llamacpp as _llamacpp
 from frontier.plan import Plan
 from frontier.surgery import Pruner
 

@@ -98,7 +98,7 @@ def test_weight_only_criteria_need_no_calibration_and_others_do() -> None:
 
 @pytest.mark.parametrize("model_type", ["llama", "gpt2", "phi3"])
 def test_energy_and_obs_follow_their_formulas(model_type: str) -> None:
-    from frontier.arch._weights import down_vectors
+    from frontier.arch.weights import down_vectors
 
     lm = tiny_loaded(model_type)
     tokens = _tokens(8, 16)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from frontier.errors import FrontierError
-from frontier.models import _device as dev
+from frontier.models import device as dev
 from frontier.models._load import check_fits, weight_bytes
 from frontier.testing import tiny_config
 

@@ -21,10 +21,10 @@ from frontier.search import devices
 from frontier.search import find as find_module
 from frontier.search.context import build_context
 from frontier.search.find import find, worker
-from frontier.search.spec import StudySpec
 from frontier.search.storage import n_finished
 from frontier.search.trial import TrialFailed, run_trial
 from frontier.study.schema import ATTR_FAILED, ATTR_PROTOCOL
+from frontier.study.spec import StudySpec
 from frontier.testing import small_spec
 
 WRAPPER = Path(__file__).parents[2] / "reliability" / "_cli_wrapper.py"

@@ -1,15 +1,25 @@
-"""A study's chosen trial exported from the CLI, reloaded, and rebuilt by apply."""
+"""A study's chosen trial exported from the CLI, reloaded, and rebuilt by apply; a rebuild
+other than the model the trial measured is refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
+from optuna.trial import FrozenTrial, TrialState
 from safetensors.torch import load_file
 
 from frontier.cli import main
 from frontier.export import load_pruned
+from frontier.importance import Scores, calibrate
+from frontier.plan import Plan
+from frontier.refit import ALPHAS
+from frontier.search import context as search_context
 from frontier.search.find import find
 from frontier.testing import small_spec
 
@@ -52,3 +62,75 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
     # an existing non-empty output folder is refused without --force
     assert main(args) == 2
     assert main([*args, "--force"]) == 0
+
+
+def _set_applied(db: Path, trial: FrozenTrial, value: object) -> None:
+    """Rewrite (None: delete) a finished trial's stored record, as Optuna cannot."""
+    with sqlite3.connect(db) as con:
+        where = "key = 'frontier:applied' AND trial_id = ?"
+        if value is None:
+            con.execute(f"DELETE FROM trial_user_attributes WHERE {where}", (trial._trial_id,))
+        else:
+            con.execute(
+                f"UPDATE trial_user_attributes SET value_json = ? WHERE {where}",
+                (json.dumps(value), trial._trial_id),
+            )
+
+
+def test_export_refuses_a_rebuild_other_than_the_measured_one(
+    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    db = tmp_path / "a.db"
+    spec = small_spec(tiny_folder, f"sqlite:///{db}", study="a", trials=3)
+    study = find(spec).study
+    t = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
+    plan = Plan.from_dict(t.user_attrs["frontier:plan"])
+    recorded = t.user_attrs["frontier:applied"]
+    assert len(recorded["kept"]) == 3 and isinstance(recorded["alpha"], str)
+    args = ["export", "a", str(t.number), "--storage", spec.storage_url, "--out"]
+
+    def refused(out: str) -> str:
+        assert main([*args, str(tmp_path / out)]) == 2
+        # one line, after whatever progress the loaders drew
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith(f"error: trial {t.number} rebuilds as another model")
+        assert not (tmp_path / out).exists()
+        return err
+
+    assert main([*args, str(tmp_path / "same")]) == 0  # the study's own rebuild
+
+    # a near-tie in the scores that goes the other way here: one kept neuron flips
+    layer = next(i for i, (w, f) in enumerate(zip(plan.widths, plan.full, strict=True)) if w < f)
+
+    def near_tie(*a: Any, **k: Any) -> Scores:
+        scores = calibrate(*a, **k)
+        per = list(scores.per_layer)
+        order = torch.argsort(per[layer], descending=True, stable=True)
+        pair = order[plan.widths[layer] - 1 : plan.widths[layer] + 1]  # last kept, first not
+        per[layer] = per[layer].clone()
+        per[layer][pair] = per[layer][pair.flip(0)]
+        return dataclasses.replace(scores, per_layer=tuple(per))
+
+    with monkeypatch.context() as m:
+        m.setattr(search_context, "calibrate", near_tie)
+        err = refused("flipped")
+    assert f"kept neurons of layer {layer} differ" in err and "ridge" not in err
+
+    # a ridge strength chosen otherwise here (the alpha cache beside the Gram matrices)
+    (cache,) = (tmp_path / "home").rglob("*.alpha.json")
+    chosen_alphas = json.loads(cache.read_text())
+    other = next(a for a in ALPHAS if a != chosen_alphas["alpha"][2])
+    cache.write_text(json.dumps({**chosen_alphas, "alpha": [*chosen_alphas["alpha"][:2], other]}))
+    err = refused("realpha")
+    assert f"ridge strengths differ (layer 2 alpha {other:g} (" in err
+    assert "kept neurons" not in err
+    cache.write_text(json.dumps(chosen_alphas))
+
+    # the stored record disagrees (as from another machine's selection)
+    _set_applied(db, t, {**recorded, "kept": [*recorded["kept"][:2], "00000000"]})
+    assert "kept neurons of layer 2 differ" in refused("tampered")
+
+    # a trial recorded before the record existed exports as before
+    _set_applied(db, t, None)
+    assert main([*args, str(tmp_path / "old")]) == 0
+    assert (tmp_path / "old" / "compression.json").is_file()

@@ -14,9 +14,9 @@ from frontier.cli.render import uniform_line
 from frontier.errors import FrontierError
 from frontier.report import report
 from frontier.search.find import find
-from frontier.search.spec import StudySpec
 from frontier.search.storage import load_existing, n_finished
 from frontier.study.read import choose, final_record, nearest_trial, read_summary, read_trials
+from frontier.study.spec import StudySpec
 from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 

@@ -10,8 +10,8 @@ from optuna.trial import TrialState
 
 from frontier.errors import FrontierError
 from frontier.search import storage as st
-from frontier.search.spec import StudySpec
 from frontier.study import schema
+from frontier.study.spec import StudySpec
 
 
 def _study(tmp_path: Path, name: str = "s") -> optuna.Study:

@@ -262,7 +262,7 @@ BAD = [
     ("<2", f"SLO '<2': no metric before '<' {_E}"),
     (
         "9ppl<2",
-        "SLO '9ppl<2': '9ppl' is not a metric name; use ppl, kl, params, mlp, tasks or a "
+        "SLO '9ppl<2': '9ppl' is not a metric name; use ppl, kl, params, mlp, tasks, speed or a "
         f"task name {_E}",
     ),
     ("ppl<abc", f"SLO 'ppl<abc': threshold 'abc' is not a number (or a number with %); {_E[1:-1]}"),
@@ -406,13 +406,13 @@ def test_unknown_task_when_tasks_are_known() -> None:
         parse_slo("arc_eassy>=90%", known_tasks=known)
     assert str(info.value) == (
         "SLO 'arc_eassy>=90%': unknown metric or task 'arc_eassy'; did you mean 'arc_easy'? "
-        "metrics: ppl, kl, params, mlp, tasks; tasks: arc_easy, mmlu"
+        "metrics: ppl, kl, params, mlp, tasks, speed; tasks: arc_easy, mmlu"
     )
     with pytest.raises(FrontierError) as info:
         parse_slo("hellaswag>=0.5", known_tasks=[])
     assert str(info.value) == (
         "SLO 'hellaswag>=0.5': unknown metric or task 'hellaswag'; "
-        "metrics: ppl, kl, params, mlp, tasks; tasks: (none)"
+        "metrics: ppl, kl, params, mlp, tasks, speed; tasks: (none)"
     )
     assert parse_slo("MMLU>=95%", known_tasks=known).metric == "mmlu"
     assert parse_slo("ppl<2", known_tasks=known).metric == "ppl"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import tomllib
 
 from frontier.errors import FrontierError
-from frontier.models._device import DEVICE_HELP, check_device, check_dtype, device_kind
+from frontier.models.device import DEVICE_HELP, check_device, check_dtype, device_kind
 from frontier.settings import CALIBRATION_TOKENS
 from frontier.stats import DEFAULT_CONFIDENCE
 
@@ -328,7 +328,7 @@ class StudySpec:
 
     def resolved(self) -> StudySpec:
         """The spec with ``auto`` device and dtype replaced by what this machine has."""
-        from frontier.models._device import resolve_device, resolve_dtype
+        from frontier.models.device import resolve_device, resolve_dtype
 
         device = resolve_device(self.device)
         return self.replace(device=device, dtype=resolve_dtype(self.dtype, device))
@@ -354,3 +354,15 @@ class StudySpec:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StudySpec)}
+
+
+def stored_spec(study: Any) -> StudySpec:
+    """The spec an Optuna ``study`` made by frontier stores (its legacy values filled in
+    for fields added since)."""
+    from frontier.study.schema import ATTR_SPEC
+
+    data = study.user_attrs.get(ATTR_SPEC)
+    if not isinstance(data, dict):
+        raise FrontierError(f"study {study.study_name!r} was not made by frontier (no spec)")
+    # a study stored before a field existed did what the field's legacy value means
+    return StudySpec.from_dict({**LEGACY_VALUES, **data}, where=f"study {study.study_name}")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from frontier.errors import FrontierError
-from frontier.search.spec import StudySpec
+from frontier.study.spec import StudySpec
 
 
 def test_toml_spec_with_overrides_and_unknown_keys(tmp_path: Path) -> None:
@@ -91,6 +91,9 @@ def test_task_settings_reach_the_task_objectives(tmp_path: Path) -> None:
     assert report.n_docs == {"default": 90}  # type: ignore[attr-defined]
 
 
+TASKS = {"arc_easy", "arc_challenge", "hellaswag", "mmlu"}
+
+
 @pytest.mark.parametrize(
     "path", sorted((Path(__file__).parents[3] / "studies").glob("*.toml")), ids=lambda p: p.name
 )
@@ -99,11 +102,14 @@ def test_committed_study_specs_load(path: Path) -> None:
     assert path.stem == spec.model  # one spec per model, named after it
     assert "ppl<2.0" in spec.slos
     floors = {s.split(">=")[0] for s in spec.slos if ">=" in s}
-    assert floors == set(spec.tasks) >= {"arc_easy", "arc_challenge", "hellaswag", "mmlu"}
+    # the 1.5B study is the perplexity SLO alone (a CPU machine's hours); the others add
+    # floors on the tasks they measure
+    wanted = set() if spec.model == "qwen2.5-coder-1.5b" else TASKS
+    assert floors == set(spec.tasks) >= wanted and bool(floors) == bool(wanted)
 
 
 def test_fields_added_later_keep_old_fingerprints_and_old_meaning() -> None:
-    from frontier.search.spec import LEGACY_VALUES
+    from frontier.study.spec import LEGACY_VALUES
 
     old = StudySpec(criterion="activation", **LEGACY_VALUES)  # a study stored before them
     settings = old.measured_settings()
@@ -152,7 +158,7 @@ def test_the_search_signal_reads_strided_windows_and_old_studies_their_first_tok
     metric: str,
 ) -> None:
     from frontier.search.context import search_objective
-    from frontier.search.spec import LEGACY_VALUES
+    from frontier.study.spec import LEGACY_VALUES
 
     new = search_objective(StudySpec(search_metric=metric))  # type: ignore[arg-type]
     assert new.name == metric

@@ -43,7 +43,7 @@ def up_vectors(up: Any, layout: WeightLayout, *, fused: bool) -> list[torch.Tens
     return [w]
 
 
-def _clone_shell(module: nn.Module) -> Any:
+def clone_shell(module: nn.Module) -> Any:
     """A new module of the same class sharing nothing mutable with ``module``.
 
     ``copy.copy`` would share ``_parameters``/``_modules`` dicts with the original,
@@ -64,7 +64,7 @@ def shrink_up(up: Any, keep: torch.Tensor, layout: WeightLayout, *, fused: bool)
         half = up.weight.shape[1 if layout is WeightLayout.CONV1D else 0] // 2
         keep = torch.cat([keep, keep + half])
     keep = keep.to(up.weight.device)
-    new = _clone_shell(up)
+    new = clone_shell(up)
     dim = 1 if layout is WeightLayout.CONV1D else 0
     new.weight = nn.Parameter(up.weight.detach().index_select(dim, keep), requires_grad=False)
     if getattr(up, "bias", None) is not None:
@@ -91,7 +91,7 @@ def shrink_down(
     bias when it carries one.
     """
     keep = keep.to(down.weight.device)
-    shell = _clone_shell(down)
+    shell = clone_shell(down)
     dim = 0 if layout is WeightLayout.CONV1D else 1
     if new is not None:
         expected = list(down.weight.shape)
