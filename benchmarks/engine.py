@@ -17,8 +17,8 @@ from frontier import settings
 from frontier.data.text import TextSource, token_windows
 from frontier.importance import compute_scores
 from frontier.models import load_model
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from objectives._lm import mean_nll
 
 

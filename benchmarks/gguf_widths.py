@@ -28,8 +28,8 @@ import torch
 from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf import built_widths, write_gguf
 from frontier.models import load_model
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 
 
 def main() -> None:

@@ -42,8 +42,8 @@ from frontier.importance import Scores, get_criterion
 from frontier.importance._stats import calibration_pass
 from frontier.memory import GIB, available_host_bytes, estimate
 from frontier.models.device import device_name, resolve_device, resolve_dtype, torch_dtype
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
 from frontier.study.spec import StudySpec
 from frontier.testing import REAL_SHAPES, real_shape_config
 from objectives._lm import mean_nll

@@ -57,8 +57,8 @@ from frontier.export import export_model
 from frontier.export import llamacpp as _llamacpp
 from frontier.importance import calibrate
 from frontier.models import load_model
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
 from frontier.testing import REAL_SHAPES
 
 SUMMARY = Path(__file__).resolve().parents[1] / "studies/results/smollm2-135m/summary.json"
@@ -135,7 +135,7 @@ def shape_setup(args: argparse.Namespace) -> Setup:
     from transformers import AutoModelForCausalLM
 
     from frontier.models import LoadedModel
-    from frontier.surgery import Pruner
+    from frontier.pruning.surgery import Pruner
     from frontier.testing import real_shape_config, tiny_tokenizer
 
     torch.manual_seed(0)

@@ -25,8 +25,8 @@ from frontier import settings
 from frontier.data.text import TextSource, token_windows
 from frontier.importance import CRITERIA, compute_scores
 from frontier.models import load_model
-from frontier.operator import PruningOperator, cached_alphas
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator, cached_alphas
+from frontier.pruning.plan import Plan
 from objectives._lm import mean_nll
 
 

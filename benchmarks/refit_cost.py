@@ -35,7 +35,7 @@ def _best(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
 
 def main() -> None:
     from frontier._tensorfile import LayerFolder
-    from frontier.refit import LayerRefit
+    from frontier.pruning.refit import LayerRefit
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--hidden", type=int, default=1536)

@@ -3,7 +3,7 @@
     nice -n 5 python benchmarks/repair.py [--removed 0.6,0.7] [--cpu-minutes 25] \
         [--out benchmarks/results/repair.json]
 
-For each MLP fraction removed (a uniform plan made with :meth:`frontier.plan.Plan.uniform`,
+For each MLP fraction removed (a uniform plan made with :meth:`frontier.pruning.plan.Plan.uniform`,
 applied by a study's default pruning operator, obs scores + refit on the default
 calibration, or with ``--old-operator`` activation scores and no refit), it measures the held-out
 perplexity ratio (the ``ppl`` objective with ``role="report"``: the report part of the
@@ -29,11 +29,11 @@ import torch
 
 from frontier import settings
 from frontier.models import load_model
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import count_mlp_parameters
 from frontier.repair import PlainReporter, RepairConfig, repair, repair_data
 from frontier.search.context import build_operator, check_tasks
 from frontier.study.spec import StudySpec
-from frontier.surgery import count_mlp_parameters
 from objectives import create
 
 

@@ -40,7 +40,7 @@ from scipy.stats import kendalltau, spearmanr
 from frontier import settings
 from frontier.data.text import Role, TextSource, token_windows
 from frontier.models import load_model
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.context import build_operator
 from frontier.search.space import Space
 from frontier.study.spec import StudySpec

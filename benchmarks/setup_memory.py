@@ -7,7 +7,7 @@ high-water mark (``ru_maxrss``) after the set-up, minus its resident memory just
 (the Gram and the weights, made without larger temporaries), divided by one
 ``width^2`` float64 matrix. The cases:
 
-- ``refit-full`` / ``refit-compact``: :class:`frontier.refit.LayerRefit` with an order
+- ``refit-full`` / ``refit-compact``: :class:`frontier.pruning.refit.LayerRefit` with an order
   (the factorisations a trial's refit reads; compact is a GPU's layout), the float32
   factors it keeps included;
 - ``greedy``: :func:`frontier.importance._greedy.greedy_removal_rank` (the obs-greedy
@@ -38,7 +38,7 @@ def measure(case: str, width: int, hidden: int) -> float:
     import torch
 
     from frontier.importance._greedy import greedy_removal_rank
-    from frontier.refit import LayerRefit
+    from frontier.pruning.refit import LayerRefit
 
     torch.set_num_threads(1)
     gen = torch.Generator().manual_seed(0)

@@ -44,7 +44,7 @@ import torch
 from task_floors import _metrics, _plain, _slim, is_wrong
 
 from frontier import settings
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.context import build_context
 from frontier.search.find import open_study, optimize
 from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH

@@ -48,7 +48,7 @@ import torch
 
 from frontier import settings
 from frontier.models import load_model
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.context import build_operator, check_tasks
 from frontier.study.slo import TaskScore, TrialMetrics, parse_slos
 from frontier.study.spec import StudySpec

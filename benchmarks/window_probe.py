@@ -21,7 +21,7 @@ import time
 from frontier import settings
 from frontier.data.text import Role, TextSource, token_windows
 from frontier.models import load_model
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.context import build_operator
 from frontier.study.spec import StudySpec
 from objectives._lm import mean_nll

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from frontier._version import __version__
 from frontier.errors import FrontierError
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 
 __all__ = ["FrontierError", "Plan", "__version__", "load_model", "load_pruned"]
 

@@ -131,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
 
     from frontier.importance import compute_scores
     from frontier.memory import layout_for, mlp_shape
-    from frontier.operator import PruningOperator
-    from frontier.plan import Plan
+    from frontier.pruning.operator import PruningOperator
+    from frontier.pruning.plan import Plan
     from frontier.search.context import search_objective
     from frontier.study.spec import StudySpec
 

@@ -6,7 +6,7 @@ block of rows and columns with one per row, into one buffer: only the bytes aske
 are read, and nothing stays mapped (a memory-mapped file's pages would count in the
 process's resident memory, and the peak this project measures and checks). Used for the
 per-layer Gram matrices and refit factors that do not fit in memory at once
-(:mod:`frontier.importance._gram`, :mod:`frontier.refit`).
+(:mod:`frontier.importance._gram`, :mod:`frontier.pruning.refit`).
 """
 
 from __future__ import annotations

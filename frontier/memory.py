@@ -9,7 +9,7 @@ The figures follow the layout of the data, not a measurement:
   a time; the calibration pass holds the sums of as many layers at once as its budget
   allows (:class:`Layout`), running the text once per group of layers;
 - **refit factors**: per layer, the float32 factors a trial's refit reads
-  (:meth:`frontier.refit.LayerRefit.prefix`: ``2 (I+1)^2 + 3 H (I+1)`` values, or on a
+  (:meth:`frontier.pruning.refit.LayerRefit.prefix`: ``2 (I+1)^2 + 3 H (I+1)`` values, or on a
   GPU the compact ``2 H (I+1)``, plus one ``(I+1)^2`` matrix per two layers, which holds
   the triangle each of them reads), on the device while they fit half its free memory,
   else in pinned host memory, or on disk (read a block at a time by each trial) where
@@ -183,7 +183,7 @@ class Layout:
 
     def setup_on_gpu(self, gpu_bytes: int | None) -> bool:
         """Whether one layer's set-up fits a GPU of ``gpu_bytes`` beside the weights
-        (:func:`frontier.refit.setup_device` decides the same at run time)."""
+        (:func:`frontier.pruning.refit.setup_device` decides the same at run time)."""
         need = self.needs.weights + self.needs.refit_setup * 1.1
         return gpu_bytes is None or need <= gpu_bytes - CUDA_CONTEXT
 
@@ -216,14 +216,14 @@ class Layout:
         if self.needs.refit_factors:
             setup = 0 if on_gpu and self.setup_on_gpu(gpu_bytes) else self.needs.refit_setup
             out["setup"] = base + small + factors + setup
-            # on a GPU, the unpruned layers a trial parks here (frontier._parking)
+            # on a GPU, the unpruned layers a trial parks here (frontier.pruning.parking)
             parked = self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
             out["trial"] = base + small + factors + (parked if on_gpu else logits)
         return out
 
     def gpu_factor_bytes(self, gpu_bytes: int) -> int:
         """The refit factors that stay on a GPU of ``gpu_bytes``: while they fit half of
-        what the weights leave free (:meth:`frontier.refit.Refitter.build`)."""
+        what the weights leave free (:meth:`frontier.pruning.placement.Refitter.build`)."""
         free = gpu_bytes - CUDA_CONTEXT - self.needs.weights
         return min(self.needs.refit_factors, max(free, 0) // 2)
 
@@ -234,7 +234,7 @@ class Layout:
     def parked_bytes(self, *, width: int, hidden: int, gpu_bytes: int | None) -> int:
         """The unpruned MLP bytes a trial on a GPU of ``gpu_bytes`` parks in host memory,
         whole layers, so that its pruned copies fit beside the weights, the factors'
-        share aside (:func:`trial_room`, :meth:`frontier.surgery.Pruner.apply`); 0 where
+        share aside (:func:`trial_room`, :meth:`frontier.pruning.surgery.Pruner.apply`); 0 where
         the GPU holds both, or is not known."""
         if gpu_bytes is None:
             return 0
@@ -262,7 +262,7 @@ class Layout:
         host memory, :meth:`parked_bytes`). Where the set-up does not fit beside the
         weights in ``gpu_bytes``, it runs on the host (:meth:`peaks` with ``gpu_bytes``);
         a layer's set-up that no longer fits beside the factors kept so far runs there too
-        (:func:`frontier.refit.setup_device` decides at run time)."""
+        (:func:`frontier.pruning.refit.setup_device` decides at run time)."""
         n = width + 1
         sums = self._gram_bytes(width)
         # the greedy ranking: the Gram and about three of its size

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from frontier.importance import calibrate
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import count_mlp_parameters, count_parameters
 from frontier.settings import CALIBRATION_TOKENS
-from frontier.surgery import count_mlp_parameters, count_parameters
 
 if TYPE_CHECKING:
     from frontier.models import LoadedModel
@@ -68,7 +68,7 @@ def prune(
     measured on (the report part of it, disjoint from the calibration part).
     """
     from frontier.models import load_model
-    from frontier.operator import PruningOperator
+    from frontier.pruning.operator import PruningOperator
     from objectives.perplexity import Perplexity
 
     say = progress or (lambda _msg: None)

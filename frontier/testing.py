@@ -431,7 +431,7 @@ def store_study(
     """
     import optuna
 
-    from frontier.plan import Plan
+    from frontier.pruning.plan import Plan
     from frontier.study import schema
     from frontier.study.slo import TrialMetrics, parse_slos
     from frontier.study.spec import StudySpec

@@ -32,7 +32,7 @@ class SizeCounts:
 
 
 def count_sizes(lm: LoadedModel) -> SizeCounts:
-    from frontier.surgery import count_mlp_parameters, count_parameters
+    from frontier.pruning.surgery import count_mlp_parameters, count_parameters
 
     return SizeCounts(
         total=count_parameters(lm.model), mlp=count_mlp_parameters(lm.model, lm.adapter)

@@ -123,8 +123,8 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "surgery": Target(
-        "frontier/surgery.py",
-        ("frontier.surgery.*",),
+        "frontier/pruning/surgery.py",
+        ("frontier.pruning.surgery.*",),
         ("tests/frontier/test_surgery.py",),
     ),
     "laws": Target(

@@ -87,7 +87,7 @@ def shrink_down(
     """Copy of ``down`` reading only neurons ``keep``; ``bias_delta`` is added to its bias.
 
     A bias is created when ``bias_delta`` is given and the projection had none. ``new``
-    (a :class:`frontier.refit.DownWeights`) replaces the kept columns' weights, and the
+    (a :class:`frontier.pruning.refit.DownWeights`) replaces the kept columns' weights, and the
     bias when it carries one.
     """
     keep = keep.to(down.weight.device)

@@ -1,7 +1,7 @@
 """Write a pruned checkpoint, prove it reloads to the same model, then put it in place.
 
 The model passed in is the unpruned one: the selection is applied with
-:class:`frontier.surgery.Pruner` for the duration of the export and restored after,
+:class:`frontier.pruning.surgery.Pruner` for the duration of the export and restored after,
 so the caller's model is bit-identical afterwards. Everything is written into a
 temporary folder beside ``out``, reloaded the way a user would load that format, and
 compared with the in-memory pruned model on a fixed token batch; only a checkpoint
@@ -42,8 +42,8 @@ from frontier.export._record import (
 from frontier.export._refit_file import read_refit, write_refit
 from frontier.export._tensors import padded_down, padded_up, rounded_state, savable_state_dict
 from frontier.models import LoadedModel
-from frontier.refit import DownWeights
-from frontier.surgery import Pruner, Selection
+from frontier.pruning.refit import DownWeights
+from frontier.pruning.surgery import Pruner, Selection
 
 WEIGHTS_FILE = "model.safetensors"
 PROBE_SHAPE = (2, 24)  # batch, tokens: the fixed batch every export is checked on
@@ -89,7 +89,7 @@ def export_model(
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
 
     ``refit`` gives the refitted down weights of every layer (from
-    :meth:`frontier.operator.PruningOperator.weights`); they are applied, written in every
+    :meth:`frontier.pruning.operator.PruningOperator.weights`); they are applied, written in every
     format, and stored beside ``compression.json`` for :func:`apply_compression`.
 
     Formats: ``uniform`` (stock checkpoint; every layer must keep the same width),

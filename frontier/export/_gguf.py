@@ -28,7 +28,7 @@ from frontier.export._gguf_arch import GGUFLayout, family_for, gguf_tensors, siz
 from frontier.export._gguf_vocab import vocab_of
 from frontier.export._record import RECORD_NAME, CompressionRecord
 from frontier.export._refit_file import write_refit
-from frontier.refit import DownWeights
+from frontier.pruning.refit import DownWeights
 
 GGUFType = Literal["f32", "f16", "q8_0", "q4_k_m"]
 GGUF_TYPES: tuple[str, ...] = get_args(GGUFType)

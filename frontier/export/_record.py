@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 
 RECORD_NAME = "compression.json"
 REFIT_NAME = "refit.safetensors"
@@ -37,7 +37,7 @@ class Provenance:
     study: str | None = None
     trial: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
-    # the pruning operator (frontier.operator.PruningOperator.describe()) and its inputs
+    # the pruning operator (frontier.pruning.operator.PruningOperator.describe()) and its inputs
     operator: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import torch
 from frontier._io import write_bytes_atomic
 from frontier.errors import FrontierError
 from frontier.export._record import REFIT_NAME
-from frontier.refit import DownWeights
+from frontier.pruning.refit import DownWeights
 
 
 def write_refit(folder: Path, refit: Sequence[DownWeights | None]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ Wikipedia sample's report part) blocks of 8, 16 and 32 gave held-out perplexity 
 of 2.096, 2.088 and 2.090, in 36, 20 and 13 s for the 30 layers on 2 CPU cores. The removal
 order is the ranking: the neuron removed last scores highest. Every prefix of the
 ranking is a set this greedy procedure kept, which is what the refit's prefix factors
-(:mod:`frontier.refit`) assume.
+(:mod:`frontier.pruning.refit`) assume.
 """
 
 from __future__ import annotations

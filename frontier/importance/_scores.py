@@ -184,7 +184,7 @@ def compute_scores(
     """Scores for ``lm`` (unpruned) under ``criterion``; calibrates only if it needs to.
 
     With ``grams`` (or a criterion that needs them) the Gram matrices are gathered too
-    and attached to ``Scores.stats``; the refit (:mod:`frontier.refit`) uses them. The
+    and attached to ``Scores.stats``; the refit (:mod:`frontier.pruning.refit`) uses them. The
     pass holds as many layers' sums as ``layout`` says (default: what
     :func:`frontier.memory.layout_for` chooses from the host's memory, checked first).
     """

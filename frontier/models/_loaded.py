@@ -17,7 +17,7 @@ class LoadedModel:
     """A causal LM in memory with its tokenizer, and where it came from.
 
     ``model`` may have a plan applied in place at any moment (see
-    :class:`frontier.surgery.Pruner`); ``fingerprint`` identifies the *unpruned*
+    :class:`frontier.pruning.surgery.Pruner`); ``fingerprint`` identifies the *unpruned*
     weights and is computed once.
     """
 

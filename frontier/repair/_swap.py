@@ -1,6 +1,6 @@
 """The teacher without a second copy: swap the original MLP modules back in for a forward.
 
-:class:`frontier.surgery.Pruner` keeps the unpruned projection modules aside (it never
+:class:`frontier.pruning.surgery.Pruner` keeps the unpruned projection modules aside (it never
 copies or modifies them), so the unpruned model is the pruned one with those modules put
 back. Only MLP modules are trained, so every other weight is shared and the teacher's
 logits are bit-identical to the unpruned model's, at the cost of one extra forward and

@@ -18,14 +18,14 @@ from typing import Any
 import torch
 
 from frontier.errors import FrontierError
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner, Selection
 from frontier.repair._config import RepairConfig
 from frontier.repair._data import RepairData
 from frontier.repair._loss import HeldOut, LossParts, distill_loss
 from frontier.repair._progress import Reporter, SilentReporter
 from frontier.repair._swap import Modules, TeacherSwap
-from frontier.surgery import Pruner, Selection
 
 # One micro-batch's logits ([b, T, V] fp32) and what backward keeps of them stay under this.
 LOGITS_BUDGET_BYTES = 1 << 30

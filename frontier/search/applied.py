@@ -22,8 +22,8 @@ from frontier.study.schema import AppliedRecord
 if TYPE_CHECKING:
     import torch
 
-    from frontier.operator import PruningOperator
-    from frontier.selection import Selection
+    from frontier.pruning.operator import PruningOperator
+    from frontier.pruning.selection import Selection
 
 KEPT_HEX = 8  # per layer: a changed selection goes unnoticed with probability 2**-32
 ALPHA_HEX = 16

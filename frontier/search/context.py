@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from frontier.errors import FrontierError
 from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
-from frontier.operator import PruningOperator
+from frontier.pruning.operator import PruningOperator
 from frontier.search.space import Space
 from frontier.study.metrics import objective_metrics
 from frontier.study.schema import ATTR_MODEL_FINGERPRINT

@@ -19,14 +19,14 @@ from frontier.export import (
     export_model,
 )
 from frontier.models import LoadedModel
-from frontier.operator import PruningOperator
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.surgery import Selection
 from frontier.search import storage as st
 from frontier.search.applied import check_applied, operator_alphas
 from frontier.search.context import build_operator, study_model
 from frontier.study.read import read_trial
 from frontier.study.schema import ATTR_APPLIED, ATTR_PROTOCOL
 from frontier.study.spec import StudySpec
-from frontier.surgery import Selection
 
 
 def _flat_metrics(rec: Mapping[str, Any], prefix: str) -> dict[str, float]:

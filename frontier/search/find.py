@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.models.device import device_name
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
 from frontier.search.space import warm_start_plans

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 
 SHAPE_LO, SHAPE_HI, SHAPE_STEP = 0.5, 1.5, 0.05
 

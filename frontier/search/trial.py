@@ -17,7 +17,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.applied import applied_record, operator_alphas
 from frontier.search.context import SearchContext
 from frontier.study.schema import (

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 
 Check = Callable[[Plan], tuple[bool, Any]]  # (meets every SLO, what was measured)
 

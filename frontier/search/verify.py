@@ -21,10 +21,10 @@ from frontier.errors import FrontierError
 from frontier.export import export_format, read_record
 from frontier.models import LoadedModel
 from frontier.models.device import torch_dtype
+from frontier.pruning.surgery import count_parameters
 from frontier.search import storage as st
 from frontier.search.context import report_objectives, study_model
 from frontier.study.read import read_trial
-from frontier.surgery import count_parameters
 
 Progress = Callable[[str], None]
 

@@ -5,7 +5,7 @@ A study is a plain Optuna study; frontier's own data live in user attributes, as
 ============================  ======  ===================================================
 key                           on      value
 ============================  ======  ===================================================
-``frontier:plan``             trial   the trial's :class:`~frontier.plan.Plan` (``to_dict``)
+``frontier:plan``             trial   the trial's :class:`~frontier.pruning.plan.Plan` (``to_dict``)
 ``frontier:warm_start``       trial   the warm-start label (``uniform-0.75``, ...)
 ``frontier:search``           trial   :class:`SearchRecord`: search-time figures
 ``frontier:timing``           trial   :class:`TimingRecord`: seconds spent on the trial

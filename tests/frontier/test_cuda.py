@@ -17,8 +17,8 @@ from frontier.arch import adapter_for
 from frontier.export import export_model, load_pruned
 from frontier.importance import get_criterion
 from frontier.importance._stats import calibration_pass, collect_stats
-from frontier.plan import Plan
-from frontier.surgery import Pruner, Selection
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner, Selection
 from frontier.testing import TINY_CONFIGS, tiny_loaded, tiny_model
 from objectives._lm import mean_nll
 
@@ -178,7 +178,7 @@ def test_task_results_on_the_gpu_equal_the_cpus_in_fp32(tmp_path: Path) -> None:
 
 
 def test_refit_factors_streamed_from_the_host_equal_resident_ones() -> None:
-    from frontier.refit import Refitter
+    from frontier.pruning.placement import Refitter
 
     lm = tiny_loaded("llama")
     lm.model.to("cuda")

@@ -14,8 +14,8 @@ from frontier import memory
 from frontier._tensorfile import LayerFolder
 from frontier.data.text import TokenSet
 from frontier.importance import compute_scores
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
 from frontier.testing import TINY_CONFIGS, tiny_config, tiny_loaded
 
 

@@ -112,7 +112,7 @@ def test_the_estimate_counts_the_factors_refit_layers_hold(compact: bool, layers
     pairs them: a change to either shows here."""
     import torch
 
-    from frontier.refit import LayerRefit
+    from frontier.pruning.refit import LayerRefit
 
     width, hidden = 12, 5
     gen = torch.Generator().manual_seed(0)

@@ -9,8 +9,8 @@ import pytest
 from frontier.data.text import TextSource, token_windows
 from frontier.importance import compute_scores
 from frontier.models import LoadedModel
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from objectives._lm import mean_nll
 
 pytestmark = pytest.mark.slow

@@ -15,8 +15,8 @@ import torch
 
 from frontier.data.mirror import build_mirror
 from frontier.errors import FrontierError
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import tiny_loaded
 from objectives import Measurement, Objective, create, registered
 

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from frontier import settings
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import VOCAB, tiny_loaded
 from objectives import create
 from objectives._lm import cached_baseline, window_logits

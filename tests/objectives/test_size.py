@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import HIDDEN as H
 from frontier.testing import LAYERS as L
 from frontier.testing import VOCAB as V

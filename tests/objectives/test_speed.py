@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import tiny_loaded
 from objectives import create
 from objectives.speed import Speed

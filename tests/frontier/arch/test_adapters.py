@@ -8,8 +8,8 @@ import torch
 from frontier.arch import ADAPTERS, adapter_for, supported_model_types
 from frontier.arch.weights import down_vectors, neuron_count, up_vectors
 from frontier.errors import FrontierError
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import LAYERS, TINY_CONFIGS, WIDTH, tiny_config, tiny_model
 
 FAMILIES = sorted(TINY_CONFIGS)

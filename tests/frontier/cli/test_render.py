@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from frontier.cli import main, render
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.study.read import StudyTrial
 from frontier.testing import HandTrial, store_study
 

@@ -10,8 +10,8 @@ import torch
 
 from frontier.errors import FrontierError
 from frontier.export import RECORD_NAME, apply_compression, export_model, read_record
-from frontier.plan import Plan
-from frontier.surgery import Pruner, Selection
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner, Selection
 from frontier.testing import tiny_loaded
 
 

@@ -12,8 +12,8 @@ import torch
 from frontier.export import RECORD_NAME, Provenance, apply_compression, export_model, load_pruned
 from frontier.export._modeling import MODELING_FILE
 from frontier.export._tensors import padded_down, padded_up
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import WIDTH, tiny_loaded
 
 

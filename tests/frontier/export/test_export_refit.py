@@ -16,8 +16,8 @@ from frontier.export import RECORD_NAME, apply_compression, export_model, load_p
 from frontier.export._record import REFIT_NAME
 from frontier.importance import compute_scores
 from frontier.models import fingerprint_model
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
 from frontier.testing import WIDTH, tiny_loaded
 
 

@@ -19,8 +19,8 @@ from frontier.export import (
     load_pruned,
 )
 from frontier.importance import compute_scores
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
 from frontier.testing import WIDTH, tiny_loaded
 
 BIASED = ("falcon", "gpt2", "gpt_neox", "opt")

@@ -11,8 +11,8 @@ import torch
 
 from frontier.export import RECORD_NAME, apply_compression, export_model, load_pruned
 from frontier.models import fingerprint_model
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import TINY_CONFIGS, WIDTH, tiny_loaded
 
 FAMILIES = sorted(TINY_CONFIGS)

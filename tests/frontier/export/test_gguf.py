@@ -16,8 +16,8 @@ from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf import built_widths
 from frontier.export._gguf_arch import FAMILIES, NOT_WRITTEN, rope_pairs
 from frontier.export._gguf_vocab import BYTE, CONTROL, NORMAL, UNKNOWN, _pre_name, vocab_of
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import (
     HIDDEN,
     TINY_CONFIGS,

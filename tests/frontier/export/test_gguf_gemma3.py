@@ -15,8 +15,8 @@ import torch
 from frontier.export import export_model
 from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf_vocab import BYTE, CONTROL, UNKNOWN, vocab_of
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 
 pytestmark = pytest.mark.slow
 

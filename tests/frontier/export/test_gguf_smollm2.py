@@ -15,8 +15,8 @@ import torch
 
 from frontier.export import export_model
 from frontier.export import llamacpp as _llamacpp
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +70,7 @@ def test_refitted_smollm2_runs_in_llamacpp_with_its_refitted_weights(
     # own check compares against the model as applied, refit included) and not the plain cut.
     from frontier.data.text import TextSource, token_windows
     from frontier.importance import compute_scores
-    from frontier.operator import PruningOperator
+    from frontier.pruning.operator import PruningOperator
 
     cal = token_windows(
         TextSource("wiki-sample"), "calibration", smol.tokenizer, n_tokens=4096, seq_len=512

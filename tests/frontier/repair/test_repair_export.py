@@ -10,10 +10,10 @@ import torch
 from frontier.errors import FrontierError
 from frontier.export import apply_compression, export_model, load_pruned, read_record
 from frontier.importance import calibrate
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.repair import RepairConfig, repair, repair_data
 from frontier.repair._record import repair_record
-from frontier.surgery import Pruner
 from frontier.testing import tiny_loaded
 
 SEQ = 64

@@ -8,9 +8,9 @@ import torch
 
 from frontier.errors import FrontierError
 from frontier.importance import calibrate
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.repair import RepairConfig, repair, repair_data
-from frontier.surgery import Pruner
 from frontier.testing import tiny_loaded
 from objectives import create
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
+from frontier.pruning.selection import Selection, select
 from frontier.search.applied import alpha_digest, applied_record, check_applied
-from frontier.selection import Selection, select
 
 FULL = (16, 16, 16)
 ALPHAS = [0.01, 0.1, 0.001]

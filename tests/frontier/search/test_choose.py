@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 import frontier.search.find as find_mod
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.find import choose, final_record, finalize, nearest_trial
 from frontier.study.schema import ATTR_PLAN, ATTR_SEARCH, ATTR_SPEC, ATTR_UNIFORM
 from frontier.testing import small_spec

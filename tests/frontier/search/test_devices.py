@@ -113,7 +113,7 @@ def test_a_trial_out_of_memory_fails_alone_and_leaves_the_model_whole(
 
 
 def _uniform(ctx: Any, keep: float) -> Any:
-    from frontier.plan import Plan
+    from frontier.pruning.plan import Plan
 
     return Plan.uniform(keep, ctx.pruner.full)
 

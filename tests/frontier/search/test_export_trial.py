@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from frontier.cli import main
 from frontier.export import load_pruned
 from frontier.importance import Scores, calibrate
-from frontier.plan import Plan
-from frontier.refit import ALPHAS
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import ALPHAS
 from frontier.search import context as search_context
 from frontier.search.find import find
 from frontier.testing import small_spec

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import torch
 
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.space import Space, global_threshold_plan, uniform_ladder, warm_start_plans
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 from frontier.search.uniform import bisect_uniform
 
 FULL = (1536,) * 4

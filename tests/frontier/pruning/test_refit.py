@@ -14,9 +14,10 @@ from frontier.arch.weights import up_vectors
 from frontier.data.text import TokenSet
 from frontier.importance import Scores, compute_scores
 from frontier.models import fingerprint_model
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
-from frontier.refit import LayerRefit, Refitter, choose_alphas
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.placement import Refitter
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import LayerRefit, choose_alphas
 from frontier.testing import TINY_CONFIGS, WIDTH, tiny_loaded
 
 FAMILIES = sorted(TINY_CONFIGS)
@@ -218,8 +219,8 @@ def test_factors_kept_off_the_device_refit_the_same(where: str, tmp_path: Path) 
 def test_factors_saved_in_another_format_are_set_up_again(tmp_path: Path) -> None:
     """A stopped set-up resumes from the layers it saved only where they hold what this
     code reads (FACTOR_FORMAT): factors of an older layout would refit wrongly."""
-    from frontier import refit
     from frontier._tensorfile import LayerFolder
+    from frontier.pruning import placement
 
     lm = tiny_loaded("llama")
     scores = compute_scores(lm, "energy", _tokens(), grams=True)
@@ -228,17 +229,17 @@ def test_factors_saved_in_another_format_are_set_up_again(tmp_path: Path) -> Non
     orders = [torch.randperm(WIDTH, generator=torch.Generator().manual_seed(i)) for i in range(3)]
     spill = LayerFolder(tmp_path / "factors")
     Refitter.build(handles, scores.grams, orders, alphas=[1e-2] * 3, budget=0, spill=spill)
-    assert all(refit._saved(spill, i, orders[i], 1e-2, False) for i in range(3))
-    assert not refit._saved(spill, 0, orders[0], 1e-1, False)  # another alpha
+    assert all(placement._saved(spill, i, orders[i], 1e-2, False) for i in range(3))
+    assert not placement._saved(spill, 0, orders[0], 1e-1, False)  # another alpha
     f = spill.file(1)
     tensors = {n: f.read(n) for n in (*LayerRefit._FACTORS, "order")}
     meta = f.read("meta")
     tensors["meta"] = meta[:6]  # format 1 had no format entry
     spill.write(1, tensors)
-    assert not refit._saved(spill, 1, orders[1], 1e-2, False)
+    assert not placement._saved(spill, 1, orders[1], 1e-2, False)
     tensors["meta"] = torch.cat([meta[:6], torch.tensor([1.0], dtype=torch.float64)])
     spill.write(1, tensors)
-    assert not refit._saved(spill, 1, orders[1], 1e-2, False)
+    assert not placement._saved(spill, 1, orders[1], 1e-2, False)
 
 
 def _weights(refitter: Refitter, lm: Any, orders: list[torch.Tensor]) -> list[Any]:
@@ -322,8 +323,8 @@ def test_cached_statistics_and_grams_are_keyed_by_the_code_that_gathered_them(
 def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from frontier import operator as op_mod
-    from frontier.operator import cached_alphas
+    from frontier.pruning import operator as op_mod
+    from frontier.pruning.operator import cached_alphas
 
     lm = tiny_loaded("llama")
     scores = compute_scores(lm, "obs", _tokens(), grams=True)
@@ -341,7 +342,7 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
 
 
-@pytest.mark.parametrize("module", ["frontier.refit", "frontier.arch.weights"])
+@pytest.mark.parametrize("module", ["frontier.pruning.refit", "frontier.arch.weights"])
 def test_the_cached_alphas_are_keyed_by_every_line_of_the_code_they_depend_on(
     module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -351,7 +352,7 @@ def test_the_cached_alphas_are_keyed_by_every_line_of_the_code_they_depend_on(
     import sys
 
     from frontier import cache
-    from frontier import operator as op_mod
+    from frontier.pruning import operator as op_mod
 
     before = op_mod._alpha_code()
     real = inspect.getsource

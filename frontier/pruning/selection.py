@@ -2,7 +2,7 @@
 
 A :class:`Selector` ranks each layer's neurons once by importance score; selecting a
 plan takes the top ``width`` of every layer. A :class:`Selection` (the kept indices) is
-all that surgery (:mod:`frontier.surgery`) and export need.
+all that surgery (:mod:`frontier.pruning.surgery`) and export need.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan
+from frontier.pruning.plan import Plan
 
 
 @dataclass(frozen=True)

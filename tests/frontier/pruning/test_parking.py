@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import torch
 
-from frontier._parking import Parking, module_bytes
-from frontier.plan import Plan
-from frontier.surgery import Pruner
+from frontier.pruning.parking import Parking, module_bytes
+from frontier.pruning.plan import Plan
+from frontier.pruning.surgery import Pruner
 from frontier.testing import TINY_CONFIGS, tiny_model
 
 IDS = torch.tensor([[1, 17, 33, 5, 99, 250, 7, 8, 42, 3]])
@@ -78,7 +78,7 @@ def test_only_the_layers_beyond_the_room_are_parked() -> None:
 
 def test_a_failed_apply_leaves_the_model_whole(monkeypatch: Any) -> None:
     """A trial that fails part-way (after parking) restores and unparks what it did."""
-    import frontier.surgery as surgery
+    import frontier.pruning.surgery as surgery
 
     model = tiny_model("qwen2")
     state = {k: v.clone() for k, v in model.state_dict().items()}

@@ -4,7 +4,7 @@ Applying swaps physically smaller projection modules into every MLP: the selecte
 neurons of each layer are kept, in their original order, and the down projection can be
 given new (refitted) weights for them. The original modules are kept aside (not copied)
 and put back by :meth:`Pruner.restore`, so the unpruned weights are bit-identical
-afterwards. Which neurons to keep is :mod:`frontier.selection`'s job; a pruner given
+afterwards. Which neurons to keep is :mod:`frontier.pruning.selection`'s job; a pruner given
 scores selects plans for convenience, one given none only cuts selections.
 """
 
@@ -16,13 +16,13 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from frontier._parking import Parking, module_bytes
 from frontier.arch import MLPAdapter, MLPHandle, adapter_for
 from frontier.arch.weights import down_vectors, shrink_down, shrink_up
 from frontier.errors import FrontierError
-from frontier.plan import Plan
-from frontier.refit import DownWeights
-from frontier.selection import Selection, Selector
+from frontier.pruning.parking import Parking, module_bytes
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import DownWeights
+from frontier.pruning.selection import Selection, Selector
 
 __all__ = ["Pruner", "Selection", "count_mlp_parameters", "count_parameters"]
 
@@ -93,7 +93,7 @@ class Pruner:
         neurons (in the module's layout) and its new bias (None keeps the bias it has).
         ``room``: the device bytes the pruned projections may add (None: no limit); beyond
         it, each further layer's unpruned projections are parked in host memory until
-        :meth:`restore` (:mod:`frontier._parking`).
+        :meth:`restore` (:mod:`frontier.pruning.parking`).
         """
         if self._originals is not None:
             raise RuntimeError("a plan is already applied; call restore() first")

@@ -33,7 +33,7 @@ class Plan:
 
     ``widths[i]`` neurons of layer ``i``'s ``full[i]`` are kept. Widths are multiples of
     ``multiple`` (or the full width) and never below ``floor``. Which neurons are kept
-    is decided by importance scores at apply time; see :class:`frontier.surgery.Pruner`.
+    is decided by importance scores at apply time; see :class:`frontier.pruning.surgery.Pruner`.
     """
 
     widths: tuple[int, ...]

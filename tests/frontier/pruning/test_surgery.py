@@ -11,9 +11,9 @@ import torch
 from frontier.arch import adapter_for
 from frontier.arch.weights import WeightLayout
 from frontier.errors import FrontierError
-from frontier.plan import Plan
-from frontier.refit import DownWeights
-from frontier.surgery import Pruner, Selection, count_mlp_parameters, count_parameters
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import DownWeights
+from frontier.pruning.surgery import Pruner, Selection, count_mlp_parameters, count_parameters
 from frontier.testing import TINY_CONFIGS, tiny_model
 
 FAMILIES = sorted(TINY_CONFIGS)

@@ -21,9 +21,9 @@ from frontier.arch.weights import down_matrix
 from frontier.data.text import TokenSet
 from frontier.importance import compute_scores
 from frontier.importance._gram import held_windows
-from frontier.operator import PruningOperator
-from frontier.plan import Plan
-from frontier.refit import LayerRefit
+from frontier.pruning.operator import PruningOperator
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import LayerRefit
 from frontier.testing import WIDTH, tiny_loaded
 
 BIASED = ("falcon", "gpt2", "gpt_neox", "opt")

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from frontier.errors import FrontierError
-from frontier.plan import Plan, round_width
+from frontier.pruning.plan import Plan, round_width
 
 
 def test_round_width_multiple_floor_and_full() -> None:

@@ -21,10 +21,11 @@ from frontier.errors import FrontierError
 from frontier.importance import Scores
 from frontier.memory import trial_room
 from frontier.models import LoadedModel
-from frontier.plan import Plan
-from frontier.refit import ALPHAS, LAMBDA_RULE, DownWeights, Refitter, choose_alphas
-from frontier.selection import Selection, Selector
-from frontier.surgery import Pruner
+from frontier.pruning.placement import Refitter
+from frontier.pruning.plan import Plan
+from frontier.pruning.refit import ALPHAS, LAMBDA_RULE, DownWeights, choose_alphas
+from frontier.pruning.selection import Selection, Selector
+from frontier.pruning.surgery import Pruner
 
 if TYPE_CHECKING:
     from frontier.memory import Layout
@@ -70,9 +71,9 @@ def _alpha_code() -> str:
     """A digest of the code that chooses the ridge strengths, whole modules (its constants,
     ``LayerRefit.__init__``, ``down_matrix``: any change there), so a cached choice made by
     other code is made again."""
-    from frontier import refit
     from frontier.arch import weights
     from frontier.cache import code_digest
+    from frontier.pruning import refit
 
     return code_digest([refit, weights])
 
@@ -84,7 +85,7 @@ class PruningOperator:
         model: the unpruned model (cut in place while a plan is applied).
         scores: the criterion's scores; with ``refit`` they must carry the Gram matrices
             (``compute_scores(..., grams=True)``).
-        refit: refit the kept down-projection columns (:mod:`frontier.refit`).
+        refit: refit the kept down-projection columns (:mod:`frontier.pruning.refit`).
         compensate: FLAP-style mean compensation of the dropped neurons instead (into the
             down bias; the older operator, kept for comparison).
         alphas: per-layer ridge strengths; chosen on held-out calibration windows if None.
