@@ -37,10 +37,11 @@ from typing import Any
 import torch
 
 from frontier.arch import adapter_for
+from frontier.budget import available_host_bytes
 from frontier.errors import FrontierError
 from frontier.importance import Scores, get_criterion
 from frontier.importance._stats import calibration_pass
-from frontier.memory import GIB, available_host_bytes, estimate
+from frontier.memory import GIB, estimate
 from frontier.models.device import device_name, resolve_device, resolve_dtype, torch_dtype
 from frontier.pruning.operator import PruningOperator
 from frontier.pruning.plan import Plan

@@ -57,13 +57,13 @@ def probe(
 def estimates(gpu_gib: float, host_gib: float) -> None:
     """The estimate alone, for every real shape in bf16 on a GPU of ``gpu_gib`` with a
     host of ``host_gib`` (the default share of it as the budget): nothing is run."""
-    from frontier import memory
+    from frontier import budget, memory
     from frontier.testing import REAL_SHAPES, real_shape_config
 
-    gpu, host = int(gpu_gib * GIB), int(host_gib * GIB * memory.DEFAULT_SHARE)
+    gpu, host = int(gpu_gib * GIB), int(host_gib * GIB * budget.DEFAULT_SHARE)
     print(
         f"estimates: bf16 on a {gpu_gib:g} GiB GPU, host budget {host / GIB:.1f} GiB "
-        f"({memory.DEFAULT_SHARE:.0%} of {host_gib:g})"
+        f"({budget.DEFAULT_SHARE:.0%} of {host_gib:g})"
     )
     print(
         "| shape | weights | GPU peak | host peak | set-up on | calibration passes | "

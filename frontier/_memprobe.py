@@ -129,8 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     settings.set_memory_budget(args.memory)
     import sys
 
+    from frontier.budget import layout_for
     from frontier.importance import compute_scores
-    from frontier.memory import layout_for, mlp_shape
+    from frontier.memory import mlp_shape
     from frontier.pruning.operator import PruningOperator
     from frontier.pruning.plan import Plan
     from frontier.search.context import search_objective

@@ -7,31 +7,22 @@ pruning engine changes the weights in place and the same wrapper sees the change
 
 Which documents are read is decided in :mod:`objectives._docs`; the facts about each
 benchmark task (its standard metric, notes such as "a 299-question subset") come from
-the engine's task registry, :mod:`frontier.data.tasks`.
+the engine's task registry, :mod:`frontier.data.tasks`. The lm-eval plumbing is in
+:mod:`objectives._tasks_lmeval`, the adaptive looks in :mod:`objectives._tasks_looks`
+and the figures from per-document scores in :mod:`objectives._tasks_scores`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import json
-import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-from frontier.data.mirror import lm_eval_version, task_manager
+from frontier.data.mirror import lm_eval_version
 from frontier.data.tasks import BENCHMARKS
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from frontier.stats import (
-    DEFAULT_CONFIDENCE,
-    accuracy_interval,
-    near_chance,
-    retention_interval,
-)
+from frontier.stats import DEFAULT_CONFIDENCE, near_chance
 from frontier.study.slo import SLO, TaskScore, TrialMetrics
 from objectives._base import Measurement, Objective, not_prepared, register
 from objectives._docs import (
@@ -46,35 +37,19 @@ from objectives._docs import (
     share,
 )
 from objectives._lm import cached_baseline
-
-# lm-eval's fewshot seed default in simple_evaluate; used so fewshot prompts match its CLI.
-FEWSHOT_SEED = 1234
-
-# --------------------------------------------------------------------------- objective
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence lm-eval's per-call info logs and datasets' progress bars, then restore them."""
-    import datasets
-    import lm_eval.api.task
-    from tqdm import tqdm
-
-    loggers = [logging.getLogger(n) for n in ("lm_eval", "datasets", "transformers")]
-    levels = [log.level for log in loggers]
-    bars_were_on = not datasets.utils.are_progress_bars_disabled()
-    for log in loggers:
-        log.setLevel(logging.ERROR)
-    datasets.utils.disable_progress_bars()
-    # Task.build_all_requests draws a progress bar per task per call, with no switch.
-    with mock.patch.object(lm_eval.api.task, "tqdm", functools.partial(tqdm, disable=True)):
-        try:
-            yield
-        finally:
-            for log, level in zip(loggers, levels, strict=True):
-                log.setLevel(level)
-            if bars_were_on:
-                datasets.utils.enable_progress_bars()
+from objectives._tasks_lmeval import (
+    FEWSHOT_SEED,
+    docs_digest,
+    hf_wrapper,
+    load_tasks,
+    metric_for,
+    quiet,
+    run,
+    set_fewshot,
+)
+from objectives._tasks_looks import Looks
+from objectives._tasks_scores import _mean, _per_doc, paired
+from objectives._tasks_scores import _retained as _retained  # tests import it from here
 
 
 @register
@@ -151,9 +126,8 @@ class TaskAccuracy(Objective):
         self._model: Any = None
         self._task_dict: dict[str, Any] | None = None
         self._samples: dict[str, list[int]] = {}
-        self._order: dict[str, list[int]] = {}  # each leaf's documents in the seeded order
-        self._first: dict[str, int] = {}  # how many of them the first look reads
         self._leaves: dict[str, list[str]] = {}
+        self._looks = Looks(self._leaves, {}, {})  # the adaptive documents' looks
         self._metrics: dict[str, str] = {}
         self._fewshot: dict[str, int] = {}
         self._digest: str | None = None
@@ -165,45 +139,30 @@ class TaskAccuracy(Objective):
 
     def _load_tasks(self) -> None:
         """Load the tasks once, choose subtasks and documents, fix few-shot settings."""
-        with _quiet():
-            tm = task_manager(self.mirror, use_hub=self.use_hub)
-            try:
-                loaded = tm.load(list(self.tasks))
-            except (KeyError, ValueError) as exc:
-                raise FrontierError(f"lm-eval cannot load tasks {self.tasks}: {exc}") from None
-        groups: dict[str, Any] = dict(loaded.get("groups", {}))
-        leaves_all: dict[str, Any] = dict(loaded["tasks"])
-        keep: dict[str, Any] = {}
+        task_dict, self._leaves = load_tasks(
+            self.tasks,
+            subtasks=self.subtasks,
+            seed=self.seed,
+            mirror=self.mirror,
+            use_hub=self.use_hub,
+        )
+        keep: dict[str, Any] = task_dict["tasks"]
         per_leaf: dict[str, int | None] = {}
         cap_leaf: dict[str, int | None] = {}
+        order: dict[str, list[int]] = {}  # each leaf's documents in the seeded order
+        first: dict[str, int] = {}  # how many of them the first look reads
         for name in self.tasks:
-            if name in groups:
-                group = groups[name]
-                names = [t.task_name for t in group.get_all_tasks()]
-                chosen = select_subtasks(name, names, self.subtasks, self.seed)
-                _prune_group(group, set(chosen))
-                self._leaves[name] = chosen
-            elif name in leaves_all:
-                self._leaves[name] = [name]
-            else:
-                raise FrontierError(f"lm-eval loaded no task or group named {name!r}")
             for leaf in self._leaves[name]:
-                keep[leaf] = leaves_all[leaf]
                 per_leaf[leaf] = share(docs_for(self.n_docs, name), len(self._leaves[name]))
                 cap = docs_for(self.max_docs, name) if self.max_docs is not None else None
                 cap_leaf[leaf] = (
                     per_leaf[leaf] if cap is None else share(cap, len(self._leaves[name]))
                 )
-        kept_groups = {g.name: g for g in _live_groups(groups, self.tasks)}
-        self._task_dict = {
-            "tasks": keep,
-            "groups": kept_groups,
-            "group_map": {g.name: g.child_names for g in kept_groups.values()},
-        }
-        with _quiet():
+        self._task_dict = task_dict
+        with quiet():
             for leaf, task in keep.items():
                 n = len(task.eval_docs)
-                self._order[leaf] = ordered_docs(
+                order[leaf] = ordered_docs(
                     leaf,
                     n,
                     role=self.role,
@@ -211,35 +170,16 @@ class TaskAccuracy(Objective):
                     seed=self.seed,
                     search_pool=self.search_pool,
                 )
-                first = per_leaf[leaf]
-                self._first[leaf] = len(self._order[leaf]) if first is None else first
+                k = per_leaf[leaf]
+                first[leaf] = len(order[leaf]) if k is None else k
                 # every document any look may read: the baseline is measured on all of them
-                self._samples[leaf] = sorted(self._order[leaf])
-                self._set_fewshot(task)
+                self._samples[leaf] = sorted(order[leaf])
+                set_fewshot(task, self.num_fewshot)
                 self._fewshot[leaf] = int(task.get_config("num_fewshot") or 0)
         for name in self.tasks:
-            self._metrics[name] = _metric_for(name, [keep[leaf] for leaf in self._leaves[name]])
-        self._digest = self._docs_digest()
-
-    def _set_fewshot(self, task: Any) -> None:
-        # Same rule as lm_eval.simple_evaluate: a YAML that says 0 shots stays at 0.
-        current = task.get_config("num_fewshot")
-        if self.num_fewshot is not None and current != 0:
-            task.set_config(key="num_fewshot", value=self.num_fewshot)
-        elif current is None:
-            task.set_config(key="num_fewshot", value=0)
-        task.set_fewshot_seed(seed=FEWSHOT_SEED)
-
-    def _docs_digest(self) -> str:
-        """blake2b of every chosen document's index and content: the protocol's identity."""
-        assert self._task_dict is not None
-        h = hashlib.blake2b(digest_size=16)
-        for leaf in sorted(self._samples):
-            docs = self._task_dict["tasks"][leaf].eval_docs
-            h.update(json.dumps([leaf, self._samples[leaf]]).encode())
-            for i in self._samples[leaf]:
-                h.update(json.dumps(docs[i], sort_keys=True, default=str).encode())
-        return h.hexdigest()
+            self._metrics[name] = metric_for(name, [keep[leaf] for leaf in self._leaves[name]])
+        self._looks = Looks(self._leaves, order, first)
+        self._digest = docs_digest(self._task_dict, self._samples)
 
     def prepare(self, lm: LoadedModel) -> None:
         """Build the task dict and the wrapper once; measure (or read) the baseline."""
@@ -255,7 +195,7 @@ class TaskAccuracy(Objective):
         self.baseline = {name: float(o["acc"]) for name, o in outcomes.items()}
         if self.adaptive:  # the figure of the first look's documents
             self.baseline = {
-                name: _mean([self.baseline_docs[name][k] for k in self._keys(name, None)])
+                name: _mean([self.baseline_docs[name][k] for k in self._looks.keys(name, None)])
                 for name in self.tasks
             }
 
@@ -266,32 +206,13 @@ class TaskAccuracy(Objective):
     def _wrap(self, lm: LoadedModel) -> None:
         if self._lm is not None and self._model is lm.model:
             return
-        with _quiet():
-            from lm_eval.models.huggingface import HFLM
-
-            wrapper = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=self.batch_size)
-        # The evaluator calls these without disable_tqdm; progress bars per call are noise.
-        for method in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
-            setattr(wrapper, method, functools.partial(getattr(wrapper, method), disable_tqdm=True))
-        self._lm, self._model = wrapper, lm.model
+        self._lm, self._model = hf_wrapper(lm, self.batch_size), lm.model
 
     # -- measuring ------------------------------------------------------------
 
     def _run(self, task_dict: dict[str, Any], samples: dict[str, list[int]]) -> Any:
-        from lm_eval.evaluator import evaluate
-
         assert self._lm is not None
-        with _quiet():
-            out = evaluate(
-                lm=self._lm,
-                task_dict=task_dict,
-                samples=samples,
-                bootstrap_iters=0,
-                log_samples=True,
-            )
-        if out is None:
-            raise FrontierError("lm-eval returned no results (not rank 0?)")
-        return out
+        return run(self._lm, task_dict, samples)
 
     def _outcomes(self) -> dict[str, dict[str, Any]]:
         """Each requested task's (or group's) standard metric for the model as it is now
@@ -322,27 +243,6 @@ class TaskAccuracy(Objective):
             if mine:
                 scores.update(_per_doc(out["samples"], mine, self._metrics[name])[0])
         return scores
-
-    def _read(self, leaf: str, looks: int) -> int:
-        """How many of ``leaf``'s documents (in the seeded order) ``looks`` looks read: the
-        first look ``n_docs``, each further one twice as many (none before the first)."""
-        return 0 if looks < 1 else self._first[leaf] * 2 ** (looks - 1)
-
-    def _keys(self, name: str, looks: int | None) -> list[str]:
-        """The documents of task ``name`` read by ``looks`` looks (None: the first)."""
-        return [
-            f"{leaf}/{i}"
-            for leaf in self._leaves[name]
-            for i in self._order[leaf][: self._read(leaf, looks or 1)]
-        ]
-
-    def _max_looks(self, name: str) -> int:
-        """Looks until every leaf of task ``name`` has read all its documents."""
-        looks = 1
-        for leaf in self._leaves[name]:
-            while self._read(leaf, looks) < len(self._order[leaf]):
-                looks += 1
-        return looks
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.baseline is None:
@@ -378,21 +278,8 @@ class TaskAccuracy(Objective):
         unpruned = [self.baseline_docs[name][k] for k in keys]
         level = self.confidence
         if looks is not None:
-            level = 1 - (1 - self.confidence) / self._max_looks(name)
-        ci = retention_interval(pruned, unpruned, level)
-        acc_ci = accuracy_interval(pruned, level)
-        out: dict[str, Any] = {
-            "metric": self._metrics[name],
-            "acc": acc,
-            "baseline": base,
-            "retained": _retained(acc, base),
-            "n_docs": len(keys),
-            "ci": [ci.low, ci.high],
-            "acc_ci": [acc_ci.low, acc_ci.high],
-            "confidence": level,
-            "gained": sum(1 for a, b in zip(pruned, unpruned, strict=True) if a > b),
-            "lost": sum(1 for a, b in zip(pruned, unpruned, strict=True) if a < b),
-        }
+            level = 1 - (1 - self.confidence) / self._looks.max_looks(name)
+        out = paired(self._metrics[name], acc, base, pruned, unpruned, level)
         if looks is not None:
             out["looks"] = looks
         return out
@@ -405,17 +292,11 @@ class TaskAccuracy(Objective):
         todo = list(self.tasks)
         details: dict[str, Any] = {}
         while todo:
-            samples: dict[str, list[int]] = {}
-            for name in todo:
-                for leaf in self._leaves[name]:
-                    n = looks[name]
-                    fresh = self._order[leaf][self._read(leaf, n - 1) : self._read(leaf, n)]
-                    if fresh:  # (lm-eval reads an empty list as "every document")
-                        samples[leaf] = sorted(fresh)
+            samples = self._looks.fresh({name: looks[name] for name in todo})
             if samples:
                 scores.update(self._leaf_scores(samples))
             for name in todo:
-                now = {k: scores[k] for k in self._keys(name, looks[name])}
+                now = {k: scores[k] for k in self._looks.keys(name, looks[name])}
                 acc = _mean(list(now.values()))
                 base = _mean([self.baseline_docs[name][k] for k in now])
                 details[name] = self._paired(name, acc, base, now, looks[name])
@@ -427,7 +308,7 @@ class TaskAccuracy(Objective):
                 for n in (self.tasks if f.metric == "tasks" else [f.metric])
                 if n in details
             }
-            todo = [n for n in self.tasks if n in undecided and looks[n] < self._max_looks(n)]
+            todo = [n for n in self.tasks if n in undecided and looks[n] < self._looks.max_looks(n)]
             for name in todo:
                 looks[name] += 1
         return {n: float(d["acc"]) for n, d in details.items()}, details
@@ -493,72 +374,6 @@ class TaskAccuracy(Objective):
         if self._task_dict is None:
             self._load_tasks()
         return {k: list(v) for k, v in self._samples.items()}
-
-
-def _per_doc(
-    samples: Mapping[str, list[dict[str, Any]]], leaves: Sequence[str], metric: str
-) -> tuple[dict[str, float], float | None]:
-    """The per-document scores of ``metric`` over ``leaves`` (``"leaf/index"`` -> score)
-    and the mean chance level of those documents (1 / the number of choices) where every
-    score is 0 or 1, else None."""
-    scores: dict[str, float] = {}
-    choices: list[int] = []
-    for leaf in leaves:
-        rows = [r for r in samples.get(leaf, []) if r.get("filter", "none") == "none"]
-        for row in sorted(rows, key=lambda r: int(r["doc_id"])):
-            scores[f"{leaf}/{int(row['doc_id'])}"] = float(row[metric])
-            choices.append(len(row.get("arguments") or ()))
-    binary = all(s in (0.0, 1.0) for s in scores.values())
-    chance = None
-    if scores and binary and all(c > 1 for c in choices):
-        chance = sum(1 / c for c in choices) / len(choices)
-    return scores, chance
-
-
-def _prune_group(group: Any, keep: set[str]) -> None:
-    """Drop the subtasks not in ``keep`` from a group tree, and subgroups left empty."""
-    from lm_eval.api.group import Group
-
-    for child in list(group):
-        if isinstance(child, Group):
-            _prune_group(child, keep)
-            if not child.get_all_tasks():
-                group.pop(child.name)
-        elif child.task_name not in keep:
-            group.pop(child.task_name)
-
-
-def _live_groups(groups: dict[str, Any], requested: Sequence[str]) -> list[Any]:
-    out = []
-    for name in requested:
-        if name in groups:
-            out.append(groups[name])
-            out.extend(groups[name].get_all_groups())
-    return out
-
-
-def _metric_for(name: str, leaves: Sequence[Any]) -> str:
-    """The task's standard metric from the registry, else the first accuracy-like one."""
-    if name in BENCHMARKS:
-        return BENCHMARKS[name].metric
-    metrics = {m["metric"] for t in leaves for m in (t.config.metric_list or [])}
-    for candidate in ("acc_norm", "acc", "exact_match"):
-        if candidate in metrics:
-            return candidate
-    raise FrontierError(f"{name}: no accuracy-like metric among {sorted(metrics)}")
-
-
-def _retained(acc: float, base: float) -> float:
-    """acc / base. Where the unpruned model scored 0 (tiny or random models on a few
-    documents) the ratio is undefined; 1 + acc keeps it finite, 1 at the baseline, and
-    still rising with accuracy, so a search is neither stopped nor misled by it."""
-    if base > 0:
-        return acc / base
-    return 1.0 + acc
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values)
 
 
 __all__ = [

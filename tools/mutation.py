@@ -55,7 +55,7 @@ TARGETS: dict[str, Target] = {
         "frontier/study/*.py",
         (
             *_in("frontier.study.read", "x_choose", "x_final_record", "x_nearest_trial"),
-            *_in("frontier.study.summary", "x_ranked_by_nearness", "x_nearest"),
+            *_in("frontier.study.verdicts", "x_ranked_by_nearness", "x_nearest"),
         ),
         ("tests/frontier/search/test_choose.py",),
     ),
@@ -89,8 +89,8 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "slo": Target(
-        "frontier/study/slo.py",
-        ("frontier.study.slo.*",),
+        "frontier/study/*.py",
+        ("frontier.study.slo.*", "frontier.study.measured.*"),
         ("tests/frontier/study/test_slo.py", "tests/frontier/study/test_slo_baselines.py"),
     ),
     "paired": Target(

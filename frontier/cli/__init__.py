@@ -1,10 +1,13 @@
 """The ``frontier`` command.
 
 ``parser`` builds the argument parser (``spec_flags`` makes the study flags from
-:class:`~frontier.study.spec.StudySpec`'s fields and their documentation), ``commands``
-turns parsed arguments into typed values and calls the library function of the same
-name, ``render`` prints the results, and ``preamble`` is what every command shares:
-quiet libraries, one-line warnings, and errors as one line and a non-zero exit status.
+:class:`~frontier.study.spec.StudySpec`'s fields and their documentation,
+``parser_common`` holds a subcommand's building blocks, ``parser_export`` the parsers of
+the commands that write or check a checkpoint), ``commands`` turns parsed arguments into
+typed values and calls the library function of the same name, ``render`` prints the
+results (``render_trial``: ``frontier show``'s trial), and ``preamble`` is what every
+command shares: quiet libraries, one-line warnings, and errors as one line and a non-zero
+exit status.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """One handler per command: parsed arguments -> typed values -> the library call of the
-command's name -> :mod:`frontier.cli.render`. Each returns the exit status.
+command's name -> :mod:`frontier.cli.render` (``show``: :mod:`frontier.cli.render_trial`).
+Each returns the exit status.
 
 | command | library call |
 |---|---|
@@ -22,7 +23,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from frontier.cli import render
+from frontier.cli import render, render_trial
 
 if TYPE_CHECKING:
     import optuna
@@ -180,7 +181,7 @@ def pareto(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     from frontier.study.read import show
 
-    render.trial(show(_study(args), args.trial))
+    render_trial.trial(show(_study(args), args.trial))
     return 0
 
 

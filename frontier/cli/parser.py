@@ -2,16 +2,19 @@
 
 Flags that set a study's settings come from the spec's fields (:mod:`.spec_flags`).
 Boolean flags come in pairs, ``--x/--no-x``, so a flag can override a TOML spec either way.
+A subcommand's building blocks are :mod:`.parser_common`'s; the commands that write or check
+a checkpoint have their parsers in :mod:`.parser_export`.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from typing import Any
 
 from frontier import __version__
 from frontier.cli import commands
+from frontier.cli.parser_common import _STUDY_HELP, _command, _force, _group, _out, _study
+from frontier.cli.parser_export import _apply, _export, _repair, _verify
 from frontier.cli.spec_flags import (
     SPEC_FIELDS,
     Formatter,
@@ -23,15 +26,6 @@ from frontier.cli.spec_flags import (
 )
 
 __all__ = ["build_parser", "spec_flag", "spec_from_args"]
-
-_STUDY_HELP = "the study's name (see frontier find --study)"
-_FORMATS = ("heterogeneous", "padded", "uniform", "gguf")
-_FORMAT_HELP = (
-    "heterogeneous: exact per-layer widths, loads with its modeling file or "
-    "frontier.load_pruned; padded: stock config, layers zero-padded to the widest; "
-    "uniform: stock config, every layer as wide as the widest kept; gguf: one file for "
-    "llama.cpp"
-)
 
 
 # -- the parser -------------------------------------------------------------------------
@@ -62,50 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     _analysis(sub)
     _llamacpp(sub)
     return p
-
-
-def _command(
-    sub: Any,
-    name: str,
-    help: str,
-    handler: Callable[[argparse.Namespace], int] | None,
-    *,
-    loads_models: bool = False,
-) -> argparse.ArgumentParser:
-    """A subcommand; ``loads_models``: it imports torch and transformers (quiet them)."""
-    cmd: argparse.ArgumentParser = sub.add_parser(
-        name, help=help, description=help, formatter_class=Formatter
-    )
-    cmd.set_defaults(handler=handler, loads_models=loads_models)
-    return cmd
-
-
-def _group(sub: Any, name: str, help: str) -> Any:
-    group = sub.add_parser(name, help=help, description=help, formatter_class=Formatter)
-    return group.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
-
-
-def _study(p: argparse.ArgumentParser, *, trial: bool = False) -> None:
-    p.add_argument("study", help=_STUDY_HELP)
-    if trial:
-        p.add_argument(
-            "trial",
-            type=int,
-            nargs="?",
-            default=None,
-            help="the trial's number (default: the study's chosen trial)",
-        )
-    add_spec_argument(p, "storage")
-
-
-def _out(p: argparse.ArgumentParser, help: str, *, required: bool = False) -> None:
-    p.add_argument("--out", required=required, default=None, metavar="DIR", help=help)
-
-
-def _force(p: argparse.ArgumentParser, what: str = "a non-empty --out folder") -> None:
-    p.add_argument(
-        "--force", action=argparse.BooleanOptionalAction, default=False, help=f"overwrite {what}"
-    )
 
 
 def _models(sub: Any) -> None:
@@ -246,134 +196,6 @@ def _readers(sub: Any) -> None:
     )
     show = _command(sub, "show", "show one trial: metrics and per-layer widths", commands.show)
     _study(show, trial=True)
-
-
-def _export_options(
-    p: argparse.ArgumentParser, *, record_defaults: bool = False, study: bool = True
-) -> None:
-    p.add_argument(
-        "--format",
-        choices=_FORMATS,
-        default=None if record_defaults else "heterogeneous",
-        help=_FORMAT_HELP + (" (default: the record's)" if record_defaults else ""),
-    )
-    p.add_argument(
-        "--dtype",
-        choices=("fp32", "fp16", "bf16"),
-        default=None if record_defaults or study else "fp32",
-        help="the saved weights' dtype"
-        + (" (default: the record's)" if record_defaults else "")
-        + (" (default: the study's)" if study else ""),
-    )
-    p.add_argument(
-        "--gguf-type",
-        choices=("f32", "f16", "q8_0", "q4_k_m"),
-        default=None,
-        help="with --format gguf: the weights' type (default: "
-        + ("the record's, else " if record_defaults else "")
-        + "f32; q4_k_m needs `frontier llamacpp build`)",
-    )
-    _force(p)
-    add_spec_argument(p, "threads")
-    add_spec_argument(p, "memory")
-    _device(p, study)
-
-
-def _device(p: argparse.ArgumentParser, study: bool) -> None:
-    """``--device`` of a command that rebuilds a model (it computes in the study's dtype,
-    or fp32 without a study)."""
-    add_spec_argument(
-        p,
-        "device",
-        default=None if study else "cpu",
-        help="where the model is rebuilt: cpu, cuda or cuda:N"
-        + (" (default: the study's)" if study else ""),
-    )
-
-
-def _export(sub: Any) -> None:
-    export = _command(
-        sub,
-        "export",
-        "export a trial as a dense checkpoint (by default the chosen trial)",
-        commands.export,
-        loads_models=True,
-    )
-    _study(export, trial=True)
-    _out(export, "the checkpoint's folder", required=True)
-    _export_options(export)
-
-
-def _apply(sub: Any) -> None:
-    apply = _command(
-        sub,
-        "apply",
-        "rebuild an export from the original model and its compression.json",
-        commands.apply,
-        loads_models=True,
-    )
-    apply.add_argument("source", metavar="EXPORT", help="an export folder or its compression.json")
-    add_spec_argument(
-        apply, "model", help="the original model (alias, folder, .gguf or hub id)", required=True
-    )
-    _out(apply, "the rebuilt checkpoint's folder", required=True)
-    add_spec_argument(apply, "trust_remote_code", default=False)
-    apply.add_argument(
-        "--check-source",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="refuse a model whose weights' fingerprint differs from the record's",
-    )
-    _export_options(apply, record_defaults=True, study=False)
-
-
-def _verify(sub: Any) -> None:
-    verify = _command(
-        sub,
-        "verify",
-        "re-measure an export with its study's report protocol and compare the figures",
-        commands.verify,
-        loads_models=True,
-    )
-    verify.add_argument("study", help=_STUDY_HELP)
-    verify.add_argument(
-        "source", metavar="EXPORT", help="the export folder (frontier export --out)"
-    )
-    add_spec_argument(verify, "storage")
-    add_spec_argument(verify, "threads")
-    add_spec_argument(verify, "memory")
-    _device(verify, True)
-
-
-def _repair(sub: Any) -> None:
-    from frontier.repair import RepairConfig  # torch-free (loaded on first use)
-
-    d = RepairConfig()
-    repair = _command(
-        sub,
-        "repair",
-        "distil a trial's pruned model towards the unpruned one on calibration text, and "
-        "export it (by default the chosen trial)",
-        commands.repair,
-        loads_models=True,
-    )
-    _study(repair, trial=True)
-    _out(repair, "the repaired checkpoint's folder", required=True)
-    for flag, kind, default, help in (
-        ("--steps", int, d.steps, "optimiser steps at most"),
-        ("--batch-windows", int, d.batch_windows, "calibration windows per step"),
-        ("--seq-len", int, d.seq_len, "tokens per window"),
-        ("--lr", float, d.lr, "AdamW learning rate (warm-up, then cosine to 10%%)"),
-        ("--temperature", float, d.temperature, "the KL's temperature"),
-        ("--ce-weight", float, d.ce_weight, "weight of cross-entropy mixed into the KL"),
-        ("--heldout-tokens", int, d.heldout_tokens, "held-out calibration tokens"),
-        ("--eval-every", int, d.eval_every, "steps between held-out evaluations"),
-        ("--patience", int, d.patience, "evaluations without improvement before stopping"),
-        ("--seed", int, d.seed, "seed of the window order"),
-        ("--cpu-minutes", float, None, "stop after this much process CPU time"),
-    ):
-        repair.add_argument(flag, type=kind, default=default, help=help)
-    _export_options(repair)
 
 
 def _analysis(sub: Any) -> None:

@@ -20,17 +20,15 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from frontier._io import atomic_dir, write_bytes_atomic, write_json_atomic
+from frontier._io import atomic_dir, write_json_atomic
 from frontier._version import __version__
 from frontier.arch import MLPAdapter
 from frontier.errors import FrontierError
-from frontier.export._config import exported_config
 from frontier.export._gguf import GGUFType, GGUFWritten, LlamaCppCheck, export_gguf
 from frontier.export._load import TORCH_DTYPES, load_pruned
-from frontier.export._modeling import MODELING_FILE, render_modeling
+from frontier.export._modeling import MODELING_FILE
 from frontier.export._record import (
     DTYPES,
-    FORMATS,
     RECORD_NAME,
     CompressionRecord,
     ExportDtype,
@@ -40,12 +38,12 @@ from frontier.export._record import (
     read_record,
 )
 from frontier.export._refit_file import read_refit, write_refit
-from frontier.export._tensors import padded_down, padded_up, rounded_state, savable_state_dict
+from frontier.export._tensors import rounded_state
+from frontier.export.formats import Format, get_format
 from frontier.models import LoadedModel
 from frontier.pruning.refit import DownWeights
 from frontier.pruning.surgery import Pruner, Selection
 
-WEIGHTS_FILE = "model.safetensors"
 PROBE_SHAPE = (2, 24)  # batch, tokens: the fixed batch every export is checked on
 # A reload must give the logits of the model as written within ATOL + RTOL * |logit|
 # (in practice it is bit-exact: same weights, same shapes, same kernels).
@@ -101,8 +99,7 @@ def export_model(
     """
     out = Path(out)
     _check_out(out, force=force)
-    if format not in FORMATS:
-        raise FrontierError(f"unknown export format {format!r}; one of {', '.join(FORMATS)}")
+    kind = get_format(format)
     if dtype not in DTYPES:
         raise FrontierError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
     model: Any = lm.model  # a transformers PreTrainedModel
@@ -114,7 +111,7 @@ def export_model(
             "selection is for MLP widths that differ from this model's "
             "(is a plan already applied to it, or is it another model?)"
         )
-    if format == "uniform" and not plan.is_uniform:
+    if kind.uniform_only and not plan.is_uniform:
         raise FrontierError(
             f"uniform export needs one width in every layer, this plan keeps "
             f"{min(plan.widths)} to {max(plan.widths)}; use format padded or heterogeneous"
@@ -139,27 +136,22 @@ def export_model(
     try:
         if modules is not None:
             _put_modules(pruner, modules, plan.widths)
-        if format == "gguf":
+        if not kind.checkpoint:  # gguf: written and checked in llama.cpp
             return _gguf_result(out, lm, plan.widths, gguf_type, record, refit)
         ids = _probe_ids(model, adapter)
         reference = _logits(model, ids, torch_dtype)
         with atomic_dir(out) as tmp:
-            if format == "heterogeneous":
-                _write_heterogeneous(tmp, model, adapter, plan.widths, torch_dtype)
-            else:
-                _write_stock(
-                    tmp, model, adapter, pruner, plan.widths, torch_dtype, pad=format == "padded"
-                )
+            kind.write(tmp, model, adapter, pruner, plan.widths, torch_dtype)
             if lm.tokenizer is not None:
                 lm.tokenizer.save_pretrained(tmp)
             if refit is not None and any(r is not None for r in refit):
                 record = replace(record, refit=write_refit(tmp, refit))
             write_json_atomic(tmp / RECORD_NAME, record.to_dict())
             written = _logits(model, ids, torch_dtype)  # the model as written (padded, say)
-            padded = format == "padded"
-            atol = (ATOL + PADDED_OF_MAX * float(reference.abs().max())) if padded else ATOL
+            scale = float(reference.abs().max())
+            atol = (ATOL + PADDED_OF_MAX * scale) if kind.padded else ATOL
             _check(written, reference, "padding", atol, RTOL)
-            diff = _verify(tmp, format, ids, written, _param_dtype(model))
+            diff = _verify(tmp, kind, ids, written, _param_dtype(model))
             diff = max(diff, float((written - reference).abs().max()))
             record = replace(
                 record,
@@ -299,79 +291,15 @@ def _gguf_result(
     return ExportResult(out, record, diff, written.tensor_bytes, gguf=written, llamacpp=check)
 
 
-def _write_stock(
-    tmp: Path,
-    model: Any,
-    adapter: MLPAdapter,
-    pruner: Pruner,
-    widths: tuple[int, ...],
-    dtype: torch.dtype,
-    *,
-    pad: bool,
-) -> None:
-    """A stock checkpoint written by transformers (its own key names and tied weights)."""
-    widest = max(widths)
-    if pad:  # the pruner's restore() puts the original modules back over these
-        for h in pruner.handles:
-            for name in adapter.up:
-                h.set(
-                    name,
-                    padded_up(h.get(name), widest, adapter.layout, fused=adapter.fused_gate_up),
-                )
-            h.set(adapter.down, padded_down(h.get(adapter.down), widest, adapter.layout))
-    state = {
-        k: v.detach().to(dtype) if v.is_floating_point() else v
-        for k, v in model.state_dict().items()
-    }
-    architectures = model.config.architectures  # save_pretrained sets it on the caller's config
-    try:
-        model.save_pretrained(tmp, state_dict=state)
-    finally:
-        model.config.architectures = architectures
-    config = exported_config(
-        model.config,
-        adapter,
-        [widest] * len(widths),
-        heterogeneous=False,
-        dtype=dtype,
-        architecture=type(model).__name__,
-    )
-    config.save_pretrained(tmp)
-
-
-def _write_heterogeneous(
-    tmp: Path, model: Any, adapter: MLPAdapter, widths: tuple[int, ...], dtype: torch.dtype
-) -> None:
-    """Weights under their in-memory names (no family key renames: the loading class is
-    custom code, which transformers loads without its per-family renames)."""
-    from safetensors.torch import save_file
-
-    save_file(savable_state_dict(model, dtype), str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
-    config = exported_config(
-        model.config,
-        adapter,
-        widths,
-        heterogeneous=True,
-        dtype=dtype,
-        architecture=type(model).__name__,
-    )
-    config.save_pretrained(tmp)
-    generation = getattr(model, "generation_config", None)
-    if generation is not None:
-        generation.save_pretrained(tmp)
-    source = render_modeling(type(model).__name__, adapter)
-    write_bytes_atomic(tmp / MODELING_FILE, source.encode())
-
-
 # -- checking ---------------------------------------------------------------------------
 def _verify(
-    folder: Path, format: str, ids: torch.Tensor, written: torch.Tensor, dtype: torch.dtype
+    folder: Path, kind: Format, ids: torch.Tensor, written: torch.Tensor, dtype: torch.dtype
 ) -> float:
     """Largest |logit difference| to the model as written, over every way to load the format."""
     from transformers import AutoModelForCausalLM
 
     loaders: list[tuple[str, Any]] = []
-    if format == "heterogeneous":
+    if kind.remote_code:
         loaders.append(("load_pruned", lambda: load_pruned(folder, dtype=_name(dtype))[0]))
         loaders.append(("trust_remote_code", lambda: _load_remote_code(folder, dtype)))
     else:

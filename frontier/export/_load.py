@@ -20,6 +20,7 @@ from frontier.arch import adapter_for
 from frontier.errors import FrontierError
 from frontier.export._modeling import mlp_layout
 from frontier.export._record import RECORD_NAME
+from frontier.export.formats import get_format
 
 LoadDtype = Literal["auto", "fp32", "fp16", "bf16"]
 TORCH_DTYPES: dict[str, torch.dtype] = {
@@ -66,7 +67,7 @@ def load_pruned(folder: Path | str, *, dtype: LoadDtype = "auto") -> tuple[nn.Mo
     fmt = export_format(folder)
     torch_dtype: Any = "auto" if dtype == "auto" else TORCH_DTYPES[dtype]
     config = AutoConfig.from_pretrained(folder)
-    if fmt == "heterogeneous":
+    if get_format(fmt).remote_code:  # its own modeling code: the pruned class, built here
         base = AutoModelForCausalLM._model_mapping[type(config)]
         try:
             template.mlp_widths(config, mlp_layout(adapter_for(config)))

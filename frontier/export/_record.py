@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import Any, Literal, cast, get_args
 
 from frontier.errors import FrontierError
+from frontier.export.formats import FORMATS
 from frontier.pruning.plan import Plan
 
 RECORD_NAME = "compression.json"
 REFIT_NAME = "refit.safetensors"
 RECORD_FORMAT = 1
 
-ExportFormat = Literal["uniform", "padded", "heterogeneous", "gguf"]
+#: a name in :data:`frontier.export.formats.FORMATS` (checked where it is read)
+ExportFormat = str
 ExportDtype = Literal["fp32", "fp16", "bf16"]
-FORMATS: tuple[str, ...] = get_args(ExportFormat)
 DTYPES: tuple[str, ...] = get_args(ExportDtype)
 
 
@@ -139,7 +140,7 @@ class CompressionRecord:
                 kept=kept,
                 model_type=str(data["model_type"]),
                 source=SourceModel(str(src["name"]), str(src["source"]), str(src["fingerprint"])),
-                export_format=cast(ExportFormat, fmt),
+                export_format=str(fmt),
                 dtype=cast(ExportDtype, dtype),
                 provenance=Provenance.from_dict(data),
                 versions={str(k): str(v) for k, v in (data.get("versions") or {}).items()},

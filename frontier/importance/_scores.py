@@ -186,9 +186,9 @@ def compute_scores(
     With ``grams`` (or a criterion that needs them) the Gram matrices are gathered too
     and attached to ``Scores.stats``; the refit (:mod:`frontier.pruning.refit`) uses them. The
     pass holds as many layers' sums as ``layout`` says (default: what
-    :func:`frontier.memory.layout_for` chooses from the host's memory, checked first).
+    :func:`frontier.budget.layout_for` chooses from the host's memory, checked first).
     """
-    from frontier.memory import layout_for
+    from frontier.budget import layout_for
 
     crit = get_criterion(criterion)
     handles = lm.adapter.handles(lm.model)

@@ -17,13 +17,14 @@ from torch import nn
 
 from frontier import settings
 from frontier._tensorfile import LayerFolder
+from frontier.budget import trial_room
 from frontier.errors import FrontierError
 from frontier.importance import Scores
-from frontier.memory import trial_room
 from frontier.models import LoadedModel
 from frontier.pruning.placement import Refitter
 from frontier.pruning.plan import Plan
-from frontier.pruning.refit import ALPHAS, LAMBDA_RULE, DownWeights, choose_alphas
+from frontier.pruning.refit import DownWeights
+from frontier.pruning.ridge import ALPHAS, LAMBDA_RULE, choose_alphas
 from frontier.pruning.selection import Selection, Selector
 from frontier.pruning.surgery import Pruner
 
@@ -68,14 +69,14 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
 
 
 def _alpha_code() -> str:
-    """A digest of the code that chooses the ridge strengths, whole modules (its constants,
-    ``LayerRefit.__init__``, ``down_matrix``: any change there), so a cached choice made by
-    other code is made again."""
+    """A digest of the code that chooses the ridge strengths, whole modules (the choice
+    and its constants, ``LayerRefit.__init__``, ``down_matrix``: any change there), so a
+    cached choice made by other code is made again."""
     from frontier.arch import weights
     from frontier.cache import code_digest
-    from frontier.pruning import refit
+    from frontier.pruning import refit, ridge
 
-    return code_digest([refit, weights])
+    return code_digest([ridge, refit, weights])
 
 
 class PruningOperator:
@@ -145,9 +146,9 @@ class PruningOperator:
     ) -> PruningOperator:
         """The operator on ``lm``, its ridge strengths from the cache when chosen before,
         its refit factors in memory where they fit the host budget and the rest on disk
-        (:func:`frontier.memory.layout_for`; checked before the set-up)."""
+        (:func:`frontier.budget.layout_for`; checked before the set-up)."""
+        from frontier.budget import layout_for
         from frontier.importance import gram_cache_path
-        from frontier.memory import layout_for
 
         layout = spill = None
         if refit:

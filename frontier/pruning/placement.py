@@ -20,14 +20,8 @@ from frontier.arch import MLPHandle, WeightLayout
 from frontier.arch.weights import down_matrix
 from frontier.errors import FrontierError
 from frontier.importance import GramStats
-from frontier.pruning.refit import (
-    FACTOR_FORMAT,
-    LAMBDA_RULE,
-    DownWeights,
-    LayerRefit,
-    choose_alphas,
-    setup_device,
-)
+from frontier.pruning.refit import FACTOR_FORMAT, DownWeights, LayerRefit, setup_device
+from frontier.pruning.ridge import LAMBDA_RULE, choose_alphas
 
 
 def _saved(

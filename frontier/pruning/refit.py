@@ -9,7 +9,7 @@ the calibration activations, ``E||W a - W' a_K||^2 + lambda ||W'||^2``:
 Where the down projection has a bias, ``a`` is augmented with the constant 1 (whose
 column of ``W`` is the bias, never penalised), so the new bias absorbs the dropped
 neurons' mean output as FLAP's compensation does, and more. ``lambda`` is ``alpha`` times
-the mean diagonal of ``G``; ``alpha`` is chosen per layer, from :data:`ALPHAS`, by the
+the mean diagonal of ``G``; ``alpha`` is chosen per layer (:mod:`frontier.pruning.ridge`) by the
 error of the layer's output on the held-out calibration windows (never on search or
 report text), at a reference selection.
 
@@ -35,22 +35,11 @@ from dataclasses import dataclass
 import torch
 
 from frontier._tensorfile import LayerFolder, TensorFile
-from frontier.arch import MLPHandle
-from frontier.arch.weights import down_matrix
 from frontier.errors import FrontierError
-from frontier.importance import GramStats
 
-ALPHAS: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-DEFAULT_ALPHA = 1e-2  # used when the calibration has no held-out windows
 #: what the saved factors hold (a layer saved in another format is set up again):
 #: 2: the Cholesky factor ``L`` a prefix solves against, where 1 held its inverse ``Z``
 FACTOR_FORMAT = 2
-REFERENCE_KEEP = 0.6  # alpha is chosen at this share of each layer's highest-energy neurons
-LAMBDA_RULE = (
-    "ridge lambda = alpha x mean diag(G); alpha per layer from {1e-4, 1e-3, 1e-2, 1e-1, 1}, "
-    "the best reconstruction of the layer output on the held-out calibration windows when "
-    "fitted on the others, at the top 60% of neurons by energy"
-)
 
 
 @dataclass(frozen=True)
@@ -366,40 +355,3 @@ def setup_device(w: torch.Tensor) -> torch.device:
     free = torch.cuda.mem_get_info(w.device)[0]
     cached = torch.cuda.memory_reserved(w.device) - torch.cuda.memory_allocated(w.device)
     return w.device if need * 1.1 <= free + cached else torch.device("cpu")
-
-
-def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch.Tensor]:
-    """The selection alpha is chosen at: per layer, the top :data:`REFERENCE_KEEP` share of
-    neurons by output energy (``E[a^2] ||down column||^2``), whatever the criterion, so the
-    choice is a property of the model and the calibration text and is cached with them."""
-    out = []
-    for h in handles:
-        w, _ = down_matrix(h.down_module, h.adapter.layout)
-        energy = grams.diagonal(h.index)[:-1] * w.double().square().sum(0).cpu()
-        n = max(1, round(REFERENCE_KEEP * energy.numel()))
-        out.append(torch.argsort(energy, descending=True, stable=True)[:n].sort().values)
-    return out
-
-
-def choose_alphas(
-    handles: Sequence[MLPHandle], grams: GramStats, alphas: Sequence[float] = ALPHAS
-) -> tuple[list[float], list[dict[float, float]]]:
-    """Per layer, the alpha whose fit (on the fitting windows) best reproduces the layer's
-    output on the held-out windows, and every candidate's relative error."""
-    if grams.held_tokens == 0 or len(alphas) == 1:
-        alpha = alphas[0] if len(alphas) == 1 else DEFAULT_ALPHA
-        return [alpha] * len(handles), [{} for _ in handles]
-    chosen, errors = [], []
-    for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
-        w, bias = down_matrix(h.down_module, h.adapter.layout)
-        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=setup_device(w))
-        errs = layer.errors(keep, grams.held[h.index], alphas)
-        if all(math.isinf(e) for e in errs.values()):
-            raise FrontierError(
-                f"layer {h.index}: the refit's ridge cannot be chosen, the calibration's Gram "
-                f"matrix is singular at every strength ({grams.fit_tokens:,} fitting tokens "
-                f"for {h.width:,} neurons): use more calibration tokens"
-            )
-        chosen.append(min(errs, key=lambda a: errs[a]))
-        errors.append(errs)
-    return chosen, errors

@@ -28,7 +28,7 @@ from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.search.space import SHAPE_HI, SHAPE_LO, SHAPE_STEP, Space
-from frontier.study.summary import feasible
+from frontier.study.verdicts import feasible
 
 PENDING = "frontier:boundary_proposal"  # trial system attribute: the plan's widths
 

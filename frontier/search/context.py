@@ -12,9 +12,10 @@ from frontier.importance import Scores, calibrate
 from frontier.models import LoadedModel, load_model
 from frontier.pruning.operator import PruningOperator
 from frontier.search.space import Space
+from frontier.study.measured import Side
 from frontier.study.metrics import objective_metrics
 from frontier.study.schema import ATTR_MODEL_FINGERPRINT
-from frontier.study.slo import SLO, Side, parse_slos
+from frontier.study.slo import SLO, parse_slos
 from frontier.study.spec import StudySpec
 from objectives import Objective, create
 

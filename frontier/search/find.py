@@ -11,10 +11,10 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
-from frontier.models.device import device_name
 from frontier.pruning.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
+from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
 from frontier.search.uniform import BudgetSpent, bisect_in_study
@@ -32,7 +32,7 @@ from frontier.study.schema import (
     final_key,
 )
 from frontier.study.spec import StudySpec
-from frontier.study.summary import feasible
+from frontier.study.verdicts import feasible
 
 TrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 
@@ -123,66 +123,6 @@ def warm_start(
             skip_if_exists=True,
         )
     return st.n_finished(study) - before
-
-
-def protocol(ctx: SearchContext) -> dict[str, Any]:
-    import lm_eval
-    import torch
-    import transformers
-
-    spec = ctx.spec
-    out: dict[str, Any] = {
-        "model": ctx.lm.name,
-        "model_fingerprint": ctx.lm.fingerprint,
-        "weights": ctx.lm.origin,
-        "device": device_name(spec.device),
-        "dtype": spec.dtype,
-        "memory": {
-            "statistics": "activation statistics and Gram matrices in float64, summed on "
-            "the device, kept in the disk cache and read a layer at a time",
-            **({"layout": ctx.pruner.layout.describe()} if ctx.pruner.layout else {}),
-            **(
-                {"refit_factors": ctx.pruner.refitter.placement()}
-                if ctx.pruner.refitter is not None
-                else {}
-            ),
-        },
-        "criterion": spec.criterion,
-        "operator": ctx.pruner.describe(),
-        "calibration": ctx.scores.calibration,
-        "text": ctx.cheap.protocol().get("source"),
-        "search_metric": ctx.cheap.protocol(),
-        "slos": list(spec.slos),
-        "sampler": spec.sampler,
-        "seed": spec.seed,
-        "final_remeasurement": {
-            "report_tokens": spec.report_tokens,
-            "fit_tokens": spec.fit_tokens,
-            "rule": "trials that met the SLOs at search time, from the smallest up until one "
-            "passes held out, and the bisected uniform plan, on report_tokens; evenly spaced "
-            "Pareto trials (report_points in all), which only spread the front for the fits "
-            "and are never chosen, on fit_tokens",
-        },
-        "search_space": {
-            "min_keep": spec.min_keep,
-            "max_keep": spec.max_keep,
-            "step": spec.step,
-            "groups": ctx.space.n_groups,
-            "multiple": spec.multiple,
-        },
-        "versions": {
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "optuna": optuna.__version__,
-            "lm_eval": getattr(lm_eval, "__version__", "unknown"),
-        },
-        "threads": torch.get_num_threads(),
-    }
-    if ctx.tasks is not None:
-        out["tasks_search"] = ctx.tasks.protocol()
-    if ctx.extras:  # objective-backed SLO metrics: measured at search time, kept at the end
-        out["slo_metrics"] = {name: obj.protocol() for name, obj in ctx.extras.items()}
-    return out
 
 
 def optimize(

@@ -20,6 +20,7 @@ from optuna.trial import TrialState
 from frontier.pruning.plan import Plan
 from frontier.search.applied import applied_record, operator_alphas
 from frontier.search.context import SearchContext
+from frontier.study.measured import Side, TaskScore, TrialMetrics
 from frontier.study.schema import (
     ATTR_APPLIED,
     ATTR_FAILED,
@@ -32,8 +33,7 @@ from frontier.study.schema import (
     TaskRecord,
     TimingRecord,
 )
-from frontier.study.slo import Side, TaskScore, TrialMetrics
-from frontier.study.summary import feasible
+from frontier.study.verdicts import feasible
 from objectives import Measurement
 
 

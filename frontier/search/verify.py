@@ -19,6 +19,7 @@ import optuna
 
 from frontier.errors import FrontierError
 from frontier.export import export_format, read_record
+from frontier.export.formats import get_format
 from frontier.models import LoadedModel
 from frontier.models.device import torch_dtype
 from frontier.pruning.surgery import count_parameters
@@ -78,12 +79,13 @@ def load_export(folder: Path, *, dtype: str | None = None) -> tuple[LoadedModel,
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     fmt = export_format(folder)
-    if fmt == "gguf":
+    kind = get_format(fmt)
+    if not kind.checkpoint:
         raise FrontierError(
-            f"{folder} is a GGUF export: it was run in llama.cpp against transformers when it "
+            f"{folder} is a {fmt} export, not a transformers checkpoint: it was checked when it "
             "was written (compression.json, verification); verify re-measures checkpoints"
         )
-    remote = fmt == "heterogeneous"
+    remote = kind.remote_code
     try:
         model = AutoModelForCausalLM.from_pretrained(
             folder,

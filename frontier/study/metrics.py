@@ -27,7 +27,7 @@ class Metric:
         upper: an upper bound (a cost: ``<``, ``<=``) or a lower bound (``>``, ``>=``).
         need: the measurement it reads, so a search runs cheap ones first: ``ppl``,
             ``kl``, ``size``, ``tasks``, or for an objective-backed metric its name.
-        field: the :class:`frontier.study.slo.TrialMetrics` attribute holding it, or
+        field: the :class:`frontier.study.measured.TrialMetrics` attribute holding it, or
             ``extra`` (objective-backed metrics: ``TrialMetrics.extra[name]``).
         percent: written with ``%`` (True), never (False); the measured fraction is
             then multiplied by 100.

@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
+from frontier.study.point import Stage, TrialPoint
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
@@ -35,7 +36,8 @@ from frontier.study.schema import (
 )
 from frontier.study.slo import parse_slos
 from frontier.study.spec import stored_spec
-from frontier.study.summary import Stage, StudySummary, TrialPoint, feasible, nearest
+from frontier.study.summary import StudySummary
+from frontier.study.verdicts import feasible, nearest
 
 __all__ = [
     "StudyTrial",
@@ -58,7 +60,7 @@ class StudyTrial:
 
     ``search`` and ``final`` are the stored records (``final`` is None until the trial
     was re-measured on held-out data); ``search_point`` and ``final_point`` the same
-    figures as :class:`~frontier.study.summary.TrialPoint` values, with their verdicts.
+    figures as :class:`~frontier.study.point.TrialPoint` values, with their verdicts.
     """
 
     number: int
@@ -287,7 +289,7 @@ def nearest_trial(
     """The trial nearest to meeting every SLO, on its figures to believe (``trials``: the
     study's, where the caller has read them already).
 
-    The definition is :func:`frontier.study.summary.nearest`'s, which the report uses too.
+    The definition is :func:`frontier.study.verdicts.nearest`'s, which the report uses too.
     """
     trials = read_trials(study) if trials is None else trials
     by_number = {t.number: t for t in trials}

@@ -28,6 +28,9 @@ study says it could not tell). ``tasks>=`` averages the tasks' bounds.
 Whitespace around the parts is ignored and metric names are case-insensitive; ``str(slo)``
 is the canonical text and parses back to an equal value. Several SLOs are an AND.
 
+What an SLO is checked against (:class:`TrialMetrics`, :class:`TaskScore`, :data:`Side`)
+is defined in :mod:`frontier.study.measured` and re-exported here.
+
 This module must not import torch: the CLI parses SLOs before it loads anything.
 """
 
@@ -38,12 +41,13 @@ import difflib
 import math
 import operator
 import re
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+from typing import Literal, cast
 
 from frontier.errors import FrontierError
 from frontier.stats import Decision
+from frontier.study.measured import Side, TaskScore, TrialMetrics
 from frontier.study.metrics import METRIC
 
 __all__ = [
@@ -62,9 +66,6 @@ __all__ = [
 Op = Literal["<", "<=", ">", ">="]
 #: The measurement an SLO reads: ``ppl``, ``kl``, ``size``, ``tasks`` or an objective's name.
 Need = str
-#: Which figure of a task's interval an SLO reads: the point estimate, the end most in its
-#: favour (search: never reject what might pass) or the end least in it (final verdict).
-Side = Literal["estimate", "optimistic", "pessimistic"]
 
 #: The metrics with a fixed meaning; any other name is a task's accuracy.
 METRICS: tuple[str, ...] = tuple(METRIC)
@@ -87,73 +88,6 @@ _NUMBER_RE = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASC
 # A strict bound met with equality is violated, but (value - threshold) is 0 there; Optuna
 # reads only > 0 as violated, so such a violation is reported as this tiny positive number.
 _STRICT_EQUAL_VIOLATION = 1e-12
-
-
-@dataclass(frozen=True)
-class TaskScore:
-    """One task's accuracy on the model being evaluated, and on the unpruned model, with
-    the intervals of both figures where they were measured on paired documents."""
-
-    acc: float
-    baseline: float | None = None
-    acc_ci: tuple[float, float] | None = None
-    retention_ci: tuple[float, float] | None = None
-    # retention measured on the trial's own documents, paired with the unpruned model's
-    # (adaptive documents: not acc / baseline when baseline is on other documents)
-    paired: float | None = None
-
-    @classmethod
-    def from_details(cls, d: Mapping[str, Any]) -> TaskScore:
-        """From one task's figures as the tasks objective reports them (its ``acc``,
-        ``baseline``, and where measured paired, ``acc_ci`` and ``ci``)."""
-
-        def pair(x: Any) -> tuple[float, float] | None:
-            return None if x is None else (float(x[0]), float(x[1]))
-
-        return cls(
-            acc=float(d["acc"]),
-            baseline=d.get("baseline"),
-            acc_ci=pair(d.get("acc_ci")),
-            retention_ci=pair(d.get("ci")),
-        )
-
-    def bound(self, relative: bool, side: Side) -> float | None:
-        """The figure an SLO reads on ``side`` (fractions: 0.9 = keeps 90%)."""
-        value = self.retention if relative else self.acc
-        ci = self.retention_ci if relative else self.acc_ci
-        if side == "estimate" or value is None or ci is None:
-            return value
-        return {"optimistic": ci[1], "pessimistic": ci[0]}[side]
-
-    @property
-    def retention(self) -> float | None:
-        """``acc / baseline`` (or the paired figure); None without a (positive) baseline,
-        where it is undefined."""
-        if self.baseline is None or not self.baseline > 0:
-            return None
-        return self.paired if self.paired is not None else self.acc / self.baseline
-
-
-@dataclass(frozen=True)
-class TrialMetrics:
-    """What one evaluation measured; any figure not measured (yet) is None.
-
-    Fractions, not percentages: ``params_kept=0.8`` means 80% of the parameters are kept
-    (the ``params`` objective's value; ``mlp_kept`` is its ``details["mlp_kept_fraction"]``).
-    ``tasks`` is keyed by lower-case task name and holds the tasks a ``tasks>=`` SLO
-    averages over (top-level tasks, not their subtasks as well). The search measures in
-    stages (size first, then ppl/kl, then tasks), so an SLO whose measurement is missing
-    gets ``violation() is None`` and the caller decides.
-    """
-
-    ppl_ratio: float | None = None
-    kl: float | None = None
-    params_kept: float | None = None
-    mlp_kept: float | None = None
-    tasks: Mapping[str, TaskScore] = field(default_factory=dict, hash=False)
-    side: Side = "estimate"
-    #: objective-backed metrics (``speed``), by metric name, in the objective's units
-    extra: Mapping[str, float] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from frontier.cli import main, render
+from frontier.cli import main, render_trial
 from frontier.pruning.plan import Plan
 from frontier.study.read import StudyTrial
 from frontier.testing import HandTrial, store_study
@@ -72,7 +72,7 @@ def _trial(final: dict[str, Any] | None) -> StudyTrial:
 
 
 def _shown(r: StudyTrial, capsys: pytest.CaptureFixture[str]) -> str:
-    render.trial(r)
+    render_trial.trial(r)
     out = capsys.readouterr().out
     assert not [line for line in out.splitlines() if DICT_LITERAL.search(line)], out
     return out

@@ -17,7 +17,8 @@ from frontier.models import fingerprint_model
 from frontier.pruning.operator import PruningOperator
 from frontier.pruning.placement import Refitter
 from frontier.pruning.plan import Plan
-from frontier.pruning.refit import LayerRefit, choose_alphas
+from frontier.pruning.refit import LayerRefit
+from frontier.pruning.ridge import choose_alphas
 from frontier.testing import TINY_CONFIGS, WIDTH, tiny_loaded
 
 FAMILIES = sorted(TINY_CONFIGS)
@@ -342,7 +343,9 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
 
 
-@pytest.mark.parametrize("module", ["frontier.pruning.refit", "frontier.arch.weights"])
+@pytest.mark.parametrize(
+    "module", ["frontier.pruning.ridge", "frontier.pruning.refit", "frontier.arch.weights"]
+)
 def test_the_cached_alphas_are_keyed_by_every_line_of_the_code_they_depend_on(
     module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

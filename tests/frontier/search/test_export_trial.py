@@ -18,7 +18,7 @@ from frontier.cli import main
 from frontier.export import load_pruned
 from frontier.importance import Scores, calibrate
 from frontier.pruning.plan import Plan
-from frontier.pruning.refit import ALPHAS
+from frontier.pruning.ridge import ALPHAS
 from frontier.search import context as search_context
 from frontier.search.find import find
 from frontier.testing import small_spec

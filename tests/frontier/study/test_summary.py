@@ -85,3 +85,15 @@ def test_believed_figures_prefer_held_out_and_nearest_uses_them() -> None:
     n = next(iter(final_numbers))
     worse = tuple(dataclasses.replace(p, violations=far) if p.number == n else p for p in s.final)
     assert dataclasses.replace(s, final=worse).figures_for(n).violations == far  # type: ignore[union-attr]
+
+
+def test_moved_names_stay_importable_from_their_documented_modules() -> None:
+    """summary and slo re-export what moved to point, verdicts and measured: one object."""
+    from frontier.study import measured, point, slo, summary, verdicts
+
+    for name in ("Stage", "TrialPoint"):
+        assert getattr(summary, name) is getattr(point, name)
+    for name in verdicts.__all__:
+        assert name in summary.__all__ and getattr(summary, name) is getattr(verdicts, name)
+    for name in measured.__all__:
+        assert name in slo.__all__ and getattr(slo, name) is getattr(measured, name)

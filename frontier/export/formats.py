@@ -1,0 +1,103 @@
+"""The export formats: one declarative row each.
+
+A row says what the format is for people (the CLI's help), which plans it takes, how
+its checkpoint is written (``writer``: a function named ``module:function``, imported
+only when the format is written, so this module stays torch-free for the CLI), how it
+is loaded back (stock transformers, or with the export's modeling file), and the line
+that says so. ``gguf`` is a file for llama.cpp rather than a transformers checkpoint: its
+own writer checks it in llama.cpp, and ``frontier verify`` does not reload it.
+
+A new format: its writer module (``writer(folder, model, adapter, pruner, widths,
+dtype)``, see :mod:`frontier.export._writers`) and a row in :data:`FORMATS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from frontier.errors import FrontierError
+
+
+@dataclass(frozen=True)
+class Format:
+    """One export format.
+
+    Attributes:
+        name: what ``--format`` and ``compression.json`` call it.
+        help: a clause of the CLI's ``--format`` help.
+        writer: ``module:function`` writing the checkpoint's weights and config into a
+            folder (None: written otherwise, ``gguf``).
+        uniform_only: takes only plans with one width in every layer.
+        padded: layers are zero-padded to the widest kept (the same outputs, up to
+            float reduction order: checked with a looser tolerance).
+        remote_code: transformers loads it with ``trust_remote_code`` (its modeling file);
+            :func:`frontier.load_pruned` loads it without.
+        checkpoint: a transformers checkpoint (``frontier verify`` re-measures it).
+        load_hint: how to load it, as the CLI says after writing it.
+    """
+
+    name: str
+    help: str
+    writer: str | None
+    uniform_only: bool = False
+    padded: bool = False
+    remote_code: bool = False
+    checkpoint: bool = True
+    load_hint: str = "load with AutoModelForCausalLM.from_pretrained(DIR)"
+
+    def write(self, *args: Any) -> None:
+        """Run the format's writer (see the module's docstring for its arguments)."""
+        if self.writer is None:
+            raise FrontierError(f"format {self.name} has no checkpoint writer")
+        module, _, function = self.writer.partition(":")
+        fn: Callable[..., None] = getattr(importlib.import_module(module), function)
+        fn(*args)
+
+
+FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format(
+            "heterogeneous",
+            "exact per-layer widths, loads with its modeling file or frontier.load_pruned",
+            "frontier.export._writers:write_heterogeneous",
+            remote_code=True,
+            load_hint="load with frontier.load_pruned(DIR), or "
+            "AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)",
+        ),
+        Format(
+            "padded",
+            "stock config, layers zero-padded to the widest",
+            "frontier.export._writers:write_padded",
+            padded=True,
+        ),
+        Format(
+            "uniform",
+            "stock config, every layer as wide as the widest kept",
+            "frontier.export._writers:write_stock",
+            uniform_only=True,
+        ),
+        Format("gguf", "one file for llama.cpp", None, checkpoint=False),
+    )
+}
+
+
+def get_format(name: str) -> Format:
+    """The row of ``name``, or a one-line error naming the formats."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise FrontierError(
+            f"unknown export format {name!r}; one of {', '.join(FORMATS)}"
+        ) from None
+
+
+def formats_help() -> str:
+    """The CLI's ``--format`` help: every format and what it is."""
+    return "; ".join(f"{f.name}: {f.help}" for f in FORMATS.values())
+
+
+__all__ = ["FORMATS", "Format", "formats_help", "get_format"]
