@@ -248,6 +248,56 @@ def test_no_package_reaches_into_another_ones_private_modules() -> None:
     assert not bad, "\n".join(bad)
 
 
+#: The engine's packages, lowest first: a package imports only from its own layer and
+#: those below (the top-level modules, ``frontier.errors`` and the like, sit apart).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("arch", "data", "models"),
+    ("importance", "pruning", "export"),
+    ("study", "laws", "plots"),
+    ("search",),
+    ("report", "repair"),
+    ("cli",),
+)
+MAX_MODULE_LINES = 400
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) < 2 or not _is_package(".".join(parts[:2])):
+        return None
+    for level, names in enumerate(LAYERS):
+        if parts[1] in names:
+            return level
+    raise AssertionError(f"{module}: its package is in no layer of LAYERS")
+
+
+def upward_imports() -> list[str]:
+    """Imports from a package of the engine into a package of a higher layer."""
+    bad = []
+    for m in modules():
+        if m.split(".")[0] != "frontier" or (low := _layer(m)) is None:
+            continue
+        for imp in imports_of(m):
+            high = _layer(imp.module) if imp.module.startswith("frontier.") else None
+            if high is not None and high > low:
+                bad.append(f"{imp} (layer {low} imports layer {high})")
+    return bad
+
+
+def test_no_package_imports_upward() -> None:
+    bad = upward_imports()
+    assert not bad, "\n".join(bad)
+
+
+def test_no_module_is_longer_than_the_house_allows() -> None:
+    long = {
+        m: n
+        for m, path in modules().items()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
+
+
 # --------------------------------------------------------------------------- the checker
 
 
