@@ -125,7 +125,7 @@ TARGETS: dict[str, Target] = {
     "surgery": Target(
         "frontier/pruning/surgery.py",
         ("frontier.pruning.surgery.*",),
-        ("tests/frontier/test_surgery.py",),
+        ("tests/frontier/pruning/test_surgery.py",),
     ),
     "laws": Target(
         "frontier/laws/*.py",
