@@ -23,6 +23,7 @@ from torch import nn
 from frontier._io import atomic_dir, write_json_atomic
 from frontier._version import __version__
 from frontier.arch import MLPAdapter
+from frontier.budget import trial_room
 from frontier.errors import FrontierError
 from frontier.export._gguf import GGUFType, GGUFWritten, LlamaCppCheck, export_gguf
 from frontier.export._load import TORCH_DTYPES, load_pruned
@@ -132,7 +133,8 @@ def export_model(
     pruner = Pruner(model, adapter=adapter)  # surgery only: the selection is given
     was_training = model.training
     model.eval()
-    pruner.apply(selection, refit=refit)
+    # on a GPU without room for both, the unpruned projections wait in host memory
+    pruner.apply(selection, refit=refit, room=trial_room(model))
     try:
         if modules is not None:
             _put_modules(pruner, modules, plan.widths)
