@@ -199,3 +199,20 @@ def test_a_bad_device_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str])
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "device" in err[0] and "Traceback" not in err[0]
+
+
+def test_building_the_parser_imports_no_torch() -> None:
+    """`frontier --help` and every flag's choices (the export formats' registry among
+    them) stay fast: torch and transformers load only with a command that needs them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from frontier.cli import build_parser\n"
+        "build_parser()\n"
+        "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
