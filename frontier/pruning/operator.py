@@ -37,9 +37,13 @@ def operator_name(criterion: str, refit: bool, compensate: bool = False) -> str:
     return criterion + ("+refit" if refit else "") + ("+compensate" if compensate else "")
 
 
-def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
+def cached_alphas(
+    lm: LoadedModel, scores: Scores, progress: Callable[[str], None] | None = None
+) -> list[float]:
     """The refit's per-layer ridge strengths for ``lm`` and its calibration, chosen once
-    on the held-out calibration windows and cached beside the Gram matrices."""
+    on the held-out calibration windows and cached beside the Gram matrices. Each layer's
+    errors are saved as it finishes (``.alpha.partial.json``), so a choice that was
+    stopped resumes at its layer."""
     from frontier._io import write_json_atomic
     from frontier.importance import gram_cache_path
 
@@ -47,25 +51,48 @@ def cached_alphas(lm: LoadedModel, scores: Scores) -> list[float]:
         raise FrontierError("the refit needs the calibration Gram matrices")
     calib = str(scores.calibration.get("fingerprint", "none"))
     path = gram_cache_path(lm.fingerprint, calib).with_suffix(".alpha.json")
+    partial = path.with_suffix(".partial.json")
+    handles = lm.adapter.handles(lm.model)
+    key = {"grid": list(ALPHAS), "code": _alpha_code()}
+    data = _read_json(path)
+    if _same(data, key) and len(data.get("alpha", [])) == len(handles):
+        return [float(a) for a in data["alpha"]]
+    saved = _read_json(partial)
+    done = _errors_of(saved["heldout_error"]) if _same(saved, key) else []
+
+    def keep(errors: list[dict[float, float]]) -> None:
+        write_json_atomic(partial, {**key, "heldout_error": _json_errors(errors)})
+
+    alphas, errors = choose_alphas(
+        handles, scores.grams, done=done, on_layer=keep, progress=progress
+    )
+    write_json_atomic(path, {**key, "alpha": alphas, "heldout_error": _json_errors(errors)})
+    partial.unlink(missing_ok=True)
+    return alphas
+
+
+def _read_json(path: Any) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        if (
-            data.get("grid") == list(ALPHAS)
-            and data.get("code") == _alpha_code()
-            and len(data.get("alpha", [])) == len(lm.adapter.handles(lm.model))
-        ):
-            return [float(a) for a in data["alpha"]]
-    except (OSError, ValueError, AttributeError):
-        pass
-    alphas, errors = choose_alphas(lm.adapter.handles(lm.model), scores.grams)
-    record = {
-        "grid": list(ALPHAS),
-        "code": _alpha_code(),
-        "alpha": alphas,
-        "heldout_error": [{str(k): v for k, v in e.items()} for e in errors],
-    }
-    write_json_atomic(path, record)
-    return alphas
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _same(data: dict[str, Any], key: dict[str, Any]) -> bool:
+    return all(data.get(k) == v for k, v in key.items())
+
+
+def _json_errors(errors: Sequence[dict[float, float]]) -> list[dict[str, float]]:
+    return [{str(k): v for k, v in e.items()} for e in errors]
+
+
+def _errors_of(rows: Any) -> list[dict[float, float]]:
+    """Errors read back from JSON (keys are the alphas' text); [] where malformed."""
+    try:
+        return [{float(k): float(v) for k, v in row.items()} for row in rows]
+    except (AttributeError, TypeError, ValueError):
+        return []
 
 
 def _alpha_code() -> str:
@@ -165,7 +192,7 @@ class PruningOperator:
                 f".{scores.criterion}.factors"
             )
             spill = LayerFolder(folder)
-        alphas = cached_alphas(lm, scores) if refit else None
+        alphas = cached_alphas(lm, scores, progress) if refit else None
         built = cls(
             lm.model,
             scores,

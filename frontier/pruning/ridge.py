@@ -8,10 +8,11 @@ and the calibration text, cached beside the Gram matrices).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
+from frontier._clock import Clock
 from frontier.arch import MLPHandle
 from frontier.arch.weights import down_matrix
 from frontier.errors import FrontierError
@@ -42,15 +43,28 @@ def reference_keep(handles: Sequence[MLPHandle], grams: GramStats) -> list[torch
 
 
 def choose_alphas(
-    handles: Sequence[MLPHandle], grams: GramStats, alphas: Sequence[float] = ALPHAS
+    handles: Sequence[MLPHandle],
+    grams: GramStats,
+    alphas: Sequence[float] = ALPHAS,
+    *,
+    done: Sequence[Mapping[float, float]] = (),
+    on_layer: Callable[[list[dict[float, float]]], None] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[list[float], list[dict[float, float]]]:
     """Per layer, the alpha whose fit (on the fitting windows) best reproduces the layer's
-    output on the held-out windows, and every candidate's relative error."""
+    output on the held-out windows, and every candidate's relative error.
+
+    ``done``: the errors of the first layers, from a choice that was stopped (not
+    computed again); ``on_layer`` gets every layer's errors so far as each finishes."""
     if grams.held_tokens == 0 or len(alphas) == 1:
         alpha = alphas[0] if len(alphas) == 1 else DEFAULT_ALPHA
         return [alpha] * len(handles), [{} for _ in handles]
-    chosen, errors = [], []
-    for h, keep in zip(handles, reference_keep(handles, grams), strict=True):
+    errors: list[dict[float, float]] = [dict(e) for e in done[: len(handles)]]
+    clock = Clock(len(handles))
+    clock.skip(len(errors))
+    keeps = reference_keep(handles, grams)
+    for h, keep in list(zip(handles, keeps, strict=True))[len(errors) :]:
+        clock.advance()
         w, bias = down_matrix(h.down_module, h.adapter.layout)
         layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=setup_device(w))
         errs = layer.errors(keep, grams.held[h.index], alphas)
@@ -60,6 +74,10 @@ def choose_alphas(
                 f"matrix is singular at every strength ({grams.fit_tokens:,} fitting tokens "
                 f"for {h.width:,} neurons): use more calibration tokens"
             )
-        chosen.append(min(errs, key=lambda a: errs[a]))
         errors.append(errs)
+        if on_layer is not None:
+            on_layer(errors)
+        if progress is not None:
+            progress(f"refit ridge: layer {len(errors)}/{len(handles)}{clock.eta()}")
+    chosen = [min(errs, key=lambda a: errs[a]) for errs in errors]
     return chosen, errors

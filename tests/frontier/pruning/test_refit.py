@@ -343,6 +343,36 @@ def test_cached_ridge_strengths_are_keyed_by_the_code_that_chose_them(
     assert cached_alphas(lm, scores) == first and len(calls) == 2  # chosen again
 
 
+def test_a_stopped_ridge_choice_resumes_at_its_layer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each layer's held-out errors are saved as it finishes: a choice stopped after two
+    layers computes only the third when run again, and chooses what one run does."""
+    from frontier.pruning import ridge
+    from frontier.pruning.operator import cached_alphas
+
+    lm = tiny_loaded("llama")
+    scores = compute_scores(lm, "obs", _tokens(), grams=True)
+    assert scores.grams is not None
+    whole, _ = choose_alphas(lm.adapter.handles(lm.model), scores.grams)
+    real = ridge.LayerRefit
+    built: list[int] = []
+
+    def stopping(*args: Any, **kw: Any) -> Any:
+        built.append(1)
+        if len(built) == 3:
+            raise KeyboardInterrupt  # Ctrl-C in the third layer
+        return real(*args, **kw)
+
+    monkeypatch.setattr(ridge, "LayerRefit", stopping)
+    with pytest.raises(KeyboardInterrupt):
+        cached_alphas(lm, scores)
+    built.clear()
+    lines: list[str] = []
+    monkeypatch.setattr(ridge, "LayerRefit", lambda *a, **k: (built.append(1), real(*a, **k))[1])
+    assert cached_alphas(lm, scores, lines.append) == whole
+    assert len(built) == 1 and lines == ["refit ridge: layer 3/3"]
+    assert cached_alphas(lm, scores) == whole and len(built) == 1  # the whole choice cached
+
+
 @pytest.mark.parametrize(
     "module", ["frontier.pruning.ridge", "frontier.pruning.refit", "frontier.arch.weights"]
 )
