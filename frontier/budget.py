@@ -79,15 +79,21 @@ def trial_room(model: Any) -> int | None:
     now: what is free on its device (the caching allocator's unused blocks too), less a
     search evaluation's logits and :data:`TRIAL_MARGIN`. None off a GPU (nothing is
     parked there)."""
-    import torch
 
     device = next(model.parameters()).device
     if device.type != "cuda":
         return None
     vocab = int(model.get_output_embeddings().weight.shape[0])
+    return gpu_free_bytes(device) - trial_logits_bytes(vocab) - TRIAL_MARGIN
+
+
+def gpu_free_bytes(device: Any) -> int:
+    """What a CUDA ``device`` can still give this process: its free memory and the caching
+    allocator's reserved but unused blocks."""
+    import torch
+
     free, _ = torch.cuda.mem_get_info(device)
-    cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
-    return free + cached - trial_logits_bytes(vocab) - TRIAL_MARGIN
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 def available_host_bytes() -> int | None:

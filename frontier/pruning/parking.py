@@ -32,10 +32,6 @@ class Parking:
         self._parked: dict[int, tuple[nn.Parameter, torch.device]] = {}
         self.moved_bytes = 0  # both ways, since this parking was made
 
-    @property
-    def parked_bytes(self) -> int:
-        return sum(self._buffers[k].numel() * self._buffers[k].element_size() for k in self._parked)
-
     def park(self, modules: Iterable[nn.Module], skip: Set[int] = frozenset()) -> int:
         """Move the modules' parameters (but those whose ``id`` is in ``skip``: in use
         elsewhere) to host memory; the bytes they held on the device."""

@@ -349,9 +349,8 @@ def setup_device(w: torch.Tensor) -> torch.device:
     memory (:func:`frontier.memory.estimate`'s ``refit_setup``)."""
     if w.device.type != "cuda":
         return w.device
+    from frontier.budget import gpu_free_bytes
     from frontier.memory import setup_bytes
 
     need = setup_bytes(*w.shape)
-    free = torch.cuda.mem_get_info(w.device)[0]
-    cached = torch.cuda.memory_reserved(w.device) - torch.cuda.memory_allocated(w.device)
-    return w.device if need * 1.1 <= free + cached else torch.device("cpu")
+    return w.device if need * 1.1 <= gpu_free_bytes(w.device) else torch.device("cpu")
