@@ -67,9 +67,9 @@ def estimates(gpu_gib: float, host_gib: float) -> None:
     )
     print(
         "| shape | weights | GPU peak | host peak | set-up on | calibration passes | "
-        "factor layers in memory |"
+        "factor layers in memory | disk |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for name in REAL_SHAPES:
         config = real_shape_config(name)
         _, hidden, width = memory.mlp_shape(config)
@@ -91,7 +91,8 @@ def estimates(gpu_gib: float, host_gib: float) -> None:
         print(
             f"| {name} | {layout.needs.weights / GIB:.1f} GiB | {gpu_peak / GIB:.1f} GiB{fits} | "
             f"{max(peaks.values()) / GIB:.1f} GiB | {'host' if on_host else 'GPU'} | "
-            f"{passes} | {layout.factor_layers}/{layout.layers} |"
+            f"{passes} | {layout.factor_layers}/{layout.layers} | "
+            f"{layout.disk_bytes() / GIB:.0f} GiB |"
         )
 
 

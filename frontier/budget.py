@@ -6,15 +6,18 @@ come from :mod:`frontier.memory`; this module reads the machine.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from frontier.errors import FrontierError
-from frontier.memory import TRIAL_MARGIN, Layout, mlp_shape, plan_layout, trial_logits_bytes
+from frontier.memory import GIB, TRIAL_MARGIN, Layout, mlp_shape, plan_layout, trial_logits_bytes
 
 # the share of (available + this process's) host memory a run plans to use by default: the
 # rest stays for the page cache, which the lean path reads its layers back through
 DEFAULT_SHARE = 0.7
+# what check_disk leaves free on the cache's disk beside what a run writes
+DISK_MARGIN = GIB
 
 
 def resident_bytes() -> int:
@@ -94,6 +97,25 @@ def gpu_free_bytes(device: Any) -> int:
 
     free, _ = torch.cuda.mem_get_info(device)
     return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def check_disk(folder: Path, need: int, what: str) -> None:
+    """Refuses in one line, before anything is written, a run whose ``need`` bytes of
+    ``what`` (per-layer files in ``folder``) do not fit the disk's free space with
+    :data:`DISK_MARGIN` to spare. Layers already written there count as done: a resumed run
+    needs only the rest. (A full disk part-way through an hour's calibration would lose
+    the pass's unsaved layers and stop in an error from deep inside a write.)"""
+    done = sum(f.stat().st_size for f in folder.glob("layer-*.bin")) if folder.is_dir() else 0
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if need - done > free - DISK_MARGIN:
+        raise FrontierError(
+            f"{what} need about {need / GIB:.1f} GiB of disk in {folder.parent} "
+            f"({done / GIB:.1f} GiB written before) and {free / GIB:.1f} GiB is free: "
+            "free some space, or set FRONTIER_HOME to a larger disk"
+        )
 
 
 def available_host_bytes() -> int | None:

@@ -275,6 +275,13 @@ class Layout:
         trial -= self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
         return self.needs.weights + max(sums + act, rank, setup, trial)
 
+    def disk_bytes(self) -> int:
+        """What the run writes to its cache on disk: every layer's statistics and Grams
+        and, on the lean path, every layer's refit factors (each stage checks its part
+        against the free space first: :func:`frontier.budget.check_disk`)."""
+        lean_factors = self.factor_layers < self.layers
+        return self.needs.statistics + (self.needs.refit_factors if lean_factors else 0)
+
     def describe(self) -> dict[str, object]:
         return {
             "path": "lean" if self.lean else "in memory",

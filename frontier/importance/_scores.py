@@ -309,6 +309,10 @@ def _stats(
     budget = None
     if layout is not None and layout.gram_layers < layers and lm.device.type != "cuda":
         budget = layout.gram_layers * gram_bytes(max(h.width for h in lm.adapter.handles(lm.model)))
+    if use_cache and grams and layout is not None:
+        from frontier.budget import check_disk
+
+        check_disk(store.folder, layout.needs.statistics, "its calibration statistics")
     # cached statistics stay the ones used (the same scores as before the Grams existed)
     fresh, _ = calibration_pass(
         lm.model,

@@ -174,7 +174,7 @@ class PruningOperator:
         """The operator on ``lm``, its ridge strengths from the cache when chosen before,
         its refit factors in memory where they fit the host budget and the rest on disk
         (:func:`frontier.budget.layout_for`; checked before the set-up)."""
-        from frontier.budget import layout_for
+        from frontier.budget import check_disk, layout_for
         from frontier.importance import gram_cache_path
 
         layout = spill = None
@@ -192,6 +192,8 @@ class PruningOperator:
                 f".{scores.criterion}.factors"
             )
             spill = LayerFolder(folder)
+            if layout is not None and layout.factor_layers < layout.layers:
+                check_disk(folder, layout.needs.refit_factors, "its refit factors")
         alphas = cached_alphas(lm, scores, progress) if refit else None
         built = cls(
             lm.model,

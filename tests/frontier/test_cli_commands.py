@@ -110,6 +110,24 @@ def test_prune_under_a_memory_budget_it_cannot_fit_is_a_one_line_error(
     assert code == 0, _text(capsys)[1]
 
 
+def test_prune_without_the_disk_for_its_statistics_is_a_one_line_error(
+    tiny_folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The calibration's files are checked against the cache disk's free space first."""
+    import shutil
+
+    from frontier import budget
+
+    full = shutil._ntuple_diskusage(2**40, 2**40 - 2**20, 2**20)  # type: ignore[attr-defined]
+    monkeypatch.setattr(budget.shutil, "disk_usage", lambda _p: full)
+    code = main(["prune", "--model", str(tiny_folder), "--calibration-tokens", "512"])
+    _, err = _text(capsys)
+    assert code == 2 and "Traceback" not in err
+    last = err.splitlines()[-1]
+    assert last.startswith("error: its calibration statistics need about")
+    assert "FRONTIER_HOME" in last
+
+
 # -- fit and compare on one small study --------------------------------------------------
 def test_fit_and_compare_read_a_finished_study(
     tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -107,3 +107,34 @@ def test_a_group_of_layers_per_pass_gathers_what_one_pass_does(family: str) -> N
         assert torch.equal(g1.fit[i], g3.fit[i]) and torch.equal(g1.held[i], g3.held[i])
         assert torch.equal(one.var[i], three.var[i])
     assert all(type(m).forward is m.forward.__func__ for m in decoder)  # put back
+
+
+def test_the_lean_set_up_checks_the_disk_for_its_factors_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Refused in one line where its factors do not fit the disk; where they do, what it
+    writes is the figure checked."""
+    import shutil
+
+    from frontier import budget
+    from frontier.errors import FrontierError
+    from frontier.importance import gram_cache_path
+
+    lm = tiny_loaded("llama")
+    layout = _lean_layout("llama")
+    scores = compute_scores(lm, "obs-greedy", _tokens(), grams=True, layout=layout)
+    monkeypatch.setattr(budget, "layout_for", lambda *_a, **_k: layout)
+    free = budget.DISK_MARGIN + layout.needs.refit_factors // 2
+    with monkeypatch.context() as m, pytest.raises(FrontierError, match="refit factors need"):
+        m.setattr(budget.shutil, "disk_usage", lambda _p: shutil._ntuple_diskusage(0, 0, free))  # type: ignore[attr-defined]
+        PruningOperator.for_model(lm, scores, refit=True)
+    PruningOperator.for_model(lm, scores, refit=True)
+    folder = gram_cache_path(lm.fingerprint, _tokens().fingerprint).with_suffix(
+        ".obs-greedy.factors"
+    )
+    written = sum(f.stat().st_size for f in folder.glob("layer-*.bin"))
+    assert 0.9 < written / layout.needs.refit_factors < 1.2
+    # the whole run's figure (benchmarks/memory.py --estimates prints it): Grams and factors
+    grams = gram_cache_path(lm.fingerprint, _tokens().fingerprint)
+    written += sum(f.stat().st_size for f in grams.glob("layer-*.bin"))
+    assert 0.9 < written / layout.disk_bytes() < 1.2
