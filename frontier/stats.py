@@ -42,8 +42,10 @@ __all__ = [
     "Decision",
     "Interval",
     "accuracy_interval",
+    "log_ratio_interval",
     "near_chance",
     "retention_interval",
+    "t_value",
     "z_value",
 ]
 
@@ -69,6 +71,61 @@ def z_value(confidence: float) -> float:
     if not 0 < confidence < 1:
         raise FrontierError(f"confidence must be in (0, 1), got {confidence}")
     return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+def _t_central(t: float, df: int) -> float:
+    """P(|T| <= t) for Student's t with ``df`` degrees of freedom, in closed form
+    (Abramowitz and Stegun 26.7.3 and 26.7.4)."""
+    theta = math.atan(t / math.sqrt(df))
+    c2, s = math.cos(theta) ** 2, math.sin(theta)
+    if df % 2:  # odd: 2/pi (theta + sin cos (1 + 2/3 cos^2 + 2.4/(3.5) cos^4 + ...))
+        total, term = 0.0, math.cos(theta)
+        for k in range(1, df - 1, 2):
+            total += term
+            term *= c2 * (k + 1) / (k + 2)
+        return 2 / math.pi * (theta + s * total)
+    total, term = 0.0, 1.0  # even: sin (1 + 1/2 cos^2 + 1.3/(2.4) cos^4 + ...)
+    for k in range(1, df, 2):
+        total += term
+        term *= c2 * k / (k + 1)
+    return s * total
+
+
+def t_value(confidence: float, df: int) -> float:
+    """Student's t quantile of a two-sided ``confidence`` interval with ``df`` degrees of
+    freedom (``t_value(0.9, 7)`` = 1.895; the normal quantile as ``df`` grows)."""
+    z = z_value(confidence)
+    if df < 1:
+        raise FrontierError(f"degrees of freedom must be at least 1, got {df}")
+    low, high = z, z
+    while _t_central(high, df) < confidence:
+        high *= 2
+    for _ in range(200):  # bisection to the float's resolution
+        mid = (low + high) / 2
+        if mid in (low, high):
+            break
+        low, high = (mid, high) if _t_central(mid, df) < confidence else (low, mid)
+    return high
+
+
+def log_ratio_interval(
+    diffs: Sequence[float], confidence: float = DEFAULT_CONFIDENCE
+) -> Interval | None:
+    """A ratio ``exp(mean d)`` of paired measurements from their per-unit log differences
+    ``d`` (a perplexity ratio: each window's mean token NLL, pruned less unpruned, on equal
+    windows), with the Student t interval ``exp(mean d -+ t sd / sqrt(n))`` over the units.
+    None for fewer than two units (no spread to read)."""
+    n = len(diffs)
+    if n < 2:
+        return None
+    m = _mean(diffs)
+    sd = math.sqrt(sum((d - m) ** 2 for d in diffs) / (n - 1))
+    half = t_value(confidence, n - 1) * sd / math.sqrt(n)
+    return Interval(_exp(m), _exp(m - half), _exp(m + half), confidence, n)
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
 
 
 def _check(scores: Sequence[float], what: str) -> None:

@@ -100,6 +100,18 @@ def mean_nll(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) ->
     return total / count
 
 
+def window_nlls(model: Any, ids: torch.Tensor, *, batch_size: int | None = None) -> list[float]:
+    """Each window's mean next-token negative log-likelihood (nats) over its positions
+    1..T-1; on equal windows their mean is :func:`mean_nll`'s figure."""
+    out: list[float] = []
+    for logits, targets in window_logits(model, ids, batch_size=batch_size):
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
+        )
+        out.extend(loss.view(targets.shape).double().mean(-1).tolist())
+    return out
+
+
 # Bump when what a cached baseline means changes in a way its code digest cannot see.
 BASELINE_PROTOCOL = 2
 

@@ -7,8 +7,9 @@ from typing import Any, ClassVar
 
 from frontier.data.text import Role
 from frontier.models import LoadedModel
+from frontier.stats import log_ratio_interval
 from objectives._base import Direction, Measurement, Objective, not_prepared, register
-from objectives._lm import TextWindows, cached_baseline, mean_nll, window_logits
+from objectives._lm import TextWindows, cached_baseline, window_logits, window_nlls
 
 
 @register
@@ -17,7 +18,10 @@ class Perplexity(TextWindows, Objective):
 
     Every window is scored on its positions 1..seq_len-1 (no context crosses windows).
     ``value`` is pruned perplexity / unpruned perplexity; the baseline is computed once
-    per model and token set and cached on disk.
+    per model and token set and cached on disk, window by window. ``details["interval"]``
+    is the ratio's paired interval over the windows (:func:`frontier.stats.log_ratio_interval`,
+    at :data:`frontier.stats.DEFAULT_CONFIDENCE`), and ``details["window_log_ratios"]``
+    each window's log ratio, from which a study reads it at its own confidence.
     """
 
     name = "ppl"
@@ -34,37 +38,52 @@ class Perplexity(TextWindows, Objective):
     ) -> None:
         super().__init__(text, role, n_tokens, seq_len, batch_size, strided)
         self.baseline_nll: float | None = None
+        self.baseline_windows: list[float] = []
 
     def prepare(self, lm: LoadedModel) -> None:
         tokens = self.windows(lm)
         key = {"model": lm.fingerprint, "tokens": tokens.fingerprint}
-        self.baseline_nll = float(
-            cached_baseline(
-                "nll",
+        self.baseline_windows = [
+            float(x)
+            for x in cached_baseline(
+                "window-nll",
                 key,
-                lambda: mean_nll(lm.model, tokens.ids),
-                code=(mean_nll, window_logits),
+                lambda: window_nlls(lm.model, tokens.ids),
+                code=(window_nlls, window_logits),
             )
-        )
+        ]
+        self.baseline_nll = sum(self.baseline_windows) / len(self.baseline_windows)
 
     def nll(self, lm: LoadedModel) -> float:
+        windows = self._windows(lm)
+        return sum(windows) / len(windows)
+
+    def _windows(self, lm: LoadedModel) -> list[float]:
         if self.tokens is None:
             raise not_prepared(self.name)
-        return mean_nll(lm.model, self.tokens.ids, batch_size=self.batch_size)
+        return window_nlls(lm.model, self.tokens.ids, batch_size=self.batch_size)
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.tokens is None or self.baseline_nll is None:
             raise not_prepared(self.name)
-        nll = self.nll(lm)
+        windows = self._windows(lm)
+        nll = sum(windows) / len(windows)
         ppl = math.exp(nll) if nll < 700 else math.inf
         base = math.exp(self.baseline_nll)
+        diffs = [p - b for p, b in zip(windows, self.baseline_windows, strict=True)]
+        details: dict[str, Any] = {"nll": nll, "baseline_nll": self.baseline_nll}
+        interval = log_ratio_interval(diffs) if all(map(math.isfinite, diffs)) else None
+        if interval is not None:
+            details["interval"] = [interval.low, interval.high]
+            details["confidence"] = interval.confidence
+            details["window_log_ratios"] = [round(d, 6) for d in diffs]
         return Measurement(
             name=self.name,
             value=ppl / base,
             direction=self.direction,
             raw=ppl,
             baseline=base,
-            details={"nll": nll, "baseline_nll": self.baseline_nll},
+            details=details,
         )
 
     def protocol(self) -> dict[str, Any]:

@@ -144,3 +144,36 @@ def test_near_chance_is_two_standard_errors_of_chance() -> None:
     assert not near_chance(0.30, 0.25, 2000)  # more documents: a smaller margin
     assert not near_chance(1.0, 0.01, 1)  # one document can be far from a tiny chance
     assert near_chance(0.9, 0.25, 0)  # no documents: nothing shows it is above chance
+
+
+@pytest.mark.parametrize(
+    ("confidence", "df", "table"),
+    [
+        (0.9, 7, 1.8946),
+        (0.95, 1, 12.7062),
+        (0.95, 2, 4.3027),
+        (0.9, 30, 1.6973),
+        (0.99, 10, 3.1693),
+    ],
+)
+def test_t_value_is_students_quantile(confidence: float, df: int, table: float) -> None:
+    from frontier.stats import t_value
+
+    assert t_value(confidence, df) == pytest.approx(table, abs=1e-4)
+
+
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_the_log_ratio_interval_covers_the_true_ratio_at_its_level(n: int) -> None:
+    """Simulated windows: each window's log ratio is the true one plus normal noise (the
+    spread real windows show); the 90% interval covers exp(true) about 90% of the time."""
+    from frontier.stats import log_ratio_interval
+
+    rng = random.Random(n)
+    true, reps, hit = math.log(1.7), 4000, 0
+    for _ in range(reps):
+        diffs = [true + rng.gauss(0.0, 0.08) for _ in range(n)]
+        iv = log_ratio_interval(diffs, 0.9)
+        assert iv is not None and iv.n == n and iv.low <= iv.estimate <= iv.high
+        hit += iv.low <= math.exp(true) <= iv.high
+    assert abs(hit / reps - 0.9) < 0.02
+    assert log_ratio_interval([0.3]) is None  # one window: no spread to read

@@ -46,3 +46,38 @@ def test_evaluating_a_pruned_model_unprepared_never_caches_it_as_the_baseline(
     assert pruned.details["baseline_nll"] == pytest.approx(unpruned_nll), (
         "the pruned model's NLL was cached as the unpruned baseline"
     )
+
+
+def test_the_ratio_carries_a_paired_interval_over_its_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The windows' mean is mean_nll's figure; the interval is read from each window's
+    pruned-less-unpruned NLL and brackets the ratio; the unpruned model's is [1, 1]."""
+    import math
+
+    from frontier.stats import log_ratio_interval
+
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+    lm = tiny_loaded("llama")
+    ppl = create("ppl", n_tokens=512, seq_len=64)
+    ppl.prepare(lm)
+    assert isinstance(ppl, Perplexity) and ppl.tokens is not None
+    same = ppl.evaluate(lm)
+    assert same.value == pytest.approx(1.0, abs=1e-12)
+    assert same.details["interval"] == pytest.approx([1.0, 1.0], abs=1e-12)
+    assert same.details["baseline_nll"] == pytest.approx(mean_nll(lm.model, ppl.tokens.ids))
+    gen = torch.Generator().manual_seed(0)
+    pruner = Pruner(
+        lm.model, [torch.rand(w, generator=gen) for w in lm.adapter.full_widths(lm.model)]
+    )
+    with pruner.pruned(Plan.uniform(0.5, pruner.full)):
+        pruned = ppl.evaluate(lm)
+        whole = mean_nll(lm.model, ppl.tokens.ids)
+    assert pruned.details["nll"] == pytest.approx(whole, rel=1e-6)
+    diffs = pruned.details["window_log_ratios"]
+    assert len(diffs) == ppl.tokens.ids.shape[0] == 8
+    low, high = pruned.details["interval"]
+    assert low < pruned.value < high
+    want = log_ratio_interval(diffs)
+    assert want is not None and (low, high) == pytest.approx((want.low, want.high), rel=1e-5)
+    assert math.exp(sum(diffs) / len(diffs)) == pytest.approx(pruned.value, rel=1e-5)

@@ -83,7 +83,7 @@ def test_the_perplexity_baseline_is_cached_under_its_model_tokens_and_code(
     # same weights, the same token windows and the same code computing it (a changed metric
     # is measured afresh), in the cache users' earlier runs wrote.
     import objectives.perplexity as perplexity
-    from objectives._lm import mean_nll, window_logits
+    from objectives._lm import window_logits, window_nlls
 
     seen: list[tuple[Any, ...]] = []
     real = perplexity.cached_baseline
@@ -98,5 +98,9 @@ def test_the_perplexity_baseline_is_cached_under_its_model_tokens_and_code(
     ppl.prepare(lm)
     tokens = ppl.tokens  # type: ignore[attr-defined]
     assert seen == [
-        ("nll", {"model": lm.fingerprint, "tokens": tokens.fingerprint}, (mean_nll, window_logits))
+        (
+            "window-nll",
+            {"model": lm.fingerprint, "tokens": tokens.fingerprint},
+            (window_nlls, window_logits),
+        )
     ]

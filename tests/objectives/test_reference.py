@@ -208,13 +208,15 @@ def test_perplexity_reports_its_losses_and_an_overflow_as_infinite(
     obj.prepare(lm)
     base = _labels_nll(lm.model, obj.tokens.ids)  # type: ignore[attr-defined]
     m = obj.evaluate(lm)
-    assert m.details == {
-        "nll": pytest.approx(base, rel=1e-5),
-        "baseline_nll": pytest.approx(base, rel=1e-5),
-    }
-    monkeypatch.setattr(obj, "nll", lambda _lm: 800.0)  # exp(800) overflows a float
+    assert m.details["nll"] == pytest.approx(base, rel=1e-5)
+    assert m.details["baseline_nll"] == pytest.approx(base, rel=1e-5)
+    windows = obj.tokens.ids.shape[0]  # type: ignore[attr-defined]
+    assert m.details["window_log_ratios"] == [0.0] * windows
+    # exp(800) overflows a float
+    monkeypatch.setattr(obj, "_windows", lambda _lm: [800.0] * windows)
     big = obj.evaluate(lm)
     assert big.raw == math.inf and big.value == math.inf
+    assert big.details["interval"] == [math.inf, math.inf]
 
 
 @pytest.mark.parametrize("name", ["ppl", "kl"])
