@@ -112,11 +112,7 @@ def export_model(
             "selection is for MLP widths that differ from this model's "
             "(is a plan already applied to it, or is it another model?)"
         )
-    if kind.uniform_only and not plan.is_uniform:
-        raise FrontierError(
-            f"uniform export needs one width in every layer, this plan keeps "
-            f"{min(plan.widths)} to {max(plan.widths)}; use format padded or heterogeneous"
-        )
+    kind.check(plan)
     fingerprint = lm.fingerprint  # of the unpruned weights: computed before pruning
     record = CompressionRecord(
         plan=plan,

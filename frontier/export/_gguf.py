@@ -8,7 +8,9 @@ layer when the plan is not uniform (see :mod:`frontier.export._gguf_arch`). Type
 is made from an f32 file by llama.cpp's own ``llama-quantize``. Widths are padded with
 zero neurons (same outputs) to whole quantization blocks, and at f16 to whole SIMD steps
 of llama.cpp's dot product where the scalar tail would be longer than the padding
-(:func:`built_widths`); f32 files keep the plan's widths exactly.
+(:func:`built_widths`); f32 files keep the plan's widths exactly, but for a removed MLP
+(width 0), built as one zero neuron since llama.cpp's ``n_ff = 0`` drops the layer's
+attention too (:mod:`frontier.export._gguf_widths`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from frontier.errors import FrontierError
 from frontier.export import llamacpp as _llamacpp
 from frontier.export._gguf_arch import GGUFLayout, family_for, gguf_tensors, size_label
 from frontier.export._gguf_vocab import vocab_of
+from frontier.export._gguf_widths import F16_STEP, QUANT_BLOCK, built_widths, removed_note
 from frontier.export._record import RECORD_NAME, CompressionRecord
 from frontier.export._refit_file import write_refit
 from frontier.pruning.refit import DownWeights
@@ -65,7 +68,8 @@ class GGUFWritten:
     @property
     def message(self) -> str:
         """One line on the layout, for the command's output."""
-        extra = sum(self.widths) - sum(self.pruned)
+        # zero neurons beyond the plan's widths, but those written for removed MLPs (a note)
+        extra = sum(b - p for b, p in zip(self.widths, self.pruned, strict=True) if p)
         if self.layout != "padded" and extra:
             unit = (
                 f"whole blocks of {QUANT_BLOCK}"
@@ -167,7 +171,7 @@ def write_gguf(
     writer.add_size_label(size_label(sum(int(t.size) for _, t in tensors)))
     writer.add_file_type(int(_FILE_TYPES[gguf_type]))
     family.hparams(writer, cfg, built)
-    notes: list[str] = []
+    notes = [n for n in (removed_note(width_list, built),) if n is not None]
     if tokenizer is not None:
         vocab = vocab_of(tokenizer, int(cfg.vocab_size))
         vocab.write(writer)
@@ -202,35 +206,6 @@ def write_gguf(
 
 
 _FILE_TYPES = {"f32": 0, "f16": 1, "q8_0": 7, "q4_k_m": 15}  # llama_ftype
-# Quantized rows come in blocks of 32 values (q8_0; q4_k_m's fallbacks for rows that are
-# not whole 256-value super-blocks): MLP widths are padded with zero neurons up to a
-# multiple of this, which keeps the outputs and lets every MLP tensor be quantized.
-QUANT_BLOCK = 32
-# f16 rows: ggml's CPU dot product (``ggml_vec_dot_f16``, every matrix-vector product of
-# a generated token) reads SIMD steps of 64 values on AVX-512 (32 on AVX2) and the rest
-# one value at a time, and a down-projection row is as long as the MLP is wide. A width
-# is padded to the next multiple of F16_STEP when that adds fewer zero neurons than it
-# leaves in the scalar tail (remainder > F16_STEP / 2): measured on SmolLM2 f16, 30
-# interleaved llama-bench rounds, 816 -> 832 ran 3.6% faster and 848 -> 896 2.5% slower
-# (benchmarks/gguf_widths.py). f32 files stay exact: they are the checked reference.
-F16_STEP = 64
-
-
-def built_widths(
-    widths: list[int], layout: GGUFLayout, gguf_type: str, multiple: int | None = None
-) -> list[int]:
-    """The MLP width llama.cpp builds for each layer (``multiple``: pad every width to a
-    multiple of this instead of the type's rule)."""
-    if multiple is not None and multiple < 1:
-        raise FrontierError(f"the GGUF width multiple must be at least 1, not {multiple}")
-    if multiple is None and gguf_type == "f16":
-        up = [w + (F16_STEP - w % F16_STEP if w % F16_STEP > F16_STEP // 2 else 0) for w in widths]
-    else:
-        block = multiple or 1  # f32: exact unless asked
-        if gguf_type in ("q8_0", "q4_k_m"):
-            block = math.lcm(block, QUANT_BLOCK)  # whole quantization blocks in any case
-        up = [-(-w // block) * block for w in widths]
-    return up if layout == "exact" else [max(up)] * len(up)
 
 
 def _typed(t: np.ndarray, gguf_type: GGUFType) -> tuple[np.ndarray, Any]:

@@ -7,7 +7,9 @@ self-contained on purpose: it needs torch and transformers only, never frontier.
 transformers cannot build per-layer MLP widths itself (``config.per_layer_config`` is
 stored but the stock models read one global width), so the stock model is built with
 the widest width and each layer's MLP projections are then replaced by empty ones of
-that layer's width, before the checkpoint's weights are loaded into them.
+that layer's width, before the checkpoint's weights are loaded into them. A width of 0
+is a removed MLP: its projections hold no neuron, and it adds only the down
+projection's bias, where the family has one.
 """
 
 from __future__ import annotations
@@ -125,12 +127,31 @@ def resized_up(module: Any, width: int, layout: dict[str, Any]) -> Any:
     return new
 
 
+_READING_NOTHING: dict[type, type] = {}
+
+
+def reading_nothing(cls: type) -> type:
+    """``cls`` (transformers' ``Conv1D``) for the down projection of a removed MLP (width
+    0): Conv1D flattens its input with ``view(-1, 0)``, which torch cannot size, so this
+    subclass adds its bias alone, as the product with no columns does."""
+    if cls not in _READING_NOTHING:
+
+        def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+            return x.new_zeros((*x.shape[:-1], self.weight.shape[1])) + self.bias
+
+        _READING_NOTHING[cls] = type(f"{cls.__name__}ReadingNothing", (cls,), {"forward": forward})
+    return _READING_NOTHING[cls]
+
+
 def resized_down(module: Any, width: int, layout: dict[str, Any]) -> Any:
-    """An uninitialised copy of the down projection reading ``width`` neurons."""
+    """An uninitialised copy of the down projection reading ``width`` neurons (0: the
+    layer's MLP is removed, and adds the down projection's bias alone where it has one)."""
     w = module.weight
     new = _shell(module)
     if layout["conv1d"]:
         new.weight = _empty((width, w.shape[1]), w)
+        if width == 0:
+            new.__class__ = reading_nothing(type(module))
     else:
         new.weight = _empty((w.shape[0], width), w)
         new.in_features = width

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from frontier.errors import FrontierError
+from frontier.pruning.plan import Plan
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Format:
         remote_code: transformers loads it with ``trust_remote_code`` (its modeling file);
             :func:`frontier.load_pruned` loads it without.
         checkpoint: a transformers checkpoint (``frontier verify`` re-measures it).
+        removes_mlps: takes plans that remove a layer's whole MLP (width 0); a stock
+            config has an MLP of one width in every layer.
         load_hint: how to load it, as the CLI says after writing it.
     """
 
@@ -46,7 +49,22 @@ class Format:
     padded: bool = False
     remote_code: bool = False
     checkpoint: bool = True
+    removes_mlps: bool = False
     load_hint: str = "load with AutoModelForCausalLM.from_pretrained(DIR)"
+
+    def check(self, plan: Plan) -> None:
+        """A one-line error where this format cannot hold ``plan``."""
+        if plan.removed_layers and not self.removes_mlps:
+            raise FrontierError(
+                f"format {self.name} cannot remove whole MLPs (this plan removes layers "
+                f"{', '.join(map(str, plan.removed_layers))}): a stock config has an MLP in "
+                "every layer; use format heterogeneous or gguf"
+            )
+        if self.uniform_only and not plan.is_uniform:
+            raise FrontierError(
+                f"uniform export needs one width in every layer, this plan keeps "
+                f"{min(plan.widths)} to {max(plan.widths)}; use format padded or heterogeneous"
+            )
 
     def write(self, *args: Any) -> None:
         """Run the format's writer (see the module's docstring for its arguments)."""
@@ -65,6 +83,7 @@ FORMATS: dict[str, Format] = {
             "exact per-layer widths, loads with its modeling file or frontier.load_pruned",
             "frontier.export._writers:write_heterogeneous",
             remote_code=True,
+            removes_mlps=True,
             load_hint="load with frontier.load_pruned(DIR), or "
             "AutoModelForCausalLM.from_pretrained(DIR, trust_remote_code=True)",
         ),
@@ -80,7 +99,7 @@ FORMATS: dict[str, Format] = {
             "frontier.export._writers:write_stock",
             uniform_only=True,
         ),
-        Format("gguf", "one file for llama.cpp", None, checkpoint=False),
+        Format("gguf", "one file for llama.cpp", None, checkpoint=False, removes_mlps=True),
     )
 }
 

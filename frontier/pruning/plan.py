@@ -17,7 +17,8 @@ def round_width(keep: float, full: int, *, multiple: int, floor: int) -> int:
     """The kept width for a keep ratio: nearest multiple of ``multiple``, within [floor, full].
 
     ``full`` itself is always reachable (keep 1.0 is the unpruned layer) even when it is
-    not a multiple.
+    not a multiple. A ratio never rounds to 0 (keep 0.0 gives ``floor``): removing a
+    whole MLP is a width given explicitly, not a rounding of a small ratio.
     """
     if not 0.0 <= keep <= 1.0 or math.isnan(keep):
         raise FrontierError(f"keep ratio must be in [0, 1], got {keep}")
@@ -31,9 +32,12 @@ def round_width(keep: float, full: int, *, multiple: int, floor: int) -> int:
 class Plan:
     """Kept MLP width per layer.
 
-    ``widths[i]`` neurons of layer ``i``'s ``full[i]`` are kept. Widths are multiples of
-    ``multiple`` (or the full width) and never below ``floor``. Which neurons are kept
-    is decided by importance scores at apply time; see :class:`frontier.pruning.surgery.Pruner`.
+    ``widths[i]`` neurons of layer ``i``'s ``full[i]`` are kept. Widths made from keep
+    ratios (:meth:`from_ratios`, :meth:`uniform`) are multiples of ``multiple`` (or the
+    full width) and never below ``floor``. A width of 0, given explicitly, removes the
+    layer's MLP: the residual stream passes on (the down projection's bias alone is
+    added where it has one). Which neurons are kept is decided by importance scores at
+    apply time; see :class:`frontier.pruning.surgery.Pruner`.
     """
 
     widths: tuple[int, ...]
@@ -49,8 +53,8 @@ class Plan:
         if self.multiple < 1 or self.floor < 1:
             raise FrontierError("plan multiple and floor must be positive")
         for i, (w, f) in enumerate(zip(self.widths, self.full, strict=True)):
-            if not 1 <= w <= f:
-                raise FrontierError(f"layer {i}: width {w} outside [1, {f}]")
+            if not 0 <= w <= f:
+                raise FrontierError(f"layer {i}: width {w} outside [0, {f}]")
 
     # construction -------------------------------------------------------------------
     @classmethod
@@ -100,6 +104,11 @@ class Plan:
     def is_dense(self) -> bool:
         return self.widths == self.full
 
+    @property
+    def removed_layers(self) -> tuple[int, ...]:
+        """The layers whose whole MLP the plan removes (width 0)."""
+        return tuple(i for i, w in enumerate(self.widths) if w == 0)
+
     # serialisation ------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -138,7 +147,9 @@ class Plan:
         return cls.from_dict(data)
 
     def describe(self) -> str:
+        gone = self.removed_layers
+        whole = f", {len(gone)} MLPs removed" if gone else ""
         return (
             f"{self.n_layers} layers, {sum(self.widths)}/{sum(self.full)} MLP neurons kept "
-            f"({100 * self.removed_fraction:.1f}% removed)"
+            f"({100 * self.removed_fraction:.1f}% removed{whole})"
         )

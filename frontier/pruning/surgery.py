@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
 
-from frontier.arch import MLPAdapter, MLPHandle, adapter_for
+from frontier.arch import MLPAdapter, MLPHandle, WeightLayout, adapter_for
 from frontier.arch.weights import down_vectors, shrink_down, shrink_up
 from frontier.errors import FrontierError
 from frontier.pruning.parking import Parking, module_bytes
@@ -143,6 +144,8 @@ class Pruner:
                     mean = self._mean[h.index].to(vecs.device, vecs.dtype)
                     delta = mean[dropped] @ vecs[dropped]
                 down = shrink_down(saved[ad.down], keep, ad.layout, bias_delta=delta, new=new)
+                if not keep.numel() and ad.layout is WeightLayout.CONV1D:
+                    down.__class__ = _reading_nothing(type(down))
                 h.set(ad.down, down)
                 if room is not None:
                     # a parameter the pruned modules share with the unpruned (a bias the
@@ -177,6 +180,23 @@ class Pruner:
             yield selection
         finally:
             self.restore()
+
+
+_READING_NOTHING: dict[type, Any] = {}
+
+
+def _reading_nothing(cls: type) -> Any:
+    """``cls`` (transformers' ``Conv1D``) as the down projection of a removed MLP (width
+    0): Conv1D flattens its input with ``view(-1, 0)``, which torch cannot size, so this
+    subclass adds its bias alone, as the product with no columns does (bit for bit: the
+    heterogeneous export's modeling file builds the same)."""
+    if cls not in _READING_NOTHING:
+
+        def forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+            return x.new_zeros((*x.shape[:-1], self.weight.shape[1])) + self.bias
+
+        _READING_NOTHING[cls] = type(f"{cls.__name__}ReadingNothing", (cls,), {"forward": forward})
+    return _READING_NOTHING[cls]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -55,3 +55,28 @@ def test_malformed_plans_are_one_line_errors(text: str) -> None:
     with pytest.raises(FrontierError) as err:
         Plan.from_json(text)
     assert "\n" not in str(err.value)
+
+
+def test_a_width_of_zero_removes_the_layers_mlp() -> None:
+    plan = Plan((0, 16, 0), (64, 64, 64))
+    assert plan.removed_layers == (0, 2)
+    assert plan.kept_fraction == 16 / 192 and not plan.is_uniform and not plan.is_dense
+    assert Plan.from_json(plan.to_json()) == plan
+    assert plan.to_dict()["widths"] == [0, 16, 0]
+    assert "2 MLPs removed" in plan.describe()
+    assert Plan((0, 0), (8, 8)).is_uniform and Plan((0, 0), (8, 8)).kept_fraction == 0.0
+    assert Plan.dense([64]).removed_layers == ()
+    assert "MLPs removed" not in Plan.dense([64]).describe()
+
+
+def test_a_keep_ratio_never_rounds_to_a_removed_mlp() -> None:
+    """Width 0 is given explicitly: keep ratios (the search's, the uniform bisection's
+    lower end 0.0) still round to the floor, so the search space is unchanged."""
+    assert Plan.uniform(0.0, [64, 64], multiple=8, floor=8).widths == (8, 8)
+    assert Plan.from_ratios([0.0, 0.01], [64, 64], multiple=8, floor=8).removed_layers == ()
+
+
+@pytest.mark.parametrize("widths", [(-1, 8), (9, 8)])
+def test_widths_outside_zero_to_full_are_refused(widths: tuple[int, int]) -> None:
+    with pytest.raises(FrontierError, match=r"outside \[0, 8\]"):
+        Plan(widths, (8, 8))

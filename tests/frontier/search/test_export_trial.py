@@ -134,3 +134,35 @@ def test_export_refuses_a_rebuild_other_than_the_measured_one(
     _set_applied(db, t, None)
     assert main([*args, str(tmp_path / "old")]) == 0
     assert (tmp_path / "old" / "compression.json").is_file()
+
+
+def test_a_trial_whose_plan_removes_mlps_exports_and_reloads(
+    tiny_folder: Path, tmp_path: Path
+) -> None:
+    """``frontier export`` reads the trial's stored plan: widths 0 (whole MLPs removed)
+    export through the study's operator, the refit solving nothing but the layer's bias."""
+    db = tmp_path / "r.db"
+    spec = small_spec(tiny_folder, f"sqlite:///{db}", study="r", trials=3)
+    study = find(spec).study
+    t = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
+    plan = Plan.from_dict(t.user_attrs["frontier:plan"])
+    removed = Plan((0, plan.widths[1], 0), plan.full, plan.multiple, plan.floor)
+    with sqlite3.connect(db) as con:
+        con.execute(
+            "UPDATE trial_user_attributes SET value_json = ? "
+            "WHERE key = 'frontier:plan' AND trial_id = ?",
+            (json.dumps(removed.to_dict()), t._trial_id),
+        )
+    _set_applied(db, t, None)  # the kept neurons recorded were for the other plan
+    out = tmp_path / "out"
+    assert (
+        main(["export", "r", str(t.number), "--storage", spec.storage_url, "--out", str(out)]) == 0
+    )
+    record = json.loads((out / "compression.json").read_text())
+    assert record["plan"]["widths"] == list(removed.widths) and record["kept"][0] == []
+    assert record["operator"]["refit"] is True and 0 in record["refit"]["layers"]
+    model, _tok = load_pruned(out)
+    widths = [layer.mlp.down_proj.in_features for layer in model.model.layers]
+    assert widths == list(removed.widths)
+    padded = ["export", "r", str(t.number), "--storage", spec.storage_url, "--format", "padded"]
+    assert main([*padded, "--out", str(tmp_path / "padded")]) == 2
