@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -121,12 +121,12 @@ def cached_baseline(
     key: dict[str, Any],
     compute: Any,
     *,
-    code: Sequence[Callable[..., Any]] = (),
+    code: Sequence[Any] = (),
 ) -> Any:
     """A baseline figure of the unpruned model, cached as JSON under $FRONTIER_HOME.
 
     The key carries :data:`BASELINE_PROTOCOL` and the digest of ``code`` (the functions
-    that compute the figure) besides ``key``.
+    or modules that compute the figure) besides ``key``.
     """
     key = {**key, "baseline_protocol": BASELINE_PROTOCOL, "code": code_digest(code)}
     return cached_json("baselines", kind, key, compute)

@@ -24,6 +24,11 @@ from frontier.errors import FrontierError
 from frontier.models import LoadedModel
 from objectives._docs import select_subtasks
 
+#: How the tasks objective scores lm-eval's log-likelihood requests: reading each context
+#: once (:mod:`objectives._tasks_scorer`), or with lm-eval's own ``HFLM``.
+SCORERS = ("shared-context", "hflm")
+DEFAULT_SCORER = "shared-context"
+
 # lm-eval's fewshot seed default in simple_evaluate; used so fewshot prompts match its CLI.
 FEWSHOT_SEED = 1234
 
@@ -153,12 +158,19 @@ def docs_digest(task_dict: Mapping[str, Any], samples: Mapping[str, list[int]]) 
     return h.hexdigest()
 
 
-def hf_wrapper(lm: LoadedModel, batch_size: int) -> Any:
-    """lm-eval's ``HFLM`` around the in-memory model, its progress bars off."""
+def hf_wrapper(lm: LoadedModel, batch_size: int, scorer: str = DEFAULT_SCORER) -> Any:
+    """lm-eval's ``HFLM`` around the in-memory model (``scorer="hflm"``), or its subclass
+    that reads each context once (``"shared-context"``, :mod:`objectives._tasks_scorer`);
+    progress bars off."""
     with quiet():
         from lm_eval.models.huggingface import HFLM
 
-        wrapper = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size)
+        from objectives._tasks_scorer import SharedContextLM
+
+        if scorer not in SCORERS:
+            raise FrontierError(f"unknown scorer {scorer!r}; use one of {', '.join(SCORERS)}")
+        cls = SharedContextLM if scorer == "shared-context" else HFLM
+        wrapper = cls(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size)
     # The evaluator calls these without disable_tqdm; progress bars per call are noise.
     for method in ("loglikelihood", "loglikelihood_rolling", "generate_until"):
         setattr(wrapper, method, functools.partial(getattr(wrapper, method), disable_tqdm=True))

@@ -1,9 +1,10 @@
 """lm-eval task accuracy, as the share of the unpruned model's accuracy that is retained.
 
-The model is evaluated in memory through lm-eval's own ``HFLM`` wrapper and task
-objects, so prompts, scoring and metrics are exactly lm-eval's; only the choice of
-documents is ours. The wrapper and the tasks are built once in :meth:`prepare`; the
-pruning engine changes the weights in place and the same wrapper sees the change.
+The model is evaluated in memory through lm-eval's ``HFLM`` wrapper (by default with a
+scorer that reads each context once, :mod:`objectives._tasks_scorer`) and task objects,
+so prompts, tokens, scoring and metrics are lm-eval's; only the choice of documents is
+ours. The wrapper and the tasks are built once in :meth:`prepare`; the pruning engine
+changes the weights in place and the same wrapper sees the change.
 
 Which documents are read is decided in :mod:`objectives._docs`; the facts about each
 benchmark task (its standard metric, notes such as "a 299-question subset") come from
@@ -14,6 +15,7 @@ and the figures from per-document scores in :mod:`objectives._tasks_scores`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,9 @@ from objectives._docs import (
 )
 from objectives._lm import cached_baseline
 from objectives._tasks_lmeval import (
+    DEFAULT_SCORER,
     FEWSHOT_SEED,
+    SCORERS,
     docs_digest,
     hf_wrapper,
     load_tasks,
@@ -65,6 +69,7 @@ class TaskAccuracy(Objective):
     seeded choice of that many subtasks of each group (e.g. 10 MMLU subjects).
     ``mirror`` is the offline benchmark mirror (default location when None) unless
     ``use_hub``. ``num_fewshot`` overrides the tasks' defaults (0 for all served here).
+    ``scorer`` scores log-likelihoods: one of :data:`SCORERS`, named in the protocol.
 
     Every document is scored for the pruned and the unpruned model alike, so each task's
     retention comes with a paired interval at ``confidence`` (:mod:`frontier.stats`),
@@ -100,9 +105,13 @@ class TaskAccuracy(Objective):
         confidence: float = DEFAULT_CONFIDENCE,
         max_docs: int | Mapping[str, int] | None = None,
         floors: Sequence[SLO] = (),
+        scorer: str = DEFAULT_SCORER,
     ) -> None:
         if role not in ("search", "report"):
             raise FrontierError(f"role must be 'search' or 'report', got {role!r}")
+        if scorer not in SCORERS:
+            raise FrontierError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
+        self.scorer = scorer
         if isinstance(tasks, str):
             tasks = [t for t in tasks.split(",") if t]
         if not tasks:
@@ -187,9 +196,9 @@ class TaskAccuracy(Objective):
             self._load_tasks()
         self._wrap(lm)
         key = {"protocol": self.protocol(), "model": lm.fingerprint}
-        outcomes = cached_baseline(
-            "tasks", key, lambda: self._outcomes(), code=(type(self)._outcomes, _per_doc)
-        )
+        scorer = sys.modules[type(self._lm).__module__]  # ours, or lm-eval's HFLM
+        code = (type(self)._outcomes, _per_doc, scorer)
+        outcomes = cached_baseline("tasks", key, lambda: self._outcomes(), code=code)
         self.baseline_docs = {name: dict(o["docs"]) for name, o in outcomes.items()}
         self.chance = {name: o["chance"] for name, o in outcomes.items()}
         self.baseline = {name: float(o["acc"]) for name, o in outcomes.items()}
@@ -206,7 +215,7 @@ class TaskAccuracy(Objective):
     def _wrap(self, lm: LoadedModel) -> None:
         if self._lm is not None and self._model is lm.model:
             return
-        self._lm, self._model = hf_wrapper(lm, self.batch_size), lm.model
+        self._lm, self._model = hf_wrapper(lm, self.batch_size, self.scorer), lm.model
 
     # -- measuring ------------------------------------------------------------
 
@@ -326,6 +335,7 @@ class TaskAccuracy(Objective):
             "n_docs_requested": self.n_docs,
             "subtasks_requested": self.subtasks,
             "batch_size": self.batch_size,
+            "scorer": self.scorer,
             "data": "hub" if self.use_hub else "offline mirror",
             "bootstrap_iters": 0,
             "confidence": self.confidence,
@@ -378,6 +388,7 @@ class TaskAccuracy(Objective):
 
 __all__ = [
     "FEWSHOT_SEED",
+    "SCORERS",
     "SEARCH_POOL",
     "Role",
     "TaskAccuracy",

@@ -149,6 +149,7 @@ def worker(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             device=args.device,
             dtype=args.dtype,
+            early_stop=args.early_stop,
             progress=render.say,
             callbacks=[shown],
         )
@@ -172,9 +173,9 @@ def pareto(args: argparse.Namespace) -> int:
     else:
         tasks = list(stored_spec(study).tasks)
         render.pareto(study.study_name, found, tasks, all_trials=args.all)
-        line = render.uniform_line(study)
-        if line:
-            render.console().print(line)
+        for line in (render.uniform_line(study), render.early_stop_line(study)):
+            if line:
+                render.console().print(line)
     return 0
 
 

@@ -180,6 +180,11 @@ def _worker(sub: Any) -> None:
         worker, "device", help="this worker's device, e.g. cuda:1 (default: the study's)"
     )
     add_spec_argument(worker, "dtype", help="must be the study's (default); any other is refused")
+    add_spec_argument(
+        worker,
+        "early_stop",
+        help="stop once the study's search stops paying, as `find` does (default: the study's)",
+    )
 
 
 def _readers(sub: Any) -> None:

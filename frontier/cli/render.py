@@ -129,11 +129,14 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
             f"{100 * (chosen.params_removed or 0):.1f}% of all parameters; "
             f"ppl ratio {_fmt(f.get('ppl_ratio'))} on held-out text"
         )
-        line = uniform_line(study)
-        if line:
-            con.print(line)
+        for line in (uniform_line(study), early_stop_line(study)):
+            if line:
+                con.print(line)
         con.print(f"export it with: frontier export {study.study_name} --out DIR")
         return True
+    line = early_stop_line(study)
+    if line:
+        con.print(line)
     trials = read_trials(study)
     near = nearest_trial(study, trials)
     if near is None:
@@ -229,6 +232,17 @@ def uniform_line(study: optuna.Study) -> str | None:
     if gain is not None:
         line += f"; the chosen point removes {gain:.2f}x as much"
     return line
+
+
+def early_stop_line(study: optuna.Study) -> str | None:
+    """Where the study's search stopped early, in one line (None if it did not)."""
+    from frontier.search.early_stop import stopped_early
+    from frontier.study.early_stop import describe
+
+    rec = stopped_early(study)
+    if rec is None:
+        return None
+    return f"{describe(rec)}; the rest of --trials was not run (--no-early-stop runs it)"
 
 
 def pareto_json(study_name: str, found: list[StudyTrial], uniform: Any) -> None:

@@ -192,6 +192,7 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
         role=role,
         seed=spec.seed,
         batch_size=spec.task_batch_size,
+        scorer=spec.task_scorer,
         subtasks=spec.subtasks,
         **options,
     )

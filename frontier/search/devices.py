@@ -64,6 +64,7 @@ def worker_command(spec: StudySpec, device: str) -> list[str]:
         str(spec.trials),
         "--device",
         device,
+        "--early-stop" if spec.early_stop else "--no-early-stop",  # as find runs, not as stored
     ]
     if spec.timeout is not None:
         cmd += ["--timeout", str(spec.timeout)]

@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from frontier.search import storage as st
+from frontier.search.early_stop import stopped_early
 from frontier.search.progress import describe_best
 from frontier.study.read import StudyTrial
 
@@ -115,4 +116,7 @@ class LiveProgress:
         done = st.n_finished(study)
         per = (time.perf_counter() - self.started) / self.ran
         status = f"{per:5.1f} s/trial  {describe_best(study)}"
+        if stopped_early(study) is not None:  # the bar ends here: the search is over
+            status += "  stopped early"
+            self.progress.update(self.task, total=done)
         self.progress.update(self.task, completed=done, status=status)

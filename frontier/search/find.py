@@ -14,10 +14,12 @@ from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
+from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
 from frontier.search.uniform import BudgetSpent, bisect_in_study
+from frontier.study.early_stop import EarlyStop, describe
 from frontier.study.read import choose, final_record, nearest_trial
 from frontier.study.schema import (
     ATTR_BASELINE,
@@ -132,11 +134,24 @@ def optimize(
     trials: int,
     timeout: float | None,
     callbacks: list[TrialCallback] | None = None,
+    progress: Progress | None = None,
 ) -> int:
-    """Run trials until the study has ``trials`` finished ones (all workers) or time is up."""
+    """Run trials until the study has ``trials`` finished ones (all workers), time is up,
+    or, with ``spec.early_stop``, the search stops paying
+    (:mod:`frontier.study.early_stop`; the first process to see it records it)."""
     remaining = trials - st.n_finished(study)
     if remaining <= 0:
         return 0
+    say = progress or (lambda _m: None)
+    flat: list[TrialCallback] = []
+    if ctx.spec.early_stop:
+        rec = check_stop(study, EarlyStop())
+        if rec is not None:  # a resumed study decides as the run that stopped it did
+            say(f"{describe(rec)}; no more trials (--no-early-stop searches on)")
+            return 0
+        flat.append(StopWhenFlat(EarlyStop(), say))
+    elif lift_stop(study):
+        say("the early stop recorded on this study is lifted: --no-early-stop searches on")
     st.requeue_interrupted(study)  # a plan cut short by Ctrl-C/SIGTERM runs again, once
     mine: list[int] = []  # this process's finished trials (other workers run too)
 
@@ -149,7 +164,7 @@ def optimize(
         n_trials=remaining,
         timeout=timeout,
         catch=(TrialFailed,),
-        callbacks=[st.StopAfter(trials), count, *(callbacks or [])],
+        callbacks=[st.StopAfter(trials), count, *flat, *(callbacks or [])],
         gc_after_trial=False,
     )
     return len(mine)
@@ -304,7 +319,9 @@ def find(
     for w in started:
         say(f"worker on {w.device} started (log: {w.log})")
     try:
-        ran += optimize(ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks)
+        ran += optimize(
+            ctx, study, trials=spec.trials, timeout=spec.timeout, callbacks=callbacks, progress=say
+        )
     except BaseException:
         devices.stop_workers(started)
         raise
@@ -322,12 +339,14 @@ def worker(
     timeout: float | None = None,
     device: str | None = None,
     dtype: str | None = None,
+    early_stop: bool | None = None,
     progress: Progress | None = None,
     callbacks: list[TrialCallback] | None = None,
 ) -> int:
     """Join a study: its settings come from the storage, not from this worker's flags;
     ``device`` (e.g. another GPU of the same kind) and ``dtype`` may be given, and are
-    refused, before the model loads, where they would change what trials measure."""
+    refused, before the model loads, where they would change what trials measure;
+    ``early_stop`` (default: the study's) does not change what they measure."""
     study0 = st.load_existing(study_name, storage_url)
     stored = st.stored_spec(study0)
     spec = stored.replace(
@@ -335,6 +354,7 @@ def worker(
         storage=storage_url,
         device=device or stored.device,
         dtype=dtype or stored.dtype,
+        early_stop=stored.early_stop if early_stop is None else early_stop,
     ).resolved()
     if study0.user_attrs.get(ATTR_FINGERPRINT) is not None:
         diffs = st.settings_changed(study0, spec)
@@ -349,4 +369,11 @@ def worker(
             f"this worker's copy of {spec.model} has other weights than the study's model"
         )
     study = open_study(ctx, worker=True)
-    return optimize(ctx, study, trials=trials or spec.trials, timeout=timeout, callbacks=callbacks)
+    return optimize(
+        ctx,
+        study,
+        trials=trials or spec.trials,
+        timeout=timeout,
+        callbacks=callbacks,
+        progress=progress,
+    )

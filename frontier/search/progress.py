@@ -4,7 +4,8 @@ A terminal gets rich's live bar (:class:`frontier.search.display.LiveProgress`);
 stdout is not a terminal, :class:`PlainProgress` writes one line per finished trial, at
 most one every ``interval`` seconds (the first and the last always), and a line every
 ``heartbeat`` seconds while nothing finishes (a long trial, the final re-measurements),
-so a log never goes quiet for long.
+so a log never goes quiet for long. A study whose search stopped early
+(:mod:`frontier.search.early_stop`) gets its line at once, marked so, and no ETA.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from frontier.search import storage as st
+from frontier.search.early_stop import stopped_early
 from frontier.study.schema import ATTR_SEARCH
 
 
@@ -98,14 +100,19 @@ class PlainProgress:
         self.ran += 1
         self.done = st.n_finished(study)
         self.trial_started = now
+        total = self.total
+        stopped = self.done < total and stopped_early(study) is not None
+        if stopped:
+            self.total = self.done  # the search is over: no ETA, no still-working lines
         last = self.done >= self.total
         if not (self.ran == 1 or last or now - self.last_line >= self.interval):
             return
         per = (now - self.started) / self.ran
         eta = max(self.total - self.done, 0) * per
         self._write(
-            f"trial {self.done}/{self.total} done ({trial.state.name.lower()}); "
+            f"trial {self.done}/{total} done ({trial.state.name.lower()}); "
             f"{describe_best(study)}; {per:.1f} s/trial; ETA {clock_time(eta)}"
+            + ("; the search stopped early" if stopped else "")
         )
 
     def _heartbeat(self) -> None:

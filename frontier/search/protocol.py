@@ -10,6 +10,7 @@ import optuna
 
 from frontier.models.device import device_name
 from frontier.search.context import SearchContext
+from frontier.study.early_stop import EarlyStop
 
 __all__ = ["protocol"]
 
@@ -44,6 +45,9 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "slos": list(spec.slos),
         "sampler": spec.sampler,
         "seed": spec.seed,
+        # where the search may end before --trials (the runs that resume it may differ:
+        # frontier:early_stop records where it did)
+        "early_stop": EarlyStop().to_dict() if spec.early_stop else "off",
         "final_remeasurement": {
             "report_tokens": spec.report_tokens,
             "fit_tokens": spec.fit_tokens,

@@ -22,6 +22,7 @@ from frontier.study.point import Stage, TrialPoint
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
+    ATTR_EARLY_STOP,
     ATTR_FAILED,
     ATTR_PLAN,
     ATTR_PROTOCOL,
@@ -353,6 +354,9 @@ def read_summary(study: optuna.Study) -> StudySummary:
         "failed": sum(t.state == TrialState.FAIL for t in raw),
         "trial_seconds": round(seconds, 1),
     }
+    stopped = study.user_attrs.get(ATTR_EARLY_STOP)
+    if isinstance(stopped, dict):  # where the search stopped early (frontier.study.early_stop)
+        protocol["stopped_early"] = stopped
     return StudySummary(
         name=study.study_name,
         model=spec.model,

@@ -20,6 +20,7 @@ key                           on      value
 ``frontier:protocol``         study   how the numbers were measured (texts, versions, ...)
 ``frontier:final:N``          study   :class:`FinalRecord` of trial N (held-out figures)
 ``frontier:uniform_limit``    study   the bisected uniform plan at the SLOs (its trial, keep)
+``frontier:early_stop``       study   where the search stopped early, and the rule's numbers
 ============================  ======  ===================================================
 
 Final records sit on the study, not the trial, because a finished Optuna trial cannot be
@@ -52,6 +53,9 @@ ATTR_BASELINE_REPORT = "frontier:baseline:report"
 ATTR_PROTOCOL = "frontier:protocol"
 ATTR_FINAL = "frontier:final"
 ATTR_UNIFORM = "frontier:uniform_limit"
+#: Where the search phase stopped early (:mod:`frontier.study.early_stop`): ``trial``,
+#: ``patience``, ``noise_mlp_removed``, ``best_trial``, ``best_mlp_removed``, ...
+ATTR_EARLY_STOP = "frontier:early_stop"
 
 
 def final_key(number: int) -> str:

@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import tomllib
 
@@ -20,10 +20,12 @@ from frontier.errors import FrontierError
 from frontier.models.device import DEVICE_HELP, check_device, check_dtype, device_kind
 from frontier.settings import CALIBRATION_TOKENS
 from frontier.stats import DEFAULT_CONFIDENCE
+from frontier.study.early_stop import NOISE, PATIENCE
 
 DtypeName = Literal["auto", "fp32", "bf16", "fp16"]
 SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
+TaskScorer = Literal["shared-context", "hflm"]  # objectives.tasks.SCORERS
 # Fields that say how long or where a study runs, not what it measures.
 EXECUTION_FIELDS = frozenset(
     {
@@ -36,6 +38,9 @@ EXECUTION_FIELDS = frozenset(
         "sampler",
         "report_points",
         "fit_tokens",
+        "early_stop",
+        # HFLM's log-likelihoods within 1e-4 either way: how tasks are scored, not what
+        "task_scorer",
     }
 )
 
@@ -50,6 +55,8 @@ LEGACY_VALUES: dict[str, Any] = {
     "device": "cpu",  # (the device's kind: cuda:1 measures what cuda:0 does)
     "dtype": "fp32",
     "search_window": None,  # the search text's first tokens, in windows of seq_len
+    "early_stop": False,  # every trial of --trials ran
+    "task_scorer": "hflm",  # lm-eval's own HFLM scored every request
 }
 
 
@@ -168,6 +175,11 @@ class StudySpec:
         None, "evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)"
     )
     task_batch_size: int = _field(16, "lm-eval batch size")
+    task_scorer: TaskScorer = _field(
+        "shared-context",
+        "how lm-eval's log-likelihood requests are scored: shared-context reads each "
+        "context once (lm-eval's figures within 1e-4, faster), hflm with lm-eval's HFLM",
+    )
     confidence: float | None = _field(
         DEFAULT_CONFIDENCE,
         "two-sided level of the paired interval on every task figure: the search rejects a "
@@ -196,6 +208,12 @@ class StudySpec:
         "begin by bisecting the uniform keep ratio at the SLOs (the baseline every report "
         "compares against), then uniform and global-threshold plans, before sampling",
     )
+    early_stop: bool = _field(
+        True,
+        f"end the search once {PATIENCE} sampled trials in a row (after the bisection and the "
+        f"warm starts) found no plan meeting the SLOs that removes more than "
+        f"{100 * NOISE:g} point(s) of MLP more than the best one; --trials stays the most",
+    )
     threads: int | None = _field(
         None, "torch CPU threads (default: $FRONTIER_THREADS or torch's choice)"
     )
@@ -216,6 +234,10 @@ class StudySpec:
             raise FrontierError("the refit subsumes bias compensation: use one of them")
         if self.sampler not in SAMPLERS:
             raise FrontierError(f"unknown sampler {self.sampler!r}; use {', '.join(SAMPLERS)}")
+        if self.task_scorer not in get_args(TaskScorer):
+            raise FrontierError(
+                f"unknown task_scorer {self.task_scorer!r}; use shared-context or hflm"
+            )
         if self.search_metric not in ("ppl", "kl"):
             raise FrontierError(f"search_metric must be ppl or kl, got {self.search_metric!r}")
         if not 0 < self.min_keep <= self.max_keep <= 1:

@@ -108,13 +108,14 @@ def test_flags_override_a_toml_spec_both_ways(tmp_path: Path) -> None:
     path = tmp_path / "s.toml"
     path.write_text(
         "compensate = true\nrefit = false\ntrust_remote_code = true\nwarm_start = false\n"
+        "early_stop = false\n"
     )
 
     def spec(*flags: str) -> StudySpec:
         return spec_from_args(build_parser().parse_args(["find", "--spec", str(path), *flags]))
 
     assert spec().compensate and spec().trust_remote_code and not spec().warm_start
-    assert not spec().refit
+    assert not spec().refit and not spec().early_stop and spec("--early-stop").early_stop
     off = spec("--no-compensate", "--refit", "--no-trust-remote-code", "--warm-start")
     assert not off.compensate and not off.trust_remote_code and off.warm_start and off.refit
     assert spec("--check-text", "file:a.txt", "--check-text", "c").check_texts == (

@@ -60,6 +60,22 @@ def test_lines_come_at_most_every_interval_and_for_the_first_and_last_trial() ->
     assert lines[2].endswith("1.0 s/trial; ETA 0:19")  # 11 done, 19 left at 1 s each
 
 
+def test_a_search_that_stops_early_says_so_in_its_line_at_once() -> None:
+    clock, out = Clock(), io.StringIO()
+    shown = PlainProgress(30, stream=out, interval=10.0, heartbeat=0, clock=clock)
+    shown.start(_study_with(0))
+    for i in range(3):
+        clock.now += 1.0
+        study = _study_with(i + 1)
+        if i == 2:  # the early stop recorded by its callback, which runs first
+            study.set_user_attr("frontier:early_stop", {"trial": 2, "patience": 2})
+        shown(study, study.trials[-1])
+    lines = out.getvalue().splitlines()
+    assert lines[-1].startswith("trial 3/30 done") and "ETA 0:00" in lines[-1]
+    assert lines[-1].endswith("; the search stopped early")
+    assert shown.total == 3  # no still-working lines while the final stage runs
+
+
 def test_a_long_trial_gets_a_still_working_line() -> None:
     out = io.StringIO()
     shown = PlainProgress(3, stream=out, interval=0.05, heartbeat=0.2)

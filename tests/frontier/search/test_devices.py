@@ -137,8 +137,10 @@ def test_devices_are_one_kind_and_distinct() -> None:
     assert shown.returncode == 0 and "usage: frontier worker" in shown.stdout, shown.stderr
     joined = " ".join(cmd)
     for part in ("--storage journal:x", "--trials 40", "--device cuda:1", "--threads 3",
-                 "--timeout 60.0"):  # fmt: skip
+                 "--timeout 60.0", "--early-stop"):  # fmt: skip
         assert part in joined
+    # the early stop as find runs it, whatever the study stored
+    assert "--no-early-stop" in devices.worker_command(spec.replace(early_stop=False), "cuda:1")
 
 
 def test_find_with_a_second_device_runs_a_worker_that_shares_the_study(

@@ -29,6 +29,8 @@ def test_fingerprint_ignores_budget_but_not_measurement() -> None:
     assert a.fingerprint("m") == a.replace(trials=999, timeout=5.0, sampler="random").fingerprint(
         "m"
     )
+    # where the search may stop early: how long it runs, not what it measures
+    assert a.fingerprint("m") == a.replace(early_stop=False).fingerprint("m")
     assert a.fingerprint("m") != a.replace(search_tokens=4096).fingerprint("m")
     assert a.fingerprint("m") != a.fingerprint("other-model")
 
@@ -120,6 +122,7 @@ def test_fields_added_later_keep_old_fingerprints_and_old_meaning() -> None:
     stored = {k: v for k, v in old.to_dict().items() if k not in LEGACY_VALUES}
     again = StudySpec.from_dict({**LEGACY_VALUES, **stored})
     assert again.refit is False and again.fingerprint("m") == old.fingerprint("m")
+    assert again.early_stop is False and StudySpec().early_stop  # old studies ran every trial
 
 
 def test_refit_and_compensation_exclude_each_other() -> None:
