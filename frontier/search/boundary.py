@@ -75,10 +75,32 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         proposal = self._propose(study) if self._rng.random() >= self.explore else None
         if proposal is None:
             return self.base.infer_relative_search_space(study, trial)
-        self._proposals[trial.number] = proposal
+        widths = self._widths(proposal)
         # other workers see the plan this trial will measure before its parameters exist
-        study._storage.set_trial_system_attr(trial._trial_id, PENDING, list(self._widths(proposal)))
+        study._storage.set_trial_system_attr(trial._trial_id, PENDING, list(widths))
+        if self._claimed_elsewhere(study, trial, widths):
+            # two workers read the study before either wrote its plan and chose the same
+            # one: every one that sees the other's after writing its own leaves it (at
+            # least one of them sees it) and samples instead
+            study._storage.set_trial_system_attr(trial._trial_id, PENDING, None)
+            return self.base.infer_relative_search_space(study, trial)
+        self._proposals[trial.number] = proposal
         return {}  # the proposal is handed out parameter by parameter
+
+    def _claimed_elsewhere(
+        self, study: optuna.Study, trial: FrozenTrial, widths: tuple[int, ...]
+    ) -> bool:
+        """Whether another running trial measures, or is about to, the plan ``widths``."""
+        names = self.space.names
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if t._trial_id == trial._trial_id:
+                continue
+            if all(n in t.params for n in names) and self._widths(t.params) == widths:
+                return True
+            pending = t.system_attrs.get(PENDING)
+            if isinstance(pending, list) and tuple(int(w) for w in pending) == widths:
+                return True
+        return False
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]

@@ -205,6 +205,7 @@ def _loglikelihoods(wrapper: Any, obj: TaskAccuracy) -> tuple[dict[str, list[flo
     return lls, out["results"]
 
 
+@pytest.mark.slow  # a whole study (or real task data): make test-slow
 def test_the_objective_scores_documents_as_hflm(mirror: Path) -> None:
     lm = tiny_loaded("llama")
     obj = TaskAccuracy(["arc_easy", "mmlu", "winogrande"], n_docs=6, subtasks=2, mirror=mirror)

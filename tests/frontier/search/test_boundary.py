@@ -145,3 +145,27 @@ def test_a_plan_another_worker_has_only_been_handed_is_not_proposed_again() -> N
     handed = tuple(study.trials[pending.number].system_attrs[PENDING])
     assert handed == _plan_of({"keep": 0.575} | {n: 1.0 for n in SPACE.names[1:]})
     assert _plan_of(_ask(study)) != handed
+
+
+def test_two_workers_that_chose_one_plan_at_once_do_not_both_measure_it() -> None:
+    # the second worker read the study before the first wrote its plan down, and chose the
+    # same one; writing its own, it sees the first's and samples instead (the race CI hit:
+    # "plans proposed twice" with three workers on a loaded machine)
+    from frontier.search.boundary import PENDING
+
+    first = BoundarySampler(Recording(), SPACE, seed=5, explore=0.0, same_level=0.0)
+    study = _study(first)
+    _add(study, 0.6, [1.0] * 4, violation=-0.1)
+    a = study.ask()
+    a.suggest_float("keep", 0.2, 1.0, step=0.025)
+    handed = list(study.trials[a.number].system_attrs[PENDING])
+    base = Recording()
+    second = BoundarySampler(base, SPACE, seed=6, explore=0.0, same_level=0.0)
+    proposal = dict(first._proposals[a.number])
+    second._propose = lambda _study: dict(proposal)  # type: ignore[method-assign]
+    other = optuna.load_study(study_name=study.study_name, storage=study._storage, sampler=second)
+    b = _ask(other)
+    assert list(_plan_of(b)) != handed
+    assert "keep" in base.asked  # its plan came from the base sampler
+    assert study.trials[a.number].system_attrs[PENDING] == handed  # the first keeps its plan
+    assert study.trials[-1].system_attrs.get(PENDING) is None

@@ -103,6 +103,7 @@ def test_the_callback_stops_the_optimisation_and_says_so_once(tmp_path: Path) ->
     ]
 
 
+@pytest.mark.slow  # a whole study (or real task data): make test-slow
 def test_a_study_stops_early_says_so_and_a_resumed_one_decides_the_same(
     tiny_folder: Path,
     tmp_path: Path,

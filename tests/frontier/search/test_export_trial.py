@@ -136,6 +136,7 @@ def test_export_refuses_a_rebuild_other_than_the_measured_one(
     assert (tmp_path / "old" / "compression.json").is_file()
 
 
+@pytest.mark.slow  # a whole study (or real task data): make test-slow
 def test_a_trial_whose_plan_removes_mlps_exports_and_reloads(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
