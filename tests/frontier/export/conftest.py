@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -42,3 +43,22 @@ def same_tensors() -> Callable[[Path, Path], None]:
 @pytest.fixture
 def tensors_of() -> Callable[[Path], dict[str, torch.Tensor]]:
     return safetensors_of
+
+
+def tiny_for_llamacpp(family: str) -> Any:
+    """A tiny loaded model of ``family`` that llama.cpp computes as transformers does:
+    gemma3's queries are scaled by 1/sqrt(head_dim) there, whatever the config says."""
+    from frontier.testing import tiny_loaded
+
+    lm = tiny_loaded(family)
+    if family == "gemma3_text":
+        head_dim = lm.model.config.head_dim
+        lm.model.config.query_pre_attn_scalar = head_dim
+        for layer in lm.model.model.layers:
+            layer.self_attn.scaling = head_dim**-0.5
+    return lm
+
+
+@pytest.fixture
+def llamacpp_tiny() -> Callable[[str], Any]:
+    return tiny_for_llamacpp

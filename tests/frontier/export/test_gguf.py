@@ -47,16 +47,6 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
 }
 
 
-def _loaded(family: str) -> Any:
-    lm = tiny_loaded(family)
-    if family == "gemma3_text":  # llama.cpp's gemma3 scales queries by 1/sqrt(head_dim)
-        head_dim = lm.model.config.head_dim
-        lm.model.config.query_pre_attn_scalar = head_dim
-        for layer in lm.model.model.layers:
-            layer.self_attn.scaling = head_dim**-0.5
-    return lm
-
-
 def _export(lm: Any, out: Path, widths: tuple[int, ...] = PLAN, **kw: Any) -> Any:
     full = lm.adapter.full_widths(lm.model)
     pruner = Pruner(
@@ -86,8 +76,8 @@ def test_every_family_is_declared() -> None:
 
 
 @pytest.mark.parametrize("family", sorted(TINY_CONFIGS))
-def test_family_layout_and_shapes(family: str, tmp_path: Path) -> None:
-    lm = _loaded(family)
+def test_family_layout_and_shapes(family: str, tmp_path: Path, llamacpp_tiny: Any) -> None:
+    lm = llamacpp_tiny(family)
     expected = EXPECTED[family]
     if expected is None:
         with pytest.raises(FrontierError, match=f"not available for {family}"):
@@ -117,8 +107,10 @@ def test_family_layout_and_shapes(family: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen3"])
-def test_f32_tensors_are_the_pruned_weights(family: str, tmp_path: Path) -> None:
-    lm = _loaded(family)
+def test_f32_tensors_are_the_pruned_weights(
+    family: str, tmp_path: Path, llamacpp_tiny: Any
+) -> None:
+    lm = llamacpp_tiny(family)
     selection, result = _export(lm, tmp_path / "out")
     reader = _reader(result.gguf.path)
     pruner = Pruner(lm.model, [torch.zeros(w) for w in lm.adapter.full_widths(lm.model)])
@@ -385,8 +377,10 @@ def test_the_build_runs_from_wherever_its_folder_is(tmp_path: Path) -> None:
 
 @needs_llamacpp
 @pytest.mark.parametrize("family", sorted(f for f, e in EXPECTED.items() if e))
-def test_llamacpp_runs_every_written_family(family: str, tmp_path: Path) -> None:
-    _, result = _export(_loaded(family), tmp_path / "out")
+def test_llamacpp_runs_every_written_family(
+    family: str, tmp_path: Path, llamacpp_tiny: Any
+) -> None:
+    _, result = _export(llamacpp_tiny(family), tmp_path / "out")
     check = result.llamacpp
     assert check.checked
     atol = FAMILIES[family].f32_atol  # 1e-3; 3e-2 for gemma3 (llama.cpp's f16 GELU table)
@@ -398,9 +392,9 @@ def test_llamacpp_runs_every_written_family(family: str, tmp_path: Path) -> None
 @needs_llamacpp
 @pytest.mark.parametrize("family", ["llama", "gemma3_text"])
 def test_llamacpp_tokenizes_a_sentencepiece_vocabulary_as_transformers_does(
-    family: str, tmp_path: Path
+    family: str, tmp_path: Path, llamacpp_tiny: Any
 ) -> None:
-    lm = _loaded(family)
+    lm = llamacpp_tiny(family)
     lm.tokenizer = tiny_sentencepiece_tokenizer()
     _, result = _export(lm, tmp_path / "out")
     assert result.llamacpp.checked and result.llamacpp.tokenizer_mismatch is None

@@ -45,16 +45,6 @@ def test_a_removed_mlp_is_built_as_the_fewest_zero_neurons(
     assert built_widths([0, 0], "uniform", gguf_type, multiple) == [want[0]] * 2
 
 
-def _loaded(family: str) -> Any:
-    lm = tiny_loaded(family)
-    if family == "gemma3_text":  # llama.cpp's gemma3 scales queries by 1/sqrt(head_dim)
-        head_dim = lm.model.config.head_dim
-        lm.model.config.query_pre_attn_scalar = head_dim
-        for layer in lm.model.model.layers:
-            layer.self_attn.scaling = head_dim**-0.5
-    return lm
-
-
 def _export(lm: Any, out: Path, **kw: Any) -> Any:
     full = lm.adapter.full_widths(lm.model)
     gen = torch.Generator().manual_seed(5)
@@ -82,8 +72,10 @@ def test_the_file_holds_one_zero_neuron_per_removed_mlp(tmp_path: Path) -> None:
 
 @needs_llamacpp
 @pytest.mark.parametrize("family", ["llama", "mistral", "qwen2", "qwen3", "gemma3_text"])
-def test_llamacpp_runs_a_model_with_two_mlps_removed(family: str, tmp_path: Path) -> None:
-    result = _export(_loaded(family), tmp_path / "out")
+def test_llamacpp_runs_a_model_with_two_mlps_removed(
+    family: str, tmp_path: Path, llamacpp_tiny: Any
+) -> None:
+    result = _export(llamacpp_tiny(family), tmp_path / "out")
     check = result.llamacpp
     assert check.checked
     atol = FAMILIES[family].f32_atol
