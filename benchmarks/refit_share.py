@@ -2,7 +2,7 @@
 against one search evaluation, per study, side by side in one run.
 
     python benchmarks/refit_share.py [--specs studies/qwen2.5-coder-1.5b.toml,smollm2-135m]
-                                     [--repeats 5] [--memory GIB]
+                                     [--repeats 5] [--threads N] [--cached-only]
 
 Each entry is a study spec (TOML) or a built-in model's name (the default study on it).
 Each model is loaded as its study loads it, and its operator is built from the cached
@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from frontier import settings
+from frontier.models import LoadedModel, load_model
 from frontier.pruning.operator import PruningOperator
 from frontier.pruning.plan import Plan
 from frontier.study.spec import StudySpec
@@ -42,14 +43,12 @@ def _spec(entry: str) -> StudySpec:
     return StudySpec.from_dict({"model": entry, "slos": ["ppl<2.0"]})
 
 
-def _cached(spec: StudySpec) -> bool:
-    """Whether the operator of ``spec`` can be built from the cache alone (its statistics
-    and Grams are there: the ranking and factors resume from theirs)."""
+def _cached(spec: StudySpec, lm: LoadedModel) -> bool:
+    """Whether the operator of ``spec`` on ``lm`` can be built from the cache alone (its
+    statistics and Grams are there: the ranking and factors resume from theirs)."""
     from frontier.data.text import TextSource, token_windows
     from frontier.importance import gram_cache_path
-    from frontier.models import load_model
 
-    lm = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     tokens = token_windows(
         TextSource(spec.calibration_text),
         "calibration",
@@ -61,14 +60,9 @@ def _cached(spec: StudySpec) -> bool:
     return folder.is_dir() and any(folder.glob("layer-*.bin"))
 
 
-def _row(spec: StudySpec, repeats: int, threads: int | None) -> dict[str, float | str]:
-    from frontier.models import load_model
+def _row(spec: StudySpec, lm: LoadedModel, repeats: int) -> dict[str, float | str]:
     from frontier.search.context import build_operator, search_objective
 
-    settings.set_threads(threads if threads is not None else spec.threads)
-    if spec.memory is not None:
-        settings.set_memory_budget(spec.memory)
-    lm = load_model(spec.model, dtype=spec.dtype, device=spec.device)
     t = time.perf_counter()
     op = build_operator(spec, lm, say=lambda m: print(f"  {spec.model}: {m}", flush=True))
     built = time.perf_counter() - t
@@ -121,11 +115,15 @@ def main() -> None:
     rows = []
     for entry in args.specs.split(","):
         spec = _spec(entry)
-        if args.cached_only and not _cached(spec):
+        settings.set_threads(args.threads if args.threads is not None else spec.threads)
+        settings.set_memory_budget(spec.memory)  # each entry its own study's budget
+        lm = load_model(spec.model, dtype=spec.dtype, device=spec.device)
+        if args.cached_only and not _cached(spec, lm):
             print(f"{entry}: its calibration is not cached; skipped (--cached-only)")
             continue
         print(f"{entry}: building the operator and timing {args.repeats} plans", flush=True)
-        rows.append(_row(spec, args.repeats, args.threads))
+        rows.append(_row(spec, lm, args.repeats))
+        del lm
     keys = list(rows[0]) if rows else []
     print("\n| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
