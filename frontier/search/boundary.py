@@ -91,16 +91,15 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         self, study: optuna.Study, trial: FrozenTrial, widths: tuple[int, ...]
     ) -> bool:
         """Whether another running trial measures, or is about to, the plan ``widths``."""
-        names = self.space.names
-        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if t._trial_id == trial._trial_id:
-                continue
-            if all(n in t.params for n in names) and self._widths(t.params) == widths:
-                return True
-            pending = t.system_attrs.get(PENDING)
-            if isinstance(pending, list) and tuple(int(w) for w in pending) == widths:
-                return True
-        return False
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        return any(t._trial_id != trial._trial_id and self._claim(t) == widths for t in running)
+
+    def _claim(self, t: FrozenTrial) -> tuple[int, ...] | None:
+        """The plan a running trial measures, or has been handed (None: not known yet)."""
+        if all(n in t.params for n in self.space.names):
+            return self._widths(t.params)
+        pending = t.system_attrs.get(PENDING)
+        return tuple(int(w) for w in pending) if isinstance(pending, list) else None
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
@@ -150,11 +149,7 @@ class BoundarySampler(optuna.samplers.BaseSampler):
         # plans measured, and plans other workers are measuring now (or are about to)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         seen = {self._widths(t.params) for t in done}
-        for t in running:
-            if all(n in t.params for n in names):
-                seen.add(self._widths(t.params))
-            elif isinstance(t.system_attrs.get(PENDING), list):
-                seen.add(tuple(int(w) for w in t.system_attrs[PENDING]))
+        seen |= {c for c in map(self._claim, running) if c is not None}
         step = self.space.step
         if self._rng.random() < self.same_level or best.params["keep"] - step < self.space.lo:
             parent = dict(best.params)
