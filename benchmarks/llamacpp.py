@@ -34,6 +34,12 @@ model's, which is what the speed target is about.
 
     python benchmarks/llamacpp.py [--types f16,q8_0,q4_k_m] [--rounds 5] [--threads 2]
     python benchmarks/llamacpp.py --shape llama-3.2-1b --types f16,q8_0
+    python benchmarks/llamacpp.py --spec studies/qwen2.5-coder-1.5b.toml --types q8_0
+
+``--spec`` takes another committed study instead of SmolLM2's: the chosen point of
+``studies/results/STUDY/summary.json`` (STUDY: the spec's study name), pruned by the
+operator the spec builds (``frontier.search.context.build_operator``: its cached
+calibration, ranking and factors, lean where the spec's memory budget says so).
 """
 
 from __future__ import annotations
@@ -93,8 +99,19 @@ def _three_plans(pruned: Plan) -> dict[str, Plan]:
     }
 
 
-def real_setup(args: argparse.Namespace) -> Setup:
-    """The committed study's chosen point on SmolLM2, pruned by the study's operator."""
+def _operator(args: argparse.Namespace) -> tuple[int, Plan, Any, PruningOperator, str]:
+    """(trial, plan, model, operator, study name): the chosen point of the committed study
+    (SmolLM2's, or ``--spec``'s) and the operator that prunes it."""
+    if args.spec:
+        from frontier import settings
+        from frontier.search.context import build_operator
+        from frontier.study.spec import StudySpec
+
+        spec = StudySpec.from_toml(Path(args.spec))
+        trial, plan, _ = chosen_point(SUMMARY.parents[1] / spec.study_name / "summary.json")
+        settings.set_memory_budget(spec.memory)
+        lm = load_model(spec.model, dtype=spec.dtype, trust_remote_code=spec.trust_remote_code)
+        return trial, plan, lm, build_operator(spec, lm), spec.study_name
     trial, plan, protocol = chosen_point(SUMMARY)
     lm = load_model(protocol["model"])
     cal = protocol["calibration"]
@@ -107,7 +124,12 @@ def real_setup(args: argparse.Namespace) -> Setup:
         seq_len=int(cal["seq_len"]),
         grams=refit,
     )
-    operator = PruningOperator.for_model(lm, scores, refit=refit)
+    return trial, plan, lm, PruningOperator.for_model(lm, scores, refit=refit), "smollm2-135m"
+
+
+def real_setup(args: argparse.Namespace) -> Setup:
+    """The committed study's chosen point, pruned by the study's operator."""
+    trial, plan, lm, operator, study = _operator(args)
 
     def select(p: Plan) -> tuple[Any, Any]:
         selection = operator.select(p)
@@ -123,7 +145,7 @@ def real_setup(args: argparse.Namespace) -> Setup:
         _three_plans(plan),
         select,
         operator.pruned,
-        f"trial {trial} of the committed smollm2-135m study, {plan.removed_fraction:.1%} of "
+        f"trial {trial} of the committed {study} study, {plan.removed_fraction:.1%} of "
         f"MLP neurons removed; operator {operator.name}",
         windows,
         text_file,
@@ -206,6 +228,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="folder for the GGUFs (default: temporary)")
     ap.add_argument("--json", default=None, help="write the figures here")
     ap.add_argument("--shape", choices=sorted(REAL_SHAPES), default=None, help="a random model")
+    ap.add_argument("--spec", default=None, help="a committed study's spec (default: SmolLM2's)")
     args = ap.parse_args()
     _llamacpp.require()
     torch.set_num_threads(args.threads)

@@ -21,7 +21,7 @@ from scipy import stats
 from frontier._io import write_bytes_atomic
 from frontier.errors import FrontierError
 from frontier.laws import FitResult, fit_study
-from frontier.plots import task_label, text_label
+from frontier.plots import draw_intervals, task_label, text_label
 from frontier.study.summary import StudySummary, TrialPoint, mean_retention
 
 __all__ = ["COMPARE_AT", "ComparisonResult", "ModelRow", "compare", "spearman"]
@@ -211,6 +211,23 @@ def _chart(
                 color=color,
                 label=labels[i],
             )
+            # the held-out re-measurements the chosen point comes from, with their
+            # intervals where recorded: why a star may sit short of where the line crosses
+            # an SLO (the search text was kinder than the held-out one)
+            final = [p for p in s.final if (v := value(p)) is not None and math.isfinite(v)]
+            if final:
+                ax.scatter(
+                    [100 * p.mlp_removed for p in final],
+                    [value(p) for p in final],
+                    marker="D",
+                    s=26,
+                    facecolors="none",
+                    edgecolors=color,
+                    linewidths=1.0,
+                    zorder=4,
+                )
+                if panel == "ppl":
+                    draw_intervals(ax, final, value, lambda p: p.ppl_ci, color=color)
             c = s.chosen
             y = value(c) if c is not None else None
             if c is not None and y is not None and math.isfinite(y):
@@ -234,7 +251,7 @@ def _chart(
             ax.set_ylabel("perplexity / unpruned perplexity (ratio)")
             ax.set_title("no task figures: perplexity ratio instead (lower is better)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="★ chosen point", title_fontsize=8)
+        ax.legend(fontsize=8, title="★ chosen point, ◇ held out; lines: search", title_fontsize=8)
     # what each panel shows: task retention names its tasks, perplexity its text
     shown = [f"retention: {task_label(summaries[i], 'search')}" for i in with_tasks[:1]]
     shown += sorted({f"perplexity: {text_label(summaries[i].protocol)}" for i in without})

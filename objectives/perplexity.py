@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from frontier.data.text import Role
 from frontier.models import LoadedModel
-from frontier.stats import log_ratio_interval
+from frontier.stats import DEFAULT_CONFIDENCE, log_ratio_interval
 from objectives._base import Direction, Measurement, Objective, not_prepared, register
 from objectives._lm import TextWindows, cached_baseline, window_logits, window_nlls
 
@@ -20,8 +20,8 @@ class Perplexity(TextWindows, Objective):
     ``value`` is pruned perplexity / unpruned perplexity; the baseline is computed once
     per model and token set and cached on disk, window by window. ``details["interval"]``
     is the ratio's paired interval over the windows (:func:`frontier.stats.log_ratio_interval`,
-    at :data:`frontier.stats.DEFAULT_CONFIDENCE`), and ``details["window_log_ratios"]``
-    each window's log ratio, from which a study reads it at its own confidence.
+    two-sided at ``confidence``), and ``details["window_log_ratios"]`` each window's log
+    ratio, from which it can be read again at another level.
     """
 
     name = "ppl"
@@ -35,8 +35,10 @@ class Perplexity(TextWindows, Objective):
         seq_len: int | None = None,
         batch_size: int | None = None,
         strided: bool = False,
+        confidence: float = DEFAULT_CONFIDENCE,
     ) -> None:
         super().__init__(text, role, n_tokens, seq_len, batch_size, strided)
+        self.confidence = confidence
         self.baseline_nll: float | None = None
         self.baseline_windows: list[float] = []
 
@@ -72,7 +74,8 @@ class Perplexity(TextWindows, Objective):
         base = math.exp(self.baseline_nll)
         diffs = [p - b for p, b in zip(windows, self.baseline_windows, strict=True)]
         details: dict[str, Any] = {"nll": nll, "baseline_nll": self.baseline_nll}
-        interval = log_ratio_interval(diffs) if all(map(math.isfinite, diffs)) else None
+        finite = all(map(math.isfinite, diffs))
+        interval = log_ratio_interval(diffs, self.confidence) if finite else None
         if interval is not None:
             details["interval"] = [interval.low, interval.high]
             details["confidence"] = interval.confidence

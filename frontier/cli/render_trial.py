@@ -79,6 +79,8 @@ _FIGURES: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("params_kept", "parameters kept", _percent),
     ("total_params", "parameters", _count),
     ("ppl_ratio", "ppl ratio", _fixed(3)),
+    ("ppl_ci", "ppl ratio interval", _fixed(3)),
+    ("ppl_confidence", "ppl interval level", _percent),
     ("ppl", "perplexity", _fixed(3)),
     ("nll", "NLL (nats/token)", _fixed(4)),
     ("kl", "KL (nats/token)", _fixed(4)),

@@ -10,11 +10,12 @@ state, no backend switch for whoever imports this, safe from worker threads.
 
 from frontier.plots._canvas import subtitle, task_label, text_label
 from frontier.plots._fitted import break_threshold, breaking_points, plot_fits, plot_retention
-from frontier.plots._measured import plot_pareto, plot_widths
+from frontier.plots._measured import draw_intervals, plot_pareto, plot_widths
 
 __all__ = [
     "break_threshold",
     "breaking_points",
+    "draw_intervals",
     "plot_fits",
     "plot_pareto",
     "plot_retention",

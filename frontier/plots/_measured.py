@@ -47,8 +47,10 @@ def _scatter_stages(
     *,
     label_slo: list[tuple[float, str]],
     unpruned: float,
+    interval: Any = None,
 ) -> int:
-    """Search points by status, final points and the chosen one, the Pareto line from the
+    """Search points by status, final points (with their intervals, where ``interval``
+    gives a point's (low, high) or None) and the chosen one, the Pareto line from the
     unpruned model (``unpruned``: its value); returns how many were left out."""
     shown = [p for p in summary.points if _finite(value(p))]
     left_out = sum(1 for p in summary.points if value(p) is not None and not _finite(value(p)))
@@ -77,6 +79,7 @@ def _scatter_stages(
             label="Pareto set (final, report fidelity)",
             zorder=4,
         )
+        draw_intervals(ax, final, value, interval)
     chosen = summary.chosen
     if chosen is not None and _finite(value(chosen)):
         ax.scatter(
@@ -95,13 +98,46 @@ def _scatter_stages(
     return left_out
 
 
+def draw_intervals(
+    ax: Axes, points: list[TrialPoint], value: Any, interval: Any, color: str = _FINAL
+) -> None:
+    """Vertical bars over ``points`` from each one's interval (``interval(p)``: (low,
+    high) or None; none drawn where it is None or not finite)."""
+    if interval is None:
+        return
+    with_ci = [(p, ci) for p in points if (ci := interval(p)) is not None and all(map(_finite, ci))]
+    if not with_ci:
+        return
+    ys = [value(p) for p, _ in with_ci]
+    ax.errorbar(
+        _pct([p for p, _ in with_ci]),
+        ys,
+        yerr=[
+            [y - ci[0] for y, (_, ci) in zip(ys, with_ci, strict=True)],
+            [ci[1] - y for y, (_, ci) in zip(ys, with_ci, strict=True)],
+        ],
+        fmt="none",
+        ecolor=color,
+        elinewidth=1.0,
+        capsize=3,
+        zorder=4,
+    )
+
+
 def plot_pareto(summary: StudySummary, path: Path | str) -> Path:
     """Perplexity ratio (and mean retained accuracy) vs % MLP removed, every trial."""
     has_tasks = any(mean_retention(p, summary.baselines_for(p)) is not None for p in summary.points)
     fig, axes = _new(2 if has_tasks else 1)
     ax = axes[0]
     ppl_slos = [(s.threshold, str(s)) for s in _slos(summary, "ppl")]
-    left = _scatter_stages(ax, summary, lambda p: p.ppl_ratio, label_slo=ppl_slos, unpruned=1.0)
+    left = _scatter_stages(
+        ax,
+        summary,
+        lambda p: p.ppl_ratio,
+        label_slo=ppl_slos,
+        unpruned=1.0,
+        interval=lambda p: p.ppl_ci,
+    )
     ax.axhline(1.0, color="#888888", lw=0.8, zorder=0)
     ratios = [
         p.ppl_ratio

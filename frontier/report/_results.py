@@ -51,9 +51,21 @@ def _verdict(summary: StudySummary) -> str:
     text = (
         f"**Chosen: trial {p.number}**, {_pct(p.mlp_removed)} of MLP parameters removed "
         f"({_pct(p.params_removed)} of all parameters), perplexity ratio "
-        f"{_num(p.ppl_ratio)}{tasks} ({where})."
+        f"{_ppl(p)}{tasks} ({where})."
     )
     return text + _miss_warning(p)
+
+
+def _level(summary: StudySummary) -> str:
+    level = (summary.protocol.get("final_remeasurement") or {}).get("confidence")
+    return f" at {100 * float(level):.0f}% confidence" if isinstance(level, (int, float)) else ""
+
+
+def _ppl(p: TrialPoint) -> str:
+    """The perplexity ratio and, where measured, its paired interval over the windows."""
+    if p.ppl_ci is None:
+        return _num(p.ppl_ratio)
+    return f"{_num(p.ppl_ratio)} [{_num(p.ppl_ci[0])}–{_num(p.ppl_ci[1])}]"
 
 
 def _miss_warning(p: TrialPoint) -> str:
@@ -71,7 +83,7 @@ def _miss_warning(p: TrialPoint) -> str:
 def _figures(summary: StudySummary, p: TrialPoint) -> list[str]:
     """One point's figures, in the order of :func:`_pareto_header` after the sizes."""
     ret = retention(p, summary.baselines_for(p))
-    cells = [_num(p.ppl_ratio)]
+    cells = [_ppl(p)]
     for task in summary.task_names:
         cells += [_num(p.tasks.get(task)), _pct(ret.get(task))]
     if summary.baseline_tasks:
@@ -132,6 +144,12 @@ def _pareto_section(summary: StudySummary, images: Mapping[str, str]) -> list[st
                     "only to spread the front for the fits: never a candidate for the chosen "
                     "point."
                     if any(p.spread for p in summary.final)
+                    else ""
+                )
+                + (
+                    " A held-out perplexity ratio in brackets is its paired interval over the "
+                    f"text's windows{_level(summary)}: the search chose on its point estimate."
+                    if any(p.ppl_ci is not None for p in summary.final)
                     else ""
                 ),
                 "",

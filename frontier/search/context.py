@@ -166,8 +166,14 @@ def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
 
 
 def _held_out_ppl(spec: StudySpec, lm: LoadedModel, text: str, n_tokens: int) -> Objective:
-    """Perplexity on the report part of ``text`` (``n_tokens``), prepared on ``lm``."""
-    ppl = create("ppl", text=text, role="report", n_tokens=n_tokens, seq_len=spec.seq_len)
+    """Perplexity on the report part of ``text`` (``n_tokens``), prepared on ``lm``, with
+    its paired interval over the windows at the study's confidence."""
+    options: dict[str, Any] = {}
+    if spec.confidence is not None:
+        options["confidence"] = spec.confidence
+    ppl = create(
+        "ppl", text=text, role="report", n_tokens=n_tokens, seq_len=spec.seq_len, **options
+    )
     ppl.prepare(lm)
     return ppl
 

@@ -29,6 +29,13 @@ def _num(x: Any, fmt: str = ".3f") -> str:
     return format(float(x), fmt)
 
 
+def _with_interval(value: Any, ci: Any) -> str:
+    """A ratio and, where recorded, its interval: ``1.967 [1.921, 2.014]``."""
+    if not isinstance(ci, list) or len(ci) != 2:
+        return _num(value)
+    return f"{_num(value)} [{_num(ci[0])}, {_num(ci[1])}]"
+
+
 def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
     table = Table(title=title, title_justify="left")
     for col in (
@@ -53,7 +60,7 @@ def pareto_table(title: str, rows: list[StudyTrial], tasks: list[str]) -> Table:
             _pct(r.mlp_removed),
             _pct(r.params_removed),
             _num(r.search.get("ppl_ratio", r.search.get("kl"))),
-            _num(r.final.get("ppl_ratio")) if r.final else "-",
+            _with_interval(r.final.get("ppl_ratio"), r.final.get("ppl_ci")) if r.final else "-",
         ]
         for source in checks:
             check = ((r.final or {}).get("check_texts") or {}).get(source) or {}

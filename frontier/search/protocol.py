@@ -51,6 +51,8 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
         "final_remeasurement": {
             "report_tokens": spec.report_tokens,
             "fit_tokens": spec.fit_tokens,
+            # the level of every held-out interval (perplexity ratio, task retention)
+            "confidence": spec.confidence,
             "rule": "trials that met the SLOs at search time, from the smallest up until one "
             "passes held out, and the bisected uniform plan, on report_tokens; evenly spaced "
             "Pareto trials (report_points in all), which only spread the front for the fits "

@@ -84,6 +84,9 @@ def record(
         out["ppl_ratio"] = _finite(cheap.value)
         out["ppl"] = _finite(cheap.raw)
         out["nll"] = _finite(cheap.details.get("nll"))
+        if "interval" in cheap.details:  # paired over the text's windows
+            out["ppl_ci"] = [_finite(float(x)) for x in cheap.details["interval"]]
+            out["ppl_confidence"] = float(cheap.details["confidence"])
     else:
         out["kl"] = _finite(cheap.value)
     if tasks is not None:

@@ -12,7 +12,7 @@ from typing import Any, Literal, cast
 
 from frontier.errors import FrontierError
 
-__all__ = ["Stage", "TrialPoint"]
+__all__ = ["Stage", "TrialPoint", "as_interval"]
 
 Stage = Literal["search", "final"]
 _STAGES: tuple[str, ...] = ("search", "final")
@@ -53,6 +53,9 @@ class TrialPoint:
     # final figures on fewer held-out tokens, measured only to spread the front for the
     # fits and the report: never a candidate for the chosen point
     spread: bool = False
+    # the perplexity ratio's paired interval over the text's windows (at the study's
+    # confidence); None for records from before it and for KL searches
+    ppl_ci: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "tasks", {str(k).lower(): float(v) for k, v in self.tasks.items()})
@@ -64,6 +67,8 @@ class TrialPoint:
             "retained_ci",
             {str(k).lower(): (float(v[0]), float(v[1])) for k, v in self.retained_ci.items()},
         )
+        if self.ppl_ci is not None:
+            object.__setattr__(self, "ppl_ci", (float(self.ppl_ci[0]), float(self.ppl_ci[1])))
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
         object.__setattr__(self, "full", tuple(int(f) for f in self.full))
         object.__setattr__(
@@ -99,6 +104,7 @@ class TrialPoint:
             "retained": dict(sorted(self.retained.items())),
             "retained_ci": {k: list(v) for k, v in sorted(self.retained_ci.items())},
             "spread": self.spread,
+            "ppl_ci": None if self.ppl_ci is None else list(self.ppl_ci),
         }
 
     # -- verdicts -----------------------------------------------------------------------
@@ -144,8 +150,18 @@ class TrialPoint:
             retained=dict(data.get("retained") or {}),
             retained_ci={k: tuple(v) for k, v in (data.get("retained_ci") or {}).items()},
             spread=bool(data.get("spread", False)),
+            ppl_ci=as_interval(data.get("ppl_ci")),
         )
 
 
 def _opt_float(x: Any) -> float | None:
     return None if x is None else float(x)
+
+
+def as_interval(x: Any) -> tuple[float, float] | None:
+    """An interval as stored (a JSON list; an infinite end as "inf"), or None where it is
+    not a pair of numbers."""
+    if not isinstance(x, (list, tuple)) or len(x) != 2:
+        return None
+    low, high = (_opt_float(v) for v in x)
+    return None if low is None or high is None else (low, high)

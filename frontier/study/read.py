@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
-from frontier.study.point import Stage, TrialPoint
+from frontier.study.point import Stage, TrialPoint, as_interval
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
@@ -255,6 +255,7 @@ def _point(
         full=plan.full,
         stage=stage,
         violations=violations,
+        ppl_ci=as_interval(rec.get("ppl_ci")),
     )
 
 

@@ -88,7 +88,9 @@ class SearchRecord(TypedDict, total=False):
     """A trial's figures (search-time under ``frontier:search``; also the base of final).
 
     Fractions kept, not removed. ``ppl_ratio``/``ppl``/``nll`` when the figure is
-    perplexity, ``kl`` when it is KL; ``tasks``, ``mean_retained`` and ``mean_acc`` only
+    perplexity, with ``ppl_ci``, the ratio's paired interval over the text's windows at
+    ``ppl_confidence`` (records from before it, or on one window, lack both); ``kl`` when
+    it is KL; ``tasks``, ``mean_retained`` and ``mean_acc`` only
     when tasks were measured. A non-finite float is stored as None (NaN) or "inf"/"-inf".
     """
 
@@ -98,6 +100,8 @@ class SearchRecord(TypedDict, total=False):
     ppl_ratio: float | str | None
     ppl: float | str | None
     nll: float | str | None
+    ppl_ci: list[float | str | None]
+    ppl_confidence: float
     kl: float | str | None
     tasks: dict[str, TaskRecord]
     mean_retained: float | str | None

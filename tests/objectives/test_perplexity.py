@@ -81,3 +81,26 @@ def test_the_ratio_carries_a_paired_interval_over_its_windows(
     want = log_ratio_interval(diffs)
     assert want is not None and (low, high) == pytest.approx((want.low, want.high), rel=1e-5)
     assert math.exp(sum(diffs) / len(diffs)) == pytest.approx(pruned.value, rel=1e-5)
+
+
+def test_the_interval_is_read_at_the_objectives_confidence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``confidence`` sets the interval's level: a higher one is wider around the same
+    ratio, and the level is named in the details."""
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+    lm = tiny_loaded("llama")
+    gen = torch.Generator().manual_seed(0)
+    pruner = Pruner(
+        lm.model, [torch.rand(w, generator=gen) for w in lm.adapter.full_widths(lm.model)]
+    )
+    got = {}
+    for level in (0.8, 0.99):
+        ppl = create("ppl", n_tokens=512, seq_len=64, confidence=level)
+        ppl.prepare(lm)
+        with pruner.pruned(Plan.uniform(0.5, pruner.full)):
+            got[level] = ppl.evaluate(lm)
+        assert got[level].details["confidence"] == level
+    (lo80, hi80), (lo99, hi99) = got[0.8].details["interval"], got[0.99].details["interval"]
+    assert got[0.8].value == pytest.approx(got[0.99].value, rel=1e-9)
+    assert lo99 < lo80 < got[0.8].value < hi80 < hi99

@@ -134,3 +134,23 @@ def test_the_pareto_line_starts_at_the_unpruned_model(study: StudySummary) -> No
 
     xs, ys = front_line(study, kept, 100.0)
     assert (xs[0], ys[0]) == (0.0, 100.0) and all(y is not None for y in ys)
+
+
+def test_intervals_are_drawn_over_the_points_that_have_one() -> None:
+    """A bar per point with a finite interval, spanning it; none for the others."""
+    from matplotlib.figure import Figure
+
+    from frontier.plots import draw_intervals
+
+    class P:
+        def __init__(self, removed: float, v: float, ci: tuple[float, float] | None) -> None:
+            self.mlp_removed, self.v, self.ci = removed, v, ci
+
+    pts = [P(0.3, 1.5, (1.4, 1.7)), P(0.4, 1.8, None), P(0.5, 2.1, (1.9, float("inf")))]
+    ax = Figure().subplots()
+    draw_intervals(ax, pts, lambda p: p.v, lambda p: p.ci)  # type: ignore[arg-type]
+    (bars,) = ax.containers
+    (segments,) = [c.get_segments() for c in bars.lines[2]]
+    assert len(segments) == 1
+    (x0, y0), (x1, y1) = segments[0]
+    assert x0 == x1 == pytest.approx(30.0) and (y0, y1) == pytest.approx((1.4, 1.7))

@@ -295,3 +295,36 @@ def test_trials_that_only_spread_the_front_are_measured_on_fit_tokens(
     assert spread, "some Pareto trials were measured only to spread the front"
     for n in spread:  # each larger than the chosen point
         assert records[n]["params_kept"] > records[result.chosen.number]["params_kept"]
+
+
+def test_held_out_ratios_carry_their_interval_at_the_study_confidence(
+    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every held-out perplexity ratio is stored with its paired interval over the
+    windows at the study's --confidence, and pareto, show, the report and summary.json
+    show it."""
+    from frontier.search.display import pareto_table
+
+    spec = _spec(tiny_folder, tmp_path, trials=6, confidence=0.8)
+    result = find(spec)
+    finals = [r.final for r in read_trials(result.study) if r.final is not None]
+    assert finals
+    for f in finals:
+        low, high = f["ppl_ci"]
+        assert f["ppl_confidence"] == 0.8
+        assert low < f["ppl_ratio"] < high
+    summary = read_summary(result.study)
+    assert {p.ppl_ci for p in summary.final} == {tuple(f["ppl_ci"]) for f in finals}
+    again = type(summary).from_dict(json.loads(json.dumps(summary.to_dict())))
+    assert [p.ppl_ci for p in again.final] == [p.ppl_ci for p in summary.final]
+    n = finals[0]
+    cell = f"{n['ppl_ratio']:.3f} [{n['ppl_ci'][0]:.3f}, {n['ppl_ci'][1]:.3f}]"
+    table = pareto_table("t", read_trials(result.study), [])
+    cells = [c for col in table.columns for c in col._cells]
+    assert cell in cells
+    text = report(summary, tmp_path / "report").read_text()
+    assert f"[{n['ppl_ci'][0]:.3f}–{n['ppl_ci'][1]:.3f}]" in text
+    assert "paired interval over the text's windows at 80% confidence" in text
+    number = next(r.number for r in read_trials(result.study) if r.final is not None)
+    assert main(["show", "s", str(number), "--storage", spec.storage_url]) == 0
+    assert "ppl ratio interval" in capsys.readouterr().out
