@@ -44,6 +44,25 @@ def _summary(name: str, storage: str | None) -> StudySummary:
     return read_summary(load_study(name, storage))
 
 
+def _summary_or_file(name: str, storage: str | None) -> StudySummary:
+    """A study by name, or a study's written summary (``summary.json``, or the results
+    folder holding one): a committed study whose database is not on this machine."""
+    import json
+
+    from frontier.errors import FrontierError
+    from frontier.study.summary import StudySummary
+
+    path = Path(name)
+    if path.is_dir():
+        path = path / "summary.json"
+    if path.suffix != ".json":
+        return _summary(name, storage)
+    try:
+        return StudySummary.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise FrontierError(f"cannot read the study summary {path}: {e}") from None
+
+
 def _tasks(text: list[str] | None) -> list[str] | None:
     """``--tasks a,b --tasks c`` -> ``[a, b, c]`` (None: not given)."""
     return [t.strip() for t in ",".join(text).split(",") if t.strip()] if text else None
@@ -299,6 +318,6 @@ def report(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     from frontier.compare import compare
 
-    summaries = [_summary(name, args.storage) for name in args.studies]
+    summaries = [_summary_or_file(name, args.storage) for name in args.studies]
     render.compared(compare(summaries, Path(args.out)))
     return 0

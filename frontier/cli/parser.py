@@ -226,7 +226,13 @@ def _analysis(sub: Any) -> None:
     compare = _command(
         sub, "compare", "compare several studies (models) in one chart", commands.compare
     )
-    compare.add_argument("studies", nargs="+", metavar="STUDY", help="the studies' names")
+    compare.add_argument(
+        "studies",
+        nargs="+",
+        metavar="STUDY",
+        help="the studies' names, or their written summaries (a results folder or its "
+        "summary.json)",
+    )
     add_spec_argument(compare, "storage", help="one Optuna storage URL for all the studies")
     _out(compare, "the comparison's folder (chart and table)", required=True)
 

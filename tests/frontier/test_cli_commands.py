@@ -191,3 +191,25 @@ def test_data_mirror_builds_and_lists_a_task(
     assert main(["data", "mirror", "--out", str(dest), "--tasks", "nonsense"]) == 2
     _, err = _text(capsys)
     assert "nonsense" in err and err.count("\n") == 1
+
+
+def test_compare_reads_written_summaries_where_no_database_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A committed study's results folder (or its summary.json) stands for the study; a
+    file that is not a summary is a one-line error."""
+    import shutil
+
+    root = Path(__file__).resolve().parents[2] / "studies/results"
+    a, b = root / "smollm2-135m", root / "gemma3-270m"
+    dest = tmp_path / "cmp"
+    assert main(["compare", str(a), str(b / "summary.json"), "--out", str(dest)]) == 0
+    text = (dest / "compare.md").read_text()
+    assert "| smollm2-135m | smollm2-135m |" in text and "| gemma3-270m | gemma3-270m |" in text
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy(a / "report.md", bad / "summary.json")
+    capsys.readouterr()
+    assert main(["compare", str(bad), "--out", str(dest)]) == 2
+    _, err = _text(capsys)
+    assert "cannot read the study summary" in err and err.count("\n") == 1
