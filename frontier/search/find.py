@@ -12,8 +12,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
+from frontier.search import final_looks
 from frontier.search import storage as st
-from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
+from frontier.search.context import Progress, SearchContext, build_context
 from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
@@ -257,15 +258,9 @@ def _measure_final(
     if spread and ctx.spec.fit_tokens is not None:
         tokens = min(ctx.spec.fit_tokens, tokens)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
-    with ctx.pruner.pruned(plan):
-        size = ctx.size.evaluate(ctx.lm)
-        ppl = objs["ppl"].evaluate(ctx.lm)
-        tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
-        checks = {
-            k.removeprefix(CHECK_PREFIX): o.evaluate(ctx.lm)
-            for k, o in objs.items()
-            if k.startswith(CHECK_PREFIX)
-        }
+    # the tasks' report documents in looks until decided (frontier.search.final_looks)
+    m = final_looks.measure(ctx, plan, objs, spread=spread)
+    size, ppl, tasks, checks = m.size, m.ppl, m.tasks, m.checks
     rec = FinalRecord(**record(size, ppl, tasks))
     rec["tokens"] = tokens
     if tokens < ctx.spec.report_tokens:
