@@ -145,13 +145,19 @@ def figures(
 
 
 def read_looks(
-    obj: TaskAccuracy, score: Score, *, decide: bool, target: Mapping[str, int] | None = None
+    obj: TaskAccuracy,
+    score: Score,
+    *,
+    decide: bool,
+    target: Mapping[str, int] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Score each task on its first look's documents; then, with ``decide``, read the
     next look of every task one of the objective's floors is undecided on, until each is
     decided or its documents are used up; without, read ``target[name]`` looks (default
     one). ``score`` scores the documents of a look (their unpruned scores must be known
-    once it returns). Returns each task's accuracy and figures on the documents read."""
+    once it returns). Returns each task's accuracy and figures on the documents read;
+    ``progress`` is told each look's figures."""
     scores: dict[str, float] = {}
     looks = dict.fromkeys(obj.tasks, 1)
     todo = list(obj.tasks)
@@ -162,6 +168,8 @@ def read_looks(
             scores.update(score(samples))
         for name in todo:
             details[name] = figures(obj, name, scores, looks[name])
+            if progress is not None:
+                progress(_look_line(name, details[name]))
         if decide:
             metrics = TrialMetrics(tasks={n: TaskScore.from_details(d) for n, d in details.items()})
             undecided = {
@@ -179,6 +187,15 @@ def read_looks(
         for name in todo:
             looks[name] += 1
     return {n: float(d["acc"]) for n, d in details.items()}, details
+
+
+def _look_line(name: str, d: Mapping[str, Any]) -> str:
+    low, high = d["ci"]
+    return (
+        f"{name}: look {d['looks']} of {d['max_looks']}, {d['n_docs']} documents: retained "
+        f"{100 * d['retained']:.1f}% ({100 * low:.1f}-{100 * high:.1f}% at "
+        f"{100 * d['confidence']:.1f}%)"
+    )
 
 
 __all__ = [

@@ -16,7 +16,7 @@ and the figures from per-document scores in :mod:`objectives._tasks_scores`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +321,9 @@ class TaskAccuracy(Objective):
             }
         return self._measurement(accs, details)
 
-    def decide(self, lm: LoadedModel, switch: Switch) -> Measurement:
+    def decide(
+        self, lm: LoadedModel, switch: Switch, progress: Callable[[str], None] | None = None
+    ) -> Measurement:
         """The final stage's measurement: each task's report documents read in looks
         until its floors are decided or its documents are used up; the unpruned model's
         scores of a look not yet known are taken with ``switch(False)`` (the model made
@@ -336,7 +338,7 @@ class TaskAccuracy(Objective):
             unpruned_scores(self, samples, switch)
             return self._leaf_scores(samples)
 
-        return self._measurement(*read_looks(self, score, decide=True))
+        return self._measurement(*read_looks(self, score, decide=True, progress=progress))
 
     def _measurement(self, accs: dict[str, float], details: dict[str, Any]) -> Measurement:
         assert self.baseline is not None

@@ -15,7 +15,7 @@ nothing is decided on it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,12 @@ class Measured:
 
 
 def measure(
-    ctx: SearchContext, plan: Plan, objectives: Mapping[str, Objective], *, spread: bool
+    ctx: SearchContext,
+    plan: Plan,
+    objectives: Mapping[str, Objective],
+    *,
+    spread: bool,
+    progress: Callable[[str], None] | None = None,
 ) -> Measured:
     """Measure ``plan`` with the report ``objectives`` (``ppl``, ``tasks``, ``check:*``);
     the tasks decided in looks, or on their first look only for a ``spread`` trial."""
@@ -85,7 +90,7 @@ def measure(
         tasks = None
         if "tasks" in objectives:
             obj = objectives["tasks"]
-            tasks = obj.evaluate(ctx.lm) if spread else obj.decide(ctx.lm, applied.set)
+            tasks = obj.evaluate(ctx.lm) if spread else obj.decide(ctx.lm, applied.set, progress)
     return Measured(size, ppl, tasks, checks, applied.applied)
 
 

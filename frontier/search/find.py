@@ -230,7 +230,7 @@ def _measure_front(
             if measured == 0:
                 say(f"re-measuring up to {limit} trials on held-out text and report documents")
             say(f"held-out: trial {t.number}, candidate {measured + 1} of up to {limit}")
-            rec = _measure_final(ctx, study, t)
+            rec = _measure_final(ctx, study, t, say=say)
         measured += 1
         if rec["feasible"] or measured >= limit:
             break
@@ -244,7 +244,12 @@ def _measure_front(
 
 
 def _measure_final(
-    ctx: SearchContext, study: optuna.Study, t: FrozenTrial, *, spread: bool = False
+    ctx: SearchContext,
+    study: optuna.Study,
+    t: FrozenTrial,
+    *,
+    spread: bool = False,
+    say: Progress | None = None,
 ) -> FinalRecord:
     """Re-measure trial ``t`` on held-out text and report documents, on report_tokens, or
     with ``spread`` (a trial measured only to spread the front) on fit_tokens."""
@@ -259,7 +264,7 @@ def _measure_final(
         tokens = min(ctx.spec.fit_tokens, tokens)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
     # the tasks' report documents in looks until decided (frontier.search.final_looks)
-    m = final_looks.measure(ctx, plan, objs, spread=spread)
+    m = final_looks.measure(ctx, plan, objs, spread=spread, progress=say)
     size, ppl, tasks, checks = m.size, m.ppl, m.tasks, m.checks
     rec = FinalRecord(**record(size, ppl, tasks))
     rec["tokens"] = tokens

@@ -87,10 +87,10 @@ def _objective(mirror: Path, stub: Stub, floor: str = "arc_easy>=90%", **kw: Any
     return obj
 
 
-def _decide(obj: TaskAccuracy, stub: Stub) -> dict[str, Any]:
+def _decide(obj: TaskAccuracy, stub: Stub, say: Any = None) -> dict[str, Any]:
     stub.switch(True)  # the final stage applies the plan, then decides
     stub.switches.clear()
-    d = dict(obj.decide(tiny_loaded("llama"), stub.switch).details["arc_easy"])
+    d = dict(obj.decide(tiny_loaded("llama"), stub.switch, say).details["arc_easy"])
     return d
 
 
@@ -128,12 +128,15 @@ def test_a_candidate_far_above_its_floor_stops_at_the_first_look(mirror: Path) -
 
 def test_a_candidate_near_its_floor_reads_more_until_decided(mirror: Path) -> None:
     stub = Stub(retention=0.96)
-    d = _decide(_objective(mirror, stub), stub)
+    said: list[str] = []
+    d = _decide(_objective(mirror, stub), stub, said.append)
     assert 1 < d["looks"] < LOOKS and _verdict(d, 0.9) == "pass"
     assert d["n_docs"] == 133 * 2 ** (d["looks"] - 1) == d["docs"]["arc_easy"]
     # each new look's unpruned scores were taken with the plan off, then put back
     assert stub.switches == [False, True] * (d["looks"] - 1)
     assert stub.pruned and stub.unpruned_docs() == d["n_docs"]
+    # each look is said as it ends (a look of the whole split takes minutes)
+    assert len(said) == d["looks"] and said[0].startswith("arc_easy: look 1 of 5, 133 documents")
 
 
 def test_a_candidate_undecidable_on_the_whole_split_reads_it_all(mirror: Path) -> None:

@@ -183,7 +183,7 @@ class _Measured:
         self.contexts: list[Any] = []
 
     def __call__(
-        self, ctx: Any, study: optuna.Study, t: Any, *, spread: bool = False
+        self, ctx: Any, study: optuna.Study, t: Any, *, spread: bool = False, say: Any = None
     ) -> dict[str, Any]:
         self.order.append(t.number)
         self.contexts.append(ctx)

@@ -45,7 +45,7 @@ class Stub(Objective):
         self.seen.append("pruned" if self.pruner.on else "unpruned")
         return Measurement(self.name, 1.0, "minimize")
 
-    def decide(self, lm: Any, switch: Callable[[bool], None]) -> Measurement:
+    def decide(self, lm: Any, switch: Callable[[bool], None], progress: Any = None) -> Measurement:
         for _ in range(self.unpruned_looks):
             switch(False)
             self.seen.append("unpruned" if not self.pruner.on else "pruned?")
