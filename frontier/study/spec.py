@@ -178,7 +178,7 @@ class StudySpec:
     report_first_docs: int | dict[str, int] | None = _field(
         200,
         "the final stage's first look at a task's report documents (each further look "
-        "doubles them, the last ending at report_docs); none: report_docs in one look",
+        "doubles them, the last ending at report_docs; equal to report_docs: one look)",
     )
     subtasks: int | None = _field(
         None, "evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)"
