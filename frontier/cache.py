@@ -35,20 +35,32 @@ def cache_path(folder: str, kind: str, key: Mapping[str, Any]) -> Path:
     return settings.home() / folder / f"{kind}-{digest}.json"
 
 
+def read_cached(folder: str, kind: str, key: Mapping[str, Any]) -> Any | None:
+    """The value cached for ``key``, or None (never cached, another key, unreadable)."""
+    path = cache_path(folder, kind, key)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        return data["value"] if data.get("key") == key else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # corrupted: the caller recomputes and overwrites
+
+
+def write_cached(folder: str, kind: str, key: Mapping[str, Any], value: Any) -> None:
+    """Store ``value`` (JSON-serialisable) for ``key``, atomically."""
+    write_json_atomic(cache_path(folder, kind, key), {"key": key, "value": value})
+
+
 def cached_json(folder: str, kind: str, key: Mapping[str, Any], compute: Callable[[], T]) -> T:
     """The cached value for ``key``, else ``compute()`` (JSON-serialisable), stored first."""
-    path = cache_path(folder, kind, key)
-    if path.is_file():
-        try:
-            data = json.loads(path.read_text())
-            if data.get("key") == key:
-                value: T = data["value"]
-                return value
-        except (OSError, ValueError, KeyError):
-            pass  # corrupted: recompute and overwrite
+    cached = read_cached(folder, kind, key)
+    if cached is not None:
+        found: T = cached
+        return found
     value = compute()
-    write_json_atomic(path, {"key": key, "value": value})
+    write_cached(folder, kind, key, value)
     return value
 
 
-__all__ = ["cache_path", "cached_json", "code_digest"]
+__all__ = ["cache_path", "cached_json", "code_digest", "read_cached", "write_cached"]

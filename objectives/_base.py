@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -62,6 +63,19 @@ class Objective(ABC):
     @abstractmethod
     def evaluate(self, lm: LoadedModel) -> Measurement:
         """Measure the model as it is now; :meth:`prepare` must have run."""
+
+    def decide(
+        self,
+        lm: LoadedModel,
+        switch: Callable[[bool], None],
+        progress: Callable[[str], None] | None = None,
+    ) -> Measurement:
+        """The final stage's measurement of the (pruned) model: an objective that reads
+        its data in looks until its SLOs are decided may need the unpruned model's
+        figures on a look it has not seen yet; it calls ``switch(False)`` to have the
+        model unpruned while it measures them, and ``switch(True)`` to have it pruned
+        again; ``progress`` is told what each look found. The default: :meth:`evaluate`."""
+        return self.evaluate(lm)
 
     def protocol(self) -> dict[str, Any]:
         return {"objective": self.name}

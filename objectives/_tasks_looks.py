@@ -1,7 +1,9 @@
 """The looks of the tasks objective's adaptive documents (:mod:`objectives.tasks`).
 
 Each leaf task's documents are read in their seeded order: the first look reads the
-first ``n_docs`` of them, each further look twice as many, until all are read.
+first ``n_docs`` of them, each further look twice as many, until all are read. The
+final stage's looks (:func:`first_to_end`) are sized so that the last one ends exactly
+at the documents' end: no look is spent on a small remainder.
 """
 
 from __future__ import annotations
@@ -26,6 +28,10 @@ class Looks:
         """How many of ``leaf``'s documents (in the seeded order) ``looks`` looks read: the
         first look ``n_docs``, each further one twice as many (none before the first)."""
         return 0 if looks < 1 else self.first[leaf] * 2 ** (looks - 1)
+
+    def read_of(self, leaf: str, looks: int) -> int:
+        """How many of ``leaf``'s documents ``looks`` looks read, at most all of them."""
+        return min(self.read(leaf, looks), len(self.order[leaf]))
 
     def keys(self, name: str, looks: int | None) -> list[str]:
         """The documents of task ``name`` read by ``looks`` looks (None: the first)."""
@@ -53,3 +59,17 @@ class Looks:
                 if fresh:  # (lm-eval reads an empty list as "every document")
                     samples[leaf] = sorted(fresh)
         return samples
+
+
+def first_to_end(total: int, start: int) -> int:
+    """The first look's size, at least ``start`` (at most twice it), such that looks
+    doubling from it end exactly at ``total``: ``first_to_end(2126, 200)`` is 266 (looks
+    of 266, 532, 1064 and all 2,126). ``total`` itself where it is at most ``start``."""
+    if start < 1:
+        raise ValueError(f"start must be positive, got {start}")
+    if total <= start:
+        return total
+    halvings = 0
+    while total / 2 ** (halvings + 1) >= start:
+        halvings += 1
+    return -(-total // 2**halvings)

@@ -33,6 +33,19 @@ def _per_doc(
     return scores, chance
 
 
+def _doc_choices(
+    samples: Mapping[str, list[dict[str, Any]]], leaves: Sequence[str]
+) -> dict[str, int]:
+    """Each document's number of choices (``"leaf/index"`` -> count), as :func:`_per_doc`
+    counts them."""
+    return {
+        f"{leaf}/{int(row['doc_id'])}": len(row.get("arguments") or ())
+        for leaf in leaves
+        for row in samples.get(leaf, [])
+        if row.get("filter", "none") == "none"
+    }
+
+
 def paired(
     metric: str,
     acc: float,

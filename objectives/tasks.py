@@ -16,16 +16,14 @@ and the figures from per-document scores in :mod:`objectives._tasks_scores`.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from frontier.data.mirror import lm_eval_version
-from frontier.data.tasks import BENCHMARKS
 from frontier.errors import FrontierError
 from frontier.models import LoadedModel
-from frontier.stats import DEFAULT_CONFIDENCE, near_chance
-from frontier.study.slo import SLO, TaskScore, TrialMetrics
+from frontier.stats import DEFAULT_CONFIDENCE
+from frontier.study.slo import SLO
 from objectives._base import Measurement, Objective, not_prepared, register
 from objectives._docs import (
     SEARCH_POOL,
@@ -39,6 +37,7 @@ from objectives._docs import (
     share,
 )
 from objectives._lm import cached_baseline
+from objectives._tasks_final import Switch, chance, read_looks, unpruned_scores
 from objectives._tasks_lmeval import (
     DEFAULT_SCORER,
     FEWSHOT_SEED,
@@ -51,8 +50,9 @@ from objectives._tasks_lmeval import (
     run,
     set_fewshot,
 )
-from objectives._tasks_looks import Looks
-from objectives._tasks_scores import _mean, _per_doc, paired
+from objectives._tasks_looks import Looks, first_to_end
+from objectives._tasks_protocol import near_chance_warnings, tasks_protocol
+from objectives._tasks_scores import _doc_choices, _mean, _per_doc, paired
 from objectives._tasks_scores import _retained as _retained  # tests import it from here
 
 
@@ -82,9 +82,18 @@ class TaskAccuracy(Objective):
     ``max_docs``. A trial far from a floor stops at the first look; one near it gets
     more documents. Every look is judged at ``1 - (1 - confidence) / looks`` (the error
     of the repeated looks shared among them), and the documents each decision used are
-    in the details (``n_docs``, ``looks``). The accuracies are then means over the
-    documents used (a group's micro-averaged), for the pruned and the unpruned model on
-    the same documents.
+    in the details (``n_docs``, ``looks``, ``docs``: per leaf, how many of its seeded
+    order). The accuracies are then means over the documents used (a group's
+    micro-averaged), for the pruned and the unpruned model on the same documents.
+
+    The final stage's looks (``first_docs``, report role): the report documents are read
+    in looks that start at ``first_docs`` or a little more and double up to ``n_docs``
+    (None: every report document), the last look ending exactly there; :meth:`decide`
+    reads the next look while one of ``floors`` is undecided, at the same per-look level.
+    The unpruned model's scores are taken look by look, when a look first needs them,
+    and cached on disk (:mod:`objectives._tasks_final`), so a study's candidates score
+    only the pruned model. :meth:`evaluate` reads ``looks[name]`` looks (default one):
+    what a record used, read again (``frontier verify``).
     """
 
     name = "tasks"
@@ -106,6 +115,8 @@ class TaskAccuracy(Objective):
         max_docs: int | Mapping[str, int] | None = None,
         floors: Sequence[SLO] = (),
         scorer: str = DEFAULT_SCORER,
+        first_docs: int | Mapping[str, int] | None = None,
+        looks: Mapping[str, int] | None = None,
     ) -> None:
         if role not in ("search", "report"):
             raise FrontierError(f"role must be 'search' or 'report', got {role!r}")
@@ -130,6 +141,10 @@ class TaskAccuracy(Objective):
         self.max_docs = dict(max_docs) if isinstance(max_docs, Mapping) else max_docs
         if max_docs is not None and role != "search":
             raise FrontierError("adaptive documents (max_docs) are for the search role only")
+        if first_docs is not None and role != "report":
+            raise FrontierError("the final stage's looks (first_docs) are for the report role")
+        self.first_docs = dict(first_docs) if isinstance(first_docs, Mapping) else first_docs
+        self.replay = dict(looks or {})
         self.floors = tuple(f for f in floors if f.needs == "tasks")
         self._lm: Any = None
         self._model: Any = None
@@ -140,6 +155,8 @@ class TaskAccuracy(Objective):
         self._metrics: dict[str, str] = {}
         self._fewshot: dict[str, int] = {}
         self._digest: str | None = None
+        self._model_fingerprint: str | None = None  # the unpruned model's (prepare)
+        self._choices: dict[str, int] = {}  # the unpruned scores' documents: their choices
         self.baseline: dict[str, float] | None = None
         self.baseline_docs: dict[str, dict[str, float]] = {}
         self.chance: dict[str, float | None] = {}
@@ -181,6 +198,10 @@ class TaskAccuracy(Objective):
                 )
                 k = per_leaf[leaf]
                 first[leaf] = len(order[leaf]) if k is None else k
+                if self.final_looks:
+                    start = docs_for(self.first_docs, self._owner(leaf))
+                    n_leaves = len(self._leaves[self._owner(leaf)])
+                    first[leaf] = first_to_end(len(order[leaf]), share(start, n_leaves) or 1)
                 # every document any look may read: the baseline is measured on all of them
                 self._samples[leaf] = sorted(order[leaf])
                 set_fewshot(task, self.num_fewshot)
@@ -195,6 +216,12 @@ class TaskAccuracy(Objective):
         if self._task_dict is None:
             self._load_tasks()
         self._wrap(lm)
+        self._model_fingerprint = lm.fingerprint
+        if self.final_looks:  # the looks :meth:`evaluate` reads; later ones when needed
+            for n in range(1, 1 + max(self.replay.values(), default=1)):
+                unpruned_scores(self, self._looks.fresh({t: n for t in self.tasks}), None)
+            self._first_look_baseline()
+            return
         key = {"protocol": self.protocol(), "model": lm.fingerprint}
         scorer = sys.modules[type(self._lm).__module__]  # ours, or lm-eval's HFLM
         code = (type(self)._outcomes, _per_doc, scorer)
@@ -202,15 +229,31 @@ class TaskAccuracy(Objective):
         self.baseline_docs = {name: dict(o["docs"]) for name, o in outcomes.items()}
         self.chance = {name: o["chance"] for name, o in outcomes.items()}
         self.baseline = {name: float(o["acc"]) for name, o in outcomes.items()}
-        if self.adaptive:  # the figure of the first look's documents
-            self.baseline = {
-                name: _mean([self.baseline_docs[name][k] for k in self._looks.keys(name, None)])
-                for name in self.tasks
-            }
+        if self.adaptive:
+            self._first_look_baseline()
+
+    def _first_look_baseline(self) -> None:
+        """The baseline figures of the first look's documents."""
+        self.baseline = {
+            name: _mean([self.baseline_docs[name][k] for k in self._looks.keys(name, None)])
+            for name in self.tasks
+        }
+        for name in self.tasks if self.final_looks else ():
+            keys = self._looks.keys(name, None)
+            base = [self.baseline_docs[name][k] for k in keys]
+            self.chance[name] = chance(base, [self._choices[k] for k in keys])
 
     @property
     def adaptive(self) -> bool:
         return self.max_docs is not None
+
+    @property
+    def final_looks(self) -> bool:
+        """Reads the report documents in looks (:meth:`decide`)."""
+        return self.first_docs is not None
+
+    def _owner(self, leaf: str) -> str:
+        return next(name for name in self.tasks if leaf in self._leaves[name])
 
     def _wrap(self, lm: LoadedModel) -> None:
         if self._lm is not None and self._model is lm.model:
@@ -242,23 +285,31 @@ class TaskAccuracy(Objective):
 
     def _leaf_scores(self, samples: dict[str, list[int]]) -> dict[str, float]:
         """Per-document scores of the leaves in ``samples`` only (no group figures)."""
+        return {k: score for k, (score, _choices) in self._leaf_rows(samples).items()}
+
+    def _leaf_rows(self, samples: dict[str, list[int]]) -> dict[str, tuple[float, int]]:
+        """Each document's (score, number of choices), of the leaves in ``samples`` only."""
         assert self._task_dict is not None
         leaves = self._task_dict["tasks"]
         task_dict = {"tasks": {k: leaves[k] for k in samples}, "groups": {}, "group_map": {}}
         out = self._run(task_dict, samples)
-        scores: dict[str, float] = {}
+        rows: dict[str, tuple[float, int]] = {}
         for name in self.tasks:
             mine = [leaf for leaf in self._leaves[name] if leaf in samples]
             if mine:
-                scores.update(_per_doc(out["samples"], mine, self._metrics[name])[0])
-        return scores
+                choices = _doc_choices(out["samples"], mine)
+                for k, v in _per_doc(out["samples"], mine, self._metrics[name])[0].items():
+                    rows[k] = (v, choices[k])
+        return rows
 
     def evaluate(self, lm: LoadedModel) -> Measurement:
         if self.baseline is None:
             raise not_prepared(self.name)
         self._wrap(lm)
-        if self.adaptive:
-            accs, details = self._adaptive()
+        if self.adaptive or self.final_looks:
+            accs, details = read_looks(
+                self, self._leaf_scores, decide=self.adaptive, target=self.replay
+            )
         else:
             outcomes = self._outcomes()
             accs = {name: float(o["acc"]) for name, o in outcomes.items()}
@@ -268,6 +319,29 @@ class TaskAccuracy(Objective):
                 )
                 for name in self.tasks
             }
+        return self._measurement(accs, details)
+
+    def decide(
+        self, lm: LoadedModel, switch: Switch, progress: Callable[[str], None] | None = None
+    ) -> Measurement:
+        """The final stage's measurement: each task's report documents read in looks
+        until its floors are decided or its documents are used up; the unpruned model's
+        scores of a look not yet known are taken with ``switch(False)`` (the model made
+        unpruned), then ``switch(True)``. Without looks (``first_docs``), :meth:`evaluate`."""
+        if not self.final_looks:
+            return self.evaluate(lm)
+        if self.baseline is None:
+            raise not_prepared(self.name)
+        self._wrap(lm)
+
+        def score(samples: dict[str, list[int]]) -> dict[str, float]:
+            unpruned_scores(self, samples, switch)
+            return self._leaf_scores(samples)
+
+        return self._measurement(*read_looks(self, score, decide=True, progress=progress))
+
+    def _measurement(self, accs: dict[str, float], details: dict[str, Any]) -> Measurement:
+        assert self.baseline is not None
         return Measurement(
             name=self.name,
             value=_mean([d["retained"] for d in details.values()]),
@@ -293,91 +367,13 @@ class TaskAccuracy(Objective):
             out["looks"] = looks
         return out
 
-    def _adaptive(self) -> tuple[dict[str, float], dict[str, Any]]:
-        """Score each task on its first look's documents, then double the documents of
-        every task a floor is undecided on, until each is decided or at its cap."""
-        scores: dict[str, float] = {}
-        looks = dict.fromkeys(self.tasks, 1)
-        todo = list(self.tasks)
-        details: dict[str, Any] = {}
-        while todo:
-            samples = self._looks.fresh({name: looks[name] for name in todo})
-            if samples:
-                scores.update(self._leaf_scores(samples))
-            for name in todo:
-                now = {k: scores[k] for k in self._looks.keys(name, looks[name])}
-                acc = _mean(list(now.values()))
-                base = _mean([self.baseline_docs[name][k] for k in now])
-                details[name] = self._paired(name, acc, base, now, looks[name])
-            metrics = TrialMetrics(tasks={n: TaskScore.from_details(d) for n, d in details.items()})
-            undecided = {
-                n
-                for f in self.floors
-                if f.decision(metrics) == "undecided"
-                for n in (self.tasks if f.metric == "tasks" else [f.metric])
-                if n in details
-            }
-            todo = [n for n in self.tasks if n in undecided and looks[n] < self._looks.max_looks(n)]
-            for name in todo:
-                looks[name] += 1
-        return {n: float(d["acc"]) for n, d in details.items()}, details
-
     def protocol(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "objective": self.name,
-            "metric": "mean over tasks of accuracy / unpruned accuracy "
-            "(1 + accuracy where the unpruned accuracy is 0)",
-            "lm_eval_version": lm_eval_version(),
-            "tasks": list(self.tasks),
-            "role": self.role,
-            "seed": self.seed,
-            "search_pool": self.search_pool,
-            "n_docs_requested": self.n_docs,
-            "subtasks_requested": self.subtasks,
-            "batch_size": self.batch_size,
-            "scorer": self.scorer,
-            "data": "hub" if self.use_hub else "offline mirror",
-            "bootstrap_iters": 0,
-            "confidence": self.confidence,
-            "interval": "paired over documents: adjusted Wald on the log retention "
-            "(two discordant pseudo-documents added; frontier.stats)",
-        }
-        if self.adaptive:
-            out["adaptive"] = {
-                "first_docs": self.n_docs,
-                "max_docs": self.max_docs,
-                "floors": [str(f) for f in self.floors],
-                "rule": "while a floor is undecided at 1 - (1 - confidence) / looks, the "
-                "task's documents double (seeded order, search pool), up to max_docs",
-            }
-        if self._digest is not None:
-            out["metric_per_task"] = dict(self._metrics)
-            out["num_fewshot"] = dict(sorted(self._fewshot.items()))
-            out["docs"] = {leaf: len(idx) for leaf, idx in sorted(self._samples.items())}
-            out["subtasks"] = {n: self._leaves[n] for n in self.tasks if self._leaves[n] != [n]}
-            out["docs_digest"] = self._digest
-        notes = [BENCHMARKS[t].note for t in self.tasks if t in BENCHMARKS]
-        if not self.use_hub and any(notes):
-            # the key predates other notes; only TruthfulQA (a subset) has one
-            out["truthfulqa"] = next(n for n in notes if n)
-        return out
+        return tasks_protocol(self)
 
     def warnings(self) -> list[str]:
         """A task the unpruned model scores within two standard errors of chance on: a
         floor on it tests noise."""
-        if self.baseline is None:
-            return []
-        out = []
-        for name in self.tasks:
-            chance, docs = self.chance.get(name), self.baseline_docs.get(name, {})
-            acc = _mean(list(docs.values())) if docs else self.baseline[name]
-            if chance is not None and near_chance(acc, chance, len(docs)):
-                out.append(
-                    f"{name}: the unpruned model scores {acc:.1%} on {len(docs)} "
-                    f"{self.role} documents, within two standard errors of chance "
-                    f"({chance:.1%}); a floor on it tests noise"
-                )
-        return out
+        return near_chance_warnings(self)
 
     def doc_indices(self) -> dict[str, list[int]]:
         """The chosen document indices per leaf task (as lm-eval's ``samples`` argument)."""

@@ -139,60 +139,73 @@ def outcome(con: Console, study: optuna.Study, tasks: list[str]) -> bool:
         con.print(line)
     trials = read_trials(study)
     near = nearest_trial(study, trials)
-    if near is None:
+    # the re-measured trials first, each with why it was not chosen; then the others
+    for line in unchosen_lines(study, trials, None if near is None else near.number):
+        con.print(line)
+    if near is None and not any(t.final is not None for t in trials):
         con.print("[bold red]no trial meets every SLO[/]; none measured")
         return False
-    # the largest re-measured trial whose floors its held-out documents could not decide
-    # is told first, whatever the nearest trial is: it may be the one to export
-    untold = [t for t in trials if t.final is not None and not t.final.get("spread") and _untold(t)]
-    if untold:
-        largest = max(untold, key=lambda t: (t.mlp_removed or 0.0, -t.number))
-        if largest.number != near.number:
-            con.print(_missed(largest, study.study_name))
-    con.print(_missed(near, study.study_name))
+    if near is not None and near.final is None:
+        con.print(_missed(near, study.study_name))
     return False
 
 
-def _untold(trial: StudyTrial) -> bool:
-    """Re-measured, and every SLO its held-out figures miss is one they could not decide
-    (none failed for certain)."""
-    undecided = set((trial.final or {}).get("undecided") or [])
-    figures = trial.figures
-    return bool(undecided) and figures is not None and set(figures.missed) <= undecided
+def unchosen_lines(
+    study: optuna.Study, trials: list[StudyTrial], nearest: int | None = None
+) -> list[str]:
+    """No point was chosen: each re-measured trial and why it was not chosen (the
+    ``nearest`` trial marked), and what would decide an undecided floor."""
+    from rich.markup import escape
+
+    from frontier.cli.render_unchosen import remeasured, untold, why_not
+    from frontier.study.schema import ATTR_UNIFORM
+    from frontier.study.spec import stored_spec
+
+    done = remeasured(trials)
+    if not done:
+        return []
+    uniform = (study.user_attrs.get(ATTR_UNIFORM) or {}).get("trial")
+    head = f"{len(done)} trial(s) re-measured on held-out data, and why each is not chosen:"
+    held_out = any(t.final_point is not None and not t.final_point.missed for t in done)
+    if any(t.feasible for t in trials) or held_out:
+        out = [f"[bold yellow]no point was chosen[/]; {head}"]
+    else:
+        out = [f"[bold red]no trial meets every SLO[/]; {head}"]
+    out += [
+        "  "
+        + ("nearest: " if t.number == nearest else "")
+        + escape(why_not(t, study.study_name, uniform=uniform))
+        for t in done
+    ]
+    if any(untold(t) for t in done):
+        cap = stored_spec(study).report_docs
+        out.append(
+            "  (could not tell: on every report document of the task's split the interval "
+            "still straddles the floor at the study's --confidence)"
+            if cap is None
+            else f"  (could not tell: the final stage reads at most --report-docs {cap} "
+            "documents per task; without the flag, a new study reads up to the whole split)"
+        )
+    return out
 
 
 def _missed(trial: StudyTrial, study_name: str) -> str:
-    """No point was chosen: what the nearest trial misses, on its held-out figures where it
-    has them, and what to do about it."""
+    """No point was chosen: what the nearest trial not re-measured misses on its
+    search-time figures, or that it met them all and was not re-measured."""
     figures = trial.figures
     if figures is None:
         return f"[bold red]no trial meets every SLO[/]; nearest: trial {trial.number}"
     size = f"trial {trial.number} ({100 * figures.mlp_removed:.1f}% MLP removed)"
-    if figures.stage != "final" and not figures.missed:
+    if not figures.missed:
         return (
             f"[bold yellow]no point was chosen[/], but {size} meets every SLO at search time "
             "and was not re-measured on held-out data: the largest candidates are, up to "
             "--report-points of them; rerun the same command with a larger --report-points "
             "to re-measure more (finished trials are kept)"
         )
-    undecided = list((trial.final or {}).get("undecided") or [])
-    if figures.stage == "final" and _untold(trial):
-        return (
-            f"[bold yellow]could not tell[/] whether {size} meets "
-            f"{', '.join(undecided)}: on its held-out documents the interval straddles the "
-            "floor at the study's confidence; measure more documents (--report-docs) or "
-            f"export it anyway with: frontier export {study_name} {trial.number} --out DIR"
-        )
-    if figures.stage == "final" and not figures.missed:
-        return (
-            f"[bold yellow]no point was chosen[/], but {size} meets every SLO on its "
-            "held-out figures (it missed one at search time, so the search did not "
-            f"count it); export it with: frontier export {study_name} {trial.number} --out DIR"
-        )
-    where = "held-out" if figures.stage == "final" else "search-time"
     return (
-        f"[bold red]no trial meets every SLO[/]; nearest: {size}, which misses "
-        f"{', '.join(figures.missed)} on its {where} figures "
+        f"[bold red]no trial meets every SLO[/]; nearest: {size} (not re-measured), which "
+        f"misses {', '.join(figures.missed)} on its search-time figures "
         f"(ppl ratio {_fmt(figures.ppl_ratio)})"
     )
 

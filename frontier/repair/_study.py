@@ -20,6 +20,7 @@ from frontier.repair._record import repair_record
 from frontier.repair._trainer import RepairResult, repair
 from frontier.search.context import report_objectives
 from frontier.search.export import trial_point
+from frontier.search.final_looks import record_looks
 from frontier.search.trial import record
 from frontier.study.read import chosen_number, final_record
 from objectives import Objective, create
@@ -76,10 +77,11 @@ def repair_trial(
         config, text=spec.calibration_text, seq_len=min(config.seq_len, lm.max_length)
     )
     say("measuring the unpruned model on held-out text (cached after the study)")
-    objectives = report_objectives(spec, lm)
+    stored = final_record(study, number)
+    # after the repair, the documents and looks the stored record used
+    objectives = report_objectives(spec, lm, replay=record_looks(stored))
     size = create("params")
     size.prepare(lm)
-    stored = final_record(study, number)
     if stored is not None:
         before: dict[str, Any] = dict(stored)
     else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,17 +149,20 @@ def search_objective(spec: StudySpec) -> Objective:
     )
 
 
-def report_objectives(spec: StudySpec, lm: LoadedModel) -> dict[str, Objective]:
+def report_objectives(
+    spec: StudySpec, lm: LoadedModel, *, replay: Mapping[str, int] | None = None
+) -> dict[str, Objective]:
     """The final report's objectives (held-out text, report documents), prepared on ``lm``.
 
     ``lm`` must be the unpruned model: its figures are the baselines that ratios and
     retention are taken against (read from the disk cache when already measured).
+    ``replay``: the tasks read exactly these looks (a final record's, ``verify``).
     """
     out: dict[str, Objective] = {"ppl": _held_out_ppl(spec, lm, spec.text, spec.report_tokens)}
     for source in spec.check_texts:
         out[CHECK_PREFIX + source] = _held_out_ppl(spec, lm, source, spec.report_tokens)
     if spec.tasks:
-        tasks = _tasks_objective(spec, role="report")
+        tasks = _tasks_objective(spec, role="report", replay=replay)
         tasks.prepare(lm)
         out["tasks"] = tasks
     return out
@@ -183,7 +186,11 @@ def _baseline_of(obj: Objective, lm: LoadedModel) -> dict[str, Any]:
     return {"value": m.value, "raw": m.raw, "baseline": m.baseline, "details": m.details}
 
 
-def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
+def _tasks_objective(
+    spec: StudySpec, *, role: str, replay: Mapping[str, int] | None = None
+) -> Objective:
+    """The tasks objective of ``role``; ``replay``: each task's looks a final record
+    used, read again (report role, the final stage's looks)."""
     n_docs = spec.task_docs if role == "search" else spec.report_docs
     options: dict[str, Any] = {}
     if spec.confidence is not None:
@@ -191,6 +198,12 @@ def _tasks_objective(spec: StudySpec, *, role: str) -> Objective:
     if role == "search" and spec.max_task_docs is not None:
         options["max_docs"] = spec.max_task_docs
         options["floors"] = parse_slos(spec.slos, known_tasks=list(spec.tasks))
+    looks = role == "report" and spec.report_first_docs is not None
+    if looks and spec.confidence is not None:  # (nothing to decide on point estimates)
+        options["first_docs"] = spec.report_first_docs
+        options["floors"] = parse_slos(spec.slos, known_tasks=list(spec.tasks))
+        if replay:
+            options["looks"] = dict(replay)
     return create(
         "tasks",
         tasks=list(spec.tasks),

@@ -12,8 +12,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
+from frontier.search import final_looks
 from frontier.search import storage as st
-from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
+from frontier.search.context import Progress, SearchContext, build_context
 from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
@@ -229,7 +230,7 @@ def _measure_front(
             if measured == 0:
                 say(f"re-measuring up to {limit} trials on held-out text and report documents")
             say(f"held-out: trial {t.number}, candidate {measured + 1} of up to {limit}")
-            rec = _measure_final(ctx, study, t)
+            rec = _measure_final(ctx, study, t, say=say)
         measured += 1
         if rec["feasible"] or measured >= limit:
             break
@@ -243,7 +244,12 @@ def _measure_front(
 
 
 def _measure_final(
-    ctx: SearchContext, study: optuna.Study, t: FrozenTrial, *, spread: bool = False
+    ctx: SearchContext,
+    study: optuna.Study,
+    t: FrozenTrial,
+    *,
+    spread: bool = False,
+    say: Progress | None = None,
 ) -> FinalRecord:
     """Re-measure trial ``t`` on held-out text and report documents, on report_tokens, or
     with ``spread`` (a trial measured only to spread the front) on fit_tokens."""
@@ -257,15 +263,9 @@ def _measure_final(
     if spread and ctx.spec.fit_tokens is not None:
         tokens = min(ctx.spec.fit_tokens, tokens)
     plan = Plan.from_dict(t.user_attrs[ATTR_PLAN])
-    with ctx.pruner.pruned(plan):
-        size = ctx.size.evaluate(ctx.lm)
-        ppl = objs["ppl"].evaluate(ctx.lm)
-        tasks = objs["tasks"].evaluate(ctx.lm) if "tasks" in objs else None
-        checks = {
-            k.removeprefix(CHECK_PREFIX): o.evaluate(ctx.lm)
-            for k, o in objs.items()
-            if k.startswith(CHECK_PREFIX)
-        }
+    # the tasks' report documents in looks until decided (frontier.search.final_looks)
+    m = final_looks.measure(ctx, plan, objs, spread=spread, progress=say)
+    size, ppl, tasks, checks = m.size, m.ppl, m.tasks, m.checks
     rec = FinalRecord(**record(size, ppl, tasks))
     rec["tokens"] = tokens
     if tokens < ctx.spec.report_tokens:

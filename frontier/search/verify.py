@@ -25,6 +25,7 @@ from frontier.models.device import torch_dtype
 from frontier.pruning.surgery import count_parameters
 from frontier.search import storage as st
 from frontier.search.context import report_objectives, study_model
+from frontier.search.final_looks import record_looks
 from frontier.study.read import read_trial
 
 Progress = Callable[[str], None]
@@ -135,7 +136,8 @@ def verify_export(
     say(f"measuring the unpruned {spec.model} baselines (cached after the study)")
     original = study_model(study, spec, device=device)
     on = original.device
-    objectives = report_objectives(spec, original)
+    # the documents and looks the record used (frontier.search.final_looks)
+    objectives = report_objectives(spec, original, replay=record_looks(final))
     del original
     say(f"loading {folder} with transformers")
     lm, fmt, remote = load_export(folder, dtype=spec.dtype)  # the study's protocol

@@ -57,6 +57,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "search_window": None,  # the search text's first tokens, in windows of seq_len
     "early_stop": False,  # every trial of --trials ran
     "task_scorer": "hflm",  # lm-eval's own HFLM scored every request
+    "report_first_docs": None,  # the final stage read report_docs in one look
 }
 
 
@@ -169,7 +170,15 @@ class StudySpec:
         "as many, from the search pool, up to this many per task (none: task_docs for all)",
     )
     report_docs: int | dict[str, int] | None = _field(
-        500, "documents per task for the final report, disjoint from the search's"
+        None,
+        "the most report documents per task the final stage reads for a candidate, "
+        "disjoint from the search's (its looks stop as soon as every task floor is "
+        "decided); none: every document of the task's split past the search pool",
+    )
+    report_first_docs: int | dict[str, int] | None = _field(
+        200,
+        "the final stage's first look at a task's report documents (each further look "
+        "doubles them, the last ending at report_docs; equal to report_docs: one look)",
     )
     subtasks: int | None = _field(
         None, "evaluate a seeded choice of this many subtasks of a group task (MMLU subjects)"
@@ -262,7 +271,7 @@ class StudySpec:
                 raise FrontierError(f"{name} must be positive, got {value}")
         if self.search_window is not None and self.search_window < 2:
             raise FrontierError(f"search_window must be at least 2, got {self.search_window}")
-        for name in ("task_docs", "report_docs", "max_task_docs"):
+        for name in ("task_docs", "report_docs", "max_task_docs", "report_first_docs"):
             self._check_docs(name)
         if self.max_task_docs is not None and self.confidence is None:
             raise FrontierError("adaptive documents (max_task_docs) need a confidence level")
@@ -275,7 +284,7 @@ class StudySpec:
 
     def _check_docs(self, name: str) -> None:
         value = getattr(self, name)
-        if value is None and name in ("report_docs", "max_task_docs"):
+        if value is None and name in ("report_docs", "max_task_docs", "report_first_docs"):
             return
         counts = value if isinstance(value, dict) else {"default": value}
         for task, n in counts.items():

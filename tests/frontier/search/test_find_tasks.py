@@ -60,6 +60,9 @@ def test_study_with_a_task_stages_and_reports(
     for t in study.best_trials:
         final = final_record(study, t)
         assert final is not None and final["tasks"]["arc_easy"]["n_docs"] == 6
+        # the record names the documents and looks it used: one look of the 6 it may read
+        assert final["tasks"]["arc_easy"]["docs"] == {"arc_easy": 6}
+        assert final["tasks"]["arc_easy"]["looks"] == final["tasks"]["arc_easy"]["max_looks"] == 1
     summary = read_summary(study)
     assert summary.baseline_tasks and summary.baseline_tasks_final
     out = tmp_path / "report"
