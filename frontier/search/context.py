@@ -225,6 +225,10 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     if spec.tasks:
         check_tasks(spec.tasks, say)
     check_text_sources(spec.check_texts)
+    from frontier.search.families import get_family
+
+    for name in spec.families:  # an unknown family is a one-line error before the model loads
+        get_family(name)
     t = time.perf_counter()
     say(f"loading {spec.model} on {spec.device} in {spec.dtype}")
     lm = load_model(

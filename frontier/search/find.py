@@ -15,6 +15,7 @@ from frontier.pruning.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
 from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
+from frontier.search.family_search import bisect_families, warm_costs
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
@@ -24,6 +25,7 @@ from frontier.study.read import choose, final_record, nearest_trial
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
+    ATTR_FAMILY,
     ATTR_FINGERPRINT,
     ATTR_MODEL_FINGERPRINT,
     ATTR_PLAN,
@@ -118,10 +120,27 @@ def warm_start(
         if limit is not None:
             study.set_user_attr(ATTR_UNIFORM, limit)
     keep = None if limit is None else limit.get("keep")
-    for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer, keep):
+    if keep is not None and ctx.spec.families:
+        bisect_families(
+            ctx,
+            study,
+            ctx.spec.families,
+            keep,
+            budget=ctx.spec.trials,
+            callbacks=callbacks,
+            progress=progress,
+        )
+    costs = warm_costs(ctx, study)
+    if costs is None and progress is not None:
+        progress(
+            f"no global-threshold warm starts: {ctx.spec.criterion}'s scores do not compare "
+            "across layers"
+        )
+    for label, plan in warm_start_plans(ctx.space, costs, keep):
+        family = "uniform" if label.startswith("uniform") else "threshold"
         study.enqueue_trial(
             ctx.space.params_for(plan),
-            user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
+            user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict(), ATTR_FAMILY: family},
             skip_if_exists=True,
         )
     return st.n_finished(study) - before

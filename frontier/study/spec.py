@@ -39,6 +39,7 @@ EXECUTION_FIELDS = frozenset(
         "report_points",
         "fit_tokens",
         "early_stop",
+        "families",  # which plans the search tries, as the sampler: not what a trial measures
         # HFLM's log-likelihoods within 1e-4 either way: how tasks are scored, not what
         "task_scorer",
     }
@@ -57,6 +58,7 @@ LEGACY_VALUES: dict[str, Any] = {
     "search_window": None,  # the search text's first tokens, in windows of seq_len
     "early_stop": False,  # every trial of --trials ran
     "task_scorer": "hflm",  # lm-eval's own HFLM scored every request
+    "families": [],  # no allocation family was bisected
 }
 
 
@@ -208,6 +210,13 @@ class StudySpec:
         "begin by bisecting the uniform keep ratio at the SLOs (the baseline every report "
         "compares against), then uniform and global-threshold plans, before sampling",
     )
+    families: tuple[str, ...] = _field(
+        (),
+        "allocation families whose mean keep is bisected at the SLOs after the uniform one: "
+        "threshold, removal, protect, depth-falling, depth-rising (repeat the flag or "
+        "comma-separate; frontier.search.families)",
+        flag="--family",
+    )
     early_stop: bool = _field(
         True,
         f"end the search once {PATIENCE} sampled trials in a row (after the bisection and the "
@@ -228,6 +237,7 @@ class StudySpec:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "check_texts", tuple(self.check_texts))
+        object.__setattr__(self, "families", tuple(self.families))
         check_device(self.device)
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
         if self.refit and self.compensate:
@@ -315,8 +325,9 @@ class StudySpec:
             data["slos"] = [data["slos"]]
         if isinstance(data.get("check_texts"), str):
             data["check_texts"] = [data["check_texts"]]
-        if isinstance(data.get("tasks"), str):
-            data["tasks"] = [t for t in data["tasks"].split(",") if t]
+        for name in ("tasks", "families"):
+            if isinstance(data.get(name), str):
+                data[name] = [t for t in data[name].split(",") if t]
         try:
             return cls(**data)
         except TypeError as exc:
