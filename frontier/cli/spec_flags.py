@@ -70,7 +70,8 @@ def _spec_kind(name: str) -> dict[str, Any]:
     if hint is bool:
         return {"action": argparse.BooleanOptionalAction}
     if get_origin(hint) is tuple:
-        return {"action": "append", "metavar": name.removesuffix("s").upper()}
+        meta = SPEC_FIELDS[name].metadata.get("metavar", name.removesuffix("s").upper())
+        return {"action": "append", "metavar": meta}
     if get_origin(hint) is Literal:
         return {"choices": get_args(hint)}
     if hint is int:

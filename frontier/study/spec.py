@@ -216,6 +216,7 @@ class StudySpec:
         "threshold, removal, protect, depth-falling, depth-rising (repeat the flag or "
         "comma-separate; frontier.search.families)",
         flag="--family",
+        metavar="FAMILY",
     )
     early_stop: bool = _field(
         True,
