@@ -15,6 +15,7 @@ from frontier.pruning.plan import Plan
 from frontier.search import storage as st
 from frontier.search.context import CHECK_PREFIX, Progress, SearchContext, build_context
 from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
+from frontier.search.fallback import fall_back
 from frontier.search.family_search import bisect_families, warm_costs
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
@@ -227,6 +228,8 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     if isinstance(number, int) and final_record(study, number) is None:
         say("re-measuring the bisected uniform plan on held-out data (the baseline)")
         _measure_final(ctx, study, study.get_trials(deepcopy=False)[number])
+    # a gap between what passed held out and what failed: plans in it, on validation text
+    fall_back(ctx, study, lambda t: _measure_final(ctx, study, t), progress=say)
 
 
 def _smallest_first(t: FrozenTrial) -> tuple[float, float, int]:
