@@ -52,25 +52,32 @@ def study_probe(ctx: Any, study: Any, *, progress: Progress | None = None) -> La
     return probe
 
 
-def warm_costs(ctx: Any, study: Any) -> LayerCosts | None:
+def warm_costs(ctx: Any, study: Any, progress: Progress | None = None) -> LayerCosts | None:
     """The cost curves the global-threshold warm starts read (on the probe's scale where
-    the study has one); None where the criterion's scores do not compare across layers."""
+    the study has one); None, and ``progress`` hears why, where the criterion's scores do
+    not compare across layers."""
     stored = study.user_attrs.get(ATTR_PROBE)
     probe = LayerProbe.from_dict(stored) if isinstance(stored, dict) else None
-    return allocation_info(ctx, probe).costs
+    costs = allocation_info(ctx, probe).costs
+    if costs is None and progress is not None:
+        progress(
+            f"no global-threshold warm starts: {ctx.spec.criterion}'s scores do not compare "
+            "across layers"
+        )
+    return costs
 
 
 def bisect_families(
     ctx: Any,
     study: Any,
-    names: Sequence[str],
     limit_keep: float,
     *,
     budget: int | None = None,
     callbacks: Sequence[Any] | None = None,
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Bisect each named family's mean keep in ``[limit_keep - SPAN, limit_keep]``; the
+    """Bisect the mean keep of each family ``ctx.spec.families`` names in
+    ``[limit_keep - SPAN, limit_keep]``; the
     records by family (also on the study). A family whose needs are not met is recorded
     with the reason and not tried. Stops, leaving the rest untried, where a step would
     overrun the trial ``budget``."""
@@ -78,7 +85,7 @@ def bisect_families(
 
     say = progress or (lambda _m: None)
     limits: dict[str, Any] = dict(study.user_attrs.get(ATTR_FAMILIES) or {})
-    families = [get_family(n) for n in names]
+    families = [get_family(n) for n in ctx.spec.families]
     probe = None
     if any(f.needs_probe or (f.needs_costs and CALIBRATE) for f in families):
         if ATTR_PROBE not in study.user_attrs:

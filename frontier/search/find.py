@@ -121,23 +121,11 @@ def warm_start(
         if limit is not None:
             study.set_user_attr(ATTR_UNIFORM, limit)
     keep = None if limit is None else limit.get("keep")
-    if keep is not None and ctx.spec.families:
+    if keep is not None:  # the allocation families the spec names, each bisected
         bisect_families(
-            ctx,
-            study,
-            ctx.spec.families,
-            keep,
-            budget=ctx.spec.trials,
-            callbacks=callbacks,
-            progress=progress,
+            ctx, study, keep, budget=ctx.spec.trials, callbacks=callbacks, progress=progress
         )
-    costs = warm_costs(ctx, study)
-    if costs is None and progress is not None:
-        progress(
-            f"no global-threshold warm starts: {ctx.spec.criterion}'s scores do not compare "
-            "across layers"
-        )
-    for label, plan in warm_start_plans(ctx.space, costs, keep):
+    for label, plan in warm_start_plans(ctx.space, warm_costs(ctx, study, progress), keep):
         family = "uniform" if label.startswith("uniform") else "threshold"
         study.enqueue_trial(
             ctx.space.params_for(plan),

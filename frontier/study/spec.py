@@ -212,11 +212,9 @@ class StudySpec:
     )
     families: tuple[str, ...] = _field(
         (),
-        "allocation families whose mean keep is bisected at the SLOs after the uniform one: "
-        "threshold, removal, protect, depth-falling, depth-rising (repeat the flag or "
-        "comma-separate; frontier.search.families)",
-        flag="--family",
-        metavar="FAMILY",
+        "allocation families whose mean keep is bisected after the uniform one: threshold, "
+        "removal, protect, depth-falling, depth-rising (repeat or comma-separate)",
+        **{"flag": "--family", "metavar": "FAMILY"},
     )
     early_stop: bool = _field(
         True,
@@ -326,9 +324,9 @@ class StudySpec:
             data["slos"] = [data["slos"]]
         if isinstance(data.get("check_texts"), str):
             data["check_texts"] = [data["check_texts"]]
-        for name in ("tasks", "families"):
-            if isinstance(data.get(name), str):
-                data[name] = [t for t in data[name].split(",") if t]
+        for key in ("tasks", "families"):
+            if isinstance(data.get(key), str):
+                data[key] = [t for t in data[key].split(",") if t]
         try:
             return cls(**data)
         except TypeError as exc:
