@@ -18,7 +18,18 @@ the wall time (search and final re-measurement, cumulative).
 
 ``--compare-operators`` also bisects (to 0.005) the uniform plan of the study's operator
 and of the old one (activation scores, no refit) side by side, outside the study; with
-``--budgets ''`` it does only that.
+``--budgets ''`` it does only that. ``--family NAME`` (repeatable) makes each study
+bisect those allocation families after the uniform plan (``frontier find --family``).
+
+``--plans`` compares the allocation families (``frontier.search.families``) directly on
+the study's operator, without studies: the layer probe, the uniform keep bisected on the
+search text, then each family's mean keep bisected the same way (to 0.01, from the
+uniform limit down by 0.1), each result re-measured held out and, where it fails there,
+raised a keep step at a time (0.01, at most four) until it passes, as the final stage
+would choose among plans it has; and the issue's hand-made plans, held out. Cost curves
+both on the energy-share scale and probe-calibrated. Prints per model and family: MLP
+removed at the held-out-passing point, its held-out ratio, the ratio of MLP removed to
+the uniform plan's, and wall time.
 """
 
 from __future__ import annotations
@@ -26,6 +37,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from typing import Any
 
 import optuna
 
@@ -48,9 +60,19 @@ def main() -> None:
     ap.add_argument("--refit", action=argparse.BooleanOptionalAction, default=None)
     ap.add_argument("--calibration-tokens", type=int, default=None)
     ap.add_argument("--compare-operators", action="store_true")
+    ap.add_argument("--family", action="append", default=[])
+    ap.add_argument("--plans", action="store_true")
+    ap.add_argument("--report-tokens", type=int, default=None)
     args = ap.parse_args()
     settings.set_threads(args.threads)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.plans:
+        for model in args.models.split(","):
+            slo_spec = StudySpec(
+                model=model, slos=(args.slo,), report_tokens=args.report_tokens or 8192
+            )
+            compare_families(slo_spec, args.family or None)
+        return
     budgets = [int(b) for b in args.budgets.split(",") if b]  # none: --compare-operators only
     rows = []
     for model in args.models.split(","):
@@ -64,6 +86,7 @@ def main() -> None:
             storage=storage,
             report_points=args.report_points,
             sampler=args.sampler,
+            families=tuple(args.family),
             **{
                 k: v
                 for k, v in (
@@ -152,6 +175,166 @@ def _bisected(spec: StudySpec) -> None:
     if len(removed) == 2:
         new, old_name = list(removed)
         print(f"bisected uniform, {new} / {old_name}: {removed[new] / removed[old_name]:.2f}x")
+
+
+# the issue's hand-made plans (#32): critical layers whole or wider, the rest at 0.45
+HAND_MADE = {
+    "smollm2-135m": ({0: 1.0, 11: 1.0, 29: 1.0}, 0.45),
+    "gemma3-270m": ({0: 0.8, 1: 0.8, 2: 0.8, 3: 0.8, 4: 0.8}, 0.45),
+}
+RAISE_STEP, RAISES = 0.01, 4
+
+
+def compare_families(spec: StudySpec, names: list[str] | None) -> None:
+    """Every allocation family against the bisected uniform plan, on the study's operator."""
+    from frontier.pruning.plan import Plan
+    from frontier.search.context import build_context
+    from frontier.search.costs import layer_costs
+    from frontier.search.families import FAMILIES, AllocationInfo, get_family
+    from frontier.search.probe import probe_layers
+    from frontier.search.trial import measured_metrics
+    from frontier.search.uniform import bisect_uniform, quality_slos
+
+    t0 = time.perf_counter()
+    ctx = build_context(spec, progress=lambda m: print(f"  [{m}]", flush=True))
+    print(f"{spec.model}: context built in {time.perf_counter() - t0:.0f} s", flush=True)
+    quality = quality_slos(ctx.slos)
+    held = ctx.report_objectives()["ppl"]
+    evals = {"search": 0, "held": 0}
+
+    def search_check(plan: Plan) -> tuple[bool, float]:
+        evals["search"] += 1
+        with ctx.pruner.pruned(plan):
+            size = ctx.size.evaluate(ctx.lm)
+            cheap = ctx.cheap.evaluate(ctx.lm)
+        metrics = measured_metrics(size, cheap, None)
+        return all((q.violation(metrics) or 0.0) <= 0 for q in quality), float(cheap.value)
+
+    def held_out(plan: Plan) -> float:
+        evals["held"] += 1
+        with ctx.pruner.pruned(plan):
+            return float(held.evaluate(ctx.lm).value)
+
+    t = time.perf_counter()
+    probe = probe_layers(ctx)
+    probe_s = time.perf_counter() - t
+    order = sorted(range(len(probe.values)), key=lambda i: -probe.values[i])
+    print(
+        f"probe ({probe_s:.0f} s): critical {probe.critical}; costliest "
+        + ", ".join(f"{i}: {probe.values[i]:.3g}" for i in order[:8]),
+        flush=True,
+    )
+    space = ctx.space
+    energy = layer_costs(ctx.scores)
+    calibrated = None if energy is None else energy.calibrated(probe.removal_costs(), "probe")
+    infos = {
+        "energy": AllocationInfo(
+            space.full, space.lo, space.hi, space.multiple, energy, probe.critical
+        ),
+        "probe": AllocationInfo(
+            space.full, space.lo, space.hi, space.multiple, calibrated, probe.critical
+        ),
+    }
+    rows: list[tuple[str, Plan | None, float | None, float, str]] = []
+
+    def settle(label: str, keep: float | None, make: Any, started: float) -> None:
+        """Held out from the search-time limit upward, as the final stage would."""
+        if keep is None:
+            rows.append((label, None, None, time.perf_counter() - started, "no feasible plan"))
+            return
+        note = ""
+        for k in range(RAISES + 1):
+            plan = make(min(keep + k * RAISE_STEP, 1.0))
+            ratio = held_out(plan)
+            if ratio < _bound(spec):
+                note = f"raised {k} step(s)" if k else ""
+                break
+            note = f"fails held out, raised {k} step(s)"
+        rows.append((label, plan, ratio, time.perf_counter() - started, note))
+        print(_plan_row(rows[-1]), flush=True)
+
+    t = time.perf_counter()
+    uniform = bisect_uniform(
+        space.full,
+        search_check,
+        lo=space.lo,
+        hi=1.0,
+        tol=0.01,
+        multiple=space.multiple,
+        top_feasible=True,
+    )
+    u_keep = None if uniform.best is None else uniform.best.keep
+    settle("uniform", u_keep, lambda k: get_family("uniform").plan(k, infos["energy"]), t)
+    if u_keep is None:
+        return
+    for name in names or sorted(FAMILIES):
+        if name == "uniform":
+            continue
+        family = get_family(name)
+        scales = ("energy", "probe") if family.needs_costs else ("energy",)
+        for scale in scales:
+            info = infos[scale]
+            label = f"{name} ({scale})" if family.needs_costs else name
+            if family.available(info) is not None:
+                rows.append((label, None, None, 0.0, str(family.available(info))))
+                continue
+            t = time.perf_counter()
+
+            def make(k: float, fn: Any = family.plan, i: AllocationInfo = info) -> Plan:
+                return fn(k, i)
+
+            found = bisect_uniform(
+                space.full,
+                search_check,
+                lo=max(u_keep - 0.1, space.lo),
+                hi=u_keep,
+                tol=0.01,
+                multiple=space.multiple,
+                plan_at=make,
+            )
+            settle(label, None if found.best is None else found.best.keep, make, t)
+    hand = HAND_MADE.get(spec.model)
+    if hand is not None:
+        t = time.perf_counter()
+        fixed, rest = hand
+        ratios = [fixed.get(i, rest) for i in range(len(space.full))]
+        plan = Plan.from_ratios(ratios, space.full, multiple=space.multiple, floor=space.multiple)
+        rows.append(("hand-made", plan, held_out(plan), time.perf_counter() - t, "issue #32"))
+    print(
+        f"\n{spec.model}, SLO {spec.slos[0]}, held out: {spec.report_tokens} tokens of the "
+        f"report part; probe {probe_s:.0f} s; {evals['search']} search and {evals['held']} "
+        f"held-out evaluations; {time.perf_counter() - t0:.0f} s in all"
+    )
+    base = rows[0][1].removed_fraction if rows and rows[0][1] is not None else None
+    print(
+        f"{'family':26s} {'MLP removed':>11s} {'held-out':>9s} {'x uniform':>9s} "
+        f"{'wall s':>7s}  note"
+    )
+    for r in rows:
+        print(_plan_row(r, base))
+    for label, plan, _ratio, _wall, _note in rows:
+        if plan is not None:
+            print(f"  {label}: widths {list(plan.widths)}")
+
+
+def _bound(spec: StudySpec) -> float:
+    from frontier.study.slo import parse_slos
+
+    for s in parse_slos(spec.slos):
+        if s.metric == "ppl":
+            return s.threshold
+    return float("inf")
+
+
+def _plan_row(r: tuple[Any, ...], base: float | None = None) -> str:
+    label, plan, ratio, wall, note = r
+    if plan is None:
+        return f"{label:26s} {'–':>11s} {'–':>9s} {'–':>9s} {wall:7.0f}  {note}"
+    gain = "–" if not base else f"{plan.removed_fraction / base:.3f}"
+    return (
+        f"{label:26s} {100 * plan.removed_fraction:10.1f}% {ratio:9.3f} {gain:>9s} "
+        f"{wall:7.0f}  {note}"
+    )
 
 
 if __name__ == "__main__":

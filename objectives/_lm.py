@@ -20,7 +20,8 @@ class TextWindows:
     KL), so that both read text the same way. The windows are tokenised on first use,
     with the model's tokenizer; ``seq_len`` (default 1,024) is capped at the model's
     context. ``strided``: windows spread evenly over the whole role's text
-    (:func:`~frontier.data.text.token_windows`).
+    (:func:`~frontier.data.text.token_windows`). ``skip``: the windows start that many
+    tokens into the role's text.
     """
 
     def __init__(
@@ -31,9 +32,11 @@ class TextWindows:
         seq_len: int | None,
         batch_size: int | None,
         strided: bool = False,
+        skip: int = 0,
     ) -> None:
         self.source = TextSource(text)
         self.strided = strided
+        self.skip = skip
         self.role: Role = role
         self.n_tokens = n_tokens
         self.seq_len = seq_len
@@ -50,13 +53,15 @@ class TextWindows:
                 n_tokens=self.n_tokens,
                 seq_len=seq_len,
                 strided=self.strided,
+                skip=self.skip,
             )
         return self.tokens
 
     def text_protocol(self) -> dict[str, Any]:
         if self.tokens is not None:
-            return self.tokens.describe()
+            return {**self.tokens.describe(), **({"skip": self.skip} if self.skip else {})}
         return {
+            **({"skip": self.skip} if self.skip else {}),
             "source": self.source.label,
             "role": self.role,
             "tokens": self.n_tokens,

@@ -35,9 +35,10 @@ class Perplexity(TextWindows, Objective):
         seq_len: int | None = None,
         batch_size: int | None = None,
         strided: bool = False,
+        skip: int = 0,
         confidence: float = DEFAULT_CONFIDENCE,
     ) -> None:
-        super().__init__(text, role, n_tokens, seq_len, batch_size, strided)
+        super().__init__(text, role, n_tokens, seq_len, batch_size, strided, skip)
         self.confidence = confidence
         self.baseline_nll: float | None = None
         self.baseline_windows: list[float] = []

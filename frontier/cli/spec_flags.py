@@ -70,7 +70,8 @@ def _spec_kind(name: str) -> dict[str, Any]:
     if hint is bool:
         return {"action": argparse.BooleanOptionalAction}
     if get_origin(hint) is tuple:
-        return {"action": "append", "metavar": name.removesuffix("s").upper()}
+        meta = SPEC_FIELDS[name].metadata.get("metavar", name.removesuffix("s").upper())
+        return {"action": "append", "metavar": meta}
     if get_origin(hint) is Literal:
         return {"choices": get_args(hint)}
     if hint is int:
@@ -121,8 +122,9 @@ def add_spec_argument(
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
     """The spec of ``frontier find``: the ``--spec`` file (if any), overridden by flags."""
     given = {n: getattr(args, n) for n in SPEC_FIELDS if getattr(args, n, None) is not None}
-    if "tasks" in given:
-        given["tasks"] = [t.strip() for t in ",".join(given["tasks"]).split(",") if t.strip()]
+    for name in ("tasks", "families"):
+        if name in given:
+            given[name] = [t.strip() for t in ",".join(given[name]).split(",") if t.strip()]
     if args.spec:
         return StudySpec.from_toml(Path(args.spec), **given)
     return StudySpec.from_dict(given, where="arguments")

@@ -186,17 +186,19 @@ def token_windows(
     n_tokens: int,
     seq_len: int,
     strided: bool = False,
+    skip: int = 0,
 ) -> TokenSet:
     """``n_tokens // seq_len`` windows of the role's text: its first ``n_tokens`` tokens,
     or with ``strided`` windows at even strides from its start to its end (the first
     window starts the part, the last ends it), so a small budget reads many documents
-    instead of the first few."""
+    instead of the first few. ``skip``: the part starts that many tokens later (text
+    disjoint from what the first ``skip`` tokens' windows read)."""
     import torch
 
     if seq_len < 2 or n_tokens < seq_len:
         raise FrontierError(f"need n_tokens >= seq_len >= 2 (got {n_tokens}, {seq_len})")
     text = "\n\n".join(source.documents(role))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][skip:]
     n_windows = n_tokens // seq_len
     if len(ids) < n_windows * seq_len:
         raise FrontierError(

@@ -14,7 +14,7 @@ import torch
 from frontier.arch import MLPHandle
 from frontier.arch.weights import down_matrix, down_vectors, up_vectors
 from frontier.errors import FrontierError
-from frontier.importance._greedy import greedy_removal_rank
+from frontier.importance._greedy import energy_share_scores, greedy_removal
 from frontier.importance._stats import ActivationStats
 
 ScoreFn = Callable[[Sequence[MLPHandle], ActivationStats | None], list[torch.Tensor]]
@@ -23,23 +23,32 @@ ScoreFn = Callable[[Sequence[MLPHandle], ActivationStats | None], list[torch.Ten
 @dataclass(frozen=True)
 class Criterion:
     """A registered criterion. ``fn`` scores each handle's neurons; one that ``needs_gram``
-    must score every layer on its own (it may be called a layer at a time)."""
+    must score every layer on its own (it may be called a layer at a time). A
+    ``comparable`` criterion's scores are on one scale in every layer (a neuron's score
+    is a cost that a score in another layer can be weighed against), so one threshold
+    over all layers means something; the others' scores only order a layer's neurons."""
 
     name: str
     fn: ScoreFn
     needs_calibration: bool
     description: str
     needs_gram: bool = False
+    comparable: bool = False
 
 
 CRITERIA: dict[str, Criterion] = {}
 
 
 def register_criterion(
-    name: str, *, needs_calibration: bool, description: str, needs_gram: bool = False
+    name: str,
+    *,
+    needs_calibration: bool,
+    description: str,
+    needs_gram: bool = False,
+    comparable: bool = False,
 ) -> Callable[[ScoreFn], ScoreFn]:
     def wrap(fn: ScoreFn) -> ScoreFn:
-        CRITERIA[name] = Criterion(name, fn, needs_calibration, description, needs_gram)
+        CRITERIA[name] = Criterion(name, fn, needs_calibration, description, needs_gram, comparable)
         return fn
 
     return wrap
@@ -147,9 +156,11 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
     "obs-greedy",
     needs_calibration=True,
     needs_gram=True,
+    comparable=True,
     description="ZipLM-style greedy OBS: neurons dropped a few at a time, the cheapest "
     "first by the OBS cost on the weights refitted so far (with the bias where the layer "
-    "has one); the score is the removal order (lambda as for obs)",
+    "has one); the score is the share of the layer's output energy lost by the time the "
+    "neuron goes, in the removal order and comparable across layers (lambda as for obs)",
 )
 def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
     out = []
@@ -158,10 +169,11 @@ def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> l
         w, bias = down_matrix(h.down_module, h.adapter.layout)
         w = w.to(torch.float64)
         if bias is None:
-            out.append(greedy_removal_rank(w, g[:-1, :-1], damp))
+            removal = greedy_removal(w, g[:-1, :-1], damp)
         else:
             w = torch.cat([w, bias.to(torch.float64).view(-1, 1)], dim=1)
-            out.append(greedy_removal_rank(w, g, damp, fixed=g.shape[0] - 1))
+            removal = greedy_removal(w, g, damp, fixed=g.shape[0] - 1)
+        out.append(energy_share_scores(removal))
     return out
 
 

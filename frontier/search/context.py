@@ -86,6 +86,7 @@ class SearchContext:
     extras: dict[str, Objective] = field(default_factory=dict)
     _report: dict[str, Objective] = field(default_factory=dict)
     _fit: dict[str, Objective] = field(default_factory=dict)
+    _validation: dict[str, Objective] = field(default_factory=dict)
 
     @property
     def fingerprint(self) -> str:
@@ -119,6 +120,23 @@ class SearchContext:
             ppl = _held_out_ppl(self.spec, self.lm, self.spec.text, n)
             self._fit = {"ppl": ppl, **({"tasks": report["tasks"]} if "tasks" in report else {})}
         return self._fit
+
+    def validation_objective(self, n_tokens: int) -> Objective:
+        """Perplexity on the *validation* part of the evaluation text: ``n_tokens`` of its
+        report part after the first ``report_tokens`` (which the reported figures read),
+        so what is chosen on it is neither the search text nor the reported text."""
+        if "ppl" not in self._validation:
+            ppl = create(
+                "ppl",
+                text=self.spec.text,
+                role="report",
+                n_tokens=n_tokens,
+                seq_len=self.spec.seq_len,
+                skip=self.spec.report_tokens,
+            )
+            ppl.prepare(self.lm)
+            self._validation["ppl"] = ppl
+        return self._validation["ppl"]
 
     def baseline(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -244,6 +262,10 @@ def build_context(spec: StudySpec, *, progress: Progress | None = None) -> Searc
     if spec.tasks:
         check_tasks(spec.tasks, say)
     check_text_sources(spec.check_texts)
+    from frontier.search.families import get_family
+
+    for name in spec.families:  # an unknown family is a one-line error before the model loads
+        get_family(name)
     t = time.perf_counter()
     say(f"loading {spec.model} on {spec.device} in {spec.dtype}")
     lm = load_model(

@@ -16,6 +16,8 @@ from frontier.search import final_looks
 from frontier.search import storage as st
 from frontier.search.context import Progress, SearchContext, build_context
 from frontier.search.early_stop import StopWhenFlat, check_stop, lift_stop
+from frontier.search.fallback import fall_back
+from frontier.search.family_search import bisect_families, warm_costs
 from frontier.search.protocol import protocol
 from frontier.search.space import warm_start_plans
 from frontier.search.trial import TrialFailed, finite, measured_metrics, record, run_trial
@@ -25,6 +27,7 @@ from frontier.study.read import choose, final_record, nearest_trial
 from frontier.study.schema import (
     ATTR_BASELINE,
     ATTR_BASELINE_REPORT,
+    ATTR_FAMILY,
     ATTR_FINGERPRINT,
     ATTR_MODEL_FINGERPRINT,
     ATTR_PLAN,
@@ -119,10 +122,15 @@ def warm_start(
         if limit is not None:
             study.set_user_attr(ATTR_UNIFORM, limit)
     keep = None if limit is None else limit.get("keep")
-    for label, plan in warm_start_plans(ctx.space, ctx.scores.per_layer, keep):
+    if keep is not None:  # the allocation families the spec names, each bisected
+        bisect_families(
+            ctx, study, keep, budget=ctx.spec.trials, callbacks=callbacks, progress=progress
+        )
+    for label, plan in warm_start_plans(ctx.space, warm_costs(ctx, study, progress), keep):
+        family = "uniform" if label.startswith("uniform") else "threshold"
         study.enqueue_trial(
             ctx.space.params_for(plan),
-            user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict()},
+            user_attrs={ATTR_WARM: label, ATTR_PLAN: plan.to_dict(), ATTR_FAMILY: family},
             skip_if_exists=True,
         )
     return st.n_finished(study) - before
@@ -209,6 +217,8 @@ def finalize(ctx: SearchContext, study: optuna.Study, *, progress: Progress | No
     if isinstance(number, int) and final_record(study, number) is None:
         say("re-measuring the bisected uniform plan on held-out data (the baseline)")
         _measure_final(ctx, study, study.get_trials(deepcopy=False)[number])
+    # a gap between what passed held out and what failed: plans in it, on validation text
+    fall_back(ctx, study, lambda t: _measure_final(ctx, study, t), progress=say)
 
 
 def _smallest_first(t: FrozenTrial) -> tuple[float, float, int]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import optuna
 
+from frontier.importance import get_criterion
 from frontier.models.device import device_name
 from frontier.search.context import SearchContext
 from frontier.study.early_stop import EarlyStop
@@ -64,6 +65,13 @@ def protocol(ctx: SearchContext) -> dict[str, Any]:
             "step": spec.step,
             "groups": ctx.space.n_groups,
             "multiple": spec.multiple,
+        },
+        # which allocations the warm start tries beside the uniform plan
+        "allocation": {
+            "families": list(spec.families),
+            "global_threshold": "one price per kept neuron over the criterion's cost curves"
+            if get_criterion(spec.criterion).comparable
+            else f"none: {spec.criterion}'s scores do not compare across layers",
         },
         "versions": {
             "torch": torch.__version__,

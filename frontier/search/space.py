@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from frontier.pruning.plan import Plan
+from frontier.search.costs import LayerCosts, cheapest_plan
 
 SHAPE_LO, SHAPE_HI, SHAPE_STEP = 0.5, 1.5, 0.05
 
@@ -109,43 +108,30 @@ def uniform_ladder(space: Space, keeps: Sequence[float]) -> list[tuple[str, Plan
     return out
 
 
-def global_threshold_plan(
-    scores: Sequence[torch.Tensor], space: Space, kept_fraction: float
-) -> Plan:
-    """FLAP-style allocation: one threshold over scores normalised per layer.
-
-    Scores are divided by their layer's mean, pooled across layers, and the top
-    ``kept_fraction`` of all neurons are kept; each layer's width follows from how many
-    of its neurons clear the threshold, clipped to the search bounds.
-    """
-    normed = [s.double() / s.double().mean().clamp_min(1e-30) for s in scores]
-    pooled = torch.cat(normed)
-    n_keep = max(1, round(kept_fraction * pooled.numel()))
-    threshold = pooled.topk(n_keep).values[-1]
-    ratios = []
-    for s, f in zip(normed, space.full, strict=True):
-        ratio = float((s >= threshold).sum()) / f
-        ratios.append(min(max(ratio, space.lo), space.hi))
-    return Plan.from_ratios(ratios, space.full, multiple=space.multiple, floor=space.multiple)
+def global_threshold_plan(costs: LayerCosts, space: Space, kept_fraction: float) -> Plan:
+    """The global threshold: one price per kept neuron over the layers' cost curves
+    (:func:`frontier.search.costs.cheapest_plan`), widths within the search bounds."""
+    return cheapest_plan(costs, kept_fraction, lo=space.lo, hi=space.hi, multiple=space.multiple)
 
 
 def warm_start_plans(
-    space: Space, scores: Sequence[torch.Tensor] | None, limit: float | None = None
+    space: Space, costs: LayerCosts | None, limit: float | None = None
 ) -> list[tuple[str, Plan]]:
     """Warm starts: without a bisected uniform ``limit`` (the smallest uniform keep ratio
     that met the SLOs), uniform plans on a ladder of keep ratios and global-threshold
     plans at several sizes; with one (whose bisection steps already cover the range
-    uniformly), global-threshold plans at and just below it, and two larger ones."""
+    uniformly), global-threshold plans at and just below it, and two larger ones. The
+    global-threshold plans need ``costs`` that compare across layers (None: none)."""
     if limit is None:
         plans = uniform_ladder(space, (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.5))
         targets: tuple[float, ...] = (0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6)
     else:
         plans = []
         targets = (0.9, (1 + limit) / 2, limit, limit - space.step)
-    if scores is not None:
+    if costs is not None:
         for target in targets:
             if 0 < target <= 1:
-                plans.append((f"global-{target:.2f}", global_threshold_plan(scores, space, target)))
+                plans.append((f"global-{target:.2f}", global_threshold_plan(costs, space, target)))
     seen: set[tuple[int, ...]] = set()
     unique = []
     for label, plan in plans:  # small models round several targets to one plan

@@ -20,10 +20,12 @@ from optuna.trial import TrialState
 from frontier.pruning.plan import Plan
 from frontier.search.applied import applied_record, operator_alphas
 from frontier.search.context import SearchContext
+from frontier.search.families import LEVELS
 from frontier.study.measured import Side, TaskScore, TrialMetrics
 from frontier.study.schema import (
     ATTR_APPLIED,
     ATTR_FAILED,
+    ATTR_FAMILY,
     ATTR_PLAN,
     ATTR_SCREENED,
     ATTR_SEARCH,
@@ -115,6 +117,8 @@ def plan_for(ctx: SearchContext, trial: optuna.Trial) -> Plan:
     exact = trial.user_attrs.get(ATTR_PLAN)
     if trial.user_attrs.get(ATTR_WARM) and isinstance(exact, dict):
         return Plan.from_dict(exact)
+    if ATTR_FAMILY not in trial.user_attrs:  # the sampler's own: its level switches
+        trial.set_user_attr(ATTR_FAMILY, LEVELS)
     return plan
 
 

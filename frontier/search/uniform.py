@@ -44,18 +44,25 @@ def bisect_uniform(
     tol: float = 0.005,
     multiple: int = 8,
     top_feasible: bool = False,
+    plan_at: Callable[[float], Plan] | None = None,
 ) -> Bisection:
     """Bisect the uniform keep ratio in [lo, hi] until the bracket is narrower than ``tol``.
 
     ``check`` is called once per distinct plan (keep ratios that round to the same
     widths share one measurement). ``top_feasible``: take ``hi`` as meeting the SLOs
     without measuring it (the unpruned model meets any SLO relative to itself).
+    ``plan_at``: another family's plan for a keep ratio (default: the uniform plan).
     """
     seen: dict[tuple[int, ...], UniformPoint] = {}
     points: list[UniformPoint] = []
 
+    def make(keep: float) -> Plan:
+        if plan_at is not None:
+            return plan_at(keep)
+        return Plan.uniform(keep, full, multiple=multiple, floor=multiple)
+
     def at(keep: float) -> UniformPoint:
-        plan = Plan.uniform(keep, full, multiple=multiple, floor=multiple)
+        plan = make(keep)
         if plan.widths not in seen:
             ok, measured = check(plan)
             seen[plan.widths] = UniformPoint(keep, plan, ok, measured)
@@ -64,11 +71,7 @@ def bisect_uniform(
         points.append(point)
         return point
 
-    if top_feasible:
-        plan = Plan.uniform(hi, full, multiple=multiple, floor=multiple)
-        top = UniformPoint(hi, plan, True, None)
-    else:
-        top = at(hi)
+    top = UniformPoint(hi, make(hi), True, None) if top_feasible else at(hi)
     if not top.feasible:
         return Bisection(None, tuple(points), tol)
     best = top
@@ -125,6 +128,9 @@ def bisect_in_study(
     tol: float = BISECT_TOL,
     budget: int | None = None,
     callbacks: Sequence[Any] | None = None,
+    family: str = "uniform",
+    plan_at: Callable[[float], Plan] | None = None,
+    bracket: tuple[float, float] | None = None,
 ) -> dict[str, Any] | None:
     """Bisect the uniform keep ratio at a study's perplexity/KL SLOs with trials of the
     study itself, so every step is a stored, resumable trial (labelled ``uniform-bisect``)
@@ -132,12 +138,15 @@ def bisect_in_study(
     not measured again. Returns the ``uniform_limit`` record (None without such an SLO).
     Raises :class:`BudgetSpent` rather than run a step once ``budget`` trials are finished.
     ``callbacks`` (Optuna's) see every bisection trial, as they see the others.
+    ``family``, ``plan_at`` and ``bracket``: bisect another allocation family's mean keep
+    (:mod:`frontier.search.families`) in ``bracket`` (default: the spec's bounds), its
+    trials labelled ``<family>-bisect`` and recorded with the family.
     """
     from optuna.trial import TrialState
 
     from frontier.search.storage import n_finished
     from frontier.search.trial import TrialFailed, run_trial
-    from frontier.study.schema import ATTR_FAILED, ATTR_PLAN, ATTR_WARM
+    from frontier.study.schema import ATTR_FAILED, ATTR_FAMILY, ATTR_PLAN, ATTR_WARM
 
     quality = quality_slos(ctx.slos)
     if not quality:
@@ -161,7 +170,11 @@ def bisect_in_study(
         if t is None:
             study.enqueue_trial(
                 ctx.space.params_for(plan),
-                user_attrs={ATTR_WARM: f"uniform-bisect-{keep:.3f}", ATTR_PLAN: plan.to_dict()},
+                user_attrs={
+                    ATTR_WARM: f"{family}-bisect-{keep:.3f}",
+                    ATTR_PLAN: plan.to_dict(),
+                    ATTR_FAMILY: family,
+                },
             )
             study.optimize(
                 lambda tr: run_trial(ctx, tr),
@@ -182,14 +195,16 @@ def bisect_in_study(
         return ok, t.number
 
     spec = ctx.spec
+    lo, hi = bracket or (spec.min_keep, spec.max_keep)
     bisection = bisect_uniform(
         ctx.pruner.full,
         check,
-        lo=spec.min_keep,
-        hi=spec.max_keep,
+        lo=lo,
+        hi=hi,
         tol=tol,
         multiple=spec.multiple,
-        top_feasible=spec.max_keep >= 1.0,
+        top_feasible=bracket is None and spec.max_keep >= 1.0,
+        plan_at=plan_at,
     )
     return limit_record(bisection)
 

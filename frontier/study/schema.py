@@ -41,8 +41,9 @@ ATTR_TIMING = "frontier:timing"
 ATTR_SCREENED = "frontier:screened"
 ATTR_FAILED = "frontier:failed"
 ATTR_APPLIED = "frontier:applied"
+ATTR_FAMILY = "frontier:family"  # the allocation family of a warm-start trial's plan
 #: What a trial *is* (kept when it is queued again); the other attributes are results.
-IDENTITY_ATTRS: tuple[str, ...] = (ATTR_PLAN, ATTR_WARM)
+IDENTITY_ATTRS: tuple[str, ...] = (ATTR_PLAN, ATTR_WARM, ATTR_FAMILY)
 
 # -- study attributes ----------------------------------------------------------------------
 ATTR_SPEC = "frontier:spec"
@@ -56,6 +57,8 @@ ATTR_UNIFORM = "frontier:uniform_limit"
 #: Where the search phase stopped early (:mod:`frontier.study.early_stop`): ``trial``,
 #: ``patience``, ``noise_mlp_removed``, ``best_trial``, ``best_mlp_removed``, ...
 ATTR_EARLY_STOP = "frontier:early_stop"
+ATTR_PROBE = "frontier:layer_probe"  # the search signal with each layer's MLP removed
+ATTR_FAMILIES = "frontier:family_limits"  # each allocation family's bisected keep
 
 
 def final_key(number: int) -> str:

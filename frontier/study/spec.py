@@ -20,45 +20,13 @@ from frontier.errors import FrontierError
 from frontier.models.device import DEVICE_HELP, check_device, check_dtype, device_kind
 from frontier.settings import CALIBRATION_TOKENS
 from frontier.stats import DEFAULT_CONFIDENCE
+from frontier.study._spec_fields import EXECUTION_FIELDS, LEGACY_VALUES
 from frontier.study.early_stop import NOISE, PATIENCE
 
 DtypeName = Literal["auto", "fp32", "bf16", "fp16"]
 SamplerName = Literal["boundary", "tpe", "nsga2", "gp", "random"]
 SAMPLERS: tuple[str, ...] = ("boundary", "tpe", "nsga2", "gp", "random")
 TaskScorer = Literal["shared-context", "hflm"]  # objectives.tasks.SCORERS
-# Fields that say how long or where a study runs, not what it measures.
-EXECUTION_FIELDS = frozenset(
-    {
-        "study",
-        "storage",
-        "trials",
-        "timeout",
-        "threads",
-        "memory",
-        "sampler",
-        "report_points",
-        "fit_tokens",
-        "early_stop",
-        # HFLM's log-likelihoods within 1e-4 either way: how tasks are scored, not what
-        "task_scorer",
-    }
-)
-
-
-# Fields added later, and the value that means what studies stored before them did.
-LEGACY_VALUES: dict[str, Any] = {
-    "refit": False,
-    "check_texts": [],
-    "fit_tokens": None,
-    "confidence": None,
-    "max_task_docs": None,
-    "device": "cpu",  # (the device's kind: cuda:1 measures what cuda:0 does)
-    "dtype": "fp32",
-    "search_window": None,  # the search text's first tokens, in windows of seq_len
-    "early_stop": False,  # every trial of --trials ran
-    "task_scorer": "hflm",  # lm-eval's own HFLM scored every request
-    "report_first_docs": None,  # the final stage read report_docs in one look
-}
 
 
 def _field(default: Any, help: str, **cli: Any) -> Any:
@@ -217,6 +185,12 @@ class StudySpec:
         "begin by bisecting the uniform keep ratio at the SLOs (the baseline every report "
         "compares against), then uniform and global-threshold plans, before sampling",
     )
+    families: tuple[str, ...] = _field(
+        (),
+        "allocation families whose mean keep is bisected after the uniform one: threshold, "
+        "removal, protect, depth-falling, depth-rising (repeat or comma-separate)",
+        **{"flag": "--family", "metavar": "FAMILY"},
+    )
     early_stop: bool = _field(
         True,
         f"end the search once {PATIENCE} sampled trials in a row (after the bisection and the "
@@ -237,6 +211,7 @@ class StudySpec:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "check_texts", tuple(self.check_texts))
+        object.__setattr__(self, "families", tuple(self.families))
         check_device(self.device)
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
         if self.refit and self.compensate:
@@ -324,8 +299,9 @@ class StudySpec:
             data["slos"] = [data["slos"]]
         if isinstance(data.get("check_texts"), str):
             data["check_texts"] = [data["check_texts"]]
-        if isinstance(data.get("tasks"), str):
-            data["tasks"] = [t for t in data["tasks"].split(",") if t]
+        for key in ("tasks", "families"):
+            if isinstance(data.get(key), str):
+                data[key] = [t for t in data[key].split(",") if t]
         try:
             return cls(**data)
         except TypeError as exc:

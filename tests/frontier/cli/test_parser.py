@@ -217,3 +217,16 @@ def test_building_the_parser_imports_no_torch() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_families_are_comma_separated_or_repeated_and_unknown_ones_refused() -> None:
+    from frontier.errors import FrontierError
+    from frontier.search.context import build_context
+
+    args = build_parser().parse_args(
+        ["find", "--family", "removal,protect", "--family", "depth-rising"]
+    )
+    spec = spec_from_args(args)
+    assert spec.families == ("removal", "protect", "depth-rising")
+    with pytest.raises(FrontierError, match="unknown allocation family 'nope'"):
+        build_context(spec.replace(families=("nope",), device="cpu"))

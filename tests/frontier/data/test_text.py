@@ -64,3 +64,16 @@ def test_bad_sources_are_one_line_errors(tmp_path: Path) -> None:
     tiny.write_text("only one document")
     with pytest.raises(FrontierError, match="at least 3"):
         TextSource(f"file:{tiny}").documents("search")
+
+
+def test_skipped_windows_start_where_the_first_ones_end(tmp_path: Path) -> None:
+    # the validation part: the same role's text after the tokens the report reads
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join(f"document number {i} " * 20 for i in range(30)))
+    src = TextSource(f"file:{path}")
+    tok = tiny_tokenizer()
+    first = token_windows(src, "report", tok, n_tokens=64, seq_len=16)
+    after = token_windows(src, "report", tok, n_tokens=32, seq_len=16, skip=64)
+    both = token_windows(src, "report", tok, n_tokens=96, seq_len=16)
+    assert both.ids.tolist() == first.ids.tolist() + after.ids.tolist()
+    assert after.fingerprint != first.fingerprint

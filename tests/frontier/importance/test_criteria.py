@@ -107,16 +107,16 @@ def _expected(family: str, criterion: str, model: torch.nn.Module) -> list[torch
 def _greedy_expected(
     family: str, mlp: torch.nn.Module, a: torch.Tensor, w: torch.Tensor
 ) -> torch.Tensor:
-    from frontier.importance._greedy import greedy_removal_rank
+    from frontier.importance._greedy import energy_share_scores, greedy_removal
 
     x = torch.cat([a, torch.ones(a.shape[0], 1, dtype=a.dtype)], dim=1)
     gram = x.T @ x / x.shape[0]
     ridge = float(0.01 * gram[:-1, :-1].diagonal().mean()) + 1e-12
     bias = mlp.c_proj.bias if family == "gpt2" else None
     if bias is None:
-        return greedy_removal_rank(w, gram[:-1, :-1], ridge)
+        return energy_share_scores(greedy_removal(w, gram[:-1, :-1], ridge))
     w = torch.cat([w, bias.detach().double().view(-1, 1)], dim=1)
-    return greedy_removal_rank(w, gram, ridge, fixed=gram.shape[0] - 1)
+    return energy_share_scores(greedy_removal(w, gram, ridge, fixed=gram.shape[0] - 1))
 
 
 ALL_CRITERIA = ["magnitude", "activation", "fluctuation", "energy", "obs", "obs-greedy"]

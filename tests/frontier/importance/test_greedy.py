@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from frontier.importance._greedy import STEPS, greedy_removal_rank, removal_block
+from frontier.importance._greedy import (
+    STEPS,
+    energy_share_scores,
+    greedy_removal,
+    greedy_removal_rank,
+    removal_block,
+)
 
 
 def _problem(n: int = 12, h: int = 5, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,3 +129,60 @@ def test_the_default_block_is_removal_block() -> None:
     got = greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01)
     assert torch.equal(got, greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01, block=8))
     assert not torch.equal(got, greedy_removal_rank(w[:, :-1], g[:-1, :-1], 0.01, block=1))
+
+
+@pytest.mark.parametrize(("block", "fixed"), [(1, None), (3, None), (2, 12)])
+def test_the_cost_at_each_block_end_is_the_re_solved_error_added(
+    block: int, fixed: int | None
+) -> None:
+    # the cost a neuron carries once its whole block has gone is the refitted error of
+    # what is left, solved directly, less the full set's
+    w, g = _problem(seed=5)
+    if fixed is None:
+        w, g = w[:, :-1], g[:-1, :-1]
+    lam = 0.02
+    got = greedy_removal(w, g, lam, fixed=fixed, block=block)
+    n = g.shape[0]
+    ridge = torch.full((n,), lam, dtype=torch.float64)
+    if fixed is not None:
+        ridge[fixed] = 0.0
+    base = _error(w, g, list(range(n)), ridge)
+    order = torch.argsort(got.rank).tolist()  # neuron indices (``fixed`` taken out)
+    column = [j + (fixed is not None and j >= fixed) for j in order]
+    for end in range(block, len(order) + 1, block):
+        left = [i for i in range(n) if i not in column[:end]]
+        want = _error(w, g, left, ridge) - base
+        assert float(got.cost[order[end - 1]]) == pytest.approx(want, rel=1e-7, abs=1e-10)
+    costs = got.cost[torch.tensor(order)]
+    assert bool((costs[1:] >= costs[:-1]).all())  # never falls along the order
+    assert got.energy == pytest.approx(float(torch.trace(w @ g @ w.T)))
+
+
+def test_energy_share_scores_keep_the_order_and_share_one_scale() -> None:
+    w, g = _problem(seed=6)
+    w, g = w[:, :-1], g[:-1, :-1]
+    removal = greedy_removal(w, g, 1e-3, block=4)
+    scores = energy_share_scores(removal)
+    # a float32 sort (the selector's) gives the greedy's order exactly
+    assert torch.equal(
+        torch.argsort(scores.float(), descending=True), removal.rank.argsort().flip(0)
+    )
+    assert len(set(scores.float().tolist())) == scores.numel()
+    # all removed, no bias: the whole output energy is lost but the full set's own (ridge)
+    # error; scaling the weights scales the error and the energy alike: shares stay
+    full = _error(w, g, list(range(12)), torch.full((12,), 1e-3, dtype=torch.float64))
+    assert float(scores.max()) == pytest.approx(1.0 - full / removal.energy, rel=1e-5)
+    scaled = energy_share_scores(greedy_removal(7.0 * w, g, 1e-3, block=4))
+    assert torch.allclose(scaled, scores, rtol=1e-5)
+
+
+def test_tied_costs_still_give_distinct_scores_in_order() -> None:
+    # a layer whose first neurons write nothing: their costs are all 0
+    w, g = _problem(seed=7)
+    w, g = w[:, :-1].clone(), g[:-1, :-1]
+    w[:, :5] = 0.0
+    removal = greedy_removal(w, g, 1e-3, block=4)
+    scores = energy_share_scores(removal)
+    assert torch.equal(
+        torch.argsort(scores.float(), descending=True), removal.rank.argsort().flip(0)
+    )

@@ -131,7 +131,7 @@ def test_scores_of_a_gram_criterion_are_cached_per_criterion(
     def refuse(*_a: object, **_k: object) -> torch.Tensor:
         raise AssertionError("recomputed instead of read from the cache")
 
-    monkeypatch.setattr(_criteria, "greedy_removal_rank", refuse)
+    monkeypatch.setattr(_criteria, "greedy_removal", refuse)
     again = compute_scores(lm, "obs-greedy", _tokens())
     assert all(torch.equal(a, b) for a, b in zip(first.per_layer, again.per_layer, strict=True))
     with pytest.raises(AssertionError, match="recomputed"):  # other calibration: no hit
@@ -158,13 +158,13 @@ def test_cached_scores_are_keyed_by_the_criteria_code(monkeypatch: pytest.Monkey
     lm = tiny_loaded("llama")
     compute_scores(lm, "obs-greedy", _tokens())
     calls: list[int] = []
-    real = _criteria.greedy_removal_rank
+    real = _criteria.greedy_removal
 
     def counted(*a, **k):  # type: ignore[no-untyped-def]
         calls.append(1)
         return real(*a, **k)
 
-    monkeypatch.setattr(_criteria, "greedy_removal_rank", counted)
+    monkeypatch.setattr(_criteria, "greedy_removal", counted)
     compute_scores(lm, "obs-greedy", _tokens())
     assert calls == []  # read from the cache
     monkeypatch.setattr(_scores, "_code", lambda: "changed0")

@@ -218,6 +218,7 @@ def _run_finalize(
 ) -> list[int]:
     measured = measured or _Measured(feasible)
     mp.setattr(find_mod, "_measure_final", measured)
+    mp.setattr(find_mod, "fall_back", lambda *_a, **_k: None)  # test_fallback.py's part
     spec = SimpleNamespace(report_points=report_points, report_tokens=16, fit_tokens=4)
     ctx = SimpleNamespace(spec=spec)
     finalize(ctx, study, progress=None if said is None else said.append)  # type: ignore[arg-type]

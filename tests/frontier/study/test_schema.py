@@ -18,7 +18,7 @@ def test_keys_are_the_stored_format() -> None:
     assert schema.ATTR_SPEC == "frontier:spec"
     assert schema.ATTR_BASELINE_REPORT == "frontier:baseline:report"
     assert schema.final_key(7) == "frontier:final:7"
-    assert schema.IDENTITY_ATTRS == ("frontier:plan", "frontier:warm_start")
+    assert schema.IDENTITY_ATTRS == ("frontier:plan", "frontier:warm_start", "frontier:family")
 
 
 def _size() -> Measurement:
