@@ -18,7 +18,7 @@ import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -31,7 +31,20 @@ from frontier.pruning.plan import Plan
 from frontier.pruning.surgery import Pruner, Selection
 from frontier.reconstruct._config import ReconstructConfig
 from frontier.reconstruct._fit import LayerFit, fit_layer
-from frontier.repair._data import RepairData
+
+
+class Windows(Protocol):
+    """Calibration token windows for training and for the held-out errors, from disjoint
+    documents (:func:`frontier.repair.repair_data` makes them)."""
+
+    @property
+    def train(self) -> torch.Tensor: ...  # [n, seq_len] int64
+
+    @property
+    def heldout(self) -> torch.Tensor: ...  # [m, seq_len] int64
+
+    def describe(self) -> dict[str, Any]: ...
+
 
 Modules = list[dict[str, nn.Module]]
 Progress = Callable[[str], None]
@@ -69,7 +82,7 @@ def _mean(values: Sequence[float]) -> float:
 def reconstruct(
     engine: Pruner | PruningOperator,
     plan: Plan | Selection,
-    data: RepairData,
+    data: Windows,
     config: ReconstructConfig,
     *,
     progress: Progress | None = None,
@@ -95,7 +108,7 @@ def reconstruct_modules(
     model: nn.Module,
     adapter: MLPAdapter,
     originals: Modules,
-    data: RepairData,
+    data: Windows,
     config: ReconstructConfig,
     *,
     progress: Progress | None = None,
