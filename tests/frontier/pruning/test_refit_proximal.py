@@ -73,3 +73,29 @@ def test_heldout_errors_are_the_fits_errors_at_every_strength() -> None:
         resid = wb - d
         want = float(torch.trace(resid @ held @ resid.t()) / full)
         assert err == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+def test_the_operator_applies_and_names_the_proximal_form(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from frontier.data.text import TokenSet
+    from frontier.importance import compute_scores
+    from frontier.pruning.operator import PruningOperator
+    from frontier.pruning.plan import Plan
+    from frontier.testing import tiny_loaded
+
+    monkeypatch.setenv("FRONTIER_HOME", str(tmp_path))
+    lm = tiny_loaded("llama")
+    ids = torch.randint(0, 300, (16, 16), generator=torch.Generator().manual_seed(3))
+    scores = compute_scores(lm, "energy", TokenSet(ids, "r", "calibration", 16, "r"), grams=True)
+    prox = PruningOperator(lm.model, scores, refit=True, proximal=True, alphas=[1.0] * 3)
+    ridge = PruningOperator(lm.model, scores, refit=True, alphas=[1.0] * 3)
+    assert prox.describe()["refit_form"].startswith("proximal")
+    assert ridge.describe()["refit_form"].startswith("ridge")
+    selection = prox.select(Plan.uniform(0.75, prox.full, multiple=4))
+    a, b = prox.weights(selection), ridge.weights(selection)
+    assert a is not None and b is not None
+    for wa, wb in zip(a, b, strict=True):
+        assert wa is not None and wb is not None
+        # at a strong ridge, today's form shrinks the columns, the proximal one does not
+        assert wa.weight.norm() > 1.2 * wb.weight.norm()
