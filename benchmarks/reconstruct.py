@@ -53,7 +53,12 @@ def main() -> None:
     ap.add_argument("--inputs", default="pruned", help="pruned, dense or both (comma-separated)")
     ap.add_argument("--global-minutes", type=float, default=None, help="0: no global run")
     ap.add_argument("--chain", default="", help="L:G, local then global CPU-minutes")
-    ap.add_argument("--lr", type=float, default=ReconstructConfig.lr)
+    ap.add_argument(
+        "--lrs",
+        default=str(ReconstructConfig.lr),
+        help="local learning rates, comma-separated: all run at the first budget, the best "
+        "(held-out ratio) at the others",
+    )
     ap.add_argument("--steps", type=int, default=ReconstructConfig.steps)
     ap.add_argument("--batch-tokens", type=int, default=ReconstructConfig.batch_tokens)
     ap.add_argument("--train-tokens", type=int, default=ReconstructConfig.train_tokens)
@@ -77,8 +82,9 @@ def main() -> None:
         max(budgets, default=0.0) if args.global_minutes is None else args.global_minutes
     )
     chain = tuple(float(x) for x in args.chain.split(":")) if args.chain else None
+    lrs = _floats(args.lrs)
     local = ReconstructConfig(
-        lr=args.lr, steps=args.steps, batch_tokens=args.batch_tokens, train_tokens=args.train_tokens
+        lr=lrs[0], steps=args.steps, batch_tokens=args.batch_tokens, train_tokens=args.train_tokens
     )
     local_data = repair_data(
         local.text,
@@ -134,15 +140,23 @@ def main() -> None:
         point["runs"].append({"step": "refit only", "ppl_ratio": value, "cpu_minutes": 0.0})
         say(f"refit only: held-out ratio {value:.3f} (eval {ev:.1f} CPU-min)")
         save()
+        best_lr: dict[str, float] = {}
         for inputs in args.inputs.split(","):
-            for budget in budgets:
-                cfg = _replace(local, inputs=inputs, cpu_minutes=budget)
+            tried: dict[float, float] = {}
+            for budget, lr in [(budgets[0], lr) for lr in lrs] + [(b, None) for b in budgets[1:]]:
+                if lr is None:
+                    lr = min(tried, key=lambda k: tried[k])
+                    best_lr[inputs] = lr
+                cfg = _replace(local, inputs=inputs, cpu_minutes=budget, lr=lr)
                 res = reconstruct(op, plan, local_data, cfg, progress=say)
                 value, ev = ratio()
                 op.restore()
+                if budget == budgets[0]:
+                    tried[lr] = value
                 run = {
-                    "step": f"local ({inputs} inputs)",
+                    "step": f"local ({inputs} inputs, lr {lr:g})",
                     "budget_cpu_minutes": budget,
+                    "lr": lr,
                     "cpu_minutes": res.cpu_seconds / 60,
                     "ppl_ratio": value,
                     "heldout_error_before": res.heldout_before,
@@ -164,7 +178,8 @@ def main() -> None:
             say(f"global {global_minutes} CPU-min: held-out ratio {value:.3f}")
             save()
         if chain is not None:
-            cfg = _replace(local, cpu_minutes=chain[0])
+            lr = best_lr.get(local.inputs, lrs[0])
+            cfg = _replace(local, cpu_minutes=chain[0], lr=lr)
             res = reconstruct(op, plan, local_data, cfg, progress=say)
             value_local, _ = ratio()
             op.restore()
@@ -206,7 +221,7 @@ def _table(results: dict[str, Any]) -> None:
                 f" @ {r['budget_cpu_minutes']:g}" if "budget_cpu_minutes" in r else ""
             )
             print(
-                f"| {100 * p['removed_mlp_fraction']:.1f}% | {step} | {r['cpu_minutes']:.1f} "
+                f"| {100 * p['removed_mlp_fraction']:.1f}% | {step} | {r['cpu_minutes']:.2f} "
                 f"| {r['ppl_ratio']:.3f} |"
             )
 
