@@ -29,17 +29,19 @@ class ReconstructConfig:
     10%.
     """
 
-    steps: int = 300
-    batch_tokens: int = 1024
-    lr: float = 1e-4
+    steps: int = 500
+    batch_tokens: int = 512
+    lr: float = 3e-4
     eval_every: int = 25
-    patience: int = 2
+    patience: int = 3
     inputs: Inputs = "pruned"
     seed: int = 0
     cpu_minutes: float | None = None
     seq_len: int = 512
-    train_tokens: int = 16384
-    heldout_tokens: int = 4096
+    # every layer's inputs are read over all of them (about two forward passes of the
+    # model's worth in all): more tokens leave less of a budget to the fit
+    train_tokens: int = 8192
+    heldout_tokens: int = 2048
     heldout_fraction: float = 0.1
     text: str = "wiki-sample"
 
