@@ -1,5 +1,7 @@
 """The refit's two forms, side by side: damped toward zero (today's ridge) or toward the
-unpruned columns (proximal, OBS's form), on the held-out perplexity ratio.
+unpruned columns (proximal, OBS's form), on the held-out perplexity ratio; the proximal
+refit both with today's greedy ranking and with the proximal greedy's
+(``obs-greedy-proximal``).
 
     nice -n 5 python benchmarks/proximal_refit.py [--model smollm2-135m] \
         [--keeps 0.8,0.7,0.6,0.5] [--threads 2] [--out benchmarks/results/proximal.json]
@@ -40,15 +42,18 @@ def main() -> None:
     say = lambda m: print(m, flush=True)  # noqa: E731
     lm = load_model(args.model)
     spec = StudySpec(model=args.model)
-    scores = calibrate(
-        lm,
-        spec.criterion,
-        text=spec.calibration_text,
-        n_tokens=spec.calibration_tokens,
-        seq_len=spec.calibration_seq_len,
-        grams=True,
-        progress=say,
-    )
+
+    def scores_of(criterion: str) -> Any:
+        return calibrate(
+            lm,
+            criterion,
+            text=spec.calibration_text,
+            n_tokens=spec.calibration_tokens,
+            seq_len=spec.calibration_seq_len,
+            grams=True,
+            progress=say,
+        )
+
     ppl = create("ppl", role="report", n_tokens=args.report_tokens)
     ppl.prepare(lm)
     keeps = [float(k) for k in args.keeps.split(",") if k]
@@ -59,9 +64,14 @@ def main() -> None:
         "ppl_protocol": ppl.protocol(),
         "forms": {},
     }
-    for proximal in (False, True):
-        form = "proximal" if proximal else "ridge"
+    configs = [
+        ("ridge", spec.criterion, False),
+        ("proximal", spec.criterion, True),
+        ("proximal, proximal greedy", "obs-greedy-proximal", True),
+    ]
+    for form, criterion, proximal in configs:
         t = time.process_time()
+        scores = scores_of(criterion)
         op = PruningOperator.for_model(lm, scores, refit=True, proximal=proximal, progress=say)
         setup = (time.process_time() - t) / 60
         rows = []
@@ -72,17 +82,20 @@ def main() -> None:
             rows.append({"keep": keep, "removed": plan.removed_fraction, "ppl_ratio": value})
             say(f"{form}: keep {keep}: held-out ratio {value:.3f}")
         results["forms"][form] = {
+            "criterion": criterion,
             "alpha": op.describe()["alpha"],
             "setup_cpu_minutes": setup,
             "points": rows,
         }
         del op
         Path(args.out).write_text(json.dumps(results, indent=1))
-    print("\n| MLP removed | ridge (today) | proximal |")
-    print("|---|---|---|")
-    ridge, prox = results["forms"]["ridge"]["points"], results["forms"]["proximal"]["points"]
-    for r, p in zip(ridge, prox, strict=True):
-        print(f"| {100 * r['removed']:.1f}% | {r['ppl_ratio']:.3f} | {p['ppl_ratio']:.3f} |")
+    forms = results["forms"]
+    print("\n| MLP removed | " + " | ".join(forms) + " |")
+    print("|---|" + "---|" * len(forms))
+    for i, keep in enumerate(keeps):
+        removed = forms["ridge"]["points"][i]["removed"]
+        cells = " | ".join(f"{f['points'][i]['ppl_ratio']:.3f}" for f in forms.values())
+        print(f"| {100 * removed:.1f}% (keep {keep}) | {cells} |")
 
 
 if __name__ == "__main__":

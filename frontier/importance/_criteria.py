@@ -152,16 +152,36 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
     "has one); the score is the removal order (lambda as for obs)",
 )
 def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    return _greedy(handles, stats, proximal=False)
+
+
+@register_criterion(
+    "obs-greedy-proximal",
+    needs_calibration=True,
+    needs_gram=True,
+    description="obs-greedy with the ridge pulling the kept columns toward their unpruned "
+    "values instead of toward zero (for the proximal refit)",
+)
+def obs_greedy_proximal(
+    handles: Sequence[MLPHandle], stats: ActivationStats | None
+) -> list[torch.Tensor]:
+    return _greedy(handles, stats, proximal=True)
+
+
+def _greedy(
+    handles: Sequence[MLPHandle], stats: ActivationStats | None, *, proximal: bool
+) -> list[torch.Tensor]:
     out = []
     for h in handles:
         g, damp = _gram_and_ridge(h, stats)
         w, bias = down_matrix(h.down_module, h.adapter.layout)
         w = w.to(torch.float64)
         if bias is None:
-            out.append(greedy_removal_rank(w, g[:-1, :-1], damp))
+            out.append(greedy_removal_rank(w, g[:-1, :-1], damp, proximal=proximal))
         else:
             w = torch.cat([w, bias.to(torch.float64).view(-1, 1)], dim=1)
-            out.append(greedy_removal_rank(w, g, damp, fixed=g.shape[0] - 1))
+            fixed = g.shape[0] - 1
+            out.append(greedy_removal_rank(w, g, damp, fixed=fixed, proximal=proximal))
     return out
 
 
