@@ -255,7 +255,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("importance", "pruning", "export"),
     ("study", "laws", "plots"),
     ("search",),
-    ("report", "repair"),
+    ("report", "repair", "reconstruct"),
     ("cli",),
 )
 MAX_MODULE_LINES = 400

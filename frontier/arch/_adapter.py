@@ -26,6 +26,9 @@ class MLPAdapter:
         width_key: config attribute holding the MLP width.
         text_config: the decoder's settings live in ``config.text_config`` (multimodal).
         down_bias: the down projection natively carries a bias.
+        activation: where the MLP is no module of its own (``mlp == ""``, OPT), the
+            layer's attribute holding the activation between the up and the down
+            projection; :meth:`mlp_forward` computes the MLP from it.
     """
 
     model_type: str
@@ -38,6 +41,23 @@ class MLPAdapter:
     layout: WeightLayout = WeightLayout.LINEAR
     text_config: bool = False
     down_bias: bool = False
+    activation: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.mlp and not (self.activation and len(self.up) == 1):
+            raise FrontierError(
+                f"{self.model_type}: an MLP that is not a module of its own needs one up "
+                "projection and its activation's attribute"
+            )
+
+    def mlp_forward(self, handle: MLPHandle, x: Any) -> Any:
+        """The MLP's output for its input ``x`` (what its up projections read), computed
+        with the projections the handle holds now: the MLP module's own forward, or, where
+        the MLP sits on the decoder layer, down(activation(up(x)))."""
+        if self.mlp:
+            return handle.container(x)
+        act = getattr(handle.container, self.activation)
+        return handle.down_module(act(handle.get(self.up[0])(x)))
 
     # -- locating modules ------------------------------------------------------------
     def decoder_config(self, config: Any) -> Any:
@@ -176,7 +196,16 @@ register_adapter(
     )
 )
 register_adapter(
-    MLPAdapter("opt", "model.decoder.layers", "", ("fc1",), "fc2", "ffn_dim", down_bias=True)
+    MLPAdapter(
+        "opt",
+        "model.decoder.layers",
+        "",
+        ("fc1",),
+        "fc2",
+        "ffn_dim",
+        down_bias=True,
+        activation="activation_fn",
+    )
 )
 register_adapter(
     MLPAdapter(

@@ -267,6 +267,17 @@ def repair(args: argparse.Namespace) -> int:
         seed=args.seed,
         cpu_minutes=args.cpu_minutes,
     )
+    local = None
+    if args.local or args.local_then_global:
+        from frontier.reconstruct import ReconstructConfig
+
+        local = ReconstructConfig(
+            steps=args.local_steps,
+            lr=args.local_lr,
+            inputs=args.local_inputs,
+            seed=args.seed,
+            cpu_minutes=args.local_cpu_minutes,
+        )
     con = render.console()
     done = repair_trial(
         _study(args),
@@ -279,6 +290,8 @@ def repair(args: argparse.Namespace) -> int:
         reporter=reporter_for(con),
         device=args.device,
         progress=render.say,
+        local=local,
+        distil=not args.local,
     )
     render.repaired(done)
     return 0

@@ -140,4 +140,43 @@ def _repair(sub: Any) -> None:
         ("--cpu-minutes", float, None, "stop after this much process CPU time"),
     ):
         repair.add_argument(flag, type=kind, default=default, help=help)
+    _local_options(repair)
     _export_options(repair)
+
+
+def _local_options(repair: Any) -> None:
+    from frontier.reconstruct import INPUTS, ReconstructConfig  # torch-free
+
+    d = ReconstructConfig()
+    how = repair.add_mutually_exclusive_group()
+    how.add_argument(
+        "--local",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a cheaper repair: reconstruct each pruned MLP locally (gate, up and down "
+        "fitted to the unpruned MLP's output, layer by layer) instead of distilling the "
+        "whole model; apply rebuilds the export bit for bit",
+    )
+    how.add_argument(
+        "--local-then-global",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="reconstruct each pruned MLP locally, then distil the whole model from there",
+    )
+    repair.add_argument(
+        "--local-steps", type=int, default=d.steps, help="local: Adam steps per layer at most"
+    )
+    repair.add_argument("--local-lr", type=float, default=d.lr, help="local: Adam learning rate")
+    repair.add_argument(
+        "--local-inputs",
+        choices=INPUTS,
+        default=d.inputs,
+        help="local: each layer's inputs from the pruned model as reconstructed so far, "
+        "or from the unpruned model",
+    )
+    repair.add_argument(
+        "--local-cpu-minutes",
+        type=float,
+        default=None,
+        help="local: process CPU time for all layers together",
+    )

@@ -293,12 +293,23 @@ def repaired(done: RepairedExport) -> None:
         return f"{value:.3f}" if isinstance(value, (int, float)) else "n/a"
 
     con = console()
+    parts = []
+    if done.local is not None:
+        loc = done.local
+        parts.append(
+            f"local reconstruction of {len(loc.layers)} MLPs, "
+            f"{sum(f.steps_run for f in loc.layers)} steps, {loc.cpu_seconds / 60:.1f} CPU-minutes"
+        )
+    if r is not None:
+        parts.append(
+            f"distillation {r.steps_run} steps, {r.tokens_trained:,} tokens, "
+            f"{r.cpu_seconds / 60:.1f} CPU-minutes"
+        )
     con.print(
         f"trial {done.trial}: held-out ppl ratio {ratio(done.before)} before repair, "
-        f"{ratio(done.after)} after ({r.steps_run} steps, {r.tokens_trained:,} tokens, "
-        f"{r.cpu_seconds / 60:.1f} CPU-minutes)"
+        f"{ratio(done.after)} after ({'; '.join(parts)})"
     )
-    if r.rolled_back:
+    if r is not None and r.rolled_back:
         con.print("the repair did not improve the held-out loss: the pruned weights were kept")
     exported(done.export)
 

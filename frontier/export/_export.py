@@ -28,6 +28,7 @@ from frontier.errors import FrontierError
 from frontier.export._gguf import GGUFType, GGUFWritten, LlamaCppCheck, export_gguf
 from frontier.export._load import TORCH_DTYPES, load_pruned
 from frontier.export._modeling import MODELING_FILE
+from frontier.export._modules_file import stored_modules, write_modules
 from frontier.export._record import (
     DTYPES,
     RECORD_NAME,
@@ -37,6 +38,7 @@ from frontier.export._record import (
     Provenance,
     SourceModel,
     read_record,
+    repaired_note,
 )
 from frontier.export._refit_file import read_refit, write_refit
 from frontier.export._tensors import rounded_state
@@ -84,6 +86,7 @@ def export_model(
     gguf_type: GGUFType = "f32",
     modules: Sequence[dict[str, nn.Module]] | None = None,
     repair: dict[str, Any] | None = None,
+    reconstruct: dict[str, Any] | None = None,
 ) -> ExportResult:
     """Export ``lm`` (unpruned) pruned to ``selection`` as a checkpoint folder ``out``.
 
@@ -97,6 +100,11 @@ def export_model(
     ``trust_remote_code=True``), and ``gguf`` (one GGUF file for llama.cpp, of type
     ``gguf_type``; see :mod:`frontier.export._gguf`). ``out`` must not hold anything
     unless ``force``.
+
+    ``modules``: per layer, projections to export instead of the cut ones (a repair's or
+    a local reconstruction's). With ``reconstruct`` (the reconstruction's record) they
+    are stored beside ``compression.json`` (``reconstruct.safetensors``), so
+    :func:`apply_compression` rebuilds the export bit for bit.
     """
     out = Path(out)
     _check_out(out, force=force)
@@ -144,6 +152,9 @@ def export_model(
                 lm.tokenizer.save_pretrained(tmp)
             if refit is not None and any(r is not None for r in refit):
                 record = replace(record, refit=write_refit(tmp, refit))
+            if reconstruct is not None and modules is not None:
+                entry = write_modules(tmp, modules)
+                record = replace(record, reconstruct={**reconstruct, **entry})
             write_json_atomic(tmp / RECORD_NAME, record.to_dict())
             written = _logits(model, ids, torch_dtype)  # the model as written (padded, say)
             scale = float(reference.abs().max())
@@ -205,9 +216,10 @@ def apply_compression(
         raise FrontierError(f"{record_path}: plan is for other MLP widths than this model's")
     selection = Selection.from_lists(record.plan, record.kept)
     refit = None
+    folder = record_path if record_path.is_dir() else record_path.parent
     if record.refit is not None:
-        folder = record_path if record_path.is_dir() else record_path.parent
         refit = read_refit(folder, record.refit, record.plan.n_layers, _device(lm.model))
+    modules, reconstruct = stored_modules(folder, record, lm, selection, refit)
     return export_model(
         lm,
         selection,
@@ -218,6 +230,8 @@ def apply_compression(
         force=force,
         refit=refit,
         gguf_type=cast(GGUFType, gguf_type or record.gguf_type or "f32"),
+        modules=modules,
+        reconstruct=reconstruct,
     )
 
 
@@ -245,24 +259,6 @@ def _width(module: nn.Module, name: str, adapter: MLPAdapter) -> int:
         return int(w.shape[1] if linear else w.shape[0])
     rows = int(w.shape[0] if linear else w.shape[1])
     return rows // 2 if adapter.fused_gate_up else rows
-
-
-def repaired_note(record: CompressionRecord) -> str:
-    """Why ``apply`` cannot rebuild a repaired export, and how to make it again."""
-    prov = record.provenance
-    repair = record.repair or {}
-    cfg = repair.get("config") or {}
-    again = (
-        f"frontier repair {prov.study} {prov.trial} --seed {cfg.get('seed')} "
-        f"--steps {cfg.get('steps')} --lr {cfg.get('lr')}"
-        if prov.study is not None
-        else "the same frontier.repair.repair call"
-    )
-    return (
-        "a repaired export: its weights were trained after pruning, so the kept indices "
-        f"alone do not rebuild them; it can only be reproduced by repeating the repair ({again}, "
-        "with the settings recorded under 'repair' in compression.json)"
-    )
 
 
 # -- writing ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from frontier.pruning.plan import Plan
 
 RECORD_NAME = "compression.json"
 REFIT_NAME = "refit.safetensors"
+RECONSTRUCT_NAME = "reconstruct.safetensors"
 RECORD_FORMAT = 1
 
 #: a name in :data:`frontier.export.formats.FORMATS` (checked where it is read)
@@ -98,6 +99,9 @@ class CompressionRecord:
     # set when the pruned weights were repaired (see frontier.repair): then the kept indices
     # alone do not rebuild the weights, and this says how they were trained
     repair: dict[str, Any] | None = None
+    # set when the pruned MLPs were reconstructed locally (frontier.reconstruct): how, and
+    # {"file": RECONSTRUCT_NAME, "sha256": ..., "layers": [...]}, the projections as applied
+    reconstruct: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         extra = {} if self.gguf_type is None else {"gguf_type": self.gguf_type}
@@ -121,6 +125,8 @@ class CompressionRecord:
         }
         if self.repair is not None:
             out["repair"] = dict(self.repair)
+        if self.reconstruct is not None:
+            out["reconstruct"] = dict(self.reconstruct)
         return out
 
     @classmethod
@@ -148,6 +154,7 @@ class CompressionRecord:
                 refit=_refit_entry(data.get("refit")),
                 gguf_type=_opt_str(data.get("gguf_type")),
                 repair=_opt_dict(data.get("repair")),
+                reconstruct=_reconstruct_entry(data.get("reconstruct")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise FrontierError(
@@ -176,6 +183,24 @@ def read_record(path: Path) -> CompressionRecord:
         raise FrontierError(f"{path}: {exc}") from None
 
 
+def repaired_note(record: CompressionRecord) -> str:
+    """Why ``apply`` cannot rebuild a repaired export, and how to make it again."""
+    prov = record.provenance
+    repair = record.repair or {}
+    cfg = repair.get("config") or {}
+    again = (
+        f"frontier repair {prov.study} {prov.trial} --seed {cfg.get('seed')} "
+        f"--steps {cfg.get('steps')} --lr {cfg.get('lr')}"
+        if prov.study is not None
+        else "the same frontier.repair.repair call"
+    )
+    return (
+        "a repaired export: its weights were trained after pruning, so the kept indices "
+        f"alone do not rebuild them; it can only be reproduced by repeating the repair ({again}, "
+        "with the settings recorded under 'repair' in compression.json)"
+    )
+
+
 def _opt_dict(value: object) -> dict[str, Any] | None:
     if value is None:
         return None
@@ -195,4 +220,16 @@ def _refit_entry(value: object) -> dict[str, Any] | None:
         raise FrontierError("refit must be an object naming its file and sha256")
     if value.get("file") != REFIT_NAME:
         raise FrontierError(f"refit file must be {REFIT_NAME}, got {value.get('file')!r}")
+    return dict(value)
+
+
+def _reconstruct_entry(value: object) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("sha256"), str):
+        raise FrontierError("reconstruct must be an object naming its file and sha256")
+    if value.get("file") != RECONSTRUCT_NAME:
+        raise FrontierError(
+            f"reconstruct file must be {RECONSTRUCT_NAME}, got {value.get('file')!r}"
+        )
     return dict(value)

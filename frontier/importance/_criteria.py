@@ -163,16 +163,35 @@ def obs(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[tor
     "neuron goes, in the removal order and comparable across layers (lambda as for obs)",
 )
 def obs_greedy(handles: Sequence[MLPHandle], stats: ActivationStats | None) -> list[torch.Tensor]:
+    return _greedy(handles, stats, proximal=False)
+
+
+@register_criterion(
+    "obs-greedy-proximal",
+    needs_calibration=True,
+    needs_gram=True,
+    description="obs-greedy with the ridge pulling the kept columns toward their unpruned "
+    "values instead of toward zero (for the proximal refit)",
+)
+def obs_greedy_proximal(
+    handles: Sequence[MLPHandle], stats: ActivationStats | None
+) -> list[torch.Tensor]:
+    return _greedy(handles, stats, proximal=True)
+
+
+def _greedy(
+    handles: Sequence[MLPHandle], stats: ActivationStats | None, *, proximal: bool
+) -> list[torch.Tensor]:
     out = []
     for h in handles:
         g, damp = _gram_and_ridge(h, stats)
         w, bias = down_matrix(h.down_module, h.adapter.layout)
         w = w.to(torch.float64)
         if bias is None:
-            removal = greedy_removal(w, g[:-1, :-1], damp)
+            removal = greedy_removal(w, g[:-1, :-1], damp, proximal=proximal)
         else:
             w = torch.cat([w, bias.to(torch.float64).view(-1, 1)], dim=1)
-            removal = greedy_removal(w, g, damp, fixed=g.shape[0] - 1)
+            removal = greedy_removal(w, g, damp, fixed=g.shape[0] - 1, proximal=proximal)
         out.append(energy_share_scores(removal))
     return out
 

@@ -64,10 +64,11 @@ def greedy_removal_rank(
     *,
     fixed: int | None = None,
     block: int | None = None,
+    proximal: bool = False,
 ) -> torch.Tensor:
     """Each column's rank in the greedy removal order (0: removed first), float64 on the
     CPU (:func:`greedy_removal`'s ranks)."""
-    return greedy_removal(w, gram, lam, fixed=fixed, block=block).rank
+    return greedy_removal(w, gram, lam, fixed=fixed, block=block, proximal=proximal).rank
 
 
 def greedy_removal(
@@ -77,6 +78,7 @@ def greedy_removal(
     *,
     fixed: int | None = None,
     block: int | None = None,
+    proximal: bool = False,
 ) -> GreedyRemoval:
     """The greedy removal order of the columns and what each step costs.
 
@@ -87,6 +89,10 @@ def greedy_removal(
         fixed: a column never removed (the constant input that carries a bias); it gets
             no rank, so the result has ``n - 1`` entries, ``fixed`` taken out.
         block: neurons dropped per step (default :func:`removal_block`).
+        proximal: the ridge pulls the kept columns toward their unpruned values instead of
+            toward zero (the proximal refit, SparseGPT's and ZipLM's form): the refitted
+            weights of the full set are then ``W`` itself, the first step's cost is the
+            one-shot OBS cost, and the same downdates follow.
     """
     w, gram = w.detach(), gram.detach()
     n = gram.shape[0]
@@ -99,7 +105,7 @@ def greedy_removal(
     del ridged
     m = torch.cholesky_inverse(chol)
     del chol
-    c = (w @ gram) @ m  # refitted weights of the full set
+    c = w.clone() if proximal else (w @ gram) @ m  # refitted weights of the full set
     alive = torch.arange(n, device=gram.device)
     step = block or removal_block(n - (fixed is not None))
     removed: list[torch.Tensor] = []

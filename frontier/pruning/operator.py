@@ -38,7 +38,11 @@ def operator_name(criterion: str, refit: bool, compensate: bool = False) -> str:
 
 
 def cached_alphas(
-    lm: LoadedModel, scores: Scores, progress: Callable[[str], None] | None = None
+    lm: LoadedModel,
+    scores: Scores,
+    progress: Callable[[str], None] | None = None,
+    *,
+    proximal: bool = False,
 ) -> list[float]:
     """The refit's per-layer ridge strengths for ``lm`` and its calibration, chosen once
     on the held-out calibration windows and cached beside the Gram matrices. Each layer's
@@ -50,7 +54,8 @@ def cached_alphas(
     if scores.grams is None:
         raise FrontierError("the refit needs the calibration Gram matrices")
     calib = str(scores.calibration.get("fingerprint", "none"))
-    path = gram_cache_path(lm.fingerprint, calib).with_suffix(".alpha.json")
+    form = ".alpha-proximal.json" if proximal else ".alpha.json"
+    path = gram_cache_path(lm.fingerprint, calib).with_suffix(form)
     partial = path.with_suffix(".partial.json")
     handles = lm.adapter.handles(lm.model)
     key = {"grid": list(ALPHAS), "code": _alpha_code()}
@@ -64,7 +69,7 @@ def cached_alphas(
         write_json_atomic(partial, {**key, "heldout_error": _json_errors(errors)})
 
     alphas, errors = choose_alphas(
-        handles, scores.grams, done=done, on_layer=keep, progress=progress
+        handles, scores.grams, done=done, on_layer=keep, progress=progress, proximal=proximal
     )
     write_json_atomic(path, {**key, "alpha": alphas, "heldout_error": _json_errors(errors)})
     partial.unlink(missing_ok=True)
@@ -117,6 +122,8 @@ class PruningOperator:
         compensate: FLAP-style mean compensation of the dropped neurons instead (into the
             down bias; the older operator, kept for comparison).
         alphas: per-layer ridge strengths; chosen on held-out calibration windows if None.
+        proximal: the refit damps the kept columns toward their unpruned values instead
+            of toward zero (:class:`frontier.pruning.refit.LayerRefit`).
     """
 
     def __init__(
@@ -130,6 +137,7 @@ class PruningOperator:
         layout: Layout | None = None,
         spill: LayerFolder | None = None,
         progress: Callable[[str], None] | None = None,
+        proximal: bool = False,
     ) -> None:
         if refit and compensate:
             raise FrontierError("the refit subsumes bias compensation: choose one")
@@ -139,6 +147,7 @@ class PruningOperator:
         if self.selector.full != self.pruner.full:
             raise FrontierError("scores are for other MLP widths than this model's")
         self.compensate = compensate
+        self.proximal = proximal and refit
         self.layout = layout
         self.refitter: Refitter | None = None
         if refit:
@@ -159,6 +168,7 @@ class PruningOperator:
                 spill=spill if lean else None,
                 host_budget=host,
                 progress=progress,
+                proximal=proximal,
             )
 
     @classmethod
@@ -170,6 +180,7 @@ class PruningOperator:
         refit: bool,
         compensate: bool = False,
         progress: Callable[[str], None] | None = None,
+        proximal: bool = False,
     ) -> PruningOperator:
         """The operator on ``lm``, its ridge strengths from the cache when chosen before,
         its refit factors in memory where they fit the host budget and the rest on disk
@@ -189,12 +200,12 @@ class PruningOperator:
             )
             calib = str(scores.calibration.get("fingerprint", "none"))
             folder = gram_cache_path(lm.fingerprint, calib).with_suffix(
-                f".{scores.criterion}.factors"
+                f".{scores.criterion}{'-proximal' if proximal else ''}.factors"
             )
             spill = LayerFolder(folder)
             if layout is not None and layout.factor_layers < layout.layers:
                 check_disk(folder, layout.needs.refit_factors, "its refit factors")
-        alphas = cached_alphas(lm, scores, progress) if refit else None
+        alphas = cached_alphas(lm, scores, progress, proximal=proximal) if refit else None
         built = cls(
             lm.model,
             scores,
@@ -204,6 +215,7 @@ class PruningOperator:
             layout=layout,
             spill=spill,
             progress=progress,
+            proximal=proximal,
         )
         settings.trim_freed_memory()  # the set-up's freed heap, not kept through the trials
         return built
@@ -267,6 +279,11 @@ class PruningOperator:
                 "ridge least squares of the kept down-projection columns against the "
                 "unpruned layer's output over the calibration activations"
                 + (" (with the bias)" if any(r.has_bias for r in self.refitter.layers) else "")
+            )
+            out["refit_form"] = (
+                "proximal: damped toward the unpruned columns, lam ||V - W_K||^2"
+                if self.proximal
+                else "ridge: damped toward zero, lam ||V||^2"
             )
             out["lambda_rule"] = LAMBDA_RULE
             out["alpha"] = self.refitter.alphas

@@ -76,6 +76,7 @@ class Refitter:
         spill: LayerFolder | None = None,
         host_budget: int | None = None,
         progress: Callable[[str], None] | None = None,
+        proximal: bool = False,
     ) -> Refitter:
         """Set up the refit on every calibration token; ``alphas`` per layer (chosen on
         the held-out windows by :func:`choose_alphas` when not given).
@@ -93,7 +94,7 @@ class Refitter:
         are the same. With ``spill`` every layer is written there as it is set up, and a
         set-up that was stopped reads the layers it finished instead of redoing them."""
         if alphas is None:
-            alphas, errors = choose_alphas(handles, grams)
+            alphas, errors = choose_alphas(handles, grams, proximal=proximal)
         layers: list[LayerRefit] = []
         used = host_used = 0
         holder: LayerRefit | None = None  # the last layer whose P could hold another's
@@ -115,6 +116,7 @@ class Refitter:
                     order,
                     device=setup_device(w),
                     compact=small,
+                    proximal=proximal,
                 )
                 if spill is not None:
                     layer.save(spill, i)

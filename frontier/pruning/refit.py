@@ -80,6 +80,11 @@ class LayerRefit:
         order: the ranking whose prefixes :meth:`prefix` refits (set up at once).
         device: where the float64 set-up runs (default: the CPU); the factors stay there
             until :meth:`place` moves them.
+        proximal: damp the kept columns toward their unpruned values instead of toward
+            zero (OBS's form, as ZipLM and SparseGPT): ``min E||W x - V x_K||^2 +
+            lam ||V - W_K||^2``, solved by ``V (G_KK + lam) = (W G)_K + lam W_K``, so the
+            right-hand side is ``W M`` instead of ``W G``; with every neuron kept it
+            gives ``W`` back exactly.
         compact: keep only the factors of the ``H k (I-k)`` form, used for every ``k``
             (half the memory; up to 4x the work at small ``k``): for a GPU, where memory
             is what runs out. Two compact layers of one width also share one square
@@ -95,8 +100,10 @@ class LayerRefit:
         order: torch.Tensor | None = None,
         device: torch.device | str = "cpu",
         compact: bool = False,
+        proximal: bool = False,
     ) -> None:
         i = w.shape[1]
+        self.proximal = proximal
         self.compact = compact
         self.width = i
         self.has_bias = bias is not None
@@ -117,7 +124,8 @@ class LayerRefit:
         self.w = w
         self.m = g.clone()  # G + the ridge on its diagonal, without a dense diag(ridge)
         self.m.diagonal().add_(ridge)
-        self.a = w @ g
+        # the bias column's ridge is 0, so W M only adds lam W_K to the neurons' columns
+        self.a = w @ (self.m if proximal else g)
         del g  # may be the caller's Gram: nothing more is held of it
         self.order: torch.Tensor | None = None
         if order is not None:
@@ -328,6 +336,9 @@ class LayerRefit:
         m_kk, a_k = self.m[idx][:, idx], self.a[:, idx]
         diag = torch.zeros(m_kk.shape[0], dtype=torch.float64, device=where)
         diag[: len(keep)] = 1.0  # the bias is never penalised
+        w_k = self.w[:, idx] * diag  # the proximal form's pull, without the bias column
+        if self.proximal:
+            a_k = a_k - self.lam * w_k  # (W G)_K: this layer's own ridge taken out
         out = {}
         for alpha in alphas:
             lam = alpha * float(self.m_scale)
@@ -336,7 +347,8 @@ class LayerRefit:
             if int(info) != 0:  # not positive definite in floating point: not a candidate
                 out[alpha] = math.inf
                 continue
-            v = torch.cholesky_solve(a_k.t(), chol).t()  # [H, K]
+            rhs = a_k + lam * w_k if self.proximal else a_k
+            v = torch.cholesky_solve(rhs.t(), chol).t()  # [H, K]
             err = total - 2 * float((v * gw_k.t()).sum()) + float(((v @ g_kk) * v).sum())
             out[alpha] = max(err, 0.0) / max(total, 1e-300)
         return out

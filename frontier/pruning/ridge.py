@@ -50,9 +50,11 @@ def choose_alphas(
     done: Sequence[Mapping[float, float]] = (),
     on_layer: Callable[[list[dict[float, float]]], None] | None = None,
     progress: Callable[[str], None] | None = None,
+    proximal: bool = False,
 ) -> tuple[list[float], list[dict[float, float]]]:
     """Per layer, the alpha whose fit (on the fitting windows) best reproduces the layer's
-    output on the held-out windows, and every candidate's relative error.
+    output on the held-out windows, and every candidate's relative error (for the
+    ``proximal`` form of the refit when set: :class:`LayerRefit`).
 
     ``done``: the errors of the first layers, from a choice that was stopped (not
     computed again); ``on_layer`` gets every layer's errors so far as each finishes."""
@@ -66,7 +68,9 @@ def choose_alphas(
     for h, keep in list(zip(handles, keeps, strict=True))[len(errors) :]:
         clock.advance()
         w, bias = down_matrix(h.down_module, h.adapter.layout)
-        layer = LayerRefit(w, bias, grams.fit[h.index], alphas[0], device=setup_device(w))
+        layer = LayerRefit(
+            w, bias, grams.fit[h.index], alphas[0], device=setup_device(w), proximal=proximal
+        )
         errs = layer.errors(keep, grams.held[h.index], alphas)
         if all(math.isinf(e) for e in errs.values()):
             raise FrontierError(

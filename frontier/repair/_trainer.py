@@ -70,9 +70,13 @@ def repair(
     config: RepairConfig,
     *,
     reporter: Reporter | None = None,
+    start: Modules | None = None,
 ) -> RepairResult:
     """Apply ``plan`` with ``engine`` (its own plan application: an operator's refit
     included) and distil the result towards the unpruned model.
+
+    ``start``: per layer, projections to start from instead of the plan's (a local
+    reconstruction's, :func:`frontier.reconstruct.reconstruct`); they are trained in place.
 
     The engine must not have a plan applied. On return it has: the model is the repaired
     pruned model, and ``engine.restore()`` gives back the unpruned one bit-identically.
@@ -84,6 +88,15 @@ def repair(
     names = (*ad.up, ad.down)
     originals = [{n: h.get(n) for n in names} for h in pruner.handles]
     engine.apply(plan)
+    if start is not None:
+        if len(start) != len(pruner.handles):
+            engine.restore()
+            raise FrontierError(
+                f"{len(start)} layers to start from, the model has {len(pruner.handles)}"
+            )
+        for h, layer in zip(pruner.handles, start, strict=True):
+            for name, module in layer.items():
+                h.set(name, module)
     swap = TeacherSwap(pruner.handles, originals, names)
     return _Loop(pruner.model, swap, data, config, reporter or SilentReporter()).run()
 

@@ -123,9 +123,11 @@ def verify_export(
             f"{folder} was exported from study {prov.study!r} trial {prov.trial}, "
             f"not from study {study.study_name!r}"
         )
-    # a repaired export is compared with the figures its repair measured (same protocol)
-    final = record.repair.get("report") if record.repair else read_trial(study, prov.trial).final
-    if record.repair and not isinstance(final, dict):
+    # a repaired (or reconstructed) export is compared with the figures its repair
+    # measured (same protocol)
+    trained = record.repair or record.reconstruct
+    final = trained.get("report") if trained else read_trial(study, prov.trial).final
+    if trained and not isinstance(final, dict):
         raise FrontierError(f"{folder}: the repair record has no report figures to compare with")
     if final is None:
         raise FrontierError(

@@ -120,3 +120,37 @@ def test_multimodal_gemma3_prunes_text_layers_only() -> None:
         assert after.keys() == vision.keys()
         for k, v in vision.items():
             assert torch.equal(after[k], v), f"vision weight {k} changed"
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_mlp_forward_is_what_the_model_computes(model_type: str) -> None:
+    """``mlp_forward`` on the input the up projection reads gives what the down projection
+    writes in the model's own forward (the local reconstruction fits through it)."""
+    model = tiny_model(model_type)
+    adapter = adapter_for(model.config)
+    h = adapter.handles(model)[1]
+    seen: dict[str, torch.Tensor] = {}
+
+    def take_in(_m: torch.nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+        seen["x"] = args[0].clone()
+
+    def take_out(_m: torch.nn.Module, _a: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        seen["y"] = out.clone()  # Falcon adds the attention's output to it in place
+
+    hooks = [
+        h.get(adapter.up[0]).register_forward_pre_hook(take_in),
+        h.down_module.register_forward_hook(take_out),
+    ]
+    with torch.no_grad():
+        model(input_ids=torch.tensor([[1, 2, 3, 4, 5, 6]]))
+        for hk in hooks:
+            hk.remove()
+        got = adapter.mlp_forward(h, seen["x"])
+    assert torch.equal(got, seen["y"])
+
+
+def test_an_mlp_on_the_layer_needs_its_activation() -> None:
+    from frontier.arch import MLPAdapter
+
+    with pytest.raises(FrontierError, match="activation"):
+        MLPAdapter("x", "model.layers", "", ("fc1",), "fc2", "ffn_dim")

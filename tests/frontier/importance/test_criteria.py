@@ -99,13 +99,14 @@ def _expected(family: str, criterion: str, model: torch.nn.Module) -> list[torch
                 inverse = torch.linalg.inv(gram + ridge * torch.eye(gram.shape[0]).double())
                 score = down_norm.square() / inverse.diagonal()
             else:  # obs-greedy: the greedy order on [a; 1] and [down | bias] where biased
-                score = _greedy_expected(family, layer.mlp, a, down.double().T)
+                proximal = criterion == "obs-greedy-proximal"
+                score = _greedy_expected(family, layer.mlp, a, down.double().T, proximal)
         out.append(score)
     return out
 
 
 def _greedy_expected(
-    family: str, mlp: torch.nn.Module, a: torch.Tensor, w: torch.Tensor
+    family: str, mlp: torch.nn.Module, a: torch.Tensor, w: torch.Tensor, proximal: bool
 ) -> torch.Tensor:
     from frontier.importance._greedy import energy_share_scores, greedy_removal
 
@@ -114,12 +115,21 @@ def _greedy_expected(
     ridge = float(0.01 * gram[:-1, :-1].diagonal().mean()) + 1e-12
     bias = mlp.c_proj.bias if family == "gpt2" else None
     if bias is None:
-        return energy_share_scores(greedy_removal(w, gram[:-1, :-1], ridge))
+        return energy_share_scores(greedy_removal(w, gram[:-1, :-1], ridge, proximal=proximal))
     w = torch.cat([w, bias.detach().double().view(-1, 1)], dim=1)
-    return energy_share_scores(greedy_removal(w, gram, ridge, fixed=gram.shape[0] - 1))
+    removal = greedy_removal(w, gram, ridge, fixed=gram.shape[0] - 1, proximal=proximal)
+    return energy_share_scores(removal)
 
 
-ALL_CRITERIA = ["magnitude", "activation", "fluctuation", "energy", "obs", "obs-greedy"]
+ALL_CRITERIA = [
+    "magnitude",
+    "activation",
+    "fluctuation",
+    "energy",
+    "obs",
+    "obs-greedy",
+    "obs-greedy-proximal",
+]
 
 
 @pytest.mark.parametrize("criterion", ALL_CRITERIA)

@@ -186,3 +186,39 @@ def test_tied_costs_still_give_distinct_scores_in_order() -> None:
     assert torch.equal(
         torch.argsort(scores.float(), descending=True), removal.rank.argsort().flip(0)
     )
+
+
+def _proximal_brute_force(w: torch.Tensor, g: torch.Tensor, lam: float, block: int) -> torch.Tensor:
+    """The greedy order of the proximal objective min_V (V - W) H (V - W)^T with the dropped
+    columns of V zero (H = G + lam I), every candidate re-solved directly."""
+    n = g.shape[0]
+    h = g + lam * torch.eye(n, dtype=torch.float64)
+    b = w @ h
+
+    def objective(keep: list[int]) -> float:
+        total = float(torch.trace(w @ h @ w.T))
+        if not keep:
+            return total
+        k = torch.tensor(keep)
+        return total - float(torch.trace(b[:, k] @ torch.linalg.solve(h[k][:, k], b[:, k].T)))
+
+    alive, order = list(range(n)), []
+    while alive:
+        base = objective(alive)
+        cost = {j: objective([i for i in alive if i != j]) - base for j in alive}
+        drop = sorted(cost, key=lambda j: cost[j])[:block]
+        order += drop
+        alive = [i for i in alive if i not in drop]
+    rank = torch.empty(n, dtype=torch.float64)
+    rank[torch.tensor(order)] = torch.arange(n, dtype=torch.float64)
+    return rank
+
+
+@pytest.mark.parametrize("block", [1, 3])
+def test_the_proximal_greedy_order_equals_brute_force_re_solving(block: int) -> None:
+    w, g = _problem()
+    w, g = w[:, :-1], g[:-1, :-1]
+    lam = 0.05 * float(g.diagonal().mean())
+    got = greedy_removal_rank(w, g, lam, block=block, proximal=True)
+    assert torch.equal(got, _proximal_brute_force(w, g, lam, block))
+    assert not torch.equal(got, greedy_removal_rank(w, g, lam, block=block))
