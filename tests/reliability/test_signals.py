@@ -25,7 +25,12 @@ HEARTBEAT = 1  # seconds; a SIGKILLed trial is stale after 3 of them
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGKILL]
 
 
-@pytest.mark.parametrize("sig", SIGNALS, ids=[s.name for s in SIGNALS])
+# SIGINT in the default run; SIGTERM and SIGKILL (30 s each) in make test-slow
+@pytest.mark.parametrize(
+    "sig",
+    [pytest.param(s, marks=() if s == signal.SIGINT else pytest.mark.slow) for s in SIGNALS],
+    ids=[s.name for s in SIGNALS],
+)
 def test_signal_mid_trial_then_resume(
     sig: signal.Signals, cli: Any, tiny_folder: Path, tmp_path: Path
 ) -> None:

@@ -143,6 +143,7 @@ def test_devices_are_one_kind_and_distinct() -> None:
     assert "--no-early-stop" in devices.worker_command(spec.replace(early_stop=False), "cuda:1")
 
 
+@pytest.mark.slow  # a whole study with a second worker process (20 s): make test-slow
 def test_find_with_a_second_device_runs_a_worker_that_shares_the_study(
     tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -77,6 +77,7 @@ def _set_applied(db: Path, trial: FrozenTrial, value: object) -> None:
             )
 
 
+@pytest.mark.slow  # a study and two exports (25 s): make test-slow
 def test_export_refuses_a_rebuild_other_than_the_measured_one(
     tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from optuna.trial import TrialState
 
 from frontier.search.find import find
@@ -11,6 +12,7 @@ from frontier.study.schema import ATTR_PROTOCOL
 from frontier.testing import small_spec
 
 
+@pytest.mark.slow  # a whole study measuring speed (26 s): make test-slow
 def test_a_speed_floor_is_measured_checked_and_kept_to_the_end(
     tiny_folder: Path, tmp_path: Path
 ) -> None:
