@@ -51,22 +51,10 @@ def write_modules(folder: Path, modules: Sequence[dict[str, nn.Module]]) -> dict
 
 def read_modules(folder: Path, entry: dict[str, Any], n_layers: int) -> Weights:
     """The stored projections an export's record names, checked against its sha256."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
+    from frontier.export._refit_file import load_checked
 
     path = folder / RECONSTRUCT_NAME
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FrontierError(
-            f"{path}: the record needs its reconstructed weights ({exc.strerror})"
-        ) from None
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise FrontierError(f"{path}: does not match the sha256 in the record")
-    try:
-        tensors = load(data)
-    except (SafetensorError, ValueError) as exc:
-        raise FrontierError(f"{path}: unreadable ({exc})") from None
+    tensors = load_checked(path, entry["sha256"], "reconstructed weights")
     out: Weights = [{} for _ in range(n_layers)]
     for key, t in tensors.items():
         layer, name, part = key.split(".", 2) if key.count(".") >= 2 else ("", "", "")

@@ -38,26 +38,31 @@ def write_refit(folder: Path, refit: Sequence[DownWeights | None]) -> dict[str, 
     return {"file": REFIT_NAME, "sha256": hashlib.sha256(data).hexdigest(), "layers": layers}
 
 
+def load_checked(path: Path, sha256: str, what: str) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file an export's record names (``what`` it holds),
+    checked against the record's sha256; a missing, changed or unreadable file is a
+    one-line error."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise FrontierError(f"{path}: the record needs its {what} ({exc.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise FrontierError(f"{path}: does not match the sha256 in the record")
+    try:
+        return load(data)
+    except (SafetensorError, ValueError) as exc:
+        raise FrontierError(f"{path}: unreadable ({exc})") from None
+
+
 def read_refit(
     folder: Path, entry: dict[str, Any], n_layers: int, device: torch.device
 ) -> list[DownWeights | None]:
     """The refitted weights an export's record names, checked against its sha256."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     path = folder / REFIT_NAME
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise FrontierError(
-            f"{path}: the record needs its refitted weights ({exc.strerror})"
-        ) from None
-    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        raise FrontierError(f"{path}: does not match the sha256 in the record")
-    try:
-        tensors = load(data)
-    except (SafetensorError, ValueError) as exc:
-        raise FrontierError(f"{path}: unreadable ({exc})") from None
+    tensors = load_checked(path, entry["sha256"], "refitted weights")
     out: list[DownWeights | None] = [None] * n_layers
     for i in entry.get("layers", []):
         if not 0 <= int(i) < n_layers or f"down.{i}.weight" not in tensors:
