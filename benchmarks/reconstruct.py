@@ -50,9 +50,15 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--removed", default="0.55", help="fractions of MLP removed, comma-separated")
     ap.add_argument("--budgets", default="4,9", help="local CPU-minute budgets, comma-separated")
-    ap.add_argument("--inputs", default="pruned", help="pruned, dense or both (comma-separated)")
+    ap.add_argument(
+        "--inputs",
+        default="pruned",
+        help="pruned, dense, stream (pruned inputs fitted to the unpruned layer output), "
+        "comma-separated",
+    )
     ap.add_argument("--global-minutes", type=float, default=None, help="0: no global run")
     ap.add_argument("--chain", default="", help="L:G, local then global CPU-minutes")
+    ap.add_argument("--chain-inputs", default="pruned", help="the chain's local variant")
     ap.add_argument(
         "--lrs",
         default=str(ReconstructConfig.lr),
@@ -143,11 +149,12 @@ def main() -> None:
         best_lr: dict[str, float] = {}
         for inputs in args.inputs.split(","):
             tried: dict[float, float] = {}
-            for budget, lr in [(budgets[0], lr) for lr in lrs] + [(b, None) for b in budgets[1:]]:
+            runs = [(budgets[0], lr) for lr in lrs] if budgets else []
+            for budget, lr in runs + [(b, None) for b in budgets[1:]]:
                 if lr is None:
                     lr = min(tried, key=lambda k: tried[k])
                     best_lr[inputs] = lr
-                cfg = _replace(local, inputs=inputs, cpu_minutes=budget, lr=lr)
+                cfg = _replace(local, **_variant(inputs), cpu_minutes=budget, lr=lr)
                 res = reconstruct(op, plan, local_data, cfg, progress=say)
                 value, ev = ratio()
                 op.restore()
@@ -178,8 +185,8 @@ def main() -> None:
             say(f"global {global_minutes} CPU-min: held-out ratio {value:.3f}")
             save()
         if chain is not None:
-            lr = best_lr.get(local.inputs, lrs[0])
-            cfg = _replace(local, cpu_minutes=chain[0], lr=lr)
+            lr = best_lr.get(args.chain_inputs, lrs[0])
+            cfg = _replace(local, **_variant(args.chain_inputs), cpu_minutes=chain[0], lr=lr)
             res = reconstruct(op, plan, local_data, cfg, progress=say)
             value_local, _ = ratio()
             op.restore()
@@ -187,7 +194,7 @@ def main() -> None:
             value, minutes = _global(op, plan, global_data, g, res.modules, ratio)
             point["runs"].append(
                 {
-                    "step": "local then global",
+                    "step": f"local ({args.chain_inputs}) then global",
                     "ppl_ratio_after_local": value_local,
                     "ppl_ratio": value,
                     "cpu_minutes": res.cpu_seconds / 60 + minutes,
@@ -196,6 +203,11 @@ def main() -> None:
             say(f"local {chain[0]} + global {chain[1]} CPU-min: held-out ratio {value:.3f}")
             save()
     _table(results)
+
+
+def _variant(name: str) -> dict[str, str]:
+    """``stream``: the pruned model's inputs, fitted to the unpruned layer's output."""
+    return {"inputs": "pruned", "target": "stream"} if name == "stream" else {"inputs": name}
 
 
 def _replace(cfg: Any, **kw: Any) -> Any:

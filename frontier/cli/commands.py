@@ -275,6 +275,7 @@ def repair(args: argparse.Namespace) -> int:
             steps=args.local_steps,
             lr=args.local_lr,
             inputs=args.local_inputs,
+            target=args.local_target,
             seed=args.seed,
             cpu_minutes=args.local_cpu_minutes,
         )

@@ -145,7 +145,7 @@ def _repair(sub: Any) -> None:
 
 
 def _local_options(repair: Any) -> None:
-    from frontier.reconstruct import INPUTS, ReconstructConfig  # torch-free
+    from frontier.reconstruct import INPUTS, TARGETS, ReconstructConfig  # torch-free
 
     d = ReconstructConfig()
     how = repair.add_mutually_exclusive_group()
@@ -173,6 +173,14 @@ def _local_options(repair: Any) -> None:
         default=d.inputs,
         help="local: each layer's inputs from the pruned model as reconstructed so far, "
         "or from the unpruned model",
+    )
+    repair.add_argument(
+        "--local-target",
+        choices=TARGETS,
+        default=d.target,
+        help="local: fit each MLP to the unpruned MLP's output on its inputs (mlp), or to "
+        "the output that puts its layer's output back on the unpruned model's (stream: "
+        "also makes up for the layers before; pruned inputs only)",
     )
     repair.add_argument(
         "--local-cpu-minutes",

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from frontier.reconstruct._config import INPUTS, Inputs, ReconstructConfig
+    from frontier.reconstruct._config import INPUTS, TARGETS, Inputs, ReconstructConfig, Target
     from frontier.reconstruct._fit import LayerFit, fit_layer
     from frontier.reconstruct._record import reconstruct_record
     from frontier.reconstruct._run import ReconstructResult, reconstruct, reconstruct_modules
@@ -23,6 +23,8 @@ _WHERE = {
     "INPUTS": "_config",
     "Inputs": "_config",
     "ReconstructConfig": "_config",
+    "TARGETS": "_config",
+    "Target": "_config",
     "LayerFit": "_fit",
     "fit_layer": "_fit",
     "reconstruct_record": "_record",
@@ -33,10 +35,12 @@ _WHERE = {
 
 __all__ = [
     "INPUTS",
+    "TARGETS",
     "Inputs",
     "LayerFit",
     "ReconstructConfig",
     "ReconstructResult",
+    "Target",
     "fit_layer",
     "reconstruct",
     "reconstruct_modules",

@@ -15,6 +15,15 @@ from frontier.errors import FrontierError
 Inputs = Literal["pruned", "dense"]
 INPUTS: tuple[str, ...] = get_args(Inputs)
 
+#: what each MLP is fitted to reproduce. ``mlp``: the unpruned MLP's output on the same
+#: inputs; ``stream``: the output that puts the decoder layer's output back on the
+#: unpruned model's (the unpruned layer output less the pruned stream's residual), so each
+#: MLP also makes up for the drift the layers before it left in the residual stream. It
+#: needs ``inputs="pruned"`` and a family whose MLP output adds to the stream unchanged
+#: (checked on the model: not Gemma 2 and 3, which normalise it first).
+Target = Literal["mlp", "stream"]
+TARGETS: tuple[str, ...] = get_args(Target)
+
 
 @dataclass(frozen=True)
 class ReconstructConfig:
@@ -35,6 +44,7 @@ class ReconstructConfig:
     eval_every: int = 25
     patience: int = 3
     inputs: Inputs = "pruned"
+    target: Target = "mlp"
     seed: int = 0
     cpu_minutes: float | None = None
     seq_len: int = 512
@@ -58,6 +68,15 @@ class ReconstructConfig:
         if self.inputs not in INPUTS:
             raise FrontierError(
                 f"reconstruct inputs must be one of {', '.join(INPUTS)}, got {self.inputs!r}"
+            )
+        if self.target not in TARGETS:
+            raise FrontierError(
+                f"reconstruct target must be one of {', '.join(TARGETS)}, got {self.target!r}"
+            )
+        if self.target == "stream" and self.inputs != "pruned":
+            raise FrontierError(
+                "reconstruct target 'stream' fits to the pruned model's own stream: it needs "
+                "inputs 'pruned'"
             )
         if self.cpu_minutes is not None and not self.cpu_minutes > 0:
             raise FrontierError(f"reconstruct cpu_minutes must be positive, got {self.cpu_minutes}")

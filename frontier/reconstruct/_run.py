@@ -31,6 +31,16 @@ from frontier.pruning.plan import Plan
 from frontier.pruning.surgery import Pruner, Selection
 from frontier.reconstruct._config import ReconstructConfig
 from frontier.reconstruct._fit import LayerFit, fit_layer
+from frontier.reconstruct._stream import (
+    _advance,
+    _check_additive,
+    _embedded,
+    _layer_calls,
+    _outputs,
+    _put,
+    _read,
+    _stream_targets,
+)
 
 
 class Windows(Protocol):
@@ -100,8 +110,35 @@ def reconstruct(
     return reconstruct_modules(pruner.model, ad, originals, data, config, progress=progress)
 
 
-class _Stop(Exception):
-    """Ends a forward pass once a hook has what it came for."""
+@dataclass
+class _StreamCost:
+    """The CPU seconds spent outside the fits per layer (reading a layer's inputs and
+    targets, carrying the stream through it), averaged over the layers so far."""
+
+    #: what a layer costs after its read, as a multiple of the read (for the first layer's
+    #: estimate): the pass after the fit, where there is one
+    after_read: float
+    seconds: float = 0.0
+    layers: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.layers += 1
+
+    def per_layer(self, *, first_read: float) -> float:
+        """The average; before any layer is done, the first layer's read and what follows."""
+        return self.seconds / self.layers if self.layers else (1 + self.after_read) * first_read
+
+
+def fit_share(
+    left: float, per_layer: float, *, read: float, layers_after: int, fits_left: int
+) -> float:
+    """The CPU seconds the current layer's fit may use: what is ``left`` of the budget,
+    less the stream's cost still to pay (this layer's pass beyond its ``read``, and
+    ``per_layer`` for each of the ``layers_after`` it), split over the ``fits_left`` fits
+    (this one included)."""
+    reserve = max(per_layer - read, 0.0) + per_layer * layers_after
+    return max(left - reserve, 0.0) / max(fits_left, 1)
 
 
 def reconstruct_modules(
@@ -129,22 +166,39 @@ def reconstruct_modules(
         calls = _layer_calls(model, layers, data.train[:1].to(device))
         train = [_embedded(model, layers, w.view(1, -1).to(device)) for w in data.train]
         held = [_embedded(model, layers, w.view(1, -1).to(device)) for w in data.heldout]
+        # the unpruned model's stream, for the stream target (the embeddings are not pruned)
+        dense = (list(train), list(held)) if config.target == "stream" else None
         say(
             f"reconstruct: {len(todo)} pruned MLPs of {len(handles)} layers, "
             f"{data.train.numel():,} calibration tokens, held-out {data.heldout.numel():,} "
-            f"tokens, inputs from the {config.inputs} model"
+            f"tokens, inputs from the {config.inputs} model, fitted to the "
+            f"{'unpruned MLP output' if dense is None else 'unpruned layer output'}"
         )
         fits: list[LayerFit] = []
         modules: Modules = [{} for _ in handles]
         trained = 0
         clock = Clock(len(todo))
+        last = len(layers) - 1 if config.inputs == "pruned" else max(todo, default=-1)
+        # the pass after a fit: the whole layer, after a read that stopped at the MLP
+        # (pruned inputs: about as much again), or that read two passes (stream target:
+        # half as much again); none with dense inputs, whose read moved the stream on
+        after = {"stream": 0.5, "pruned": 1.0, "dense": 0.0}
+        stream = _StreamCost(after["stream" if dense is not None else config.inputs])
         for i, (layer, h) in enumerate(zip(layers, handles, strict=True)):
+            t_layer = time.process_time()
             if i not in todo:
-                if config.inputs == "pruned" or i < max(todo, default=-1):
-                    _advance(layer, calls[i], train, held)
+                if i <= last:
+                    _advance(layer, calls[i], train, held, *(dense or ()))
+                    stream.add(time.process_time() - t_layer)
                 continue
             pruned = {n: h.get(n) for n in names}
-            if config.inputs == "dense":
+            if dense is not None:
+                if i == todo[0]:
+                    _check_additive(layer, calls[i], h, adapter, train[0])
+                x, y, xh, yh = _stream_targets(
+                    layer, calls[i], h, adapter, (train, held), dense, originals[i], pruned
+                )
+            elif config.inputs == "dense":
                 _put(h, originals[i])
                 x, y = _read(layer, calls[i], h, adapter, train, advance=True)
                 xh, yh = _read(layer, calls[i], h, adapter, held, advance=True)
@@ -155,17 +209,30 @@ def reconstruct_modules(
                 _put(h, originals[i])
                 y, yh = _outputs(adapter, h, x), _outputs(adapter, h, xh)
                 _put(h, pruned)
+            read = time.process_time() - t_layer
             share = None
             if config.cpu_minutes is not None:
+                # the budget also pays for carrying the stream through this layer and the
+                # ones after it: reserve that (from what the layers so far cost), and split
+                # the rest over the fits still to run
                 left = 60 * config.cpu_minutes - (time.process_time() - cpu0)
-                share = max(left, 0.0) / (len(todo) - len(fits))
+                share = fit_share(
+                    left,
+                    stream.per_layer(first_read=read),
+                    read=read,
+                    layers_after=last - i,
+                    fits_left=len(todo) - len(fits),
+                )
+            t_fit = time.process_time()
             fit, done = _fit(h, adapter, pruned, (x, y, xh, yh), config, i, share, dtype)
+            fit_cpu = time.process_time() - t_fit
             del x, y, xh, yh
             fits.append(fit)
             modules[i] = done
             trained += sum(p.numel() for m in done.values() for p in m.parameters())
             if config.inputs == "pruned":
                 _advance(layer, calls[i], train, held)
+            stream.add(time.process_time() - t_layer - fit_cpu)
             clock.advance()
             say(
                 f"reconstruct: layer {i + 1}/{len(handles)}: held-out error "
@@ -187,127 +254,6 @@ def reconstruct_modules(
         trained_parameters=trained,
         modules=modules,
     )
-
-
-# -- the stream through the decoder ------------------------------------------------------
-Call = tuple[tuple[Any, ...], dict[str, Any]]
-
-
-def _layer_calls(model: nn.Module, layers: Sequence[nn.Module], ids: torch.Tensor) -> list[Call]:
-    """Every decoder layer's arguments besides the hidden states, as the model passes them
-    for one window (masks, position embeddings: per layer, as Gemma 3's differ)."""
-    calls: list[Call] = []
-
-    def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        rest = args[1:] if args else ()
-        kw = {k: v for k, v in kwargs.items() if k != "hidden_states"}
-        calls.append((rest, kw))
-        if len(calls) == len(layers):
-            raise _Stop
-
-    hooks = [layer.register_forward_pre_hook(hook, with_kwargs=True) for layer in layers]
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, use_cache=False)
-    except _Stop:
-        pass
-    finally:
-        for hk in hooks:
-            hk.remove()
-    if len(calls) != len(layers):
-        raise FrontierError("reconstruct: the model did not call every decoder layer")
-    return calls
-
-
-def _embedded(model: nn.Module, layers: Sequence[nn.Module], ids: torch.Tensor) -> torch.Tensor:
-    """The first layer's hidden states for one window."""
-    got: list[torch.Tensor] = []
-
-    def hook(_m: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        got.append(args[0] if args else kwargs["hidden_states"])
-        raise _Stop
-
-    hk = layers[0].register_forward_pre_hook(hook, with_kwargs=True)
-    try:
-        with torch.no_grad():
-            model(input_ids=ids, use_cache=False)
-    except _Stop:
-        pass
-    finally:
-        hk.remove()
-    return got[0]
-
-
-def _call(layer: nn.Module, call: Call, hidden: torch.Tensor) -> torch.Tensor:
-    args, kwargs = call
-    out = layer(hidden, *args, **kwargs)
-    return out[0] if isinstance(out, tuple) else out
-
-
-def _advance(layer: nn.Module, call: Call, *streams: list[torch.Tensor]) -> None:
-    with torch.no_grad():
-        for stream in streams:
-            for w, hidden in enumerate(stream):
-                stream[w] = _call(layer, call, hidden)
-
-
-def _read(
-    layer: nn.Module,
-    call: Call,
-    h: MLPHandle,
-    adapter: MLPAdapter,
-    stream: list[torch.Tensor],
-    *,
-    advance: bool,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The MLP's inputs (float32 rows) over ``stream``'s windows, and with ``advance`` its
-    outputs too and the stream moved on through the layer; without, each pass stops at
-    the MLP."""
-    xs: list[torch.Tensor] = []
-    ys: list[torch.Tensor] = []
-
-    def take_in(_m: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0]
-        # copies: a family may add to them in place later in the layer (Falcon does)
-        xs.append(x.reshape(-1, x.shape[-1]).float().clone())
-        if not advance:
-            raise _Stop
-
-    def take_out(_m: nn.Module, _args: tuple[Any, ...], out: torch.Tensor) -> None:
-        ys.append(out.reshape(-1, out.shape[-1]).float().clone())
-
-    hooks = [h.get(adapter.up[0]).register_forward_pre_hook(take_in)]
-    if advance:
-        hooks.append(h.down_module.register_forward_hook(take_out))
-    try:
-        with torch.no_grad():
-            for w, hidden in enumerate(stream):
-                try:
-                    out = _call(layer, call, hidden)
-                except _Stop:
-                    continue
-                stream[w] = out
-    finally:
-        for hk in hooks:
-            hk.remove()
-    if len(xs) != len(stream) or (advance and len(ys) != len(stream)):
-        raise FrontierError(f"layer {h.index}: its MLP did not run once per window")
-    return torch.cat(xs), (torch.cat(ys) if ys else torch.empty(0))
-
-
-def _outputs(adapter: MLPAdapter, h: MLPHandle, x: torch.Tensor) -> torch.Tensor:
-    """The MLP's outputs (float32 rows) for inputs ``x``, with the projections ``h`` holds."""
-    dtype = next(h.down_module.parameters()).dtype
-    out = []
-    with torch.no_grad():
-        for start in range(0, x.shape[0], 4096):
-            out.append(adapter.mlp_forward(h, x[start : start + 4096].to(dtype)).float())
-    return torch.cat(out)
-
-
-def _put(h: MLPHandle, modules: dict[str, nn.Module]) -> None:
-    for name, module in modules.items():
-        h.set(name, module)
 
 
 def _fit(

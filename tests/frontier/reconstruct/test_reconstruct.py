@@ -4,6 +4,8 @@ the held-out tokens, and leaves the unpruned model bit-identical after restore."
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -12,12 +14,16 @@ from frontier.importance import calibrate
 from frontier.pruning.plan import Plan
 from frontier.pruning.selection import Selection
 from frontier.pruning.surgery import Pruner
-from frontier.reconstruct import ReconstructConfig, reconstruct
+from frontier.reconstruct import ReconstructConfig, reconstruct, reconstruct_modules
+from frontier.reconstruct._run import fit_share
 from frontier.repair import repair_data
 from frontier.testing import HIDDEN, LAYERS, TINY_CONFIGS, WIDTH, tiny_loaded
 
 SEQ = 32
 FAMILIES = sorted(TINY_CONFIGS)
+#: families whose MLP output is added to the residual stream as it is (the stream target's
+#: premise): sequential and parallel residuals, with and without biases
+ADDITIVE = ["llama", "gpt_neox", "falcon", "opt"]
 
 
 def _data(lm, windows: int = 12):  # type: ignore[no-untyped-def]
@@ -89,6 +95,53 @@ def test_every_family_lowers_the_heldout_error_and_restores(model_type: str, inp
         assert torch.equal(v, weights[k]), k
 
 
+@pytest.mark.parametrize("model_type", ADDITIVE)
+def test_the_stream_target_lowers_the_heldout_error_and_restores(model_type: str) -> None:
+    lm = tiny_loaded(model_type)
+    scores = calibrate(lm, "activation", n_tokens=256, seq_len=SEQ)
+    pruner = Pruner(lm.model, scores.per_layer)
+    data = _data(lm)
+    ids = data.heldout[:1]
+    original = _logits(lm.model, ids)
+    plan = Plan.uniform(0.5, pruner.full, multiple=4)
+    result = reconstruct(pruner, plan, data, _config(target="stream"))
+    assert [f.layer for f in result.layers] == list(range(LAYERS))
+    assert all(f.after <= f.before for f in result.layers)
+    assert result.heldout_after < 0.97 * result.heldout_before
+    pruner.restore()
+    assert torch.equal(_logits(lm.model, ids), original)
+
+
+@pytest.mark.parametrize("model_type", ["llama", "falcon"])
+def test_the_stream_target_of_an_unpruned_model_is_its_own_mlp_output(model_type: str) -> None:
+    # every layer counts as reconstructed (its modules are copies of the originals), nothing
+    # is pruned: the unpruned layer output less the pruned stream's residual is exactly what
+    # the MLP gives, so every layer starts at (float) zero error
+    lm = tiny_loaded(model_type)
+    handles = lm.adapter.handles(lm.model)
+    names = (*lm.adapter.up, lm.adapter.down)
+    originals = [{n: h.get(n) for n in names} for h in handles]
+    for h, orig in zip(handles, originals, strict=True):
+        for n, m in orig.items():
+            h.set(n, copy.deepcopy(m))
+    result = reconstruct_modules(
+        lm.model, lm.adapter, originals, _data(lm, windows=4), _config(steps=5, target="stream")
+    )
+    assert len(result.layers) == LAYERS
+    assert max(f.before for f in result.layers) < 1e-9
+
+
+@pytest.mark.parametrize("model_type", ["gemma2", "gemma3_text"])
+def test_the_stream_target_is_refused_where_the_mlp_output_is_normalised(model_type: str) -> None:
+    lm = tiny_loaded(model_type)
+    pruner = Pruner(lm.model)
+    plan = Plan.uniform(0.5, pruner.full, multiple=4)
+    plan = Selection.from_lists(plan, [list(range(k)) for k in plan.widths])
+    with pytest.raises(FrontierError, match="target 'mlp'"):
+        reconstruct(pruner, plan, _data(lm, windows=4), _config(target="stream"))
+    pruner.restore()
+
+
 def _duplicated(lm):  # type: ignore[no-untyped-def]
     """Layer 0's neurons WIDTH/2.. are copies of neurons 0..WIDTH/2 (gate and up rows)."""
     h = lm.adapter.handles(lm.model)[0]
@@ -126,6 +179,16 @@ def test_the_cpu_budget_stops_every_layer() -> None:
     pruner.restore()
 
 
+def test_the_budget_reserves_the_stream_still_to_carry() -> None:
+    # 100 s left, 3 fits to go, each layer's pass costs 4 s (this one's read took 1 s),
+    # 10 layers after this one: 3 s + 40 s are reserved, the rest split three ways
+    assert fit_share(100.0, 4.0, read=1.0, layers_after=10, fits_left=3) == pytest.approx(19.0)
+    # a budget the passes alone use up leaves the fits nothing, never a negative share
+    assert fit_share(10.0, 4.0, read=1.0, layers_after=10, fits_left=3) == 0.0
+    # the last layer: only its own pass beyond the read
+    assert fit_share(10.0, 4.0, read=1.0, layers_after=0, fits_left=1) == pytest.approx(7.0)
+
+
 def test_a_plan_already_applied_is_refused() -> None:
     lm = tiny_loaded("llama")
     pruner = Pruner(lm.model)
@@ -143,6 +206,8 @@ def test_a_plan_already_applied_is_refused() -> None:
         ({"steps": 0}, "steps"),
         ({"lr": 0.0}, "lr"),
         ({"inputs": "teacher"}, "inputs"),
+        ({"target": "logits"}, "target"),
+        ({"target": "stream", "inputs": "dense"}, "inputs 'pruned'"),
         ({"cpu_minutes": -1.0}, "cpu_minutes"),
         ({"heldout_fraction": 1.0}, "heldout_fraction"),
     ],

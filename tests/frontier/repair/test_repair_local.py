@@ -11,24 +11,20 @@ import torch
 
 from frontier.cli import main
 from frontier.export import read_record
-from frontier.search.find import find
-from frontier.testing import small_spec
+from frontier.testing import TinyStudy
 
 LOCAL = ["--seq-len", "64", "--heldout-tokens", "256", "--local-steps", "10", "--seed", "3"]
 GLOBAL = ["--steps", "4", "--batch-windows", "2", "--lr", "3e-3", "--eval-every", "2"]
 
 
 def test_local_repair_is_recorded_verified_and_applied_bit_for_bit(
-    tiny_folder: Path,
+    tiny_study: TinyStudy,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/r.db", study="r", trials=6)
-    chosen = find(spec).chosen
-    assert chosen is not None
-    base = ["--storage", spec.storage_url]
+    base = ["--storage", tiny_study.url]
     local, chained = tmp_path / "local", tmp_path / "chained"
-    assert main(["repair", "r", *base, *LOCAL, "--local", "--out", str(local)]) == 0
+    assert main(["repair", "s", *base, *LOCAL, "--local", "--out", str(local)]) == 0
     printed = capsys.readouterr()
     said = " ".join((printed.out + printed.err).split())
     assert "reconstruct: layer 1/" in said and "local reconstruction of 3 MLPs" in said
@@ -39,15 +35,15 @@ def test_local_repair_is_recorded_verified_and_applied_bit_for_bit(
     assert r["seed"] == 3 and r["config"]["steps"] == 10 and r["data"]["role"] == "calibration"
     assert r["report"]["ppl_ratio"] > 0 and "ppl_ratio" in r["report_before"]
     assert r["heldout_error_after"] <= r["heldout_error_before"]
-    assert main(["verify", "r", str(local), *base]) == 0
+    assert main(["verify", "s", str(local), *base]) == 0
     assert "equal" in capsys.readouterr().out
 
     again = tmp_path / "again"
-    args = ["apply", str(local), "--model", str(tiny_folder), "--out", str(again)]
+    args = ["apply", str(local), "--model", tiny_study.model, "--out", str(again)]
     assert main(args) == 0
     _same_tensors(local, again)
 
-    argv = ["repair", "r", *base, *LOCAL, *GLOBAL, "--local-then-global", "--out", str(chained)]
+    argv = ["repair", "s", *base, *LOCAL, *GLOBAL, "--local-then-global", "--out", str(chained)]
     assert main(argv) == 0
     rec = read_record(chained)
     assert rec.repair is not None and rec.reconstruct is not None
