@@ -13,7 +13,8 @@ The figures follow the layout of the data, not a measurement:
   GPU the compact ``2 H (I+1)``, plus one ``(I+1)^2`` matrix per two layers, which holds
   the triangle each of them reads), on the device while they fit half its free memory,
   else in pinned host memory, or on disk (read a block at a time by each trial) where
-  the host's budget is spent;
+  the host's budget is spent; a trial then holds the blocks of two layers at most (the
+  one it refits, the next read ahead: :func:`read_block_bytes`);
 - **refit set-up**: the float64 work space of one layer's set-up, on the device, one
   layer at a time: :data:`SETUP_SQUARES` ``(I+1)^2`` matrices, the Gram and four of the
   factorisation's at its peak. The greedy OBS ranking (``obs-greedy``, the default
@@ -107,6 +108,15 @@ def setup_bytes(hidden: int, width: int) -> int:
     matrices and the weight, its product with the Gram and a copy (``3 H (I+1)``)."""
     n = width + 1
     return (SETUP_SQUARES * n * n + 3 * hidden * n) * 8
+
+
+def read_block_bytes(hidden: int, width: int) -> int:
+    """The most a trial reads of one layer's factors on disk, over every kept count ``k``
+    (:func:`frontier.pruning.prefetch.prefix_blocks`): with ``n = I + 1``, ``Y[:, :k]``
+    and ``L[:k, :k]`` up to half kept, else ``P[k:, :k]``, ``B[:, :k]`` and ``Q[:, k:]``,
+    at most ``H n + n^2 / 4`` float32 values (about 135 MB at Qwen2.5-1.5B's shape)."""
+    n = width + 1
+    return (hidden * n + n * n // 4) * 4
 
 
 def estimate(
@@ -217,7 +227,10 @@ class Layout:
             out["setup"] = base + small + factors + setup
             # on a GPU, the unpruned layers a trial parks here (frontier.pruning.parking)
             parked = self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
-            out["trial"] = base + small + factors + (parked if on_gpu else logits)
+            # with factors on disk, the blocks of the layer refitted and of the next, read
+            # ahead (frontier.pruning.prefetch)
+            read = 2 * read_block_bytes(hidden, width) if self.factor_layers < self.layers else 0
+            out["trial"] = base + small + factors + read + (parked if on_gpu else logits)
         return out
 
     def gpu_factor_bytes(self, gpu_bytes: int) -> int:
@@ -341,10 +354,15 @@ def plan_layout(
         per = max(needs.refit_factors // layers, 1)
         # the factors in memory stay through the set-up and every trial; those a GPU keeps
         # take none of the host's budget
-        room = budget - max(peaks["setup"], peaks["trial"])
-        if on_gpu and gpu_bytes is not None:
-            room += lean.gpu_factor_bytes(gpu_bytes)
+        # the trial's peak counts the blocks it reads from disk; with every layer in
+        # memory it reads none
+        read = 2 * read_block_bytes(hidden, width)
+        gpu_room = lean.gpu_factor_bytes(gpu_bytes) if on_gpu and gpu_bytes is not None else 0
+        room = budget - max(peaks["setup"], peaks["trial"]) + gpu_room
         factor_layers = min(layers, int(room // per))
+        every = budget - max(peaks["setup"], peaks["trial"] - read) + gpu_room
+        if factor_layers < layers and every >= layers * per:
+            factor_layers = layers
     return Layout(
         layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size, tokens
     )

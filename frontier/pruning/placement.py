@@ -20,6 +20,7 @@ from frontier.arch import MLPHandle, WeightLayout
 from frontier.arch.weights import down_matrix
 from frontier.errors import FrontierError
 from frontier.importance import GramStats
+from frontier.pruning.prefetch import ReadAhead
 from frontier.pruning.refit import FACTOR_FORMAT, DownWeights, LayerRefit, setup_device
 from frontier.pruning.ridge import LAMBDA_RULE, choose_alphas
 
@@ -157,26 +158,51 @@ class Refitter:
         }
 
     def weights(
-        self, kept: Sequence[torch.Tensor], downs: Sequence[Any], layout: WeightLayout
+        self,
+        kept: Sequence[torch.Tensor],
+        downs: Sequence[Any],
+        layout: WeightLayout,
+        *,
+        prefetch: bool = True,
     ) -> list[DownWeights | None]:
-        """New down weights for every pruned layer (None where a layer keeps every neuron)."""
+        """New down weights for every pruned layer (None where a layer keeps every neuron).
+
+        The blocks of the layers on disk are read ahead, one layer beyond the one being
+        refitted, in a background thread (:class:`~frontier.pruning.prefetch.ReadAhead`):
+        the same bytes, the same weights as reading each when its turn comes
+        (``prefetch=False``)."""
+        pairs = list(zip(self.layers, kept, downs, strict=True))
+        todo = [
+            (i, layer, keep.numel())
+            for i, (layer, keep, _) in enumerate(pairs)
+            if prefetch and layer.on_disk and keep.numel() != layer.width
+        ]
         out: list[DownWeights | None] = []
-        for layer, keep, down in zip(self.layers, kept, downs, strict=True):
-            if keep.numel() == layer.width:
-                out.append(None)
-                continue
-            got, cols, bias = layer.prefix(keep.numel())
-            if not torch.equal(got, keep.cpu()):
-                raise FrontierError("the refit needs the kept neurons its ranking chooses")
-            weight = cols.t() if layout is WeightLayout.CONV1D else cols
-            dtype, device = down.weight.dtype, down.weight.device
-            out.append(
-                DownWeights(
-                    weight.to(dtype=dtype, device=device).contiguous(),
-                    None if bias is None else bias.to(dtype=dtype, device=device),
-                )
-            )
+        with ReadAhead(todo) as ahead:
+            for i, (layer, keep, down) in enumerate(pairs):
+                if keep.numel() == layer.width:
+                    out.append(None)
+                    continue
+                # a layer read ahead: its blocks are let go as soon as it is refitted
+                refit = ahead.take(i) if prefetch and layer.on_disk else layer
+                out.append(self._weight(refit, keep, down, layout))
+                del refit
         return out
+
+    @staticmethod
+    def _weight(
+        layer: LayerRefit, keep: torch.Tensor, down: Any, layout: WeightLayout
+    ) -> DownWeights:
+        """One pruned layer's new down weight (``layer`` may be one read ahead)."""
+        got, cols, bias = layer.prefix(keep.numel())
+        if not torch.equal(got, keep.cpu()):
+            raise FrontierError("the refit needs the kept neurons its ranking chooses")
+        weight = cols.t() if layout is WeightLayout.CONV1D else cols
+        dtype, device = down.weight.dtype, down.weight.device
+        return DownWeights(
+            weight.to(dtype=dtype, device=device).contiguous(),
+            None if bias is None else bias.to(dtype=dtype, device=device),
+        )
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -126,3 +126,36 @@ def test_the_estimate_counts_the_factors_refit_layers_hold(compact: bool, layers
     config.num_hidden_layers, config.hidden_size, config.intermediate_size = layers, hidden, width
     need = memory.estimate(config, "fp32", compact=compact).refit_factors
     assert need == sum(layer.factor_bytes() for layer in held)
+
+
+def test_a_lean_trial_holds_the_blocks_of_two_layers() -> None:
+    """The most a trial reads of one layer on disk is :func:`memory.read_block_bytes`
+    (the blocks :func:`prefix_blocks` names, at their largest kept count), and a trial
+    with factors on disk holds two such sets (the layer refitted, the next read ahead);
+    with every layer in memory, none."""
+    import torch
+
+    from frontier.pruning.prefetch import prefix_blocks
+    from frontier.pruning.refit import LayerRefit
+
+    width, hidden = 12, 5  # I + 1 = 13 with the bias column: the bound is reached
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(400, width, generator=gen, dtype=torch.float64)
+    x = torch.cat([a, torch.ones(400, 1, dtype=torch.float64)], dim=1)
+    w = torch.randn(hidden, width, generator=gen, dtype=torch.float64)
+    layer = LayerRefit(w, torch.zeros(hidden), x.t() @ x / 400, 1e-2, torch.arange(width))
+    read = [
+        sum(getattr(layer, name)[index].numel() * 4 for name, index in blocks.items())
+        for blocks in (prefix_blocks(layer, k) for k in range(1, width))
+    ]
+    assert max(read) == memory.read_block_bytes(hidden, width)
+
+    config = real_shape_config("llama-3.2-1b")
+    layers, hidden, width = memory.mlp_shape(config)
+    layout = memory.plan_layout(config, "fp32", budget=16 * memory.GIB)
+    assert 0 < layout.factor_layers < layers
+    per = layout.needs.refit_factors // layers
+    lean = layout.peaks(width=width, hidden=hidden)["trial"]
+    every = dataclasses.replace(layout, factor_layers=layers).peaks(width=width, hidden=hidden)
+    blocks = 2 * memory.read_block_bytes(hidden, width)
+    assert every["trial"] - lean == (layers - layout.factor_layers) * per - blocks
