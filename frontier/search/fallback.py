@@ -89,8 +89,8 @@ def fall_back(
         return None
     text = {**validation.protocol(), "part": "validation"}
     say(
-        f"every candidate below {100 * (1 - upper):.1f}% removed failed held out: bisecting "
-        f"the uniform keep between {100 * (1 - upper):.1f}% and {100 * (1 - lower):.1f}% "
+        f"every candidate with more than {100 * (1 - upper):.1f}% removed failed held out: "
+        f"bisecting the uniform keep between {100 * (1 - upper):.1f}% and {100 * (1 - lower):.1f}% "
         "removed on the validation text"
     )
     steps: list[dict[str, Any]] = []

@@ -12,7 +12,7 @@ from frontier.search import fallback
 from frontier.search.find import find
 from frontier.study.read import final_record
 from frontier.study.schema import ATTR_PLAN, ATTR_WARM
-from frontier.testing import small_spec
+from frontier.testing import TinyStudy, small_spec
 
 
 def _queue(study: optuna.Study, ctx: object) -> None:
@@ -61,7 +61,6 @@ def test_a_gap_above_failing_candidates_is_bisected_on_validation_text(
     assert fallback.fall_back(None, study, lambda t: None) is None
 
 
-def test_no_gap_no_fallback(tiny_folder: Path, tmp_path: Path) -> None:
-    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/studies/s.db", trials=6)
-    study = find(spec).study
+def test_no_gap_no_fallback(tiny_study: TinyStudy) -> None:
+    study = tiny_study.study
     assert fallback.gap(study) is None or fallback.ATTR_FALLBACK in study.user_attrs
