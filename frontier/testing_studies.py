@@ -41,6 +41,29 @@ def small_spec(model: Any, storage: str, **overrides: Any) -> Any:
     return StudySpec.from_dict({**base, **overrides})
 
 
+@dataclass(frozen=True)
+class TinyStudy:
+    """A finished :func:`small_spec` study on the tiny llama (``ppl<1.5``, 6 trials, study
+    ``s``), copied for one test: its ``spec`` points at the test's own database, its
+    ``chosen`` trial is the one the study chose. See the ``tiny_study`` test fixture."""
+
+    spec: Any  # StudySpec
+    study: Any  # optuna.Study
+    chosen: Any  # optuna FrozenTrial
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.study_name)
+
+    @property
+    def url(self) -> str:
+        return str(self.spec.storage_url)
+
+    @property
+    def model(self) -> str:
+        return str(self.spec.model)
+
+
 # Some of the same settings as `frontier find` flags (what the reliability tests' studies use).
 SMALL_STUDY_FLAGS: list[str] = [
     arg

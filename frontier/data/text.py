@@ -23,6 +23,7 @@ import importlib.util
 import random
 import re
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -197,8 +198,7 @@ def token_windows(
 
     if seq_len < 2 or n_tokens < seq_len:
         raise FrontierError(f"need n_tokens >= seq_len >= 2 (got {n_tokens}, {seq_len})")
-    text = "\n\n".join(source.documents(role))
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"][skip:]
+    ids = _encode(tokenizer, "\n\n".join(source.documents(role)))[skip:]
     n_windows = n_tokens // seq_len
     if len(ids) < n_windows * seq_len:
         raise FrontierError(
@@ -210,9 +210,51 @@ def token_windows(
         starts = [i * room // (n_windows - 1) for i in range(n_windows)]
     else:
         starts = [i * seq_len for i in range(n_windows)]
-    window = torch.tensor([ids[s : s + seq_len] for s in starts], dtype=torch.long)
+    window = ids[torch.tensor(starts, dtype=torch.long)[:, None] + torch.arange(seq_len)].long()
     digest = hashlib.blake2b(window.numpy().tobytes(), digest_size=12).hexdigest()
     return TokenSet(window, source.label, role, seq_len, digest, strided=strided)
+
+
+# A role's whole text tokenised, kept for the next window set of the same text and
+# tokenizer: a study reads each role more than once (calibration, search, report and fit
+# objectives), and the tests run many studies of one tiny tokenizer in one process. The
+# key is the text's digest and the tokenizer's serialised form, so equal inputs give the
+# ids they would give afresh. A few entries, int32, none over 4M ids (a role of the
+# Wikipedia sample is under a million ids even for the tests' byte-level tokenizer; a
+# large corpus's role is not kept): at most 96 MB.
+_ENCODED: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
+_ENCODED_KEEP = 6
+_ENCODED_MAX_IDS = 4 << 20
+
+
+def _tokenizer_key(tokenizer: Any) -> str | None:
+    """What decides a fast tokenizer's ids: its serialised pipeline and the wrapper's
+    class and ``split_special_tokens``; None (never cached) for any other tokenizer."""
+    backend: Any = getattr(tokenizer, "backend_tokenizer", None)
+    serialised = backend.to_str() if hasattr(backend, "to_str") else None
+    if not isinstance(serialised, str):
+        return None
+    h = hashlib.blake2b(serialised.encode(), digest_size=16)
+    split = getattr(tokenizer, "split_special_tokens", False)
+    h.update(f"|{type(tokenizer).__module__}.{type(tokenizer).__qualname__}|{split!r}".encode())
+    return h.hexdigest()
+
+
+def _encode(tokenizer: Any, text: str) -> torch.Tensor:
+    """``text``'s ids (no special tokens added), as a 1-D int32 tensor."""
+    import torch
+
+    tok = _tokenizer_key(tokenizer)
+    key = None if tok is None else (tok, hashlib.blake2b(text.encode()).hexdigest())
+    if key is not None and key in _ENCODED:
+        _ENCODED.move_to_end(key)
+        return _ENCODED[key]
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.int32)
+    if key is not None and len(ids) <= _ENCODED_MAX_IDS:
+        _ENCODED[key] = ids
+        while len(_ENCODED) > _ENCODED_KEEP:
+            _ENCODED.popitem(last=False)
+    return ids
 
 
 __all__ = [

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from frontier.data.text import ROLES, WIKI_LABEL, TextSource, token_windows
 from frontier.errors import FrontierError
@@ -77,3 +78,64 @@ def test_skipped_windows_start_where_the_first_ones_end(tmp_path: Path) -> None:
     both = token_windows(src, "report", tok, n_tokens=96, seq_len=16)
     assert both.ids.tolist() == first.ids.tolist() + after.ids.tolist()
     assert after.fingerprint != first.fingerprint
+
+
+def test_a_roles_ids_are_tokenised_once_per_text_and_tokenizer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole role is tokenised once and kept for the next windows of the same text and
+    tokenizer; another tokenizer or another text is tokenised afresh, never served
+    another's ids."""
+    from collections import OrderedDict
+
+    from transformers import PreTrainedTokenizerFast
+
+    from frontier.data import text as text_mod
+    from frontier.testing import tiny_sentencepiece_tokenizer
+
+    path = tmp_path / "t.txt"
+    path.write_text("\n\n".join(f"document number {i} " * 20 for i in range(30)))
+    src = TextSource(f"file:{path}")
+    byte, piece = tiny_tokenizer(), tiny_sentencepiece_tokenizer()
+    joined = "\n\n".join(src.documents("search"))
+    fresh = {
+        name: tok(joined, add_special_tokens=False)["input_ids"]
+        for name, tok in (("byte", byte), ("piece", piece))
+    }
+    assert fresh["byte"][:64] != fresh["piece"][:64]
+    monkeypatch.setattr(text_mod, "_ENCODED", OrderedDict())
+    calls: list[str] = []
+    real = PreTrainedTokenizerFast.__call__
+
+    def counted(self: object, text: str, **kw: object) -> object:
+        calls.append(text[:20])
+        return real(self, text, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PreTrainedTokenizerFast, "__call__", counted)
+    first = token_windows(src, "search", byte, n_tokens=64, seq_len=16)
+    assert first.ids.flatten().tolist() == fresh["byte"][:64] and len(calls) == 1
+    spread = token_windows(src, "search", byte, n_tokens=48, seq_len=16, strided=True, skip=5)
+    assert len(calls) == 1  # the same text and tokenizer: the kept ids
+    room = len(fresh["byte"]) - 5 - 16
+    starts = [5 + i * room // 2 for i in range(3)]
+    assert spread.ids.tolist() == [fresh["byte"][s : s + 16] for s in starts]
+    other = token_windows(src, "search", piece, n_tokens=64, seq_len=16)
+    assert other.ids.flatten().tolist() == fresh["piece"][:64] and len(calls) == 2
+    token_windows(src, "report", byte, n_tokens=64, seq_len=16)  # another text
+    assert len(calls) == 3
+    same = tmp_path / "same.txt"  # another file of the same text: the kept ids
+    same.write_text(path.read_text())
+    token_windows(TextSource(f"file:{same}"), "search", byte, n_tokens=64, seq_len=16)
+    assert len(calls) == 3
+    changed = tmp_path / "changed.txt"
+    changed.write_text("\n\n".join(f"another text {i} " * 20 for i in range(30)))
+    src = TextSource(f"file:{changed}")
+    expected = real(byte, "\n\n".join(src.documents("search")), add_special_tokens=False)
+    now = token_windows(src, "search", byte, n_tokens=64, seq_len=16)
+    assert now.ids.flatten().tolist() == expected["input_ids"][:64] and len(calls) == 4
+    assert now.ids.dtype == first.ids.dtype == spread.ids.dtype == torch.long
+    # a role of more ids than the cap is never kept: tokenised each time
+    monkeypatch.setattr(text_mod, "_ENCODED_MAX_IDS", 63)
+    for n in (5, 6):
+        again = token_windows(src, "report", byte, n_tokens=64, seq_len=16)
+        assert len(calls) == n and again.ids.dtype == torch.long

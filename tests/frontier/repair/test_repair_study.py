@@ -10,8 +10,7 @@ import torch
 
 from frontier.cli import main
 from frontier.export import read_record
-from frontier.search.find import find
-from frontier.testing import small_spec
+from frontier.testing import TinyStudy
 
 REPAIR = [
     "--steps",
@@ -38,15 +37,13 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def test_repair_exports_a_recorded_repair_that_verify_checks_and_apply_refuses(
-    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tiny_study: TinyStudy, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/r.db", study="r", trials=6)
-    chosen = find(spec).chosen
-    assert chosen is not None
-    base = ["--storage", spec.storage_url]
+    chosen = tiny_study.chosen
+    base = ["--storage", tiny_study.url]
     plain, repaired = tmp_path / "plain", tmp_path / "repaired"
-    assert main(["export", "r", str(chosen.number), *base, "--out", str(plain)]) == 0
-    assert main(["repair", "r", *base, *REPAIR, "--out", str(repaired)]) == 0  # chosen point
+    assert main(["export", "s", str(chosen.number), *base, "--out", str(plain)]) == 0
+    assert main(["repair", "s", *base, *REPAIR, "--out", str(repaired)]) == 0  # chosen point
     out = capsys.readouterr().out
     assert f"trial {chosen.number}: held-out ppl ratio" in out and "tokens/s" in out
 
@@ -66,11 +63,11 @@ def test_repair_exports_a_recorded_repair_that_verify_checks_and_apply_refuses(
         a, b = _weights(plain), _weights(repaired)
         assert any(not torch.equal(a[k], b[k]) for k in a if "mlp" in k)
 
-    assert main(["verify", "r", str(repaired), *base]) == 0  # against the repair's figures
+    assert main(["verify", "s", str(repaired), *base]) == 0  # against the repair's figures
     assert "equal" in capsys.readouterr().out
 
     again = tmp_path / "again"
-    args = ["apply", str(repaired), "--model", str(tiny_folder), "--out", str(again)]
+    args = ["apply", str(repaired), "--model", tiny_study.model, "--out", str(again)]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "only be reproduced by repeating the repair" in err and "--seed 7" in err

@@ -25,7 +25,7 @@ from frontier.search.storage import n_finished
 from frontier.search.trial import TrialFailed, run_trial
 from frontier.study.schema import ATTR_FAILED, ATTR_PROTOCOL
 from frontier.study.spec import StudySpec
-from frontier.testing import small_spec
+from frontier.testing import SMALL_STUDY_FLAGS, small_spec
 
 WRAPPER = Path(__file__).parents[2] / "reliability" / "_cli_wrapper.py"
 
@@ -54,13 +54,17 @@ def test_resuming_under_another_dtype_is_refused_naming_it(
     find(spec)
     with pytest.raises(FrontierError, match=r"dtype: 'fp32' -> 'bf16'"):
         find(spec.replace(dtype="bf16", trials=3))
-    # from the command line: one line, exit status 2, the finished trials intact
+    # from the command line: one line, exit status 2, the finished trials intact (the
+    # study's own small settings, so that the dtype alone differs)
     code = main(
         ["find", "--model", str(tiny_folder), "--study", "s", "--storage", spec.storage_url,
-         "--dtype", "bf16", "--trials", "3", "--no-report"]
+         "--slo", "ppl<1.5", "--no-warm-start", "--device", "cpu", *SMALL_STUDY_FLAGS,
+         "--calibration-seq-len", str(spec.calibration_seq_len), "--multiple",
+         str(spec.multiple), "--dtype", "bf16", "--trials", "3", "--no-report"]
     )  # fmt: skip
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and "dtype: 'fp32' -> 'bf16'" in err[-1] and "Traceback" not in "".join(err)
+    assert code == 2 and "Traceback" not in "".join(err)
+    assert "other settings (dtype: 'fp32' -> 'bf16'); rerun" in err[-1]
     study = optuna.load_study(study_name="s", storage=spec.storage_url)
     assert n_finished(study) == 2
 

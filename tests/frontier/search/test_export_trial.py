@@ -20,19 +20,16 @@ from frontier.importance import Scores, calibrate
 from frontier.pruning.plan import Plan
 from frontier.pruning.ridge import ALPHAS
 from frontier.search import context as search_context
-from frontier.search.find import find
-from frontier.testing import small_spec
+from frontier.testing import TinyStudy
 
 
-def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -> None:
-    spec = small_spec(tiny_folder, f"sqlite:///{tmp_path}/e.db", study="e", trials=6)
-    chosen = find(spec).chosen
-    assert chosen is not None
+def test_export_then_apply_is_bit_identical(tiny_study: TinyStudy, tmp_path: Path) -> None:
+    spec, chosen = tiny_study.spec, tiny_study.chosen
     out, again = tmp_path / "export", tmp_path / "again"
-    args = ["export", "e", str(chosen.number), "--storage", spec.storage_url, "--out", str(out)]
+    args = ["export", "s", str(chosen.number), "--storage", spec.storage_url, "--out", str(out)]
     assert main(args) == 0
     record = json.loads((out / "compression.json").read_text())
-    assert record["study"] == "e" and record["trial"] == chosen.number
+    assert record["study"] == "s" and record["trial"] == chosen.number
     assert record["criterion"] == spec.criterion == "obs-greedy"
     assert record["calibration_fingerprint"]
     assert record["operator"]["name"] == "obs-greedy+refit"
@@ -49,7 +46,7 @@ def test_export_then_apply_is_bit_identical(tiny_folder: Path, tmp_path: Path) -
                 "apply",
                 str(out / "compression.json"),
                 "--model",
-                str(tiny_folder),
+                tiny_study.model,
                 "--out",
                 str(again),
             ]
@@ -77,18 +74,18 @@ def _set_applied(db: Path, trial: FrozenTrial, value: object) -> None:
             )
 
 
-@pytest.mark.slow  # a study and two exports (25 s): make test-slow
+@pytest.mark.slow  # five exports (a study's copy; was 25 s with a study of its own)
 def test_export_refuses_a_rebuild_other_than_the_measured_one(
-    tiny_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    tiny_study: TinyStudy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    db = tmp_path / "a.db"
-    spec = small_spec(tiny_folder, f"sqlite:///{db}", study="a", trials=3)
-    study = find(spec).study
+    db = tmp_path / "s.db"
+    spec, study = tiny_study.spec, tiny_study.study
+    assert spec.storage_url == f"sqlite:///{db}"
     t = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
     plan = Plan.from_dict(t.user_attrs["frontier:plan"])
     recorded = t.user_attrs["frontier:applied"]
     assert len(recorded["kept"]) == 3 and isinstance(recorded["alpha"], str)
-    args = ["export", "a", str(t.number), "--storage", spec.storage_url, "--out"]
+    args = ["export", "s", str(t.number), "--storage", spec.storage_url, "--out"]
 
     def refused(out: str) -> str:
         assert main([*args, str(tmp_path / out)]) == 2
@@ -137,15 +134,15 @@ def test_export_refuses_a_rebuild_other_than_the_measured_one(
     assert (tmp_path / "old" / "compression.json").is_file()
 
 
-@pytest.mark.slow  # a whole study (or real task data): make test-slow
+@pytest.mark.slow  # two exports (a study's copy; was a study of its own): make test-slow
 def test_a_trial_whose_plan_removes_mlps_exports_and_reloads(
-    tiny_folder: Path, tmp_path: Path
+    tiny_study: TinyStudy, tmp_path: Path
 ) -> None:
     """``frontier export`` reads the trial's stored plan: widths 0 (whole MLPs removed)
     export through the study's operator, the refit solving nothing but the layer's bias."""
-    db = tmp_path / "r.db"
-    spec = small_spec(tiny_folder, f"sqlite:///{db}", study="r", trials=3)
-    study = find(spec).study
+    db = tmp_path / "s.db"
+    spec, study = tiny_study.spec, tiny_study.study
+    assert spec.storage_url == f"sqlite:///{db}"
     t = next(t for t in study.get_trials() if t.state == TrialState.COMPLETE)
     plan = Plan.from_dict(t.user_attrs["frontier:plan"])
     removed = Plan((0, plan.widths[1], 0), plan.full, plan.multiple, plan.floor)
@@ -158,7 +155,7 @@ def test_a_trial_whose_plan_removes_mlps_exports_and_reloads(
     _set_applied(db, t, None)  # the kept neurons recorded were for the other plan
     out = tmp_path / "out"
     assert (
-        main(["export", "r", str(t.number), "--storage", spec.storage_url, "--out", str(out)]) == 0
+        main(["export", "s", str(t.number), "--storage", spec.storage_url, "--out", str(out)]) == 0
     )
     record = json.loads((out / "compression.json").read_text())
     assert record["plan"]["widths"] == list(removed.widths) and record["kept"][0] == []
@@ -166,5 +163,5 @@ def test_a_trial_whose_plan_removes_mlps_exports_and_reloads(
     model, _tok = load_pruned(out)
     widths = [layer.mlp.down_proj.in_features for layer in model.model.layers]
     assert widths == list(removed.widths)
-    padded = ["export", "r", str(t.number), "--storage", spec.storage_url, "--format", "padded"]
+    padded = ["export", "s", str(t.number), "--storage", spec.storage_url, "--format", "padded"]
     assert main([*padded, "--out", str(tmp_path / "padded")]) == 2

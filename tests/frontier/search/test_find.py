@@ -19,7 +19,7 @@ from frontier.search.storage import load_existing, n_finished
 from frontier.study.read import choose, final_record, nearest_trial, read_summary, read_trials
 from frontier.study.schema import ATTR_PLAN, ATTR_WARM
 from frontier.study.spec import StudySpec
-from frontier.testing import SMALL_STUDY_FLAGS, small_spec
+from frontier.testing import SMALL_STUDY_FLAGS, TinyStudy, small_spec
 
 
 def _spec(folder: Path, tmp_path: Path, **kw: object) -> StudySpec:
@@ -203,12 +203,8 @@ def test_cli_infeasible_exits_non_zero_with_nearest_trial(
     assert finals == [f"frontier:final:{nearest.number}"]
 
 
-def test_cli_pareto_and_show(
-    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    spec = _spec(tiny_folder, tmp_path, trials=6)
-    chosen = find(spec).chosen
-    assert chosen is not None
+def test_cli_pareto_and_show(tiny_study: TinyStudy, capsys: pytest.CaptureFixture[str]) -> None:
+    spec, chosen = tiny_study.spec, tiny_study.chosen
     assert main(["pareto", "s", "--storage", spec.storage_url, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed["study"] == "s" and chosen.number in [t["trial"] for t in listed["trials"]]
