@@ -16,7 +16,7 @@ steps are recorded on the study (``frontier:fallback``), each naming its text.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import optuna
@@ -40,9 +40,24 @@ def _kept(study: optuna.Study, t: FrozenTrial) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def gap(study: optuna.Study) -> tuple[float, float] | None:
+def _failed_on(rec: dict[str, Any], slos: Collection[str] | None) -> bool:
+    """Whether a held-out record failed on one of ``slos`` (any SLO where None, or where
+    the record names no per-SLO violations)."""
+    if rec.get("feasible"):
+        return False
+    violations = rec.get("violations")
+    if slos is None or not isinstance(violations, dict):
+        return True
+    return any((violations.get(s) or 0.0) > 0 for s in slos)
+
+
+def gap(
+    study: optuna.Study, slos: Collection[str] | None = None
+) -> tuple[float, float] | None:
     """(largest failing, smallest passing) MLP kept among the held-out candidates, where
-    they lie more than :data:`GAP` apart (the passing end 1.0 when none passed)."""
+    they lie more than :data:`GAP` apart (the passing end 1.0 when none passed). With
+    ``slos``, only a candidate that failed one of them counts as failing: one that met
+    them held out and missed another SLO (a task floor) says nothing of where they fail."""
     chosen = choose(study)
     upper = 1.0 if chosen is None else _kept(study, chosen)
     if upper is None:
@@ -50,7 +65,7 @@ def gap(study: optuna.Study) -> tuple[float, float] | None:
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rec = final_record(study, t)
-        if rec is None or rec.get("spread") or rec.get("feasible"):
+        if rec is None or rec.get("spread") or not _failed_on(dict(rec), slos):
             continue
         kept = _kept(study, t)
         if kept is not None and kept < upper:
@@ -69,7 +84,8 @@ def fall_back(
 ) -> dict[str, Any] | None:
     """Bisect the uniform keep in the gap on the validation text; queue, run and re-measure
     held out the smallest plan that passes there. The record (also on the study), or None
-    where there is no gap or the study has no perplexity SLO to bisect at."""
+    where no candidate that failed a perplexity SLO held out leaves a gap, or the study has
+    no perplexity SLO to bisect at."""
     from frontier.search.trial import TrialFailed, measured_metrics, run_trial
     from frontier.search.uniform import bisect_uniform, quality_slos
     from frontier.study.schema import ATTR_FAMILY, ATTR_PLAN, ATTR_WARM
@@ -77,9 +93,19 @@ def fall_back(
     say = progress or (lambda _m: None)
     if study.user_attrs.get(ATTR_FALLBACK) is not None:
         return None  # once per study
-    found = gap(study)
     quality = [s for s in quality_slos(ctx.slos) if s.metric == "ppl"]
-    if found is None or not quality:
+    if not quality:
+        return None
+    # the bisection decides the perplexity SLOs only: a gap left by candidates that met
+    # them held out and failed (or could not decide) a task floor is not one it can close
+    found = gap(study, [str(s) for s in quality])
+    if found is None:
+        if gap(study) is not None:
+            say(
+                "no fallback: the candidates that failed held out met the perplexity SLO "
+                "there (a task floor failed or was undecided), which a uniform bisection on "
+                "perplexity cannot decide"
+            )
         return None
     lower, upper = found
     try:

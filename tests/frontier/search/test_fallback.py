@@ -64,3 +64,30 @@ def test_a_gap_above_failing_candidates_is_bisected_on_validation_text(
 def test_no_gap_no_fallback(tiny_study: TinyStudy) -> None:
     study = tiny_study.study
     assert fallback.gap(study) is None or fallback.ATTR_FALLBACK in study.user_attrs
+
+
+def test_only_a_candidate_that_failed_the_bisected_slo_opens_a_gap(tmp_path: Path) -> None:
+    from frontier.study.schema import final_key
+    from frontier.testing import HandTrial, store_study
+
+    study = store_study(
+        f"sqlite:///{tmp_path}/hand.db",
+        [
+            HandTrial(0.8, 1.2, final_ppl_ratio=1.2),  # passes held out
+            HandTrial(0.5, 1.4, final_ppl_ratio=1.8),  # fails ppl<1.5 held out
+        ],
+        slos=("ppl<1.5",),
+    )
+    assert fallback.gap(study) == (0.5, 0.8)
+    assert fallback.gap(study, ["ppl<1.5"]) == (0.5, 0.8)
+    # the same candidate meeting ppl held out and failing a task floor: the perplexity
+    # bisection has nothing to close (the SLO-blind gap still sees it)
+    rec = dict(study.user_attrs[final_key(1)])
+    rec["violations"] = {"ppl<1.5": -0.1, "arc_easy>=90%": 0.02}
+    study.set_user_attr(final_key(1), rec)
+    assert fallback.gap(study) == (0.5, 0.8)
+    assert fallback.gap(study, ["ppl<1.5"]) is None
+    # an undecided floor (no violation measured on ppl's side either way) is no ppl failure
+    rec["violations"] = {"ppl<1.5": None, "arc_easy>=90%": None}
+    study.set_user_attr(final_key(1), rec)
+    assert fallback.gap(study, ["ppl<1.5"]) is None
