@@ -51,9 +51,7 @@ def _failed_on(rec: dict[str, Any], slos: Collection[str] | None) -> bool:
     return any((violations.get(s) or 0.0) > 0 for s in slos)
 
 
-def gap(
-    study: optuna.Study, slos: Collection[str] | None = None
-) -> tuple[float, float] | None:
+def gap(study: optuna.Study, slos: Collection[str] | None = None) -> tuple[float, float] | None:
     """(largest failing, smallest passing) MLP kept among the held-out candidates, where
     they lie more than :data:`GAP` apart (the passing end 1.0 when none passed). With
     ``slos``, only a candidate that failed one of them counts as failing: one that met
