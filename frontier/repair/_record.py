@@ -40,7 +40,14 @@ def repair_record(
             "lr": cfg.lr,
             "weight_decay": cfg.weight_decay,
             "betas": [0.9, 0.95],
-            "schedule": f"linear warm-up {cfg.warmup_steps} steps, cosine to 10% of lr",
+            "schedule": f"linear warm-up {cfg.warmup_steps} steps, cosine to 10% of lr at "
+            + (
+                f"step {cfg.steps}"
+                if cfg.cpu_minutes is None
+                else f"step {cfg.steps} or the last step the CPU budget allows, re-estimated "
+                "every step from the measured CPU cost of a step and of an evaluation; the "
+                "budget's last step is evaluated"
+            ),
             "grad_clip": 1.0,
         },
         "seed": cfg.seed,

@@ -21,6 +21,7 @@ from frontier.errors import FrontierError
 from frontier.pruning.operator import PruningOperator
 from frontier.pruning.plan import Plan
 from frontier.pruning.surgery import Pruner, Selection
+from frontier.repair._budget import CpuBudget
 from frontier.repair._config import RepairConfig
 from frontier.repair._data import RepairData
 from frontier.repair._loss import HeldOut, LossParts, distill_loss
@@ -159,11 +160,14 @@ class _Loop:
         return HeldOut(sums[0] / count, sums[1] / count, sums[2] / count)
 
     # -- training ----------------------------------------------------------------------
-    def _lr_at(self, step: int) -> float:
+    def _lr_at(self, step: int, horizon: int | None = None) -> float:
+        """Linear warm-up, then a cosine to 10% of ``lr`` at ``horizon`` (``steps``, or
+        fewer where a CPU budget ends the run first)."""
         cfg = self.cfg
         if step < cfg.warmup_steps:
             return cfg.lr * (step + 1) / (cfg.warmup_steps + 1)
-        span = max(1, cfg.steps - cfg.warmup_steps)
+        end = cfg.steps if horizon is None else min(cfg.steps, horizon)
+        span = max(1, end - cfg.warmup_steps)
         progress = min(1.0, (step - cfg.warmup_steps) / span)
         return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
@@ -209,7 +213,12 @@ class _Loop:
         cfg = self.cfg
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
         self.reporter.start(cfg.steps, self.data.describe())
+        budget = CpuBudget(
+            None if cfg.cpu_minutes is None else 60 * cfg.cpu_minutes, cpu0, cfg.eval_every
+        )
+        t_eval = time.process_time()
         before = self.evaluate()
+        budget.evaluated(time.process_time() - t_eval)
         self.reporter.evaluated(0, before, True)
         best, best_step = before, 0
         best_state = [p.detach().clone() for p in params]
@@ -219,13 +228,15 @@ class _Loop:
         tokens_per_step = cfg.batch_windows * (self.data.seq_len - 1)
         batches = self._batches()
         while step < cfg.steps:
-            if cfg.cpu_minutes is not None and time.process_time() - cpu0 > 60 * cfg.cpu_minutes:
+            # stop while one more step and the closing evaluation still fit the budget
+            if budget.limited and not budget.room_for_step():
                 reason = "cpu budget"
                 break
+            left = budget.steps_left()
             for group in opt.param_groups:
-                group["lr"] = self._lr_at(step)
+                group["lr"] = self._lr_at(step, None if left is None else step + left)
             opt.zero_grad(set_to_none=True)
-            t = time.perf_counter()
+            t, t_cpu = time.perf_counter(), time.process_time()
             loss = self._train_step(next(batches))
             if not math.isfinite(loss):
                 reason = "non-finite loss"
@@ -235,9 +246,15 @@ class _Loop:
             step += 1
             tokens += tokens_per_step
             losses.append(loss)
+            budget.stepped(time.process_time() - t_cpu)
             self.reporter.step(step, loss, tokens_per_step / max(time.perf_counter() - t, 1e-9))
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            # every eval_every steps, and once more when the budget ends the run (so that
+            # its last steps can be kept)
+            closing = budget.limited and not budget.room_for_step()
+            if step % cfg.eval_every == 0 or step == cfg.steps or closing:
+                t_eval = time.process_time()
                 held = self.evaluate()
+                budget.evaluated(time.process_time() - t_eval)
                 improved = held.loss < best.loss
                 history.append({"step": step, **held.to_dict()})
                 self.reporter.evaluated(step, held, improved)

@@ -3,6 +3,8 @@ changes the unpruned model."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -111,3 +113,28 @@ def test_repair_applies_the_plan_itself(setup) -> None:  # type: ignore[no-untyp
 def test_bad_settings_are_one_line_errors(kw) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(FrontierError, match="repair"):
         RepairConfig(**kw)
+
+
+def test_a_cpu_budget_ends_on_an_evaluated_step(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # the budget has room for 5 steps (and the closing evaluation): step 5 is no periodic
+    # evaluation (every 4), so without the closing one the last step could not be kept
+    from frontier.repair import _budget
+
+    monkeypatch.setattr(_budget.CpuBudget, "room_for_step", lambda self: self.steps < 5)
+    _, pruner, data, plan = setup
+    result = repair(pruner, plan, data, _config(cpu_minutes=100.0, eval_every=4))
+    assert result.stop_reason == "cpu budget" and result.steps_run == 5
+    assert [h["step"] for h in result.history] == [0, 4, 5]
+
+
+def test_the_schedule_ends_where_the_budget_does() -> None:
+    from types import SimpleNamespace
+
+    from frontier.repair._trainer import _Loop
+
+    loop = SimpleNamespace(cfg=_config(steps=100, warmup_steps=2, lr=1.0))
+    lr = lambda step, horizon=None: _Loop._lr_at(loop, step, horizon)  # type: ignore[arg-type]  # noqa: E731
+    assert lr(100) == pytest.approx(0.1)  # no budget: 10% of lr at the last step
+    assert lr(30, 30) == pytest.approx(0.1)  # the budget's last step
+    assert lr(16, 30) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.5)))
+    assert lr(30, 500) == lr(30)  # never past the configured steps
