@@ -178,9 +178,9 @@ def main() -> None:
                 )
                 save()
         if global_minutes:
-            value, minutes = _global(op, plan, global_data, rcfg, None, ratio)
+            value, minutes, how = _global(op, plan, global_data, rcfg, None, ratio)
             point["runs"].append(
-                {"step": "global (repair)", "ppl_ratio": value, "cpu_minutes": minutes}
+                {"step": "global (repair)", "ppl_ratio": value, "cpu_minutes": minutes, **how}
             )
             say(f"global {global_minutes} CPU-min: held-out ratio {value:.3f}")
             save()
@@ -191,13 +191,15 @@ def main() -> None:
             value_local, _ = ratio()
             op.restore()
             g = _replace(rcfg, cpu_minutes=chain[1])
-            value, minutes = _global(op, plan, global_data, g, res.modules, ratio)
+            value, minutes, how = _global(op, plan, global_data, g, res.modules, ratio)
             point["runs"].append(
                 {
                     "step": f"local ({args.chain_inputs}) then global",
                     "ppl_ratio_after_local": value_local,
                     "ppl_ratio": value,
                     "cpu_minutes": res.cpu_seconds / 60 + minutes,
+                    "local_cpu_minutes": res.cpu_seconds / 60,
+                    **how,
                 }
             )
             say(f"local {chain[0]} + global {chain[1]} CPU-min: held-out ratio {value:.3f}")
@@ -216,12 +218,21 @@ def _replace(cfg: Any, **kw: Any) -> Any:
     return dataclasses.replace(cfg, **kw)
 
 
-def _global(op: Any, plan: Any, data: Any, cfg: Any, start: Any, ratio: Any) -> tuple[float, float]:
+def _global(
+    op: Any, plan: Any, data: Any, cfg: Any, start: Any, ratio: Any
+) -> tuple[float, float, dict[str, Any]]:
+    """The held-out ratio after the repair, its CPU minutes, and how it ran."""
     say = PlainReporter(lambda m: print(m, flush=True), every=10)
     result = repair(op, plan, data, cfg, reporter=say, start=start)
     value, _ = ratio()
     op.restore()
-    return value, result.cpu_seconds / 60
+    how = {
+        "repair_cpu_minutes": result.cpu_seconds / 60,
+        "repair_steps_run": result.steps_run,
+        "repair_kept_step": result.kept_step,
+        "repair_stop_reason": result.stop_reason,
+    }
+    return value, result.cpu_seconds / 60, how
 
 
 def _table(results: dict[str, Any]) -> None:
