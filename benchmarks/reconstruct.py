@@ -66,6 +66,12 @@ def main() -> None:
         "(held-out ratio) at the others",
     )
     ap.add_argument("--steps", type=int, default=ReconstructConfig.steps)
+    ap.add_argument(
+        "--backoffs",
+        type=int,
+        default=ReconstructConfig.backoffs,
+        help="local: times a layer may start again at a third of the rate (0: never)",
+    )
     ap.add_argument("--batch-tokens", type=int, default=ReconstructConfig.batch_tokens)
     ap.add_argument("--train-tokens", type=int, default=ReconstructConfig.train_tokens)
     ap.add_argument("--repair-lr", type=float, default=3e-4)
@@ -90,7 +96,11 @@ def main() -> None:
     chain = tuple(float(x) for x in args.chain.split(":")) if args.chain else None
     lrs = _floats(args.lrs)
     local = ReconstructConfig(
-        lr=lrs[0], steps=args.steps, batch_tokens=args.batch_tokens, train_tokens=args.train_tokens
+        lr=lrs[0],
+        steps=args.steps,
+        batch_tokens=args.batch_tokens,
+        train_tokens=args.train_tokens,
+        backoffs=args.backoffs,
     )
     local_data = repair_data(
         local.text,

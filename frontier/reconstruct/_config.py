@@ -35,7 +35,8 @@ class ReconstructConfig:
     evaluations, at ``steps``, or when it has used its share of ``cpu_minutes`` (what is
     left, split over the layers still to do). The weights at the best held-out error are
     kept: never worse than the refit's on the held-out windows. Cosine decay of ``lr`` to
-    10%.
+    10%; a layer whose first evaluation is no better than its start begins again at a third
+    of the rate, up to ``backoffs`` times.
     """
 
     steps: int = 500
@@ -43,6 +44,9 @@ class ReconstructConfig:
     lr: float = 3e-4
     eval_every: int = 25
     patience: int = 3
+    #: a layer whose first evaluation is no better than its start begins again at a third
+    #: of the rate, at most this many times (``lr`` too large for it: seen on Gemma 3)
+    backoffs: int = 2
     inputs: Inputs = "pruned"
     target: Target = "mlp"
     seed: int = 0
@@ -63,6 +67,8 @@ class ReconstructConfig:
                 )
         if self.seq_len < 2 or self.heldout_tokens < 1:
             raise FrontierError("reconstruct seq_len must be >= 2 and heldout_tokens positive")
+        if self.backoffs < 0:
+            raise FrontierError(f"reconstruct backoffs must be >= 0, got {self.backoffs}")
         if not self.lr > 0:
             raise FrontierError(f"reconstruct lr must be positive, got {self.lr}")
         if self.inputs not in INPUTS:

@@ -27,6 +27,8 @@ class LayerFit:
     kept_step: int
     stop_reason: str
     cpu_seconds: float
+    lr: float = 0.0  # the rate of the attempt kept (after any back-off)
+    attempts: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -37,6 +39,8 @@ class LayerFit:
             "kept_step": self.kept_step,
             "stop_reason": self.stop_reason,
             "cpu_seconds": self.cpu_seconds,
+            "lr": self.lr,
+            "attempts": self.attempts,
         }
 
 
@@ -71,17 +75,24 @@ def fit_layer(
     seed: int,
     cpu_seconds: float | None = None,
     layer: int = 0,
+    backoffs: int = 0,
 ) -> LayerFit:
     """Fit ``params`` so that ``forward(x)`` reproduces ``y`` (rows are tokens); on return
     they hold the weights at the best held-out error (the starting ones when no step
-    improved on them)."""
+    improved on them).
+
+    With ``backoffs``, a fit whose first evaluation is no better than its start (the rate
+    too large for this layer: the refit's weights are a least-squares optimum, and a few
+    large Adam steps leave it) starts again from the starting weights at a third of the
+    rate, at most ``backoffs`` times, within the same CPU budget."""
     cpu0 = time.process_time()
     gen = torch.Generator().manual_seed(seed)
     scale = float(y.double().square().sum(-1).mean())  # the loss is relative to it
     before = relative_error(forward, x_held, y_held)
     best, best_step, bad = before, 0, 0
     best_state = [p.detach().clone() for p in params]
-    opt = torch.optim.Adam(params, lr=lr, betas=BETAS)
+    rate, attempts, ran = lr, 1, 0
+    opt = torch.optim.Adam(params, lr=rate, betas=BETAS)
     reason, step = "steps", 0
     n = x.shape[0]
     while step < steps:
@@ -94,7 +105,7 @@ def fit_layer(
                     best_state = [p.detach().clone() for p in params]
             break
         for group in opt.param_groups:
-            group["lr"] = lr * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
+            group["lr"] = rate * (0.1 + 0.45 * (1 + math.cos(math.pi * step / steps)))
         idx = torch.randint(n, (min(batch_tokens, n),), generator=gen).to(x.device)
         opt.zero_grad(set_to_none=True)
         diff = forward(x[idx]).float() - y[idx]
@@ -110,6 +121,13 @@ def fit_layer(
             if held < best:
                 best, best_step, bad = held, step, 0
                 best_state = [p.detach().clone() for p in params]
+            elif step == eval_every and best_step == 0 and attempts <= backoffs:
+                # the first check made it worse: again from the start, a third of the rate
+                with torch.no_grad():
+                    for p, saved in zip(params, best_state, strict=True):
+                        p.copy_(saved)
+                rate, attempts, ran, step = rate / 3, attempts + 1, ran + step, 0
+                opt = torch.optim.Adam(params, lr=rate, betas=BETAS)
             else:
                 bad += 1
                 if bad >= patience:
@@ -119,4 +137,5 @@ def fit_layer(
         for p, saved in zip(params, best_state, strict=True):
             p.copy_(saved)
             p.grad = None
-    return LayerFit(layer, before, best, step, best_step, reason, time.process_time() - cpu0)
+    cpu = time.process_time() - cpu0
+    return LayerFit(layer, before, best, ran + step, best_step, reason, cpu, rate, attempts)

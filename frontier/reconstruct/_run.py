@@ -234,10 +234,12 @@ def reconstruct_modules(
                 _advance(layer, calls[i], train, held)
             stream.add(time.process_time() - t_layer - fit_cpu)
             clock.advance()
+            backed = f", lr {fit.lr:.2g} after {fit.attempts - 1} back-off(s)"
             say(
                 f"reconstruct: layer {i + 1}/{len(handles)}: held-out error "
                 f"{fit.before:.4f} -> {fit.after:.4f} ({fit.steps_run} steps, kept "
-                f"{fit.kept_step}, {fit.stop_reason}, {fit.cpu_seconds:.0f} CPU-s){clock.eta()}"
+                f"{fit.kept_step}, {fit.stop_reason}, {fit.cpu_seconds:.0f} CPU-s"
+                f"{backed if fit.attempts > 1 else ''}){clock.eta()}"
             )
     finally:
         model.train(was_training)
@@ -287,6 +289,7 @@ def _fit(
             seed=config.seed + index,
             cpu_seconds=cpu_seconds,
             layer=index,
+            backoffs=config.backoffs,
         )
     except BaseException:
         _put(h, pruned)
