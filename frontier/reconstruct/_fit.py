@@ -123,9 +123,7 @@ def fit_layer(
                 best_state = [p.detach().clone() for p in params]
             elif step == eval_every and best_step == 0 and attempts <= backoffs:
                 # the first check made it worse: again from the start, a third of the rate
-                with torch.no_grad():
-                    for p, saved in zip(params, best_state, strict=True):
-                        p.copy_(saved)
+                _restore(params, best_state)
                 rate, attempts, ran, step = rate / 3, attempts + 1, ran + step, 0
                 opt = torch.optim.Adam(params, lr=rate, betas=BETAS)
             else:
@@ -133,9 +131,14 @@ def fit_layer(
                 if bad >= patience:
                     reason = "early stop"
                     break
-    with torch.no_grad():
-        for p, saved in zip(params, best_state, strict=True):
-            p.copy_(saved)
-            p.grad = None
+    _restore(params, best_state)
+    for p in params:
+        p.grad = None
     cpu = time.process_time() - cpu0
     return LayerFit(layer, before, best, ran + step, best_step, reason, cpu, rate, attempts)
+
+
+def _restore(params: Sequence[torch.nn.Parameter], state: Sequence[torch.Tensor]) -> None:
+    with torch.no_grad():
+        for p, saved in zip(params, state, strict=True):
+            p.copy_(saved)

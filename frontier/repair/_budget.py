@@ -3,8 +3,8 @@
 A budget that simply stops the loop when it runs out wastes two things: the learning-rate
 schedule, laid out over ``steps``, is cut off while the rate is still high, and the steps
 since the last held-out evaluation are thrown away (the loop keeps the best *evaluated*
-weights). At 65% of SmolLM2's MLP removed, 20 CPU-minutes of repair made about 95 steps
-of a 150-step schedule and kept step 80.
+weights). At 65% of SmolLM2's MLP removed, 20 CPU-minutes of a 150-step repair ended
+with the rate still high and kept step 80.
 
 :class:`CpuBudget` measures what a training step and a held-out evaluation cost in CPU
 seconds, as the run goes, and says
@@ -15,7 +15,8 @@ seconds, as the run goes, and says
 - whether one more step still leaves room for the closing evaluation
   (:meth:`CpuBudget.room_for_step`), so that the last steps are evaluated and can be kept.
 
-Without a budget it allows everything, and a run is exactly what it was.
+Without a budget it allows everything (:meth:`CpuBudget.left` is infinite), and a run is
+exactly what it was.
 """
 
 from __future__ import annotations
@@ -35,10 +36,6 @@ class CpuBudget:
     steps: int = 0
     eval_cpu: float = 0.0
     evals: int = 0
-
-    @property
-    def limited(self) -> bool:
-        return self.seconds is not None
 
     def left(self) -> float:
         """CPU seconds still to spend (infinite without a budget)."""

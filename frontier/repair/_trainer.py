@@ -159,6 +159,13 @@ class _Loop:
             count += n
         return HeldOut(sums[0] / count, sums[1] / count, sums[2] / count)
 
+    def _evaluate(self, budget: CpuBudget) -> HeldOut:
+        """:meth:`evaluate`, its CPU time counted in ``budget``."""
+        t = time.process_time()
+        held = self.evaluate()
+        budget.evaluated(time.process_time() - t)
+        return held
+
     # -- training ----------------------------------------------------------------------
     def _lr_at(self, step: int, horizon: int | None = None) -> float:
         """Linear warm-up, then a cosine to 10% of ``lr`` at ``horizon`` (``steps``, or
@@ -216,9 +223,7 @@ class _Loop:
         budget = CpuBudget(
             None if cfg.cpu_minutes is None else 60 * cfg.cpu_minutes, cpu0, cfg.eval_every
         )
-        t_eval = time.process_time()
-        before = self.evaluate()
-        budget.evaluated(time.process_time() - t_eval)
+        before = self._evaluate(budget)
         self.reporter.evaluated(0, before, True)
         best, best_step = before, 0
         best_state = [p.detach().clone() for p in params]
@@ -229,7 +234,7 @@ class _Loop:
         batches = self._batches()
         while step < cfg.steps:
             # stop while one more step and the closing evaluation still fit the budget
-            if budget.limited and not budget.room_for_step():
+            if not budget.room_for_step():
                 reason = "cpu budget"
                 break
             left = budget.steps_left()
@@ -250,11 +255,9 @@ class _Loop:
             self.reporter.step(step, loss, tokens_per_step / max(time.perf_counter() - t, 1e-9))
             # every eval_every steps, and once more when the budget ends the run (so that
             # its last steps can be kept)
-            closing = budget.limited and not budget.room_for_step()
+            closing = not budget.room_for_step()
             if step % cfg.eval_every == 0 or step == cfg.steps or closing:
-                t_eval = time.process_time()
-                held = self.evaluate()
-                budget.evaluated(time.process_time() - t_eval)
+                held = self._evaluate(budget)
                 improved = held.loss < best.loss
                 history.append({"step": step, **held.to_dict()})
                 self.reporter.evaluated(step, held, improved)

@@ -16,7 +16,7 @@ steps are recorded on the study (``frontier:fallback``), each naming its text.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import optuna
@@ -40,7 +40,7 @@ def _kept(study: optuna.Study, t: FrozenTrial) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
-def _failed_on(rec: dict[str, Any], slos: Collection[str] | None) -> bool:
+def _failed_on(rec: Mapping[str, Any], slos: Collection[str] | None) -> bool:
     """Whether a held-out record failed on one of ``slos`` (any SLO where None, or where
     the record names no per-SLO violations)."""
     if rec.get("feasible"):
@@ -63,7 +63,7 @@ def gap(study: optuna.Study, slos: Collection[str] | None = None) -> tuple[float
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         rec = final_record(study, t)
-        if rec is None or rec.get("spread") or not _failed_on(dict(rec), slos):
+        if rec is None or rec.get("spread") or not _failed_on(rec, slos):
             continue
         kept = _kept(study, t)
         if kept is not None and kept < upper:
