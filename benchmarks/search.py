@@ -226,13 +226,14 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
     )
     space = ctx.space
     energy = layer_costs(ctx.scores)
-    calibrated = None if energy is None else energy.calibrated(probe.removal_costs(), "probe")
+    removal = probe.removal_costs()
+    calibrated = None if energy is None else energy.calibrated(removal, "probe")
     infos = {
         "energy": AllocationInfo(
-            space.full, space.lo, space.hi, space.multiple, energy, probe.critical
+            space.full, space.lo, space.hi, space.multiple, energy, probe.critical, removal
         ),
         "probe": AllocationInfo(
-            space.full, space.lo, space.hi, space.multiple, calibrated, probe.critical
+            space.full, space.lo, space.hi, space.multiple, calibrated, probe.critical, removal
         ),
     }
     rows: list[tuple[str, Plan | None, float | None, float, str]] = []
@@ -278,21 +279,29 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
             if family.available(info) is not None:
                 rows.append((label, None, None, 0.0, str(family.available(info))))
                 continue
-            t = time.perf_counter()
+            kept: float | None = None
+            at: AllocationInfo | None = info
+            while at is not None:  # a family that thins: again protecting fewer, while it pays
+                t = time.perf_counter()
 
-            def make(k: float, fn: Any = family.plan, i: AllocationInfo = info) -> Plan:
-                return fn(k, i)
+                def make(k: float, fn: Any = family.plan, i: AllocationInfo = at) -> Plan:
+                    return fn(k, i)
 
-            found = bisect_uniform(
-                space.full,
-                search_check,
-                lo=max(u_keep - 0.1, space.lo),
-                hi=u_keep,
-                tol=0.01,
-                multiple=space.multiple,
-                plan_at=make,
-            )
-            settle(label, None if found.best is None else found.best.keep, make, t)
+                found = bisect_uniform(
+                    space.full,
+                    search_check,
+                    lo=max(u_keep - 0.1, space.lo),
+                    hi=u_keep,
+                    tol=0.01,
+                    multiple=space.multiple,
+                    plan_at=make,
+                )
+                keep = None if found.best is None else found.best.keep
+                settle(label if at is info else f"{name}-{len(at.critical or ())}", keep, make, t)
+                if keep is None or (kept is not None and make(keep).kept_fraction >= kept):
+                    break
+                kept = make(keep).kept_fraction
+                at = at.thinned() if family.thins else None
     hand = HAND_MADE.get(spec.model)
     if hand is not None:
         t = time.perf_counter()
@@ -312,9 +321,9 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
     )
     for r in rows:
         print(_plan_row(r, base))
-    for label, plan, _ratio, _wall, _note in rows:
-        if plan is not None:
-            print(f"  {label}: widths {list(plan.widths)}")
+    for label, shown, _ratio, _wall, _note in rows:
+        if shown is not None:
+            print(f"  {label}: widths {list(shown.widths)}")
 
 
 def _bound(spec: StudySpec) -> float:

@@ -16,7 +16,7 @@ Every registered family passes the contract tests in
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from frontier.errors import FrontierError
 from frontier.pruning.plan import Plan
@@ -38,6 +38,15 @@ class AllocationInfo:
     multiple: int
     costs: LayerCosts | None = None
     critical: tuple[int, ...] | None = None
+    removal: tuple[float, ...] | None = None  # the probe's whole-removal cost per layer
+
+    def thinned(self) -> AllocationInfo | None:
+        """The same with the cheapest critical layer (by the probe's whole-removal cost)
+        no longer critical; None where fewer than two are critical or nothing ranks them."""
+        if not self.critical or len(self.critical) < 2 or self.removal is None:
+            return None
+        cheapest = min(self.critical, key=lambda i: (self.removal[i], i))  # type: ignore[index]
+        return replace(self, critical=tuple(i for i in self.critical if i != cheapest))
 
     def clip(self, ratio: float) -> float:
         return min(max(ratio, self.lo), self.hi)
@@ -59,6 +68,7 @@ class Family:
     description: str
     needs_costs: bool = False
     needs_probe: bool = False
+    thins: bool = False  # also bisected protecting fewer layers (AllocationInfo.thinned)
 
     def available(self, info: AllocationInfo) -> str | None:
         """Why the family cannot be used with ``info`` (None: it can)."""
@@ -73,10 +83,15 @@ FAMILIES: dict[str, Family] = {}
 
 
 def register_family(
-    name: str, *, description: str, needs_costs: bool = False, needs_probe: bool = False
+    name: str,
+    *,
+    description: str,
+    needs_costs: bool = False,
+    needs_probe: bool = False,
+    thins: bool = False,
 ) -> Callable[[PlanFn], PlanFn]:
     def wrap(fn: PlanFn) -> PlanFn:
-        FAMILIES[name] = Family(name, fn, description, needs_costs, needs_probe)
+        FAMILIES[name] = Family(name, fn, description, needs_costs, needs_probe, thins)
         return fn
 
     return wrap
@@ -123,8 +138,10 @@ def removal(keep: float, info: AllocationInfo) -> Plan:
 @register_family(
     "protect",
     needs_probe=True,
+    thins=True,
     description="the critical layers (their MLP alone, removed, breaks the SLOs) kept "
-    "whole, every other layer the same share",
+    "whole, every other layer the same share; then the same protecting fewer, the "
+    "cheapest critical layer first given up, while that pays",
 )
 def protect(keep: float, info: AllocationInfo) -> Plan:
     critical = set(info.critical or ())

@@ -39,6 +39,7 @@ def allocation_info(ctx: Any, probe: LayerProbe | None) -> AllocationInfo:
         space.multiple,
         costs,
         None if probe is None else probe.critical,
+        None if probe is None else probe.removal_costs(),
     )
 
 
@@ -79,8 +80,10 @@ def bisect_families(
     """Bisect the mean keep of each family ``ctx.spec.families`` names in
     ``[limit_keep - SPAN, limit_keep]``; the
     records by family (also on the study). A family whose needs are not met is recorded
-    with the reason and not tried. Stops, leaving the rest untried, where a step would
-    overrun the trial ``budget``."""
+    with the reason and not tried. A family that thins (``protect``) is bisected again
+    protecting one layer fewer, the cheapest critical one by the probe given up first
+    (recorded as ``<family>-<n protected>``), for as long as that lowers the limit.
+    Stops, leaving the rest untried, where a step would overrun the trial ``budget``."""
     from frontier.search.uniform import BudgetSpent, bisect_in_study
 
     say = progress or (lambda _m: None)
@@ -92,30 +95,53 @@ def bisect_families(
             say("probing each layer without its MLP (one forward per layer)")
         probe = study_probe(ctx, study, progress=say)
     info = allocation_info(ctx, probe)
-    for family in families:
-        if family.name in limits:
-            continue
-        why = family.available(info)
-        if why is not None:
-            say(f"allocation family {family.name}: not tried, {why}")
-            limits[family.name] = {"keep": None, "skipped": why}
-            study.set_user_attr(ATTR_FAMILIES, limits)
-            continue
-        say(f"bisecting the mean keep of allocation family {family.name}")
-        plan_fn = family.plan
-        try:
+    bracket = (max(limit_keep - SPAN, ctx.space.lo), limit_keep)
+
+    def bisect(label: str, fn: Any, at: AllocationInfo) -> dict[str, Any]:
+        """One family's record: from the study where a resumed run has it, else bisected."""
+        if label not in limits:
+            say(f"bisecting the mean keep of allocation family {label}")
             rec = bisect_in_study(
                 ctx,
                 study,
                 budget=budget,
                 callbacks=callbacks,
-                family=family.name,
-                plan_at=lambda keep, fn=plan_fn: fn(keep, info),  # type: ignore[misc]
-                bracket=(max(limit_keep - SPAN, ctx.space.lo), limit_keep),
+                family=label,
+                plan_at=lambda keep: fn(keep, at),
+                bracket=bracket,
             )
+            if rec is not None and at.critical is not None:
+                rec["protected"] = list(at.critical)
+            limits[label] = rec
+            study.set_user_attr(ATTR_FAMILIES, limits)
+        return limits[label]
+
+    for family in families:
+        if family.name in limits and not family.thins:
+            continue
+        why = family.available(info)
+        if why is not None:
+            if family.name not in limits:
+                say(f"allocation family {family.name}: not tried, {why}")
+                limits[family.name] = {"keep": None, "skipped": why}
+                study.set_user_attr(ATTR_FAMILIES, limits)
+            continue
+        try:
+            best = bisect(family.name, family.plan, info)
+            at = info.thinned() if family.thins else None
+            while at is not None and at.critical is not None and _kept(best) is not None:
+                rec = bisect(f"{family.name}-{len(at.critical)}", family.plan, at)
+                if _kept(rec) is None or _kept(rec) >= _kept(best):  # type: ignore[operator]
+                    break  # giving up one more protected layer did not pay
+                best, at = rec, at.thinned()
         except BudgetSpent:
             say(f"allocation family {family.name}: the trial budget ran out")
             break
-        limits[family.name] = rec
-        study.set_user_attr(ATTR_FAMILIES, limits)
     return limits
+
+
+def _kept(rec: dict[str, Any] | None) -> float | None:
+    """The MLP share a family's bisected limit keeps (None: no plan met the SLOs)."""
+    if rec is None or rec.get("keep") is None:
+        return None
+    return float(rec["mlp_kept"])

@@ -82,3 +82,15 @@ def test_each_rule() -> None:
     assert list(falling) == sorted(falling, reverse=True) and falling[0] > falling[-1]
     assert list(rising) == sorted(rising) and rising[0] < rising[-1]
     assert get_family("uniform").plan(0.5, info).is_uniform
+
+
+def test_thinning_gives_up_the_cheapest_critical_layer_first() -> None:
+    info = _info(critical=(0, 4, 9), removal=(5.0,) + (0.1,) * 3 + (0.7,) + (0.1,) * 4 + (2.0,))
+    fewer = info.thinned()
+    assert fewer is not None and fewer.critical == (0, 9)  # layer 4 cost least whole
+    last = fewer.thinned()
+    assert last is not None and last.critical == (0,)
+    assert last.thinned() is None  # one protected layer left: nothing to thin
+    assert _info(removal=None).thinned() is None  # nothing ranks the critical layers
+    plan = get_family("protect").plan(0.5, fewer)
+    assert plan.widths[0] == plan.widths[9] == 64 and plan.widths[4] < 64
