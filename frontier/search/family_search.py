@@ -82,7 +82,8 @@ def bisect_families(
     records by family (also on the study). A family whose needs are not met is recorded
     with the reason and not tried. A family that thins (``protect``) is bisected again
     protecting one layer fewer, the cheapest critical one by the probe given up first
-    (recorded as ``<family>-<n protected>``), for as long as that lowers the limit.
+    (recorded as ``<family>-<n protected>``), for as long as that lowers the limit, or
+    while no plan has met the SLOs yet.
     Stops, leaving the rest untried, where a step would overrun the trial ``budget``."""
     from frontier.search.uniform import BudgetSpent, bisect_in_study
 
@@ -127,13 +128,14 @@ def bisect_families(
                 study.set_user_attr(ATTR_FAMILIES, limits)
             continue
         try:
-            best = bisect(family.name, family.plan, info)
+            best = _kept(bisect(family.name, family.plan, info))
             at = info.thinned() if family.thins else None
-            while at is not None and at.critical is not None and _kept(best) is not None:
-                rec = bisect(f"{family.name}-{len(at.critical)}", family.plan, at)
-                if _kept(rec) is None or _kept(rec) >= _kept(best):  # type: ignore[operator]
+            while at is not None and at.critical is not None:
+                kept = _kept(bisect(f"{family.name}-{len(at.critical)}", family.plan, at))
+                if best is not None and (kept is None or kept >= best):
                     break  # giving up one more protected layer did not pay
-                best, at = rec, at.thinned()
+                # (while no plan met the SLOs at all, protecting fewer may: go on)
+                best, at = kept if kept is not None else best, at.thinned()
         except BudgetSpent:
             say(f"allocation family {family.name}: the trial budget ran out")
             break

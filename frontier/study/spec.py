@@ -186,9 +186,10 @@ class StudySpec:
         "compares against), then uniform and global-threshold plans, before sampling",
     )
     families: tuple[str, ...] = _field(
-        (),
+        ("protect",),
         "allocation families whose mean keep is bisected after the uniform one: threshold, "
-        "removal, protect, depth-falling, depth-rising (repeat or comma-separate)",
+        "removal, protect, depth-falling, depth-rising (repeat or comma-separate; none: "
+        "no family, no layer probe)",
         **{"flag": "--family", "metavar": "FAMILY"},
     )
     early_stop: bool = _field(
@@ -211,7 +212,8 @@ class StudySpec:
         object.__setattr__(self, "slos", tuple(self.slos))
         object.__setattr__(self, "tasks", tuple(self.tasks))
         object.__setattr__(self, "check_texts", tuple(self.check_texts))
-        object.__setattr__(self, "families", tuple(self.families))
+        families = tuple(self.families)
+        object.__setattr__(self, "families", () if families == ("none",) else families)
         check_device(self.device)
         object.__setattr__(self, "dtype", check_dtype(self.dtype))
         if self.refit and self.compensate:

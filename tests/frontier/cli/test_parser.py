@@ -230,3 +230,9 @@ def test_families_are_comma_separated_or_repeated_and_unknown_ones_refused() -> 
     assert spec.families == ("removal", "protect", "depth-rising")
     with pytest.raises(FrontierError, match="unknown allocation family 'nope'"):
         build_context(spec.replace(families=("nope",), device="cpu"))
+
+
+def test_family_none_turns_the_default_family_off() -> None:
+    assert spec_from_args(build_parser().parse_args(["find"])).families == ("protect",)
+    off = spec_from_args(build_parser().parse_args(["find", "--family", "none"]))
+    assert off.families == ()

@@ -28,7 +28,9 @@ def test_families_are_bisected_recorded_and_their_trials_named(
     probe = study.user_attrs[ATTR_PROBE]
     assert len(probe["values"]) == 3 and len(probe["breaks"]) == 3
     limits = study.user_attrs[ATTR_FAMILIES]
-    assert set(limits) == {"threshold", "removal", "protect", "depth-rising"}
+    named = {"threshold", "removal", "protect", "depth-rising"}
+    assert named <= set(limits)
+    assert all(k.startswith("protect-") for k in set(limits) - named)  # protect thinned
     uniform_keep = study.user_attrs[ATTR_UNIFORM]["keep"]
     own: set[str] = set()
     for name, rec in limits.items():
@@ -55,3 +57,9 @@ def test_families_flag_and_spec(tmp_path: Path) -> None:
     assert spec.families == ("removal", "protect")
     # which plans the search tries, not what a trial measures: not in the fingerprint
     assert spec.fingerprint("m") == StudySpec().fingerprint("m")
+
+
+def test_protect_is_the_default_family_and_none_turns_families_off() -> None:
+    assert StudySpec().families == ("protect",)
+    assert StudySpec.from_dict({"families": "none"}, where="test").families == ()
+    assert StudySpec(families=("none",)).families == ()

@@ -95,3 +95,14 @@ def test_a_resumed_study_reads_its_records_instead_of_bisecting_again(
     resumed = _Study({ATTR_PROBE: PROBE.to_dict(), ATTR_FAMILIES: limits})
     again, calls = _run(monkeypatch, {0: 1.0, 5: 1.0, 2: 0.25}, resumed)
     assert again == limits and calls == []
+
+
+def test_thinning_goes_on_while_protecting_that_many_meets_no_slo(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # layer 1 (not critical) needs half its width: with three or two layers whole the
+    # rest cannot have it at this size, with one they can
+    limits, calls = _run(monkeypatch, {0: 1.0, 1: 0.5})
+    assert calls == ["protect", "protect-2", "protect-1"]
+    assert limits["protect"]["keep"] is None and limits["protect-2"]["keep"] is None
+    assert limits["protect-1"]["keep"] is not None
