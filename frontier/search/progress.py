@@ -64,6 +64,7 @@ class PlainProgress:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.total = total
+        self.limit = total
         self.stream = stream
         self.interval = interval
         self.heartbeat = heartbeat
@@ -80,6 +81,7 @@ class PlainProgress:
     def start(self, study: optuna.Study) -> None:
         if self.total is None:
             self.total = st.stored_spec(study).trials
+        self.limit = self.total  # --trials; ``total`` drops to what ran if the search stops
         self.done = st.n_finished(study)
         self.started = self.last_line = self.trial_started = self.clock()
         self._write(f"trials: {self.done}/{self.total} finished before this run")
@@ -95,15 +97,16 @@ class PlainProgress:
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.started is None:
             self.start(study)
-        assert self.started is not None and self.total is not None
+        assert self.started is not None and self.total is not None and self.limit is not None
         now = self.clock()
         self.ran += 1
         self.done = st.n_finished(study)
         self.trial_started = now
-        total = self.total
+        total = self.limit
         stopped = self.done < total and stopped_early(study) is not None
-        if stopped:
-            self.total = self.done  # the search is over: no ETA, no still-working lines
+        # once the search is over (the trials after it: a resumed study's families, the
+        # fallback), no ETA and no still-working lines
+        self.total = self.done if stopped else total
         last = self.done >= self.total
         if not (self.ran == 1 or last or now - self.last_line >= self.interval):
             return

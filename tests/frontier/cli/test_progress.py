@@ -74,6 +74,13 @@ def test_a_search_that_stops_early_says_so_in_its_line_at_once() -> None:
     assert lines[-1].startswith("trial 3/30 done") and "ETA 0:00" in lines[-1]
     assert lines[-1].endswith("; the search stopped early")
     assert shown.total == 3  # no still-working lines while the final stage runs
+    clock.now += 1.0  # a trial after the stop (a resumed study's family, the fallback)
+    study = _study_with(4)
+    study.set_user_attr("frontier:early_stop", {"trial": 2, "patience": 2})
+    shown(study, study.trials[-1])
+    last = out.getvalue().splitlines()[-1]
+    assert last.startswith("trial 4/30 done") and "ETA 0:00" in last
+    assert shown.total == 4
 
 
 def test_a_long_trial_gets_a_still_working_line() -> None:
