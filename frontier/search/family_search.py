@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from frontier.search.costs import LayerCosts, layer_costs
-from frontier.search.families import AllocationInfo, get_family
+from frontier.search.families import AllocationInfo, Family, get_family
 from frontier.search.probe import LayerProbe, probe_layers
 from frontier.study.schema import ATTR_FAMILIES, ATTR_PROBE
 
@@ -98,7 +98,7 @@ def bisect_families(
     info = allocation_info(ctx, probe)
     bracket = (max(limit_keep - SPAN, ctx.space.lo), limit_keep)
 
-    def bisect(label: str, fn: Any, at: AllocationInfo) -> dict[str, Any]:
+    def bisect(label: str, family: Family, at: AllocationInfo) -> dict[str, Any]:
         """One family's record: from the study where a resumed run has it, else bisected."""
         if label not in limits:
             say(f"bisecting the mean keep of allocation family {label}")
@@ -108,11 +108,11 @@ def bisect_families(
                 budget=budget,
                 callbacks=callbacks,
                 family=label,
-                plan_at=lambda keep: fn(keep, at),
+                plan_at=lambda keep: family.plan(keep, at),
                 bracket=bracket,
             )
-            if rec is not None and at.critical is not None:
-                rec["protected"] = list(at.critical)
+            if rec is not None and family.needs_probe and at.critical is not None:
+                rec["protected"] = list(at.critical)  # the layers its plans keep whole
             limits[label] = rec
             study.set_user_attr(ATTR_FAMILIES, limits)
         return limits[label]
@@ -128,10 +128,10 @@ def bisect_families(
                 study.set_user_attr(ATTR_FAMILIES, limits)
             continue
         try:
-            best = _kept(bisect(family.name, family.plan, info))
+            best = _kept(bisect(family.name, family, info))
             at = info.thinned() if family.thins else None
             while at is not None and at.critical is not None:
-                kept = _kept(bisect(f"{family.name}-{len(at.critical)}", family.plan, at))
+                kept = _kept(bisect(f"{family.name}-{len(at.critical)}", family, at))
                 if best is not None and (kept is None or kept >= best):
                     break  # giving up one more protected layer did not pay
                 # (while no plan met the SLOs at all, protecting fewer may: go on)

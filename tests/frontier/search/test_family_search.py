@@ -38,6 +38,7 @@ def test_families_are_bisected_recorded_and_their_trials_named(
             assert name == "protect" and not any(probe["breaks"])
             continue
         assert rec["steps"], name
+        assert ("protected" in rec) == name.startswith("protect"), name
         for step in rec["steps"]:
             assert step["keep"] <= uniform_keep + 1e-9
             trial = study.trials[step["trial"]]
