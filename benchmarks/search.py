@@ -190,7 +190,7 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
     from frontier.pruning.plan import Plan
     from frontier.search.context import build_context
     from frontier.search.costs import layer_costs
-    from frontier.search.families import FAMILIES, AllocationInfo, get_family
+    from frontier.search.families import FAMILIES, AllocationInfo, bisect_variants, get_family
     from frontier.search.probe import probe_layers
     from frontier.search.trial import measured_metrics
     from frontier.search.uniform import bisect_uniform, quality_slos
@@ -279,13 +279,18 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
             if family.available(info) is not None:
                 rows.append((label, None, None, 0.0, str(family.available(info))))
                 continue
-            kept: float | None = None
-            at: AllocationInfo | None = info
-            while at is not None:  # a family that thins: again protecting fewer, while it pays
+
+            def limit_of(
+                variant: str,
+                at: AllocationInfo,
+                fn: Any = family.plan,
+                base: str = name,
+                shown: str = label,
+            ) -> float | None:
                 t = time.perf_counter()
 
-                def make(k: float, fn: Any = family.plan, i: AllocationInfo = at) -> Plan:
-                    return fn(k, i)
+                def make(k: float) -> Plan:
+                    return fn(k, at)
 
                 found = bisect_uniform(
                     space.full,
@@ -297,11 +302,10 @@ def compare_families(spec: StudySpec, names: list[str] | None) -> None:
                     plan_at=make,
                 )
                 keep = None if found.best is None else found.best.keep
-                settle(label if at is info else f"{name}-{len(at.critical or ())}", keep, make, t)
-                if keep is None or (kept is not None and make(keep).kept_fraction >= kept):
-                    break
-                kept = make(keep).kept_fraction
-                at = at.thinned() if family.thins else None
+                settle(shown if variant == base else variant, keep, make, t)
+                return None if keep is None else make(keep).kept_fraction
+
+            bisect_variants(family, info, limit_of)
     hand = HAND_MADE.get(spec.model)
     if hand is not None:
         t = time.perf_counter()

@@ -45,7 +45,8 @@ class AllocationInfo:
         no longer critical; None where fewer than two are critical or nothing ranks them."""
         if not self.critical or len(self.critical) < 2 or self.removal is None:
             return None
-        cheapest = min(self.critical, key=lambda i: (self.removal[i], i))  # type: ignore[index]
+        removal = self.removal
+        cheapest = min(self.critical, key=lambda i: (removal[i], i))
         return replace(self, critical=tuple(i for i in self.critical if i != cheapest))
 
     def clip(self, ratio: float) -> float:
@@ -80,6 +81,22 @@ class Family:
 
 
 FAMILIES: dict[str, Family] = {}
+
+LimitFn = Callable[[str, AllocationInfo], float | None]
+
+
+def bisect_variants(family: Family, info: AllocationInfo, limit_of: LimitFn) -> None:
+    """Bisect ``family`` with ``info`` through ``limit_of(label, info)`` (the MLP share
+    the bisected limit keeps; None: no plan met the SLOs). A family that thins goes on
+    protecting one layer fewer (labelled ``<family>-<n protected>``) for as long as that
+    lowers the limit, or while no plan has met the SLOs yet."""
+    best = limit_of(family.name, info)
+    at = info.thinned() if family.thins else None
+    while at is not None and at.critical is not None:
+        kept = limit_of(f"{family.name}-{len(at.critical)}", at)
+        if best is not None and (kept is None or kept >= best):
+            return  # giving up one more protected layer did not pay
+        best, at = kept, at.thinned()
 
 
 def register_family(

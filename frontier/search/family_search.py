@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from frontier.search.costs import LayerCosts, layer_costs
-from frontier.search.families import AllocationInfo, Family, get_family
+from frontier.search.families import AllocationInfo, Family, bisect_variants, get_family
 from frontier.search.probe import LayerProbe, probe_layers
 from frontier.study.schema import ATTR_FAMILIES, ATTR_PROBE
 
@@ -118,8 +118,6 @@ def bisect_families(
         return limits[label]
 
     for family in families:
-        if family.name in limits and not family.thins:
-            continue
         why = family.available(info)
         if why is not None:
             if family.name not in limits:
@@ -128,14 +126,11 @@ def bisect_families(
                 study.set_user_attr(ATTR_FAMILIES, limits)
             continue
         try:
-            best = _kept(bisect(family.name, family, info))
-            at = info.thinned() if family.thins else None
-            while at is not None and at.critical is not None:
-                kept = _kept(bisect(f"{family.name}-{len(at.critical)}", family, at))
-                if best is not None and (kept is None or kept >= best):
-                    break  # giving up one more protected layer did not pay
-                # (while no plan met the SLOs at all, protecting fewer may: go on)
-                best, at = kept if kept is not None else best, at.thinned()
+
+            def limit_of(label: str, at: AllocationInfo, f: Family = family) -> float | None:
+                return _kept(bisect(label, f, at))
+
+            bisect_variants(family, info, limit_of)
         except BudgetSpent:
             say(f"allocation family {family.name}: the trial budget ran out")
             break
