@@ -41,6 +41,13 @@ def _config(**kw):  # type: ignore[no-untyped-def]
     return ReconstructConfig(**{**base, **kw})
 
 
+def _calibrated(model_type: str):  # type: ignore[no-untyped-def]
+    """The tiny model and a pruner ranking its neurons by activation."""
+    lm = tiny_loaded(model_type)
+    scores = calibrate(lm, "activation", n_tokens=256, seq_len=SEQ)
+    return lm, Pruner(lm.model, scores.per_layer)
+
+
 def _logits(model, ids):  # type: ignore[no-untyped-def]
     with torch.no_grad():
         return model(input_ids=ids, use_cache=False).logits
@@ -69,9 +76,7 @@ def test_every_neuron_kept_changes_nothing(model_type: str) -> None:
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("inputs", ["pruned", "dense"])
 def test_every_family_lowers_the_heldout_error_and_restores(model_type: str, inputs: str) -> None:
-    lm = tiny_loaded(model_type)
-    scores = calibrate(lm, "activation", n_tokens=256, seq_len=SEQ)
-    pruner = Pruner(lm.model, scores.per_layer)
+    lm, pruner = _calibrated(model_type)
     data = _data(lm)
     ids = data.heldout[:1]
     original = _logits(lm.model, ids)
@@ -97,9 +102,7 @@ def test_every_family_lowers_the_heldout_error_and_restores(model_type: str, inp
 
 @pytest.mark.parametrize("model_type", ADDITIVE)
 def test_the_stream_target_lowers_the_heldout_error_and_restores(model_type: str) -> None:
-    lm = tiny_loaded(model_type)
-    scores = calibrate(lm, "activation", n_tokens=256, seq_len=SEQ)
-    pruner = Pruner(lm.model, scores.per_layer)
+    lm, pruner = _calibrated(model_type)
     data = _data(lm)
     ids = data.heldout[:1]
     original = _logits(lm.model, ids)
@@ -170,9 +173,7 @@ def test_dropped_neurons_that_duplicate_kept_ones_are_reconstructed_exactly() ->
 
 
 def test_the_cpu_budget_stops_every_layer() -> None:
-    lm = tiny_loaded("llama")
-    scores = calibrate(lm, "activation", n_tokens=256, seq_len=SEQ)
-    pruner = Pruner(lm.model, scores.per_layer)
+    lm, pruner = _calibrated("llama")
     plan = Plan.uniform(0.5, pruner.full, multiple=4)
     result = reconstruct(pruner, plan, _data(lm), _config(steps=10**6, cpu_minutes=1e-4))
     assert {f.stop_reason for f in result.layers} == {"cpu budget"}
