@@ -39,11 +39,13 @@ from frontier.errors import FrontierError
 
 __all__ = [
     "DEFAULT_CONFIDENCE",
+    "FUTILITY",
     "Decision",
     "Interval",
     "accuracy_interval",
     "log_ratio_interval",
     "near_chance",
+    "predictive_pass",
     "retention_interval",
     "t_value",
     "z_value",
@@ -182,3 +184,35 @@ def near_chance(accuracy: float, chance: float, n: int) -> bool:
         return True
     se = math.sqrt(max(accuracy * (1 - accuracy), 1e-12) / n)
     return accuracy - chance < 2 * se
+
+
+#: The final stage stops reading a candidate's documents when the predictive probability
+#: that they decide a floor as met falls below this (:func:`predictive_pass`).
+FUTILITY = 0.02
+
+
+def predictive_pass(
+    estimate: float, low: float, floor: float, n: int, total: int, confidence: float
+) -> float:
+    """The predictive probability that a lower ``floor``, read on an interval with
+    ``estimate`` and pessimistic end ``low`` at the two-sided ``confidence`` on ``n``
+    documents, is met once all ``total`` documents are read (``n`` and ``total`` equal:
+    1.0 or 0.0, the verdict as it stands).
+
+    The spread per document is taken from the interval now (``estimate - low``, shrinking
+    as one over the square root of the documents). With a flat prior the truth is normal
+    about ``estimate`` with the spread of ``n`` documents, so the estimate on all ``total``
+    is normal about ``estimate`` with variance ``sigma^2 (total - n) / (total n)``; the
+    floor is met at the end when that estimate exceeds ``floor`` by the final half-width.
+    An early look, whose estimate is itself uncertain, gives a probability near one half
+    unless it is far from the floor.
+    """
+    half = max(estimate - low, 0.0)
+    margin = estimate - floor - half * math.sqrt(n / total) if total > n else low - floor
+    spread = 0.0
+    if total > n:
+        sigma = half * math.sqrt(n) / z_value(confidence)  # one document's spread
+        spread = sigma * math.sqrt((total - n) / (total * n))
+    if spread == 0:
+        return float(margin >= 0)
+    return NormalDist().cdf(margin / spread)

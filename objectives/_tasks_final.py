@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from frontier.cache import code_digest, read_cached, write_cached
 from frontier.data.mirror import lm_eval_version
+from frontier.stats import FUTILITY, predictive_pass
 from frontier.study.slo import TaskScore, TrialMetrics
 from objectives._lm import BASELINE_PROTOCOL
 from objectives._tasks_lmeval import FEWSHOT_SEED, docs_digest
@@ -180,6 +182,13 @@ def read_looks(
                 if n in details
             }
             todo = [n for n in obj.tasks if n in undecided and looks[n] < obj._looks.max_looks(n)]
+            reason = hopeless(obj, details, metrics)
+            if reason is not None and todo:
+                for name in todo:  # what more documents could not change
+                    details[name]["stopped"] = reason
+                if progress is not None:
+                    progress(f"stopping the looks of {', '.join(todo)}: {reason}")
+                todo = []
         else:
             todo = [
                 n for n in todo if looks[n] < min((target or {}).get(n, 1), obj._looks.max_looks(n))
@@ -187,6 +196,39 @@ def read_looks(
         for name in todo:
             looks[name] += 1
     return {n: float(d["acc"]) for n, d in details.items()}, details
+
+
+def hopeless(obj: TaskAccuracy, details: Mapping[str, Any], metrics: TrialMetrics) -> str | None:
+    """Why no more documents can make the candidate meet every floor, or None: a floor
+    failed, or one on a single task is undecided and the documents left would decide it
+    as met with a predictive probability below :data:`~frontier.stats.FUTILITY`
+    (:func:`~frontier.stats.predictive_pass`). Floors on the mean over tasks only stop on a
+    failure."""
+    for f in obj.floors:
+        verdict = f.decision(metrics)
+        if verdict == "fail":
+            return f"{f} failed"
+        d = details.get(f.metric)
+        if verdict != "undecided" or d is None or f.is_upper_bound:
+            continue
+        estimate = f.measured(replace(metrics, side="estimate"))
+        low = f.measured(replace(metrics, side="pessimistic"))
+        total = sum(
+            obj._looks.read_of(leaf, obj._looks.max_looks(f.metric))
+            for leaf in obj._leaves[f.metric]
+        )
+        if estimate is None or low is None:
+            continue
+        chance = predictive_pass(
+            estimate, low, f.threshold, int(d["n_docs"]), total, float(d["confidence"])
+        )
+        if chance < FUTILITY:
+            return (
+                f"{f} is undecided on {d['n_docs']:,} documents, and the {total:,} it may "
+                f"read would decide it as met with {chance:.1%} predictive probability "
+                f"(stopping below {FUTILITY:.0%})"
+            )
+    return None
 
 
 def _look_line(name: str, d: Mapping[str, Any]) -> str:
@@ -207,6 +249,7 @@ __all__ = [
     "chance",
     "doc_scores",
     "figures",
+    "hopeless",
     "read_looks",
     "unpruned_scores",
 ]

@@ -106,6 +106,8 @@ def _task_figure(d: Mapping[str, Any], *, relative: bool) -> str:
         text += f" in {looks} look{'s' if looks != 1 else ''}"
         if looks >= most:
             text += ", all it may read (--report-docs; default: the whole split)"
+        elif isinstance(d.get("stopped"), str):
+            text += f" of {most}, where its looks stopped: {d['stopped']}"
     return text
 
 

@@ -10,7 +10,10 @@ first time a look is read in a study (the plan is taken off for them and put bac
 :class:`Applied`) and cached on disk, so later candidates score only the pruned model.
 
 A trial re-measured only to spread the front reads one look: it is never chosen, so
-nothing is decided on it.
+nothing is decided on it; nor is one whose held-out perplexity already fails an SLO. The
+looks also stop once no more documents can make a candidate meet every floor: a floor
+failed, or the documents left would decide an undecided one as met with less than 10%
+chance (:func:`objectives._tasks_final.hopeless`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from frontier.search.context import CHECK_PREFIX, SearchContext
+from frontier.search.trial import measured_metrics
 from objectives import Measurement, Objective
 
 if TYPE_CHECKING:
@@ -90,8 +94,21 @@ def measure(
         tasks = None
         if "tasks" in objectives:
             obj = objectives["tasks"]
-            tasks = obj.evaluate(ctx.lm) if spread else obj.decide(ctx.lm, applied.set, progress)
+            failed = held_out_failures(ctx, size, ppl)
+            if failed and not spread and progress is not None:
+                progress(f"{', '.join(failed)} failed held out: the tasks read one look")
+            if spread or failed:
+                tasks = obj.evaluate(ctx.lm)  # no floor can make it a choice: one look
+            else:
+                tasks = obj.decide(ctx.lm, applied.set, progress)
     return Measured(size, ppl, tasks, checks, applied.applied)
+
+
+def held_out_failures(ctx: SearchContext, size: Measurement, ppl: Measurement) -> list[str]:
+    """The SLOs the held-out figures other than the tasks' already fail: a candidate
+    failing one is not chosen whatever its task floors read."""
+    metrics = measured_metrics(size, ppl, None, ctx.final_side)
+    return [str(s) for s in ctx.slos if (s.violation(metrics) or 0.0) > 0]
 
 
 def record_looks(final: Mapping[str, Any] | None) -> dict[str, int] | None:
@@ -107,4 +124,4 @@ def record_looks(final: Mapping[str, Any] | None) -> dict[str, int] | None:
     return looks or None
 
 
-__all__ = ["Applied", "Measured", "measure", "record_looks"]
+__all__ = ["Applied", "Measured", "held_out_failures", "measure", "record_looks"]

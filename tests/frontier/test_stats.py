@@ -177,3 +177,42 @@ def test_the_log_ratio_interval_covers_the_true_ratio_at_its_level(n: int) -> No
         hit += iv.low <= math.exp(true) <= iv.high
     assert abs(hit / reps - 0.9) < 0.02
     assert log_ratio_interval([0.3]) is None  # one window: no spread to read
+
+
+@pytest.mark.parametrize(("estimate", "n"), [(0.93, 133), (0.92, 532), (0.905, 1064)])
+def test_the_predictive_pass_probability_is_what_the_rest_of_the_documents_give(
+    estimate: float, n: int
+) -> None:
+    """Simulated: the truth drawn about the estimate (the flat prior's posterior), the
+    documents left drawn about the truth, the interval on all of them computed; the share
+    whose pessimistic end meets the floor is the predictive probability."""
+    from frontier.stats import predictive_pass
+
+    rng = random.Random(n)
+    sigma, total, floor, level = 0.7, 2126, 0.9, 0.975
+    z = z_value(level)
+    low = estimate - z * sigma / math.sqrt(n)
+    want = predictive_pass(estimate, low, floor, n, total, level)
+    reps, hit = 20000, 0
+    for _ in range(reps):
+        truth = rng.gauss(estimate, sigma / math.sqrt(n))
+        rest = rng.gauss(truth, sigma / math.sqrt(total - n))
+        final = (n * estimate + (total - n) * rest) / total
+        hit += final - z * sigma / math.sqrt(total) >= floor
+    assert 0.02 < want < 0.98  # a case where the documents left matter
+    assert abs(hit / reps - want) < 0.015
+
+
+def test_the_predictive_pass_probability_at_its_edges() -> None:
+    from frontier.stats import predictive_pass
+
+    # all read: the verdict as it stands
+    assert predictive_pass(0.95, 0.91, 0.9, 500, 500, 0.9) == 1.0
+    assert predictive_pass(0.95, 0.89, 0.9, 500, 500, 0.9) == 0.0
+    # far below the floor with most documents read: hopeless; far above: sure
+    assert predictive_pass(0.80, 0.75, 0.9, 1000, 2000, 0.9) < 1e-6
+    assert predictive_pass(0.99, 0.96, 0.9, 100, 2000, 0.9) > 0.99
+    # the same estimate is less hopeless on a first look than near the split's end
+    early = predictive_pass(0.87, 0.80, 0.9, 133, 2126, 0.9)
+    late = predictive_pass(0.87, 0.87 - 0.07 * math.sqrt(133 / 1064), 0.9, 1064, 2126, 0.9)
+    assert late < early < 0.5

@@ -76,12 +76,13 @@ class Stub:
         return sum(n for pruned, n in self.calls if not pruned)
 
 
-def _objective(mirror: Path, stub: Stub, floor: str = "arc_easy>=90%", **kw: Any) -> TaskAccuracy:
+def _objective(
+    mirror: Path, stub: Stub, floor: str = "arc_easy>=90%", floors: Any = None, **kw: Any
+) -> TaskAccuracy:
     options: dict[str, Any] = {"n_docs": None, "first_docs": 100, "batch_size": 4}
     options.update(kw)
-    obj = TaskAccuracy(
-        ["arc_easy"], role="report", floors=[parse_slo(floor)], mirror=mirror, **options
-    )
+    slos = [parse_slo(f) for f in floors or [floor]]
+    obj = TaskAccuracy(["arc_easy"], role="report", floors=slos, mirror=mirror, **options)
     obj._leaf_rows = stub.rows  # type: ignore[method-assign]
     obj.prepare(tiny_loaded("llama"))  # the stub's model is unpruned here
     return obj
@@ -140,15 +141,37 @@ def test_a_candidate_near_its_floor_reads_more_until_decided(mirror: Path) -> No
 
 
 def test_a_candidate_undecidable_on_the_whole_split_reads_it_all(mirror: Path) -> None:
-    stub = Stub(retention=0.9)
+    stub = Stub(retention=0.93)  # a little above the floor: worth reading to the end
     d = _decide(_objective(mirror, stub), stub)
-    assert d["looks"] == LOOKS and d["n_docs"] == REPORT_DOCS
+    assert d["looks"] == LOOKS and d["n_docs"] == REPORT_DOCS and "stopped" not in d
     assert _verdict(d, 0.9) == "undecided"
     # --report-docs caps what a candidate may read: the looks end there
-    capped = Stub(retention=0.9)
-    d = _decide(_objective(mirror, capped, n_docs=500), capped)
-    assert d["n_docs"] == 500 and d["looks"] == d["max_looks"] == 3  # 125, 250, 500
+    capped = Stub(retention=0.93)
+    d = _decide(_objective(mirror, capped, n_docs=2000), capped)
+    assert d["n_docs"] == 2000 and d["looks"] == d["max_looks"] == 5  # 125 ... 2,000
     assert _verdict(d, 0.9) == "undecided"
+
+
+def test_a_candidate_the_split_cannot_decide_stops_early_and_says_why(mirror: Path) -> None:
+    stub = Stub(retention=0.9)  # at the floor: the whole split would leave it undecided
+    said: list[str] = []
+    d = _decide(_objective(mirror, stub), stub, said.append)
+    assert d["looks"] < LOOKS and d["n_docs"] < REPORT_DOCS
+    assert _verdict(d, 0.9) == "undecided"
+    assert d["stopped"].startswith(f"arc_easy>=90% is undecided on {d['n_docs']:,} documents")
+    assert f"the {REPORT_DOCS:,} it may read" in d["stopped"]
+    assert said[-1] == f"stopping the looks of arc_easy: {d['stopped']}"
+    assert stub.unpruned_docs() == d["n_docs"]  # the unread looks cost nothing
+
+
+def test_a_failed_floor_stops_the_looks_of_every_other_floor(mirror: Path) -> None:
+    stub = Stub(retention=0.96)
+    floors = ["arc_easy>=90%", "arc_easy>=0.95"]  # the second, an accuracy, fails at once
+    d = _decide(_objective(mirror, stub, floors=floors), stub)
+    assert d["looks"] == 1 and _verdict(d, 0.9) == "undecided"
+    assert d["stopped"] == "arc_easy>=0.95 failed"
+    alone = Stub(retention=0.96)  # the same candidate under the first floor reads on
+    assert _decide(_objective(mirror, alone, floors=floors[:1]), alone)["looks"] > 1
 
 
 def test_the_unpruned_scores_are_cached_per_look_on_disk(mirror: Path) -> None:
@@ -179,7 +202,7 @@ def test_evaluate_reads_the_looks_a_record_used(mirror: Path) -> None:
 
 
 def test_report_looks_are_disjoint_from_every_search_document(mirror: Path) -> None:
-    stub = Stub(retention=0.9)
+    stub = Stub(retention=0.93)  # reads the whole split
     obj = _objective(mirror, stub)
     _decide(obj, stub)
     read = set(obj.baseline_docs["arc_easy"])

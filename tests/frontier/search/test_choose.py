@@ -489,6 +489,7 @@ def test_the_closing_message_names_the_re_measured_trials_before_any_other() -> 
     study = _study((0.531, 1.3, low), (0.6, 1.3, met), (0.62, 1.3, met), (0.64, 1.2, met))
     spec = small_spec("tiny", "sqlite:///unused.db", slos=(SLO, floor))
     study.set_user_attr(ATTR_SPEC, json.loads(json.dumps(spec.to_dict())))
+    stopped = "arc_easy>=90% is undecided on 532 documents, and ..."
     for number, kept, retained in ((1, 0.6, 0.960), (2, 0.62, 0.953)):
         task = {
             "acc": 0.6 * retained,
@@ -500,6 +501,8 @@ def test_the_closing_message_names_the_re_measured_trials_before_any_other() -> 
             "looks": 4,
             "max_looks": 4,
         }
+        if number == 2:  # its looks stopped early: the split could not decide it
+            task.update(n_docs=532, looks=2, stopped=stopped)
         study.set_user_attr(
             f"frontier:final:{number}",
             {
@@ -518,7 +521,11 @@ def test_the_closing_message_names_the_re_measured_trials_before_any_other() -> 
         f"could not tell whether trial 1 (40.0% MLP removed) meets {floor} (retained 96.0%, "
         "interval 88.0%-104.0% at 97.5%, on 2126 report documents in 4 looks, all it may read"
     )
-    second = f"could not tell whether trial 2 (38.0% MLP removed) meets {floor} (retained 95.3%"
+    second = (
+        f"could not tell whether trial 2 (38.0% MLP removed) meets {floor} (retained 95.3%, "
+        f"interval 87.3%-103.3% at 97.5%, on 532 report documents in 2 looks of 4, where its "
+        f"looks stopped: {stopped})"
+    )
     assert head in out and first in out and second in out
     others = [out.index(f"trial {n} (") for n in (0, 3) if f"trial {n} (" in out]
     assert out.index(head) < out.index(first) < out.index(second) < min(others)

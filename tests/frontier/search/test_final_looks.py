@@ -11,6 +11,7 @@ import pytest
 
 from frontier.search.context import _tasks_objective
 from frontier.search.final_looks import Applied, measure, record_looks
+from frontier.study.slo import parse_slo
 from frontier.study.spec import LEGACY_VALUES, StudySpec, stored_spec
 from objectives import Measurement, Objective
 
@@ -34,16 +35,18 @@ class Stub(Objective):
     """Reads the pruner's state when it measures; ``unpruned_looks`` of its looks need the
     unpruned model first (as a task look whose unpruned scores are not cached yet)."""
 
-    name = "stub"
     direction = "minimize"
 
-    def __init__(self, pruner: Pruner, unpruned_looks: int = 0) -> None:
+    def __init__(
+        self, pruner: Pruner, unpruned_looks: int = 0, name: str = "stub", value: float = 1.0
+    ) -> None:
         self.pruner, self.unpruned_looks = pruner, unpruned_looks
+        self.name, self.value = name, value
         self.seen: list[str] = []
 
     def evaluate(self, lm: Any) -> Measurement:
         self.seen.append("pruned" if self.pruner.on else "unpruned")
-        return Measurement(self.name, 1.0, "minimize")
+        return Measurement(self.name, self.value, "minimize", details={"mlp_kept_fraction": 0.5})
 
     def decide(self, lm: Any, switch: Callable[[bool], None], progress: Any = None) -> Measurement:
         for _ in range(self.unpruned_looks):
@@ -54,7 +57,10 @@ class Stub(Objective):
 
 
 def _ctx(pruner: Pruner) -> Any:
-    return SimpleNamespace(pruner=pruner, lm=None, size=Stub(pruner))
+    slos = (parse_slo("ppl<2.0"), parse_slo("arc_easy>=90%"))
+    return SimpleNamespace(
+        pruner=pruner, lm=None, size=Stub(pruner), slos=slos, final_side="pessimistic"
+    )
 
 
 @pytest.mark.parametrize("unpruned_looks", [0, 2])
@@ -63,7 +69,11 @@ def test_the_plan_is_applied_once_unless_a_look_needs_the_unpruned_model(
 ) -> None:
     pruner = Pruner()
     tasks = Stub(pruner, unpruned_looks)
-    objs: dict[str, Objective] = {"ppl": Stub(pruner), "check:x": Stub(pruner), "tasks": tasks}
+    objs: dict[str, Objective] = {
+        "ppl": Stub(pruner, name="ppl", value=1.5),
+        "check:x": Stub(pruner),
+        "tasks": tasks,
+    }
     m = measure(_ctx(pruner), plan=None, objectives=objs, spread=False)  # type: ignore[arg-type]
     assert m.applied == 1 + unpruned_looks and set(m.checks) == {"x"}
     assert tasks.seen == ["unpruned"] * unpruned_looks + ["pruned"]
@@ -73,6 +83,18 @@ def test_the_plan_is_applied_once_unless_a_look_needs_the_unpruned_model(
     spread = Stub(pruner, unpruned_looks=3)
     m = measure(_ctx(pruner), plan=None, objectives={**objs, "tasks": spread}, spread=True)  # type: ignore[arg-type]
     assert m.applied == 1 and spread.seen == ["pruned"]
+
+
+def test_a_candidate_failing_held_out_perplexity_reads_one_look() -> None:
+    pruner = Pruner()
+    said: list[str] = []
+    for ppl, looks in ((1.99, 3), (2.01, 0)):
+        tasks = Stub(pruner, unpruned_looks=3)
+        objs: dict[str, Objective] = {"ppl": Stub(pruner, name="ppl", value=ppl), "tasks": tasks}
+        m = measure(_ctx(pruner), plan=None, objectives=objs, spread=False, progress=said.append)  # type: ignore[arg-type]
+        # no floor can make a candidate over the perplexity SLO a choice: no looks decide
+        assert tasks.seen == ["unpruned"] * looks + ["pruned"] and m.applied == 1 + looks
+    assert said == ["ppl<2 failed held out: the tasks read one look"]
 
 
 def test_the_plan_comes_off_when_a_measurement_fails() -> None:
