@@ -223,10 +223,11 @@ def hopeless(obj: TaskAccuracy, details: Mapping[str, Any], metrics: TrialMetric
             estimate, low, f.threshold, int(d["n_docs"]), total, float(d["confidence"])
         )
         if chance < FUTILITY:
+            odds = f"{chance:.1%}" if chance >= 0.001 else "less than 0.1%"
             return (
                 f"{f} is undecided on {d['n_docs']:,} documents, and the {total:,} it may "
-                f"read would decide it as met with {chance:.1%} predictive probability "
-                f"(stopping below {FUTILITY:.0%})"
+                f"read would decide it as met with a predictive probability of {odds} (the "
+                f"looks stop below {FUTILITY:.0%})"
             )
     return None
 

@@ -59,6 +59,11 @@ def why_not(trial: StudyTrial, study_name: str, *, uniform: int | None = None) -
     parts = []
     if failed:
         parts.append("which misses " + "; ".join(f"{s} ({_figure(s, final)})" for s in failed))
+    stopped = _stopped(final)
+    if told and not failed and stopped is not None:
+        return f"{name} was given up before its floors were decided: {stopped}; " + "; ".join(
+            f"{s} ({_figure(s, final)})" for s in told
+        )
     if told and not failed:
         parts.append(
             f"could not tell whether {name} meets "
@@ -106,9 +111,17 @@ def _task_figure(d: Mapping[str, Any], *, relative: bool) -> str:
         text += f" in {looks} look{'s' if looks != 1 else ''}"
         if looks >= most:
             text += ", all it may read (--report-docs; default: the whole split)"
-        elif isinstance(d.get("stopped"), str):
-            text += f" of {most}, where its looks stopped: {d['stopped']}"
+        else:
+            text += f" of {most}"
     return text
+
+
+def _stopped(final: Mapping[str, Any]) -> str | None:
+    """Why the final stage stopped reading a candidate's documents early, if it did."""
+    for d in (final.get("tasks") or {}).values():
+        if isinstance(d, Mapping) and isinstance(d.get("stopped"), str):
+            return str(d["stopped"])
+    return None
 
 
 def _pct(x: Any) -> str:

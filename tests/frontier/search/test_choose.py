@@ -522,9 +522,9 @@ def test_the_closing_message_names_the_re_measured_trials_before_any_other() -> 
         "interval 88.0%-104.0% at 97.5%, on 2126 report documents in 4 looks, all it may read"
     )
     second = (
-        f"could not tell whether trial 2 (38.0% MLP removed) meets {floor} (retained 95.3%, "
-        f"interval 87.3%-103.3% at 97.5%, on 532 report documents in 2 looks of 4, where its "
-        f"looks stopped: {stopped})"
+        f"trial 2 (38.0% MLP removed) was given up before its floors were decided: {stopped}; "
+        f"{floor} (retained 95.3%, interval 87.3%-103.3% at 97.5%, on 532 report documents in "
+        "2 looks of 4)"
     )
     assert head in out and first in out and second in out
     others = [out.index(f"trial {n} (") for n in (0, 3) if f"trial {n} (" in out]
