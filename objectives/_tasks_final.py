@@ -223,11 +223,14 @@ def hopeless(obj: TaskAccuracy, details: Mapping[str, Any], metrics: TrialMetric
             estimate, low, f.threshold, int(d["n_docs"]), total, float(d["confidence"])
         )
         if chance < FUTILITY:
+            n = int(d["n_docs"])
+            if n >= total:
+                return f"{f} is undecided on all {total:,} documents it may read"
             odds = f"{chance:.1%}" if chance >= 0.001 else "less than 0.1%"
             return (
-                f"{f} is undecided on {d['n_docs']:,} documents, and the {total:,} it may "
-                f"read would decide it as met with a predictive probability of {odds} (the "
-                f"looks stop below {FUTILITY:.0%})"
+                f"{f} is undecided on {n:,} documents, and the {total:,} it may read would "
+                f"decide it as met with a predictive probability of {odds} (the looks stop "
+                f"below {FUTILITY:.0%})"
             )
     return None
 

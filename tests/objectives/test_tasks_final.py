@@ -216,3 +216,18 @@ def test_report_looks_are_disjoint_from_every_search_document(mirror: Path) -> N
 def test_looks_are_for_the_report_role() -> None:
     with pytest.raises(FrontierError, match="report role"):
         TaskAccuracy(["arc_easy"], role="search", first_docs=100)
+
+
+def test_a_floor_undecided_on_every_document_it_may_read_is_hopeless(mirror: Path) -> None:
+    from frontier.study.slo import TaskScore, TrialMetrics
+    from objectives._tasks_final import hopeless
+
+    stub = Stub(retention=0.96)
+    obj = _objective(mirror, stub, n_docs=500)
+    d = {"acc": 0.6, "baseline": 0.65, "ci": [0.88, 0.97], "confidence": 0.97, "n_docs": 500}
+    metrics = TrialMetrics(tasks={"arc_easy": TaskScore.from_details(d)})
+    said = hopeless(obj, {"arc_easy": d}, metrics)
+    assert said == "arc_easy>=90% is undecided on all 500 documents it may read"
+    # with documents left and an estimate near the floor, it is not
+    d["n_docs"] = 250
+    assert hopeless(obj, {"arc_easy": d}, metrics) is None
