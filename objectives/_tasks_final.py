@@ -213,17 +213,12 @@ def hopeless(obj: TaskAccuracy, details: Mapping[str, Any], metrics: TrialMetric
             continue
         estimate = f.measured(replace(metrics, side="estimate"))
         low = f.measured(replace(metrics, side="pessimistic"))
-        total = sum(
-            obj._looks.read_of(leaf, obj._looks.max_looks(f.metric))
-            for leaf in obj._leaves[f.metric]
-        )
         if estimate is None or low is None:
             continue
-        chance = predictive_pass(
-            estimate, low, f.threshold, int(d["n_docs"]), total, float(d["confidence"])
-        )
+        n = int(d["n_docs"])
+        total = len(obj._looks.keys(f.metric, obj._looks.max_looks(f.metric)))
+        chance = predictive_pass(estimate, low, f.threshold, n, total, float(d["confidence"]))
         if chance < FUTILITY:
-            n = int(d["n_docs"])
             if n >= total:
                 return f"{f} is undecided on all {total:,} documents it may read"
             odds = f"{chance:.1%}" if chance >= 0.001 else "less than 0.1%"

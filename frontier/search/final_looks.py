@@ -12,8 +12,8 @@ first time a look is read in a study (the plan is taken off for them and put bac
 A trial re-measured only to spread the front reads one look: it is never chosen, so
 nothing is decided on it; nor is one whose held-out perplexity already fails an SLO. The
 looks also stop once no more documents can make a candidate meet every floor: a floor
-failed, or the documents left would decide an undecided one as met with less than 10%
-chance (:func:`objectives._tasks_final.hopeless`).
+failed, or the documents left would decide an undecided one as met with a predictive
+probability below 2% (:func:`objectives._tasks_final.hopeless`).
 """
 
 from __future__ import annotations
