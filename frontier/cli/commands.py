@@ -139,7 +139,7 @@ def find(args: argparse.Namespace) -> int:
     try:
         result = find(
             spec,
-            progress=render.say,
+            progress=render.tracked(shown),
             callbacks=[shown],
             on_start=lambda study, _ctx: shown.start(study),
             workers=workers,
@@ -169,7 +169,7 @@ def worker(args: argparse.Namespace) -> int:
             device=args.device,
             dtype=args.dtype,
             early_stop=args.early_stop,
-            progress=render.say,
+            progress=render.tracked(shown),
             callbacks=[shown],
         )
     finally:

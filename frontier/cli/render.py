@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,6 +36,16 @@ def console() -> Console:
 def say(msg: str) -> None:
     """A progress message of the library (``… loading ...``), on stderr."""
     print(f"… {msg}", file=sys.stderr, flush=True)
+
+
+def tracked(shown: LiveProgress | PlainProgress) -> Callable[[str], None]:
+    """:func:`say`, and the trial tracker told what runs (its ``still working`` lines)."""
+
+    def both(msg: str) -> None:
+        say(msg)
+        shown.note(msg)
+
+    return both
 
 
 def trial_progress(con: Console, total: int | None) -> LiveProgress | PlainProgress:

@@ -116,6 +116,12 @@ class LiveProgress:
     def stop(self) -> None:
         self.progress.stop()
 
+    def note(self, message: str) -> None:
+        """What the study is doing now, shown in the bar's status until the next trial."""
+        if self.task is not None:
+            short = message if len(message) <= 60 else message[:59] + "…"
+            self.progress.update(self.task, status=short)
+
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         if self.task is None:
             self.start(study)

@@ -6,6 +6,11 @@ most one every ``interval`` seconds (the first and the last always), and a line 
 ``heartbeat`` seconds while nothing finishes (a long trial, the final re-measurements),
 so a log never goes quiet for long. A study whose search stopped early
 (:mod:`frontier.search.early_stop`) gets its line at once, marked so, and no ETA.
+
+The library's own progress messages (``held-out: trial 19, candidate 2 of up to 12``,
+a task's look) reach the tracker through :meth:`PlainProgress.note`, so a
+``still working`` line says what is being worked on, the final stage's re-measurements
+included, even in a log that holds stdout alone.
 """
 
 from __future__ import annotations
@@ -50,8 +55,9 @@ class PlainProgress:
     """Optuna callback: ``trial n/N done, best feasible ..., s/trial, ETA ...`` lines.
 
     ``total`` is the study's total (``None``: read from the stored spec on first use).
-    ``heartbeat`` seconds without a line, before the study's total is reached, print a
-    ``still working`` line (0 turns that off).
+    ``heartbeat`` seconds without a line print a ``still working`` line (0 turns that
+    off): while trials are left, or once :meth:`note` has named what runs since the last
+    trial (the final stage's re-measurements, after the search).
     """
 
     def __init__(
@@ -74,6 +80,8 @@ class PlainProgress:
         self.started: float | None = None
         self.last_line = 0.0
         self.trial_started = 0.0
+        self.activity: str | None = None  # the last noted message, since the last trial
+        self.activity_since = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._beat: threading.Thread | None = None
@@ -102,6 +110,7 @@ class PlainProgress:
         self.ran += 1
         self.done = st.n_finished(study)
         self.trial_started = now
+        self.activity = None
         total = self.limit
         stopped = self.done < total and stopped_early(study) is not None
         # once the search is over (the trials after it: a resumed study's families, the
@@ -118,15 +127,35 @@ class PlainProgress:
             + ("; the search stopped early" if stopped else "")
         )
 
-    def _heartbeat(self) -> None:
+    def note(self, message: str) -> None:
+        """What the study is doing now (a progress message of the library): the next
+        ``still working`` line names it."""
+        with self._lock:
+            self.activity, self.activity_since = message, self.clock()
+
+    def heartbeat_line(self, now: float) -> str | None:
+        """The ``still working`` line due at ``now``, if one is."""
         assert self.total is not None
+        if now - self.last_line < self.heartbeat:
+            return None
+        activity, since = self.activity, self.activity_since
+        if activity is not None:
+            return (
+                f"still working: {activity} (for {clock_time(now - since)}; "
+                f"{self.done}/{self.total} trials done)"
+            )
+        if self.done < self.total:
+            return (
+                f"still working: {self.done}/{self.total} trials done, the last "
+                f"{clock_time(now - self.trial_started)} ago"
+            )
+        return None
+
+    def _heartbeat(self) -> None:
         while not self._stop.wait(min(self.heartbeat, self.interval) / 2):
-            now = self.clock()
-            if now - self.last_line >= self.heartbeat and self.done < self.total:
-                self._write(
-                    f"still working: {self.done}/{self.total} trials done, the last "
-                    f"{clock_time(now - self.trial_started)} ago"
-                )
+            line = self.heartbeat_line(self.clock())
+            if line is not None:
+                self._write(line)
 
     def _write(self, line: str) -> None:
         with self._lock:

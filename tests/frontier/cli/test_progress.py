@@ -94,6 +94,39 @@ def test_a_long_trial_gets_a_still_working_line() -> None:
     assert len(lines) < 8  # one per heartbeat, not one per tick
 
 
+def test_a_noted_activity_names_the_still_working_line_after_the_search() -> None:
+    clock, out = Clock(), io.StringIO()
+    shown = PlainProgress(2, stream=out, interval=10.0, heartbeat=60.0, clock=clock)
+    shown.start(_study_with(0))
+    for i in range(2):
+        clock.now += 1.0
+        study = _study_with(i + 1)
+        shown(study, study.trials[-1])
+    clock.now += 100.0  # the search is over, nothing noted: no line
+    assert shown.heartbeat_line(clock.now) is None
+    shown.note("held-out: trial 1, candidate 1 of up to 12")
+    clock.now += 30.0
+    assert shown.heartbeat_line(clock.now) == (
+        "still working: held-out: trial 1, candidate 1 of up to 12 (for 0:30; 2/2 trials done)"
+    )
+    shown._write("a line")  # a line was just written: the next is a heartbeat later
+    assert shown.heartbeat_line(clock.now + 59.0) is None
+    assert shown.heartbeat_line(clock.now + 60.0) is not None
+
+
+def test_a_finished_trial_clears_the_noted_activity() -> None:
+    clock, out = Clock(), io.StringIO()
+    shown = PlainProgress(5, stream=out, interval=10.0, heartbeat=60.0, clock=clock)
+    shown.start(_study_with(0))
+    shown.note("bisecting the uniform limit")
+    clock.now += 61.0
+    assert "bisecting the uniform limit" in (shown.heartbeat_line(clock.now) or "")
+    study = _study_with(1)
+    shown(study, study.trials[-1])
+    clock.now += 61.0
+    assert shown.heartbeat_line(clock.now) == "still working: 1/5 trials done, the last 1:01 ago"
+
+
 def test_clock_time() -> None:
     assert clock_time(59.6) == "1:00" and clock_time(3725) == "1:02:05" and clock_time(-3) == "0:00"
 
@@ -112,9 +145,20 @@ def test_find_off_a_terminal_prints_progress_lines(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    noted: list[str] = []
+
+    class Recording(PlainProgress):
+        def note(self, message: str) -> None:
+            noted.append(message)
+            super().note(message)
+
+    monkeypatch.setattr(render, "trial_progress", lambda _con, total: Recording(total))
     argv = ["find", "--model", str(tiny_folder), "--slo", "ppl<1.5", "--trials", "4"]
     assert main([*argv, *SMALL_STUDY_FLAGS, "--no-report"]) in (0, 3)
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
+    # the library's messages reach stderr and the tracker alike (its still-working lines)
+    assert any(m.startswith("held-out: trial") for m in noted), noted
+    assert all(f"… {m}" in err for m in noted)
     assert not sys.stdout.isatty()
     lines = [m for m in map(LINE.match, out.splitlines()) if m]
     assert lines, out
