@@ -91,6 +91,8 @@ class PlainProgress:
             self.total = st.stored_spec(study).trials
         self.limit = self.total  # --trials; ``total`` drops to what ran if the search stops
         self.done = st.n_finished(study)
+        if self.done < self.total and stopped_early(study) is not None:
+            self.total = self.done  # a resumed study whose search is over: no trials left
         self.started = self.last_line = self.trial_started = self.clock()
         self._write(f"trials: {self.done}/{self.total} finished before this run")
         if self.heartbeat > 0:

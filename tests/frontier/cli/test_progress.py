@@ -114,6 +114,16 @@ def test_a_noted_activity_names_the_still_working_line_after_the_search() -> Non
     assert shown.heartbeat_line(clock.now + 60.0) is not None
 
 
+def test_a_resumed_study_whose_search_stopped_early_has_no_trials_left() -> None:
+    clock, out = Clock(), io.StringIO()
+    shown = PlainProgress(30, stream=out, interval=10.0, heartbeat=60.0, clock=clock)
+    study = _study_with(3)
+    study.set_user_attr("frontier:early_stop", {"trial": 2, "patience": 2})
+    shown.start(study)  # the final stage runs next: not "still working: 3/30 trials done"
+    clock.now += 61.0
+    assert shown.total == 3 and shown.heartbeat_line(clock.now) is None
+
+
 def test_a_finished_trial_clears_the_noted_activity() -> None:
     clock, out = Clock(), io.StringIO()
     shown = PlainProgress(5, stream=out, interval=10.0, heartbeat=60.0, clock=clock)
