@@ -137,6 +137,20 @@ def test_a_finished_trial_clears_the_noted_activity() -> None:
     assert shown.heartbeat_line(clock.now) == "still working: 1/5 trials done, the last 1:01 ago"
 
 
+def test_the_live_bar_shows_the_noted_activity_in_its_status() -> None:
+    from rich.console import Console
+
+    shown = LiveProgress(Console(file=io.StringIO()), 3)
+    shown.start(_study_with(0))
+    shown.note("held-out: trial 7, candidate 1 of up to 12")
+    long = "x" * 100
+    status = shown.progress.tasks[0].fields["status"]
+    shown.note(long)
+    shown.stop()
+    assert status == "held-out: trial 7, candidate 1 of up to 12"
+    assert shown.progress.tasks[0].fields["status"] == "x" * 59 + "…"
+
+
 def test_clock_time() -> None:
     assert clock_time(59.6) == "1:00" and clock_time(3725) == "1:02:05" and clock_time(-3) == "0:00"
 
