@@ -1,7 +1,7 @@
 """Peak memory and seconds of each stage of a study, beside frontier.memory's estimate.
 
     python benchmarks/memory.py [--models smollm2-135m,gemma3-270m,qwen2.5-coder-1.5b] \
-        [--shapes llama-3.2-1b] [--tokens 16384] [--memory GIB] \
+        [--shapes llama-3.2-1b] [--shape-layers N] [--tokens 16384] [--memory GIB] \
         [--out benchmarks/results/memory.json]
 
 Each model runs in a process of its own (``python -m frontier._memprobe``), one after
@@ -110,6 +110,14 @@ def main() -> None:
         "whole here, and a full_eval row timing the whole model's search evaluation (its "
         "memory peaks carry the whole model's weights: not comparable with the estimate)",
     )
+    ap.add_argument(
+        "--shape-layers",
+        type=int,
+        default=None,
+        help="build each --shapes model with N decoder layers (its config says N): a real "
+        "layer shape too large to run whole here, whose peaks are comparable with the "
+        "estimate (it is made for that config), unlike --layers",
+    )
     ap.add_argument("--out", default="benchmarks/results/memory.json")
     ap.add_argument(
         "--shared-cache",
@@ -128,14 +136,17 @@ def main() -> None:
         estimates(gpu_gib, host_gib)
         return
     cases = [["--model", m] for m in args.models.split(",") if m]
-    cases += [["--shape", s] for s in args.shapes.split(",") if s]
+    layers = ["--config", json.dumps({"num_hidden_layers": args.shape_layers})]
+    cases += [
+        ["--shape", s, *(layers if args.shape_layers else [])] for s in args.shapes.split(",") if s
+    ]
     results: dict[str, list[dict]] = {}
     print(
         f"{time.strftime('%Y-%m-%d')}: {args.tokens:,} calibration tokens, host budget "
         f"{'default' if args.memory is None else f'{args.memory} GiB'}"
     )
     for case in cases:
-        name = case[1]
+        name = case[1] + (f"-{args.shape_layers}-layers" if len(case) > 2 else "")
         if args.shared_cache:
             home = os.environ.get("FRONTIER_HOME", str(Path.home() / ".cache" / "frontier"))
             rows = probe(case, args.tokens, args.memory, home, args.layers)
