@@ -221,16 +221,18 @@ class Layout:
         out = {"calibration": base + small + (0 if on_gpu else act) + held + stream}
         if grams and not on_gpu:  # the greedy ranking: the Gram and about three of its size
             out["ranking"] = base + small + 4 * n * n * 8
-        logits = self.trial_bytes(width=width, hidden=hidden)
+        mlp, logits = self._mlp_bytes(width, hidden), trial_logits_bytes(self.vocab)
         if self.needs.refit_factors:
             setup = 0 if on_gpu and self.setup_on_gpu(gpu_bytes) else self.needs.refit_setup
             out["setup"] = base + small + factors + setup
             # on a GPU, the unpruned layers a trial parks here (frontier.pruning.parking)
             parked = self.parked_bytes(width=width, hidden=hidden, gpu_bytes=gpu_bytes)
             # with factors on disk, the blocks of the layer refitted and of the next, read
-            # ahead (frontier.pruning.prefetch)
+            # ahead (frontier.pruning.prefetch); on the CPU they are let go when the plan
+            # is applied, before the evaluation makes its logits beside the pruned MLPs
             read = 2 * read_block_bytes(hidden, width) if self.factor_layers < self.layers else 0
-            out["trial"] = base + small + factors + read + (parked if on_gpu else logits)
+            on_host = parked + read if on_gpu else mlp + max(read, logits)
+            out["trial"] = base + small + factors + on_host
         return out
 
     def gpu_factor_bytes(self, gpu_bytes: int) -> int:

@@ -158,4 +158,15 @@ def test_a_lean_trial_holds_the_blocks_of_two_layers() -> None:
     lean = layout.peaks(width=width, hidden=hidden)["trial"]
     every = dataclasses.replace(layout, factor_layers=layers).peaks(width=width, hidden=hidden)
     blocks = 2 * memory.read_block_bytes(hidden, width)
-    assert every["trial"] - lean == (layers - layout.factor_layers) * per - blocks
+    # the blocks are let go before the evaluation's logits are made: the larger counts
+    logits = memory.trial_logits_bytes(layout.vocab)
+    assert every["trial"] - lean == (layers - layout.factor_layers) * per - (
+        max(blocks, logits) - logits
+    )
+    # a shape whose blocks outgrow the logits (a wide layer, a small vocabulary)
+    wide = dataclasses.replace(layout, vocab=64)
+    assert (
+        wide.peaks(width=width, hidden=hidden)["trial"]
+        - dataclasses.replace(wide, factor_layers=layers).peaks(width=width, hidden=hidden)["trial"]
+        == blocks - memory.trial_logits_bytes(64) - (layers - layout.factor_layers) * per
+    )
