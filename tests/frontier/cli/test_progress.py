@@ -40,15 +40,20 @@ def _study_with(n: int) -> optuna.Study:
     return study
 
 
+def _run_trials(shown: PlainProgress, clock: Clock, n: int) -> None:
+    """Trials 1..n finishing one a second."""
+    for i in range(n):
+        clock.now += 1.0
+        study = _study_with(i + 1)
+        shown(study, study.trials[-1])
+
+
 def test_lines_come_at_most_every_interval_and_for_the_first_and_last_trial() -> None:
     clock, out = Clock(), io.StringIO()
     shown = PlainProgress(30, stream=out, interval=10.0, heartbeat=0, clock=clock)
     study = _study_with(0)
     shown.start(study)
-    for i in range(30):  # one trial a second
-        clock.now += 1.0
-        study = _study_with(i + 1)
-        shown(study, study.trials[-1])
+    _run_trials(shown, clock, 30)
     shown.stop()
     lines = out.getvalue().splitlines()
     assert lines[0] == "trials: 0/30 finished before this run"
@@ -98,10 +103,7 @@ def test_a_noted_activity_names_the_still_working_line_after_the_search() -> Non
     clock, out = Clock(), io.StringIO()
     shown = PlainProgress(2, stream=out, interval=10.0, heartbeat=60.0, clock=clock)
     shown.start(_study_with(0))
-    for i in range(2):
-        clock.now += 1.0
-        study = _study_with(i + 1)
-        shown(study, study.trials[-1])
+    _run_trials(shown, clock, 2)
     clock.now += 100.0  # the search is over, nothing noted: no line
     assert shown.heartbeat_line(clock.now) is None
     shown.note("held-out: trial 1, candidate 1 of up to 12")
