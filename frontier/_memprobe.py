@@ -46,7 +46,10 @@ def _reset_peak() -> None:
 def _peak() -> dict[str, int]:
     import torch
 
+    # host_file: the mapped file pages among them (mostly torch's libraries), which vary
+    # with how much of those files the page cache holds, not with the work
     out = {"host_peak": _status("VmHWM"), "host_now": _status("VmRSS")}
+    out["host_file"] = _status("RssFile")
     if torch.cuda.is_available():
         out["gpu_peak"] = int(torch.cuda.max_memory_allocated())
     return out

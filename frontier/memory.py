@@ -41,9 +41,11 @@ GIB = 2**30
 # and four of the factorisation's (benchmarks/setup_memory.py measures them on the CPU)
 SETUP_SQUARES = 5
 # resident memory of a frontier process that has imported torch, transformers, optuna and
-# its study code, with a tiny model loaded (measured: 0.39-0.40 GiB, CPU build of torch
-# 2.13, transformers 5.25)
-PROCESS_BASE = 410 * 2**20
+# its study code, with a tiny model loaded (CPU build of torch 2.13, transformers 5.25):
+# 0.38 GiB where the page cache has let go of most of torch's libraries, 0.45 GiB right
+# after they were installed (their mapped file pages count as resident, 75 vs 133 MB);
+# between the two
+PROCESS_BASE = 440 * 2**20
 # the tokenizer's resident memory per vocabulary entry (measured with benchmarks/memory.py:
 # Gemma-3's 262k-entry tokenizer held about 0.3 GiB beyond the weights, SmolLM2's 49k about
 # 0.06 GiB)
