@@ -63,14 +63,14 @@ def main() -> None:
     rows = []
     for keep in (float(k) for k in args.keeps.split(",")):
         k = max(1, round(keep * i))
-        n, total = k, layer._p.shape[0]
 
-        def earlier(n: int = n, total: int = total) -> torch.Tensor:  # reordered as prefix
-            if n <= total - n:
+        def earlier(n: int = k) -> torch.Tensor:  # reordered as prefix
+            at = layer.blocks(n)  # the same blocks; the product with L^-1 for the solve
+            if "_l" in at:
                 cols = layer._y[:, :n].contiguous() @ z[:n, :n].contiguous()
             else:
-                p = layer._p[n:, :n].contiguous()
-                cols = layer._b[:, :n].contiguous() - layer._q[:, n:].contiguous() @ p
+                p = layer._p[at["_p"]].contiguous()
+                cols = layer._b[:, :n].contiguous() - layer._q[at["_q"]].contiguous() @ p
             return cols[:, layer.order[:n].sort().indices]
 
         now = _best(lambda: layer.prefix(k), args.repeats)  # noqa: B023

@@ -8,8 +8,8 @@ well-conditioned float32 factors of the real shapes (``L`` lower-triangular with
 diagonal and small entries below it), or ``--factors real`` (about 100 s and 4 GB at
 1.5B): set up from a random positive-definite Gram, as ``benchmarks/refit_cost.py``
 does; the time of a prefix depends on the shapes alone. They are saved as the lean
-path saves a layer, and copied to N layer files (about 0.8 GB each at Qwen2.5-1.5B's
-shape: N=4 is 3.2 GB, in a temporary folder deleted at the end). Before each cold pass
+path saves a layer, and copied to N layer files (about 0.35 GB each at Qwen2.5-1.5B's
+shape: N=4 is 1.4 GB, in a temporary folder deleted at the end). Before each cold pass
 every file is dropped from the page cache (``posix_fadvise(DONTNEED)``; the run first
 shows it works, timing one factor read cold and again warm). Each keep ratio is timed
 warm (the compute alone), cold serial and cold with the read-ahead, every layer at that
@@ -50,17 +50,18 @@ def _random_factors(
 ) -> dict[str, torch.Tensor]:
     """A layer file as LayerRefit.save writes one (no bias, not compact), its factors
     random and well conditioned: what a prefix reads and solves with has the real shapes."""
-    from frontier.pruning.refit import FACTOR_FORMAT
+    from frontier.pruning.refit import FACTOR_FORMAT, product_from
 
-    lower = torch.randn(i, i, generator=gen).tril_(-1).div_(i)
+    s = product_from(i, compact=False)  # the blocks a layer keeps: L, Y to s - 1; P, Q from s
+    lower = torch.randn(s - 1, s - 1, generator=gen).tril_(-1).div_(i)
     lower.diagonal().fill_(1.0)
     meta = [i, 0, 0, 1e-2, 1e-2, 1.0, FACTOR_FORMAT]
     return {
-        "_y": torch.randn(h, i, generator=gen),
+        "_y": torch.randn(h, s - 1, generator=gen),
         "_l": lower,
         "_b": torch.randn(h, i, generator=gen),
-        "_q": torch.randn(h, i, generator=gen),
-        "_p": torch.randn(i, i, generator=gen).div_(i),
+        "_q": torch.randn(h, i - s, generator=gen),
+        "_p": torch.randn(i - s, i, generator=gen).div_(i),
         "order": order,
         "meta": torch.tensor(meta, dtype=torch.float64),
     }

@@ -9,9 +9,10 @@ The figures follow the layout of the data, not a measurement:
   a time; the calibration pass holds the sums of as many layers at once as its budget
   allows (:class:`Layout`), running the text once per group of layers;
 - **refit factors**: per layer, the float32 factors a trial's refit reads
-  (:meth:`frontier.pruning.refit.LayerRefit.prefix`: ``2 (I+1)^2 + 3 H (I+1)`` values, or on a
-  GPU the compact ``2 H (I+1)``, plus one ``(I+1)^2`` matrix per two layers, which holds
-  the triangle each of them reads), on the device while they fit half its free memory,
+  (:meth:`frontier.pruning.refit.LayerRefit.prefix`: about ``3/4 (I+1)^2 + 2 H (I+1)``
+  values, the blocks some kept count reads; or on a GPU the compact ``2 H (I+1)``, plus
+  one ``(I+1)^2`` matrix per two layers, which holds the triangle each of them reads),
+  on the device while they fit half its free memory,
   else in pinned host memory, or on disk (read a block at a time by each trial) where
   the host's budget is spent; a trial then holds the blocks of two layers at most (the
   one it refits, the next read ahead: :func:`read_block_bytes`);
@@ -31,6 +32,7 @@ the estimate ``benchmarks/memory.py`` holds against measured peaks.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,11 +116,19 @@ def setup_bytes(hidden: int, width: int) -> int:
 
 def read_block_bytes(hidden: int, width: int) -> int:
     """The most a trial reads of one layer's factors on disk, over every kept count ``k``
-    (:func:`frontier.pruning.prefetch.prefix_blocks`): with ``n = I + 1``, ``Y[:, :k]``
+    (:meth:`frontier.pruning.refit.LayerRefit.blocks`): with ``n = I + 1``, ``Y[:, :k]``
     and ``L[:k, :k]`` up to half kept, else ``P[k:, :k]``, ``B[:, :k]`` and ``Q[:, k:]``,
     at most ``H n + n^2 / 4`` float32 values (about 135 MB at Qwen2.5-1.5B's shape)."""
     n = width + 1
     return (hidden * n + n * n // 4) * 4
+
+
+def _kept_factor_values(n: int, hidden: int) -> int:
+    """The float32 values one layer keeps of its refit factors, not compact, with ``n``
+    rows of the ridged Gram (:func:`frontier.pruning.refit.product_from` ``s``):
+    ``L[:s-1, :s-1]``, ``Y[:, :s-1]``, ``P[s:, :]``, ``B`` and ``Q[:, s:]``."""
+    s = n // 2 + 1
+    return (s - 1) ** 2 + (n - s) * n + hidden * ((s - 1) + n + (n - s))
 
 
 def estimate(
@@ -146,7 +156,7 @@ def estimate(
             (
                 ((layers + 1) // 2 * n * n + layers * 2 * hidden * n)
                 if compact
-                else layers * (2 * n * n + 3 * hidden * n)
+                else layers * _kept_factor_values(n, hidden)
             )
             * 4
             if refit
@@ -358,15 +368,16 @@ def plan_layout(
         per = max(needs.refit_factors // layers, 1)
         # the factors in memory stay through the set-up and every trial; those a GPU keeps
         # take none of the host's budget
-        # the trial's peak counts the blocks it reads from disk; with every layer in
-        # memory it reads none
-        read = 2 * read_block_bytes(hidden, width)
         gpu_room = lean.gpu_factor_bytes(gpu_bytes) if on_gpu and gpu_bytes is not None else 0
         room = budget - max(peaks["setup"], peaks["trial"]) + gpu_room
         factor_layers = min(layers, int(room // per))
-        every = budget - max(peaks["setup"], peaks["trial"] - read) + gpu_room
-        if factor_layers < layers and every >= layers * per:
-            factor_layers = layers
+        if factor_layers < layers:
+            # with every layer in memory a trial reads no blocks from disk: that layout's
+            # own peaks decide
+            every = dataclasses.replace(lean, factor_layers=layers)
+            top = every.peaks(width=width, hidden=hidden, on_gpu=on_gpu, gpu_bytes=gpu_bytes)
+            if max(top["setup"], top["trial"]) <= budget:
+                factor_layers = layers
     return Layout(
         layers, gram_layers, factor_layers, needs, batch_tokens, budget, vocab, size, tokens
     )

@@ -85,8 +85,8 @@ class Refitter:
         The set-up runs on the model's device, one layer at a time. Each layer's factors
         stay on the device while all so far fit ``budget`` bytes (default: on a GPU half
         its free memory now, on the CPU all of them); ``compact`` factors (default: on a
-        GPU) take half the memory (:class:`LayerRefit`), and each second compact layer
-        keeps its ``P`` in the layer's before it (:meth:`LayerRefit.share_p`).
+        GPU) take a third less memory in pairs: each second compact layer keeps its ``P``
+        in the layer's before it (:class:`LayerRefit`, :meth:`LayerRefit.share_p`).
 
         The others, with a ``spill`` folder (the lean path), are kept on disk there and
         read a block at a time by each trial, except, on a GPU, while they fit

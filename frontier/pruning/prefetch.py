@@ -10,9 +10,8 @@ so the weights are the same, bit for bit. :class:`ReadAhead` keeps one such read
 flight beyond the layer being solved (file reads let go of the GIL, the solve's kernels
 too), so a trial's disk reads overlap its compute instead of following it.
 
-The choice of blocks (:func:`prefix_blocks`) is ``prefix``'s own, written out here so that
-``refit.py``, which keys the cached ridge choices, is not touched; a stand-in refuses any
-block it was not given, so a ``prefix`` that came to read other blocks fails loudly
+The blocks are the ones ``prefix`` names (:meth:`LayerRefit.blocks`); a stand-in refuses
+any block it was not given, so a ``prefix`` that came to read other blocks fails loudly
 instead of reading from disk behind the overlap.
 """
 
@@ -29,23 +28,6 @@ from frontier.pruning.refit import LayerRefit
 
 #: a block of a 2-D factor: rows ``r0:r1``, columns ``c0:c1``
 Block = tuple[int, int, int, int]
-
-
-def prefix_blocks(layer: LayerRefit, k: int) -> dict[str, tuple[slice, slice]]:
-    """The index :meth:`LayerRefit.prefix` (``k`` kept) slices from each factor it reads:
-    ``Y[:, :n]`` and ``L[:n, :n]`` up to half kept (not compact), else ``P[n:, :n]``,
-    ``B[:, :n]`` and ``Q[:, n:]`` (``n`` counts the bias column). A layer on disk never
-    shares its ``P`` (:meth:`LayerRefit.share_p`)."""
-    n = k + int(layer.has_bias)
-    total = layer._p.shape[0]
-    whole = slice(None)
-    if n <= total - n and not layer.compact:
-        return {"_y": (whole, slice(None, n)), "_l": (slice(None, n), slice(None, n))}
-    return {
-        "_p": (slice(n, None), slice(None, n)),
-        "_b": (whole, slice(None, n)),
-        "_q": (whole, slice(n, None)),
-    }
 
 
 def _block(shape: torch.Size, index: tuple[slice, slice]) -> Block:
@@ -72,7 +54,7 @@ class ReadBlock:
         if at != self._at:
             raise RuntimeError(
                 f"the refit read block {at} of a factor read ahead as {self._at}: "
-                "frontier.pruning.prefetch.prefix_blocks no longer matches LayerRefit.prefix"
+                "LayerRefit.blocks no longer matches LayerRefit.prefix"
             )
         return self._data
 
@@ -81,7 +63,7 @@ def read_ahead(layer: LayerRefit, k: int) -> LayerRefit:
     """A stand-in of ``layer`` (on disk) whose :meth:`~LayerRefit.prefix` of ``k`` solves
     with blocks read now, as the layer's own factors would read them then."""
     assert layer.on_disk, "only a layer on disk is read ahead"
-    want = prefix_blocks(layer, k)
+    want = layer.blocks(k)
     view = copy.copy(layer)
     for name in LayerRefit._FACTORS:
         factor = getattr(layer, name)

@@ -38,8 +38,20 @@ from frontier._tensorfile import LayerFolder, TensorFile
 from frontier.errors import FrontierError
 
 #: what the saved factors hold (a layer saved in another format is set up again):
-#: 2: the Cholesky factor ``L`` a prefix solves against, where 1 held its inverse ``Z``
-FACTOR_FORMAT = 2
+#: 2: the Cholesky factor ``L`` a prefix solves against, where 1 held its inverse ``Z``;
+#: 3: only the blocks a prefix reads (:func:`product_from`), where 2 held whole squares
+FACTOR_FORMAT = 3
+
+
+def product_from(total: int, compact: bool) -> int:
+    """The first kept count ``n`` (the bias column counted, ``total`` in all) that
+    :meth:`LayerRefit.prefix` refits with the product form (``P``, ``B`` and ``Q``);
+    below it, the solve (``Y`` and ``L``): the solve up to half kept, the product beyond,
+    and the product for every count in a compact layer (0).
+
+    So a layer not compact keeps only ``L[:s-1, :s-1]``, ``Y[:, :s-1]``, ``P[s:, :]`` and
+    ``Q[:, s:]`` (``s`` this count): 351 MB a layer at Qwen2.5-1.5B's shape, not 807."""
+    return 0 if compact else total // 2 + 1
 
 
 @dataclass(frozen=True)
@@ -86,9 +98,10 @@ class LayerRefit:
             right-hand side is ``W M`` instead of ``W G``; with every neuron kept it
             gives ``W`` back exactly.
         compact: keep only the factors of the ``H k (I-k)`` form, used for every ``k``
-            (half the memory; up to 4x the work at small ``k``): for a GPU, where memory
-            is what runs out. Two compact layers of one width also share one square
-            matrix for their ``P`` (:meth:`share_p`).
+            (up to 4x the work at small ``k``): for a GPU, where memory is what runs out.
+            Two compact layers of one width share one square matrix for their ``P``
+            (:meth:`share_p`), so a pair holds ``(I+1)^2 + 4 H (I+1)`` values, against
+            ``3/2 (I+1)^2 + 4 H (I+1)`` for two layers not compact (:func:`product_from`).
     """
 
     def __init__(
@@ -161,12 +174,16 @@ class LayerRefit:
                 f"the refit's set-up: the ridged Gram of a {self.width:,}-neuron layer is not "
                 f"positive definite (alpha {self.alpha:g}): use more calibration tokens"
             )
+        # only the blocks a prefix reads are kept (product_from): the solve's up to s - 1
+        # kept, the product's from s on
+        s = product_from(chol.shape[0], self.compact)
         eye = torch.eye(chol.shape[0], dtype=torch.float64, device=self.device)
-        self._l = torch.empty(0, device=self.device) if self.compact else chol.float()
+        none = torch.empty(0, device=self.device)  # a compact layer keeps no solve
+        self._l = none if self.compact else chol[: s - 1, : s - 1].float().contiguous()
         z = torch.linalg.solve_triangular(chol, eye, upper=False)
         del chol
         n = z.t() @ z
-        self._y = torch.empty(0, device=self.device) if self.compact else (a @ z.t()).float()
+        self._y = none if self.compact else (a @ z[: s - 1].t()).float()
         del z
         flip = torch.linalg.cholesky(n.flip(0, 1))  # N = U U^T, U upper = flip(flip)
         inv = torch.linalg.solve_triangular(flip, eye, upper=False)
@@ -174,9 +191,9 @@ class LayerRefit:
         v = inv.flip(0, 1)
         del inv
         b = a @ n
-        self._b, self._q = b.float(), (b @ v.t()).float()
+        self._b, self._q = b.float(), (b @ v[s:].t()).float()
         del b
-        self._p = (v @ n).float()
+        self._p = (v[s:] @ n).float()
         self.order = order
 
     _FACTORS = ("_y", "_l", "_b", "_q", "_p")
@@ -274,27 +291,42 @@ class LayerRefit:
         disk or in memory)."""
         return sum(getattr(self, n).numel() * 4 for n in self._own())
 
+    def blocks(self, k: int) -> dict[str, tuple[slice, slice]]:
+        """The block (rows, columns) of each stored factor that :meth:`prefix` of ``k``
+        reads: ``Y[:, :n]`` and ``L[:n, :n]`` below :func:`product_from`'s count, else
+        ``P[n:, :n]``, ``B[:, :n]`` and ``Q[:, n:]`` (``n`` counting the bias column; ``P``
+        and ``Q`` stored from that count on; a shared ``P`` read as ``P[:n, n:]``,
+        transposed)."""
+        n = k + int(self.has_bias)
+        s = product_from(self._b.shape[1], self.compact)
+        whole = slice(None)
+        if n < s:
+            return {"_y": (whole, slice(None, n)), "_l": (slice(None, n), slice(None, n))}
+        p = (
+            (slice(None, n), slice(n, None))
+            if self.p_shared
+            else (slice(n - s, None), slice(None, n))
+        )
+        return {"_p": p, "_b": (whole, slice(None, n)), "_q": (whole, slice(n - s, None))}
+
     def prefix(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(kept indices sorted, refitted weight [H, k] in that order, bias or None) for the
         first ``k`` of the order, in float32."""
         assert self.order is not None, "built without an order"
-        n = k + int(self.has_bias)
-        total = self._p.shape[0]
-        on = self._on
         # each block as a contiguous copy, as a block read from disk (DiskFactor) is: the
         # same products, bit for bit, wherever the factors live
-        if n <= total - n and not self.compact:
+        got = {
+            name: self._on(getattr(self, name)[index].contiguous())
+            for name, index in self.blocks(k).items()
+        }
+        if "_l" in got:
             # H n^2 multiply-adds, half the product with Z[:n, :n] (1.1-1.5x faster at
             # Qwen2.5-1.5B's shape, as fast within milliseconds at SmolLM2's:
             # benchmarks/refit_cost.py)
-            y, chol = on(self._y[:, :n].contiguous()), on(self._l[:n, :n].contiguous())
-            cols = torch.linalg.solve_triangular(chol, y, upper=False, left=False)
+            cols = torch.linalg.solve_triangular(got["_l"], got["_y"], upper=False, left=False)
         else:
-            if self.p_shared:
-                p = on(self._p[:n, n:].contiguous()).t()
-            else:
-                p = on(self._p[n:, :n].contiguous())
-            cols = on(self._b[:, :n].contiguous()) - on(self._q[:, n:].contiguous()) @ p
+            p = got["_p"].t() if self.p_shared else got["_p"]
+            cols = got["_b"] - got["_q"] @ p
         kept, pos = self.order[:k].sort()
         bias = cols[:, 0] if self.has_bias else None
         return kept, cols[:, int(self.has_bias) :][:, pos.to(cols.device)], bias

@@ -21,7 +21,10 @@ def test_the_layout_of_an_8b_model() -> None:
     assert memory.mlp_shape(_llama_8b()) == (32, 4096, 14336)
     assert needs.weights == 8_030_261_248 * 2  # Llama-3.1-8B's parameter count, in bf16
     assert needs.statistics == 32 * (3 * 14336 + 2 * n * n) * 8  # ~105 GB of float64 Grams
-    assert needs.refit_factors == 32 * (2 * n * n + 3 * 4096 * n) * 4
+    # L[:s-1, :s-1], Y[:, :s-1], P[s:, :], B and Q[:, s:], s = n // 2 + 1: the blocks read
+    s = 7169
+    kept = (s - 1) ** 2 + (n - s) * n + 4096 * ((s - 1) + n + (n - s))
+    assert needs.refit_factors == 32 * kept * 4  # 35 GB, against 64 GB of whole squares
     compact = memory.estimate(_llama_8b(), "bf16", compact=True)  # a GPU's factors
     # two layers share one P matrix (LayerRefit.share_p)
     assert compact.refit_factors == (16 * n * n + 32 * 2 * 4096 * n) * 4
@@ -130,12 +133,11 @@ def test_the_estimate_counts_the_factors_refit_layers_hold(compact: bool, layers
 
 def test_a_lean_trial_holds_the_blocks_of_two_layers() -> None:
     """The most a trial reads of one layer on disk is :func:`memory.read_block_bytes`
-    (the blocks :func:`prefix_blocks` names, at their largest kept count), and a trial
+    (the blocks :meth:`LayerRefit.blocks` names, at their largest kept count), and a trial
     with factors on disk holds two such sets (the layer refitted, the next read ahead);
     with every layer in memory, none."""
     import torch
 
-    from frontier.pruning.prefetch import prefix_blocks
     from frontier.pruning.refit import LayerRefit
 
     width, hidden = 12, 5  # I + 1 = 13 with the bias column: the bound is reached
@@ -146,7 +148,7 @@ def test_a_lean_trial_holds_the_blocks_of_two_layers() -> None:
     layer = LayerRefit(w, torch.zeros(hidden), x.t() @ x / 400, 1e-2, torch.arange(width))
     read = [
         sum(getattr(layer, name)[index].numel() * 4 for name, index in blocks.items())
-        for blocks in (prefix_blocks(layer, k) for k in range(1, width))
+        for blocks in (layer.blocks(k) for k in range(1, width))
     ]
     assert max(read) == memory.read_block_bytes(hidden, width)
 

@@ -13,15 +13,16 @@ from pathlib import Path
 import pytest
 
 # 3 layers of 3,072 neurons: 3 x 2 x 3,073^2 float64 Gram sums are 453 MB, the in-memory
-# refit factors 230 MB, one layer's set-up 380 MB; the process itself about 420 MB
+# refit factors 87 MB, one layer's set-up 380 MB; the process itself about 390-460 MB
 CONFIG = '{"intermediate_size": 3072, "num_hidden_layers": 3}'
 
 
-@pytest.mark.parametrize("budget", [pytest.param(None, marks=pytest.mark.slow), 0.9])
+@pytest.mark.parametrize("budget", [pytest.param(None, marks=pytest.mark.slow), 0.85])
 def test_the_estimate_is_within_15_percent_of_each_stages_measured_peak(
     tmp_path: Path, budget: float | None
 ) -> None:
-    """In memory, and lean (a budget that holds one layer's sums a pass and no factors)."""
+    """In memory, and lean (a budget that holds two layers' sums a pass and two layers'
+    factors: the third is read from disk by the trial)."""
     cmd = [sys.executable, "-m", "frontier._memprobe", "--shape", "tiny-llama"]
     cmd += ["--config", CONFIG, "--tokens", "2048", "--seq-len", "64", "--search-tokens", "256"]
     cmd += ["--threads", "1"]
@@ -35,6 +36,7 @@ def test_the_estimate_is_within_15_percent_of_each_stages_measured_peak(
     assert (layout["path"] == "lean") == (budget is not None), layout
     if budget is not None:
         assert layout["calibration_passes"] > 1 and layout["factor_layers_in_memory"] < 3
+        assert rows["setup"]["placement"]["disk_layers"] > 0
     for stage in ("calibration", "ranking", "setup", "trial"):
         peak, est = rows[stage]["host_peak"], rows[stage]["estimate"]
         assert abs(est - peak) <= 0.15 * peak, (stage, est / 2**20, peak / 2**20)

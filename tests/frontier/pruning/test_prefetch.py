@@ -139,7 +139,7 @@ def test_a_block_not_read_ahead_is_refused(tmp_path: Path) -> None:
     want = layer.prefix(5)
     got = view.prefix(5)
     assert all(torch.equal(a, b) for a, b in zip(want[:2], got[:2], strict=True))
-    with pytest.raises(RuntimeError, match="prefix_blocks no longer matches"):
+    with pytest.raises(RuntimeError, match="blocks no longer matches"):
         view.prefix(6)
-    with pytest.raises(RuntimeError, match="prefix_blocks no longer matches"):
+    with pytest.raises(RuntimeError, match="blocks no longer matches"):
         view.prefix(50)  # the other form: P, B and Q, none read

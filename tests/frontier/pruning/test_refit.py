@@ -475,7 +475,12 @@ def test_compact_factors_refit_every_prefix_the_same(bias: bool) -> None:
     order = torch.randperm(20, generator=torch.Generator().manual_seed(1))
     full = LayerRefit(w, b, _gram(a), 1e-3, order)
     compact = LayerRefit(w, b, _gram(a), 1e-3, order, compact=True)
-    assert compact.factor_bytes() < full.factor_bytes()
+    # the full form keeps the blocks that some prefix reads (L and Y to s - 1, P and Q from
+    # s = n // 2 + 1); the compact one P whole, and B and Q
+    n, h = 20 + int(bias), w.shape[0]
+    s = n // 2 + 1
+    assert full.factor_bytes() == ((s - 1) ** 2 + (n - s) * n + h * (s - 1 + n + n - s)) * 4
+    assert compact.factor_bytes() == (n * n + 2 * h * n) * 4
     for k in range(1, 20):
         got, want = compact.prefix(k), full.prefix(k)
         assert torch.equal(got[0], want[0])
