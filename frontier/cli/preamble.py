@@ -54,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
 
 def quiet_libraries(*, debug: bool) -> None:
     """transformers, lm-eval and datasets say only errors and draw no progress bars;
-    Optuna says warnings, a failed trial as one line (its traceback with ``debug``)."""
+    Optuna says warnings, a failed trial as one line (its traceback with ``debug``).
+
+    That includes the bars libraries draw with tqdm directly (transformers' GGUF
+    conversion: a log got one line of carriage-return frames): ``TQDM_DISABLE``, which
+    tqdm reads when it is imported. frontier's own progress lines say what runs."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
