@@ -41,7 +41,8 @@ def write_tensors(path: Path, tensors: Mapping[str, torch.Tensor]) -> None:
         f.write(struct.pack("<Q", len(raw)))
         f.write(raw)
         for t in tensors.values():
-            f.write(t.detach().cpu().contiguous().numpy().data.cast("B"))
+            if t.numel():  # an empty tensor (a block no prefix reads) has no bytes
+                f.write(t.detach().cpu().contiguous().numpy().data.cast("B"))
         f.flush()
         os.fsync(f.fileno())
 

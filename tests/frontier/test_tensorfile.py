@@ -51,3 +51,13 @@ def test_a_layer_folder_reads_one_layer_at_each_access(tmp_path: Path) -> None:
 def test_unsupported_dtypes_are_refused(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match="dtype"):
         write_tensors(tmp_path / "x.bin", {"h": torch.zeros(2, dtype=torch.float16)})
+
+
+def test_an_empty_tensor_is_written_and_read_back(tmp_path: Path) -> None:
+    """A refit layer one neuron wide keeps empty blocks (``L[:0, :0]``, ``Y[:, :0]``)."""
+    path = tmp_path / "t.bin"
+    after = torch.arange(6.0).view(2, 3)
+    write_tensors(path, {"empty": torch.zeros(4, 0), "after": after})
+    f = TensorFile(path)
+    assert f.read("empty").shape == (4, 0)
+    assert torch.equal(f.read("after"), after)
