@@ -23,8 +23,9 @@ whole need no refit and are left out.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from frontier.study.summary import StudySummary
 
 RESULTS = Path(__file__).resolve().parents[1] / "studies/results"
 
@@ -34,17 +35,13 @@ def cost(width: int, full: int) -> int:
     return width * min(width, full - width)
 
 
-def reuse(summary: dict) -> dict[str, float]:
+def reuse(summary: StudySummary) -> dict[str, float]:
     """The cache's hits over one study's search trials, in trial order."""
-    search = sorted(
-        (p for p in summary["points"] if p.get("stage", "search") == "search"),
-        key=lambda p: p["number"],
-    )
     seen: set[tuple[int, int]] = set()
     refits = hits = 0
     work = saved = 0
-    for point in search:
-        for layer, (width, full) in enumerate(zip(point["widths"], point["full"], strict=True)):
+    for point in sorted(summary.points, key=lambda p: p.number):
+        for layer, (width, full) in enumerate(zip(point.widths, point.full, strict=True)):
             if width >= full:
                 continue
             refits += 1
@@ -53,14 +50,13 @@ def reuse(summary: dict) -> dict[str, float]:
                 hits += 1
                 saved += cost(width, full)
             seen.add((layer, width))
-    final = [p for p in summary.get("final", []) if p.get("stage") == "final"]
     return {
-        "trials": len(search),
+        "trials": len(summary.points),
         "refits": refits,
         "hits": hits,
         "hit_share": hits / refits if refits else 0.0,
         "work_share": saved / work if work else 0.0,
-        "final_trials": len(final),
+        "final_trials": len(summary.final),
         "distinct": len(seen),
     }
 
@@ -76,7 +72,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     for folder in folders:
-        r = reuse(json.loads((folder / "summary.json").read_text()))
+        r = reuse(StudySummary.from_json((folder / "summary.json").read_text()))
         print(
             f"| {folder.name} | {r['trials']} | {r['refits']} | {r['hits']} | "
             f"{r['hit_share']:.3f} | {r['work_share']:.3f} | {r['final_trials']} | "
